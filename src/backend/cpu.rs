@@ -1,0 +1,161 @@
+//! The CPU reference backend: the readable twin of the kernels, parallel over cores with rayon.
+//!
+//! Like the GPU, it defers the pool-wide part of an update into the next selection pass
+//! ([`update_sample_score`]), so a step is one pass over the pool: `update` touches only the batch.
+
+use rayon::prelude::*;
+
+use crate::backend::{Backend, UpdateReport};
+use crate::config::Config;
+use crate::error::{BotsError, Result};
+use crate::evidence::{batch_evidence, Evidence};
+use crate::pool::{Features, PoolState};
+use crate::select::{score_key, score_task, select_top_k};
+use crate::update::{apply_pending, apply_pending_task, scatter_batch, PendingScalars};
+
+/// A pool on the host.
+///
+/// ```
+/// use bots::{Backend, Config, CpuPool, Evidence};
+/// let cfg = Config { rho: 0.0, batch: 2, ..Default::default() };
+/// let mut pool = CpuPool::new(cfg, 10, None).unwrap();
+/// let tasks = pool.select_batch().unwrap();
+/// pool.update(&Evidence::pass_rates(tasks, vec![0.5, 1.0])).unwrap();
+/// assert_eq!(pool.step(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct CpuPool {
+    config: Config,
+    state: PoolState,
+    /// The pool-wide part of the last update, not yet applied (batch tasks are marked by a negative
+    /// alpha until it is).
+    pending: Option<PendingScalars>,
+}
+
+impl CpuPool {
+    /// A fresh pool of `n` tasks, optionally with reference features (required when rho > 0).
+    pub fn new(config: Config, n: usize, features: Option<Features>) -> Result<CpuPool> {
+        let state = PoolState::new(&config, n, features)?;
+        Ok(CpuPool { config, state, pending: None })
+    }
+
+    /// A pool resuming from a saved state.
+    pub fn from_state(config: Config, state: PoolState) -> Result<CpuPool> {
+        config.validate()?;
+        check_state_fits(&config, &state)?;
+        Ok(CpuPool { config, state, pending: None })
+    }
+
+    fn flush(&mut self) {
+        if let Some(p) = self.pending.take() {
+            apply_pending(&mut self.state, &self.config, &p);
+        }
+    }
+}
+
+/// A restored state must be internally consistent and usable with the config.
+pub(crate) fn check_state_fits(config: &Config, state: &PoolState) -> Result<()> {
+    state.validate()?;
+    if state.features.is_none() && state.globals.rho > 0.0 {
+        return Err(BotsError::MissingFeatures { rho: state.globals.rho });
+    }
+    if !(0.0..=1.0).contains(&state.globals.rho) {
+        return Err(BotsError::config("rho", format!("restored rho {} is outside [0, 1]", state.globals.rho)));
+    }
+    let _ = config;
+    Ok(())
+}
+
+/// CPU twin of the `update_sample_score` kernel: applies the pending update of task `k` (if any),
+/// writes it back, and returns the task's selection key at `step`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn update_sample_score(
+    config: &Config,
+    alpha: &mut f32,
+    beta: &mut f32,
+    prior: (f32, f32),
+    features: Option<(f32, f32)>,
+    pending: Option<&PendingScalars>,
+    step: u64,
+    task: u32,
+) -> u64 {
+    if let Some(p) = pending {
+        let (a, b) = apply_pending_task(*alpha, *beta, prior, features, config.lambda, config.m as f32, p);
+        *alpha = a;
+        *beta = b;
+    }
+    score_key(score_task(config, *alpha, *beta, step, task), task)
+}
+
+impl Backend for CpuPool {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn len(&self) -> usize {
+        self.state.len()
+    }
+
+    fn step(&self) -> u64 {
+        self.state.globals.step
+    }
+
+    fn select(&mut self, k: usize) -> Result<Vec<u32>> {
+        let n = self.len();
+        if k == 0 || k > n {
+            return Err(BotsError::InvalidK { k, len: n });
+        }
+        let step = self.state.globals.step;
+        let config = &self.config;
+        if let Some(p) = self.pending.take() {
+            // The fused pass: bring every task up to date and score it, in one sweep.
+            let PoolState { alpha, beta, prior, features, .. } = &mut self.state;
+            let mut keys: Vec<u64> = Vec::with_capacity(n);
+            alpha
+                .par_iter_mut()
+                .zip(beta.par_iter_mut())
+                .enumerate()
+                .map(|(k, (a, b))| {
+                    let f = features.as_ref().map(|f| f.get(k));
+                    update_sample_score(config, a, b, prior.get(k), f, Some(&p), step, k as u32)
+                })
+                .collect_into_vec(&mut keys);
+            return Ok(crate::select::top_k_keys(keys, k).into_iter().map(crate::select::key_task).collect());
+        }
+        let (alpha, beta) = (&self.state.alpha, &self.state.beta);
+        Ok(select_top_k(n, k, |t| score_key(score_task(config, alpha[t], beta[t], step, t as u32), t as u32)))
+    }
+
+    fn update(&mut self, evidence: &Evidence) -> Result<UpdateReport> {
+        // Validate and reduce first: nothing is written until the batch is known good.
+        let pending = batch_evidence(&self.state, &self.config, evidence)?;
+        self.flush();
+        scatter_batch(&mut self.state, &self.config, &pending);
+        let g = &mut self.state.globals;
+        g.mu = pending.mu;
+        g.rho = pending.rho;
+        g.step += 1;
+        self.pending = Some(PendingScalars::from(&pending));
+        Ok(UpdateReport { step: g.step, mu: pending.mu, rho: pending.rho, miss: pending.miss })
+    }
+
+    fn to_host(&self) -> Result<PoolState> {
+        let mut state = self.state.clone();
+        if let Some(p) = &self.pending {
+            apply_pending(&mut state, &self.config, p);
+        }
+        Ok(state)
+    }
+
+    fn restore(&mut self, state: PoolState) -> Result<()> {
+        check_state_fits(&self.config, &state)?;
+        self.state = state;
+        self.pending = None;
+        Ok(())
+    }
+}

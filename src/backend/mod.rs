@@ -1,0 +1,59 @@
+//! The backend trait: what the CPU reference and the CUDA backend both do.
+
+pub mod cpu;
+pub mod cuda;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::evidence::Evidence;
+use crate::pool::PoolState;
+
+pub use cpu::CpuPool;
+
+/// What an update reports back (the batch statistics of §3).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UpdateReport {
+    /// Step counter after the update.
+    pub step: u64,
+    /// mu after the update (`None` for a pool without features).
+    pub mu: Option<f32>,
+    /// rho after the update.
+    pub rho: f32,
+    /// Mean |p_tilde - r| over the batch before the overwrite (`None` without features).
+    pub miss: Option<f32>,
+}
+
+/// A pool of tasks with its BOTS posterior, on some device.
+///
+/// One step of a training loop is `select` (which tasks to train on at the current step) then
+/// `update` (what the rollouts showed), which advances the step. Selection at step t draws from
+/// Philox keyed by (seed, t), so it is the same on every backend and on every re-run.
+pub trait Backend {
+    /// "cpu" or "cuda:<device name>".
+    fn name(&self) -> String;
+    /// The hyper-parameters.
+    fn config(&self) -> &Config;
+    /// Number of tasks in the pool.
+    fn len(&self) -> usize;
+    /// True for an empty pool (never, for a constructed pool).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Updates applied so far.
+    fn step(&self) -> u64;
+    /// The `k` tasks to train on at the current step, best first. Does not advance the step: calling
+    /// it twice gives the same tasks.
+    fn select(&mut self, k: usize) -> Result<Vec<u32>>;
+    /// Applies one batch of evidence (explicit for its tasks, implicit for all others) and advances the
+    /// step. On error the state is unchanged.
+    fn update(&mut self, evidence: &Evidence) -> Result<UpdateReport>;
+    /// A host copy of the whole state, brought up to date.
+    fn to_host(&self) -> Result<PoolState>;
+    /// Replaces the whole state (e.g. from a checkpoint). The state must fit the pool's config.
+    fn restore(&mut self, state: PoolState) -> Result<()>;
+    /// `select(config.batch)`.
+    fn select_batch(&mut self) -> Result<Vec<u32>> {
+        let k = self.config().batch;
+        self.select(k)
+    }
+}

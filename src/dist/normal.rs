@@ -1,0 +1,46 @@
+//! Standard normal pairs by Box–Muller.
+
+use crate::rng::u01;
+
+/// Two independent N(0, 1) values from two uniform words:
+/// `r = sqrt(-2 ln u1)`, `(r cos 2πu2, r sin 2πu2)`.
+///
+/// ```
+/// let (z0, z1) = bots::dist::box_muller(0x1234_5678, 0x9abc_def0);
+/// assert!(z0.is_finite() && z1.is_finite());
+/// ```
+#[inline(always)]
+pub fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
+    let r = (-2.0 * u01(w0).ln()).sqrt();
+    let (s, c) = (std::f32::consts::TAU * u01(w1)).sin_cos();
+    (r * c, r * s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{Purpose, TaskStream};
+
+    /// Mean, variance and the tail mass beyond 2 sigma of 2^18 values against N(0,1), within 5
+    /// standard errors.
+    #[test]
+    fn moments_and_tails() {
+        let n = 1u32 << 17;
+        let mut xs = Vec::with_capacity(2 * n as usize);
+        for i in 0..n {
+            let w = TaskStream::new(3, 0, i).block(Purpose::User, 0);
+            let (a, b) = box_muller(w[0], w[1]);
+            xs.push(a as f64);
+            xs.push(b as f64);
+        }
+        let len = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / len;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / len;
+        assert!(mean.abs() < 5.0 / len.sqrt(), "mean {mean}");
+        // Var of the sample variance of N(0,1) is 2/n.
+        assert!((var - 1.0).abs() < 5.0 * (2.0 / len).sqrt(), "var {var}");
+        let p = 0.045_500_263_9; // P(|Z| > 2)
+        let tail = xs.iter().filter(|x| x.abs() > 2.0).count() as f64 / len;
+        assert!((tail - p).abs() < 5.0 * (p * (1.0 - p) / len).sqrt(), "tail {tail}");
+    }
+}

@@ -1,0 +1,196 @@
+//! Evidence: what the trainer observed on the selected tasks (explicit evidence, §2 of the spec), and
+//! the interpolation plug-in that predicts every other task from it (implicit evidence, §3).
+//!
+//! [`batch_evidence`] is the CPU twin of the `batch_evidence` kernel: it validates a batch, reduces
+//! its statistics (mu_est, the adaptive-rho test) and returns the [`Pending`] update that
+//! [`crate::update`] applies to every task.
+
+use std::collections::HashMap;
+
+use crate::config::Config;
+use crate::error::{BotsError, Result};
+use crate::pool::PoolState;
+
+/// Offset in the denominator of mu_est, as in Trinity-RFT.
+pub const MU_EPS: f64 = 1e-6;
+/// Mean absolute interpolation error at which adaptive rho halves rho.
+pub const ADAPTIVE_RHO_MISS: f64 = 0.25;
+
+/// Observed outcomes of the tasks of one batch, in the order of `Evidence::tasks`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcomes {
+    /// Mean binary reward over the config's m rollouts per task, each in [0, 1].
+    PassRates(Vec<f32>),
+    /// Success and failure counts per task (n_k = s_k + f_k rollouts, 1 <= n_k <= m).
+    Counts { successes: Vec<f32>, failures: Vec<f32> },
+}
+
+/// The outcomes of one step's batch.
+///
+/// ```
+/// let ev = bots::Evidence::pass_rates(vec![3, 17], vec![0.25, 1.0]);
+/// assert_eq!(ev.len(), 2);
+/// let ev = bots::Evidence::counts(vec![3], vec![4.0], vec![12.0]);
+/// assert_eq!(ev.len(), 1);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evidence {
+    /// Task ids, each at most once.
+    pub tasks: Vec<u32>,
+    /// Their outcomes.
+    pub outcomes: Outcomes,
+}
+
+impl Evidence {
+    /// Pass rates (mean reward of m rollouts) for `tasks`.
+    pub fn pass_rates(tasks: Vec<u32>, rates: Vec<f32>) -> Self {
+        Evidence { tasks, outcomes: Outcomes::PassRates(rates) }
+    }
+    /// Success/failure counts for `tasks`.
+    pub fn counts(tasks: Vec<u32>, successes: Vec<f32>, failures: Vec<f32>) -> Self {
+        Evidence { tasks, outcomes: Outcomes::Counts { successes, failures } }
+    }
+    /// Number of tasks in the batch.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+    /// True for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+}
+
+/// One validated row of a batch: `s_bar`, `f_bar` explicit pseudo-counts, `n` rollouts and the
+/// observed pass rate `r = s_bar / n`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchRow {
+    pub task: u32,
+    pub s_bar: f32,
+    pub f_bar: f32,
+    pub n: f32,
+    pub r: f32,
+}
+
+/// Turns one reported outcome into a row, or says why it is invalid. The one place that defines
+/// `s_bar`, `f_bar`, `n` and `r` from what a trainer reports.
+#[inline]
+pub fn batch_row(task: u32, outcome: RowOutcome, m: u32) -> Result<BatchRow> {
+    let mf = m as f32;
+    match outcome {
+        RowOutcome::PassRate(r) => {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(BotsError::InvalidPassRate { task, value: r });
+            }
+            Ok(BatchRow { task, s_bar: mf * r, f_bar: mf * (1.0 - r), n: mf, r })
+        }
+        RowOutcome::Counts(s, f) => {
+            let bad = |reason: String| BotsError::InvalidCounts { task, successes: s, failures: f, reason };
+            if !(s.is_finite() && f.is_finite()) {
+                return Err(bad("counts must be finite numbers".into()));
+            }
+            if s < 0.0 || f < 0.0 {
+                return Err(bad("counts must not be negative".into()));
+            }
+            let n = s + f;
+            if n <= 0.0 {
+                return Err(bad("at least one rollout is needed (successes + failures > 0)".into()));
+            }
+            if n > mf {
+                return Err(bad(format!("successes + failures = {n} exceeds m = {m} rollouts per task")));
+            }
+            Ok(BatchRow { task, s_bar: s, f_bar: f, n, r: s / n })
+        }
+    }
+}
+
+/// One outcome as reported, before validation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RowOutcome {
+    PassRate(f32),
+    Counts(f32, f32),
+}
+
+/// The update a batch implies for the whole pool, computed from the batch alone: the new mu and rho,
+/// and the validated batch rows. Applying it (`crate::update`) touches every task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pending {
+    /// Validated rows of the batch (explicit evidence).
+    pub rows: Vec<BatchRow>,
+    /// mu after this update (`None` when the pool has no features).
+    pub mu: Option<f32>,
+    /// rho after this update (the halved value when adaptive rho fired).
+    pub rho: f32,
+    /// Mean |p_tilde - r| over the batch, before the overwrite (`None` without features).
+    pub miss: Option<f32>,
+}
+
+/// Interpolated pass rate `clip(f_w + mu·(f_s - f_w), 0, 1)`: the one place of this formula.
+#[inline(always)]
+pub fn interpolate(mu: f32, f_w: f32, f_s: f32) -> f32 {
+    (f_w + mu * (f_s - f_w)).clamp(0.0, 1.0)
+}
+
+/// Validates `evidence` against the pool and computes the [`Pending`] update (§3 of the spec, in its
+/// order: mu, p_tilde, the adaptive-rho test). Reads the state, never writes it.
+pub fn batch_evidence(state: &PoolState, config: &Config, evidence: &Evidence) -> Result<Pending> {
+    let n = state.len();
+    let len = evidence.tasks.len();
+    if len == 0 {
+        return Err(BotsError::Empty("the evidence batch"));
+    }
+    let outcome = |i: usize| -> Result<RowOutcome> {
+        match &evidence.outcomes {
+            Outcomes::PassRates(r) => Ok(RowOutcome::PassRate(r[i])),
+            Outcomes::Counts { successes, failures } => Ok(RowOutcome::Counts(successes[i], failures[i])),
+        }
+    };
+    match &evidence.outcomes {
+        Outcomes::PassRates(r) if r.len() != len => {
+            return Err(BotsError::LengthMismatch { what: "pass rates (one per task)".into(), expected: len, got: r.len() })
+        }
+        Outcomes::Counts { successes, failures } if successes.len() != len || failures.len() != len => {
+            let got = if successes.len() != len { successes.len() } else { failures.len() };
+            return Err(BotsError::LengthMismatch { what: "success/failure counts (one per task)".into(), expected: len, got });
+        }
+        _ => {}
+    }
+    let mut seen: HashMap<u32, usize> = HashMap::with_capacity(len);
+    let mut rows = Vec::with_capacity(len);
+    for (i, &task) in evidence.tasks.iter().enumerate() {
+        if task as usize >= n {
+            return Err(BotsError::TaskOutOfRange { task: task as u64, position: i, len: n });
+        }
+        if let Some(&first) = seen.get(&task) {
+            return Err(BotsError::DuplicateTask { task, first, second: i });
+        }
+        seen.insert(task, i);
+        rows.push(batch_row(task, outcome(i)?, config.m)?);
+    }
+
+    let g = state.globals;
+    let Some(features) = &state.features else {
+        return Ok(Pending { rows, mu: g.mu, rho: g.rho, miss: None });
+    };
+    // Batch means in f64 (the kernel reduces in f64 too, so the order of the sum barely matters).
+    let inv = 1.0 / len as f64;
+    let (mut sr, mut sw, mut ss) = (0.0f64, 0.0f64, 0.0f64);
+    for row in &rows {
+        let (fw, fs) = features.get(row.task as usize);
+        sr += row.r as f64;
+        sw += fw as f64;
+        ss += fs as f64;
+    }
+    let mu_est = ((sr * inv - sw * inv) / (ss * inv - sw * inv + MU_EPS)) as f32;
+    let mu = match g.mu {
+        None => mu_est,
+        Some(prev) => config.gamma * prev + (1.0 - config.gamma) * mu_est,
+    };
+    let mut miss = 0.0f64;
+    for row in &rows {
+        let (fw, fs) = features.get(row.task as usize);
+        miss += (interpolate(mu, fw, fs) - row.r).abs() as f64;
+    }
+    let miss = miss * inv;
+    let rho = if config.adaptive_rho && miss >= ADAPTIVE_RHO_MISS { g.rho / 2.0 } else { g.rho };
+    Ok(Pending { rows, mu: Some(mu), rho, miss: Some(miss as f32) })
+}

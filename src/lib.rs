@@ -1,0 +1,40 @@
+//! # bots — Bayesian Online Task Selection, fast enough for the training loop
+//!
+//! BOTS keeps a Beta belief over every task's pass rate, Thompson-samples it each step, trains on the
+//! tasks nearest a target pass rate, and updates every belief with the batch's outcomes (explicit
+//! evidence) plus predictions interpolated from reference-model pass rates (implicit evidence).
+//! The algorithm, with every formula: `BOTS-ALGORITHM.md` (restated in the README).
+//!
+//! The pipeline, one module each: [`pool`] (state) → [`select`] → [`evidence`] → [`update`], with
+//! randomness from [`rng`] (Philox4x32-10) and [`dist`] (Beta, Gamma, Gumbel), behind the
+//! [`Backend`] trait implemented by [`CpuPool`] and the CUDA backend.
+//!
+//! ```
+//! use bots::{Backend, Config, CpuPool, Evidence, Features};
+//! let weak = vec![0.1f32; 100];
+//! let strong = vec![0.6f32; 100];
+//! let mut pool = CpuPool::new(Config { batch: 4, ..Default::default() }, 100,
+//!                             Some(Features::from_f32(&weak, &strong).unwrap())).unwrap();
+//! for _step in 0..3 {
+//!     let tasks = pool.select_batch().unwrap();          // which prompts to roll out
+//!     let rates = vec![0.5; tasks.len()];                 // mean reward of their m rollouts
+//!     pool.update(&Evidence::pass_rates(tasks, rates)).unwrap();
+//! }
+//! assert_eq!(pool.step(), 3);
+//! ```
+
+pub mod backend;
+pub mod config;
+pub mod dist;
+pub mod error;
+pub mod evidence;
+pub mod pool;
+pub mod rng;
+pub mod select;
+pub mod update;
+
+pub use backend::{Backend, CpuPool, UpdateReport};
+pub use config::Config;
+pub use error::{BotsError, Result};
+pub use evidence::{Evidence, Outcomes};
+pub use pool::{Features, Globals, PoolState, Prior};

@@ -1,0 +1,115 @@
+//! Selection (§1 of the spec): a Thompson sample (or the posterior mean) per task, the score
+//! `-|p* - p_hat|`, and the top k over the whole pool; Gumbel-top-k when tau > 0.
+//!
+//! Ties are broken by task index (the lower id wins) through [`score_key`], a 64-bit key whose
+//! unsigned order is the selection order; the GPU's radix select ranks the same keys.
+
+use rayon::prelude::*;
+
+use crate::config::Config;
+use crate::dist::{sample_beta, sample_gumbel};
+use crate::rng::TaskStream;
+
+/// The selection score of task `task` with posterior Beta(alpha, beta) at `step`:
+/// `-|p* - p_hat|`, or `-|p* - p_hat|/tau + G` with G standard Gumbel when tau > 0 (Gumbel-top-k).
+///
+/// ```
+/// let cfg = bots::Config { do_sample: false, ..Default::default() };
+/// // posterior mean 0.75, target 0.5:
+/// assert_eq!(bots::select::score_task(&cfg, 3.0, 1.0, 0, 0), -0.25);
+/// ```
+#[inline(always)]
+pub fn score_task(config: &Config, alpha: f32, beta: f32, step: u64, task: u32) -> f32 {
+    let stream = TaskStream::new(config.seed, step, task);
+    let p_hat = if config.do_sample { sample_beta(alpha, beta, &stream) } else { alpha / (alpha + beta) };
+    let s = -(config.target - p_hat).abs();
+    if config.tau > 0.0 {
+        s / config.tau + sample_gumbel(&stream)
+    } else {
+        s
+    }
+}
+
+/// A key whose unsigned order is the selection order: higher score first, then lower task id.
+/// The score's bits are mapped to an order-preserving u32 (with -0 read as +0) in the high half, and
+/// `!task` in the low half.
+///
+/// ```
+/// use bots::select::score_key;
+/// assert!(score_key(-0.1, 5) > score_key(-0.2, 1));
+/// assert!(score_key(-0.1, 1) > score_key(-0.1, 5));
+/// assert_eq!(score_key(-0.0, 3), score_key(0.0, 3));
+/// ```
+#[inline(always)]
+pub fn score_key(score: f32, task: u32) -> u64 {
+    let score = if score == 0.0 { 0.0 } else { score };
+    let bits = score.to_bits();
+    let ordered = if bits & 0x8000_0000 != 0 { !bits } else { bits | 0x8000_0000 };
+    ((ordered as u64) << 32) | (!task) as u64
+}
+
+/// The task id of a key.
+#[inline(always)]
+pub fn key_task(key: u64) -> u32 {
+    !(key as u32)
+}
+
+/// Keeps the `k` largest keys of `keys` (any order in, descending out).
+pub fn top_k_keys(mut keys: Vec<u64>, k: usize) -> Vec<u64> {
+    if keys.len() > k {
+        keys.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+        keys.truncate(k);
+    }
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+    keys
+}
+
+/// CPU twin of the `select_top_k` kernels: the `k` tasks of largest key among `keys(task)` for
+/// `task in 0..n`, best first. Work is split into chunks over the thread pool; each keeps its own
+/// top k and the chunk winners are merged, so the result does not depend on the thread count.
+pub fn select_top_k<F>(n: usize, k: usize, key: F) -> Vec<u32>
+where
+    F: Fn(usize) -> u64 + Sync,
+{
+    const CHUNK: usize = 1 << 16;
+    let winners: Vec<u64> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .flat_map_iter(|c| {
+            let lo = c * CHUNK;
+            let hi = (lo + CHUNK).min(n);
+            top_k_keys((lo..hi).map(&key).collect(), k)
+        })
+        .collect();
+    top_k_keys(winners, k).into_iter().map(key_task).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_order_matches_score_then_index() {
+        let scores = [-0.5f32, -0.0, 0.0, -1e-30, -0.25, -0.25, f32::NEG_INFINITY, 3.0];
+        let mut idx: Vec<u32> = (0..scores.len() as u32).collect();
+        idx.sort_by(|&a, &b| {
+            scores[b as usize].partial_cmp(&scores[a as usize]).unwrap().then(a.cmp(&b))
+        });
+        let mut by_key: Vec<u32> = (0..scores.len() as u32).collect();
+        by_key.sort_by_key(|&t| std::cmp::Reverse(score_key(scores[t as usize], t)));
+        assert_eq!(idx, by_key);
+        assert_eq!(key_task(score_key(-0.3, 123_456)), 123_456);
+    }
+
+    /// Exact top-k against a full sort, for many k, including heavy ties.
+    #[test]
+    fn top_k_matches_full_sort() {
+        let n = 200_003usize;
+        let score = |t: usize| -(((t * 7919) % 1000) as f32) / 1000.0;
+        let mut all: Vec<u32> = (0..n as u32).collect();
+        all.sort_by(|&a, &b| score(b as usize).partial_cmp(&score(a as usize)).unwrap().then(a.cmp(&b)));
+        for k in [1, 2, 31, 32, 1000, 65_536, 65_537, n] {
+            let got = select_top_k(n, k, |t| score_key(score(t), t as u32));
+            assert_eq!(got, all[..k], "k = {k}");
+        }
+    }
+}
