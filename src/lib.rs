@@ -33,7 +33,7 @@ pub mod rng;
 pub mod select;
 pub mod update;
 
-pub use backend::{Backend, CpuPool, UpdateReport};
+pub use backend::{open, Backend, BackendKind, CpuPool, UpdateReport};
 pub use config::Config;
 pub use error::{BotsError, Result};
 pub use evidence::{Evidence, Outcomes};

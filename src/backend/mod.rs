@@ -57,3 +57,41 @@ pub trait Backend {
         self.select(k)
     }
 }
+
+/// Which backend to run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The CPU reference ([`CpuPool`]).
+    Cpu,
+    /// The CUDA backend, on device `ordinal`.
+    Cuda { ordinal: usize },
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cpu" => Ok(BackendKind::Cpu),
+            "cuda" => Ok(BackendKind::Cuda { ordinal: 0 }),
+            _ => match s.strip_prefix("cuda:").map(str::parse) {
+                Some(Ok(ordinal)) => Ok(BackendKind::Cuda { ordinal }),
+                _ => Err(format!("unknown backend `{s}`: use cpu, cuda or cuda:N")),
+            },
+        }
+    }
+}
+
+/// Opens a pool of `n` tasks on the chosen backend.
+pub fn open(
+    kind: BackendKind,
+    config: Config,
+    n: usize,
+    features: Option<crate::pool::Features>,
+) -> Result<Box<dyn Backend>> {
+    match kind {
+        BackendKind::Cpu => Ok(Box::new(CpuPool::new(config, n, features)?)),
+        BackendKind::Cuda { .. } => Err(crate::error::BotsError::CudaUnavailable(
+            "the CUDA backend is not built yet".into(),
+        )),
+    }
+}
