@@ -31,6 +31,7 @@ pub mod evidence;
 pub mod pool;
 pub mod rng;
 pub mod select;
+pub mod sim;
 pub mod update;
 
 pub use backend::{open, Backend, BackendKind, CpuPool, UpdateReport};
