@@ -6,8 +6,8 @@ use crate::rng::{u01, Purpose, TaskStream};
 use crate::dist::normal::box_muller;
 
 /// Block budget of the rejection loop: each block is two attempts, each accepted with probability
-/// >= 0.95 for shapes >= 1, so running out has probability < 0.05^128. The fallback (the mode-like
-/// value `d`) keeps the kernel's work bounded whatever the input.
+/// at least 0.95 for shapes of 1 or more, so running out has probability below 0.05^128. The fallback
+/// (the mode-like value `d`) keeps the kernel's work bounded whatever the input.
 pub const MAX_GAMMA_BLOCKS: u32 = 64;
 
 /// `ln X` for `X ~ Gamma(shape, 1)`, drawn from the `purpose` blocks of `stream`.
