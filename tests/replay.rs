@@ -414,3 +414,27 @@ fn write_parquet_pool(path: &Path, weak: &[f64], strong: &[f64]) {
     g.close().unwrap();
     w.close().unwrap();
 }
+
+/// The shipped sample pool: the JSONL and Parquet files hold the same 1000 tasks, in sixteenths,
+/// with the weaker model at most as good as the stronger one on most tasks.
+#[test]
+fn sample_pool_files_agree() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let jsonl = load_pool(&data.join("sample_pool.jsonl"), Some(KEYS)).unwrap();
+    let parquet = load_pool(&data.join("sample_pool.parquet"), Some(KEYS)).unwrap();
+    assert_eq!(jsonl, parquet);
+    assert_eq!(jsonl.len, 1000);
+    let f = jsonl.features.unwrap();
+    let mut weak_le_strong = 0;
+    for k in 0..f.len() {
+        let (w, s) = f.get(k);
+        assert_eq!((w * 16.0).fract(), 0.0, "task {k}: {w} is not a multiple of 1/16");
+        assert_eq!((s * 16.0).fract(), 0.0, "task {k}: {s} is not a multiple of 1/16");
+        weak_le_strong += (w <= s) as usize;
+    }
+    assert!(weak_le_strong >= 850, "weak <= strong on only {weak_le_strong} of 1000 tasks");
+    let steps: Vec<_> = ReplayLog::open(&data.join("sample_log.jsonl"), 0).unwrap().check_against(1000, 16).collect::<Result<_, _>>().unwrap();
+    assert_eq!(steps.len(), 4);
+    assert!(steps.iter().any(|s| matches!(s.evidence.outcomes, bots::Outcomes::PassRates(_))));
+    assert!(steps.iter().any(|s| matches!(s.evidence.outcomes, bots::Outcomes::Counts { .. })));
+}

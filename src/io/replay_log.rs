@@ -255,6 +255,10 @@ fn numbers(key: &str, values: &[Value], tasks: &[u32], counts: bool) -> std::res
             }
             other => return Err(format!("{at}: expected a number, got {}", show(other))),
         };
+        if !counts && !(0.0..=1.0).contains(&x) {
+            // Checked in f64, before rounding to f32 could turn 1.00000001 into 1.
+            return Err(format!("task {task}: pass rate {x} is not a number in [0, 1]"));
+        }
         if counts {
             if x < 0.0 {
                 return Err(format!("{at}: count {x} is negative"));
@@ -382,6 +386,8 @@ mod tests {
             ("{\"step\": 1, \"tasks\": [1], \"successes\": [1, 2], \"failures\": [1]}", "`successes` has 2 values for 1 tasks"),
             ("{\"step\": 1, \"tasks\": [1], \"successes\": [1], \"failures\": []}", "`failures` has 0 values for 1 tasks"),
             ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, 1.5]}", "task 4: pass rate 1.5 is not a number in [0, 1]"),
+            ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, 1.00000001]}", "task 4: pass rate 1.00000001 is not"),
+            ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [-0.25, 0.5]}", "task 1: pass rate -0.25 is not"),
             ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, \"NaN\"]}", "task 4 (`pass_rates[1]`): NaN"),
             ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, null]}", "task 4 (`pass_rates[1]`): expected a number, got null"),
             ("{\"step\": 1, \"tasks\": [6], \"successes\": [-1], \"failures\": [3]}", "task 6 (`successes[0]`): count -1 is negative"),
