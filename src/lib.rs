@@ -28,6 +28,7 @@ pub mod config;
 pub mod dist;
 pub mod error;
 pub mod evidence;
+pub mod io;
 pub mod pool;
 pub mod rng;
 pub mod select;

@@ -1,9 +1,117 @@
-//! `bots replay`.
+//! `bots replay`: rebuild a posterior from a pool file and a JSONL log of observed outcomes.
+//!
+//! The steps, each its own function so that checkpoints slot in between: load the config and the
+//! pool, open the backend (a `--resume` would restore a checkpoint here, and the log then starts at
+//! its step), apply the log, write the output (a `--checkpoint` would be written here too). The
+//! output file is created only when everything succeeded.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use bots::io::{load_pool, replay, write_posterior, LoadedPool, ReplaySummary};
+use bots::{Backend, BackendKind, Config};
 
 /// Arguments of `bots replay`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The task pool: `.jsonl` or `.parquet`, one row per task; task ids are 0-based row order.
+    #[arg(long, value_name = "FILE")]
+    pub pool: PathBuf,
+    /// The replay log: JSONL, one step a line, e.g. {"step": 0, "tasks": [3, 17], "pass_rates": [0.25, 1.0]}
+    /// or with "successes"/"failures" counts instead of "pass_rates".
+    #[arg(long, value_name = "FILE")]
+    pub log: PathBuf,
+    /// Where to write the posterior: `.jsonl` or `.parquet`. Written only if the whole replay succeeds.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Hyper-parameters (`.yaml`/`.yml`, `.toml` or `.json`; Trinity-RFT's keys are accepted).
+    /// Default: Trinity-RFT's bots.yaml values.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The pool's weak and strong reference pass-rate columns, `WEAK,STRONG` (overrides the config's
+    /// feature_keys).
+    #[arg(long, value_name = "WEAK,STRONG", conflicts_with = "no_features")]
+    pub features: Option<String>,
+    /// Load the pool without reference features (only with rho = 0 and no prior_strength).
+    #[arg(long)]
+    pub no_features: bool,
+    /// Backend: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_name = "cpu|cuda")]
+    pub backend: String,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`bots replay` is not implemented yet")
+pub fn run(args: Args) -> Result<()> {
+    let kind: BackendKind = args.backend.parse().map_err(anyhow::Error::msg)?;
+    // Refuse a bad output path before any work is done.
+    bots::io::Format::of(&args.out)?;
+    let config = load_config(args.config.as_deref(), args.features.as_deref())?;
+    let pool = read_pool(&args.pool, &config, args.no_features)?;
+    let n = pool.len;
+    let mut backend = bots::open(kind, config, n, pool.features)
+        .with_context(|| format!("cannot open a pool of {n} tasks from {}", args.pool.display()))?;
+    let summary = apply_log(backend.as_mut(), &args.log)?;
+    write_output(backend.as_ref(), &args.out)?;
+    let mu = summary.last.and_then(|r| r.mu).map_or("unset".to_string(), |m| m.to_string());
+    eprintln!(
+        "replayed {} steps on {} tasks ({}): step {}, mu {mu}, rho {}; wrote {}",
+        summary.steps,
+        n,
+        backend.name(),
+        backend.step(),
+        summary.last.map_or(backend.config().rho, |r| r.rho),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The config file (or the defaults), with `--features WEAK,STRONG` applied.
+pub fn load_config(path: Option<&Path>, features: Option<&str>) -> Result<Config> {
+    let mut config = match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(spec) = features {
+        let keys: Vec<String> = spec.split(',').map(|k| k.trim().to_string()).collect();
+        if keys.len() != 2 || keys.iter().any(String::is_empty) {
+            bail!("--features expects two column names, WEAK,STRONG (got {spec:?})");
+        }
+        config.feature_keys = keys;
+        config.validate()?;
+    }
+    Ok(config)
+}
+
+/// Loads the pool with the config's feature columns, or without features.
+pub fn read_pool(path: &Path, config: &Config, no_features: bool) -> Result<LoadedPool> {
+    if no_features {
+        if config.rho > 0.0 {
+            bail!("--no-features needs rho = 0 (the config has rho = {}): implicit evidence needs reference features", config.rho);
+        }
+        if config.prior_strength.is_some() {
+            bail!("--no-features cannot be used with prior_strength: per-task priors need reference features");
+        }
+        return Ok(load_pool(path, None)?);
+    }
+    let keys = [config.feature_keys[0].as_str(), config.feature_keys[1].as_str()];
+    let pool = load_pool(path, Some(keys)).map_err(|e| {
+        let hint = if config.rho == 0.0 && config.prior_strength.is_none() {
+            " (with rho = 0 a pool needs no features: pass --no-features)"
+        } else {
+            " (choose the columns with --features WEAK,STRONG)"
+        };
+        anyhow::Error::new(e).context(format!("cannot load the pool{hint}"))
+    })?;
+    Ok(pool)
+}
+
+/// Applies every logged step, in order, starting at the backend's current step.
+pub fn apply_log(backend: &mut dyn Backend, log: &Path) -> Result<ReplaySummary> {
+    replay(backend, log).context("replay stopped; no output was written")
+}
+
+/// Writes the backend's posterior, atomically.
+pub fn write_output(backend: &dyn Backend, out: &Path) -> Result<()> {
+    let state = backend.to_host()?;
+    write_posterior(out, &state).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(())
 }
