@@ -29,7 +29,8 @@ pub fn sample_log_gamma(shape: f32, stream: &TaskStream, purpose: Purpose) -> f3
     let a = if boost { shape + 1.0 } else { shape };
     let d = a - 1.0 / 3.0;
     let c = 1.0 / (9.0 * d).sqrt();
-    let mut log_g = d.ln();
+    let ln_d = d.ln();
+    let mut log_g = ln_d;
     'blocks: for block in 1..=MAX_GAMMA_BLOCKS {
         let w = stream.block(purpose, block);
         let (z0, z1) = box_muller(w[0], w[1]);
@@ -41,12 +42,12 @@ pub fn sample_log_gamma(shape: f32, stream: &TaskStream, purpose: Purpose) -> f3
             let u = u01(uw);
             let z2 = z * z;
             if u < 1.0 - 0.0331 * (z2 * z2) {
-                log_g = d.ln() + 3.0 * x.ln_1p();
+                log_g = ln_d + 3.0 * x.ln_1p();
                 break 'blocks;
             }
             let l = 3.0 * x.ln_1p();
             if u.ln() < 0.5 * z2 + d * (l - 3.0 * x - 3.0 * x * x - x * x * x) {
-                log_g = d.ln() + l;
+                log_g = ln_d + l;
                 break 'blocks;
             }
         }
