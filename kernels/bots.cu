@@ -381,8 +381,6 @@ extern "C" __global__ void batch_finish(Scalars* sc) {
     if (sc->batch_err == BOTS_NO_ERROR) {
         sc->step += 1;
         sc->pending = 1;
-    } else {
-        sc->miss_set = 0;
     }
     sc->batch_err = BOTS_NO_ERROR;
 }
