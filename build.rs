@@ -43,10 +43,16 @@ fn main() {
     for entry in std::fs::read_dir("kernels").into_iter().flatten().flatten() {
         println!("cargo:rerun-if-changed={}", entry.path().display());
     }
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // No stale PTX from an earlier build may outlive a build without nvcc (scripts/check-ptx.sh reads it).
+    for entry in std::fs::read_dir(&out).into_iter().flatten().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "ptx") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     let Some(nvcc) = find_nvcc() else {
         return fail("built without nvcc: no nvcc in NVCC, CUDA_HOME, CUDA_PATH, /usr/local/cuda or PATH".into());
     };
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let arch = std::env::var("CUDA_ARCH").unwrap_or_else(|_| "compute_80".into());
     for cu in &kernels {
         let ptx = out.join(Path::new(cu.file_stem().expect("a .cu file name")).with_extension("ptx"));
