@@ -7,9 +7,13 @@
 // f16 -> f32 (exact), without cuda_fp16.h (which needs the CCCL headers). Features are stored as the raw
 // bits of IEEE binary16 (Rust half::f16).
 __device__ __forceinline__ float half_to_float(uint16_t h) {
+#ifdef BOTS_HOST_EMU
+    return bots_emu_half_to_float(h);  // scripts/emu: the kernels compiled for the host
+#else
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
+#endif
 }
 
 // Hyper-parameters, passed by value. Mirrors `KernelParams` in src/backend/cuda.rs (56 bytes).

@@ -39,4 +39,18 @@ for e in $entries; do
     fi
 done
 (( status == 0 )) && echo "all $count entry points present"
+
+# Optional: assemble the PTX to SASS (no GPU needed) when ptxas is at hand (PATH or next to $NVCC).
+ptxas="$(command -v ptxas || true)"
+[[ -z "$ptxas" && -n "${NVCC:-}" && -x "$(dirname "$NVCC")/ptxas" ]] && ptxas="$(dirname "$NVCC")/ptxas"
+if [[ -n "$ptxas" ]]; then
+    for sm in sm_80 sm_90; do
+        if "$ptxas" -arch="$sm" "$ptx" -o /dev/null; then
+            echo "ptxas -arch=$sm: ok"
+        else
+            echo "FAIL: ptxas -arch=$sm rejects $ptx" >&2
+            status=1
+        fi
+    done
+fi
 exit $status

@@ -300,7 +300,8 @@ fn restore_round_trips() {
     gpu.restore(state.clone()).unwrap();
     assert_eq!(gpu.to_host().unwrap(), state);
     assert_eq!(gpu.step(), 5);
-    assert_eq!(gpu.select(4).unwrap(), cpu.select(4).unwrap());
+    let (c, g) = (cpu.select(4).unwrap(), gpu.select(4).unwrap());
+    assert!(compare_selection(&cfg, &cpu.to_host().unwrap(), &c, &g, "restored") <= 2);
 }
 
 #[test]

@@ -688,6 +688,15 @@ impl CudaPool {
     }
 }
 
+impl Drop for CudaPool {
+    /// Waits for the pool's kernels before its buffers and module go.
+    fn drop(&mut self) {
+        if self.ctx.bind_to_thread().is_ok() {
+            let _ = self.stream.synchronize();
+        }
+    }
+}
+
 fn grid_for(n: u64) -> u32 {
     n.div_ceil(BLOCK as u64).clamp(1, 65_535) as u32
 }
