@@ -148,6 +148,37 @@ int main(int argc, char** argv) {
         if (e.sc.err_code) { fprintf(stderr, "device error %u at %u\n", e.sc.err_code, e.sc.err_pos); return 3; }
     }
     e.flush();
+    // Invalid batches: each must set the expected error code and change nothing (checked bit for bit).
+    if (n >= 4) {
+        const float m = 16.0f;
+        struct Bad { const char* what; std::vector<uint32_t> t; std::vector<float> a, b; bool counts; uint32_t code; };
+        std::vector<Bad> bad = {
+            {"out of range", {1, (uint32_t)n, 2}, {1, 1, 1}, {1, 1, 1}, true, ERR_OUT_OF_RANGE},
+            {"max id", {0xffffffffu}, {1}, {1}, true, ERR_OUT_OF_RANGE},
+            {"duplicate", {3, 1, 3}, {1, 1, 1}, {1, 1, 1}, true, ERR_DUPLICATE},
+            {"NaN count", {1, 2}, {1, NAN}, {1, 1}, true, ERR_NOT_FINITE},
+            {"negative", {1, 2}, {1, 1}, {-1, 1}, true, ERR_NEGATIVE},
+            {"empty", {1, 2}, {0, 1}, {0, 1}, true, ERR_EMPTY},
+            {"too many", {1, 2}, {m, 1}, {1, 1}, true, ERR_TOO_MANY},
+            {"rate", {1, 2}, {0.5f, 1.5f}, {}, false, ERR_PASS_RATE},
+            {"NaN rate", {1, 2}, {NAN, 0.5f}, {}, false, ERR_PASS_RATE},
+        };
+        for (auto& x : bad) {
+            const auto a = e.alpha, b = e.beta;
+            const Scalars before = e.sc;
+            e.update(x.t, x.a, x.b, x.counts);
+            e.flush();
+            bool same = a == e.alpha && b == e.beta && before.step == e.sc.step && bits(before.mu) == bits(e.sc.mu) &&
+                        before.mu_set == e.sc.mu_set && bits(before.rho) == bits(e.sc.rho) && e.sc.pending == 0;
+            for (auto w : e.bitmap) same = same && w == 0;
+            if (!same || e.sc.err_code != x.code || e.sc.batch_err != BOTS_NO_ERROR) {
+                fprintf(stderr, "invalid batch '%s': state changed or code %u != %u\n", x.what, e.sc.err_code, x.code);
+                return 5;
+            }
+            emu_launch(1, 1, clear_error, &e.sc);
+        }
+        fprintf(stderr, "invalid batches: %zu rejected, state unchanged\n", bad.size());
+    }
     printf("GLOBALS step=%llu mu=%s%08x rho=%08x\n", e.sc.step, e.sc.mu_set ? "" : "none:", bits(e.sc.mu), bits(e.sc.rho));
     for (unsigned long long t = 0; t < n; ++t) printf("T %llu %08x %08x\n", t, bits(e.alpha[t]), bits(e.beta[t]));
     // The bitmap must be clean after every batch.

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs kernels/bots.cu on the CPU (cuda_shim.h) through the CUDA backend's launch sequence and diffs
 # its selections and final posterior, bit for bit, against the CPU backend on the same scenarios.
-# Needs g++ >= 12 (C++20) and a twin binary (TWIN=path; see twin.rs). Not a GPU test: it checks the
-# kernels' logic (radix select, bitonic sort, device evidence), and the device code's arithmetic with
-# the host libm. Usage: TWIN=/path/to/twin scripts/emu/run.sh
+# Needs g++ >= 12 (C++20). Not a GPU test: it checks the kernels' logic (radix select, bitonic sort,
+# device evidence, the pending/mark protocol) and the device code's arithmetic with the host libm.
+# Usage: scripts/emu/run.sh   (TWIN=path reuses a built twin binary)
 set -euo pipefail
 cd "$(dirname "$0")"
-: "${TWIN:?set TWIN to the built twin binary (see twin.rs)}"
 out="${TMPDIR:-/tmp}/bots-emu"
 mkdir -p "$out"
+if [[ -z "${TWIN:-}" ]]; then
+  CARGO_TARGET_DIR="$out/twin-target" cargo build --quiet --manifest-path twin/Cargo.toml
+  TWIN="$out/twin-target/debug/bots-emu-twin"
+fi
 g++ -std=c++20 -O1 -pthread -ffp-contract=off -fno-fast-math -I. emu_main.cpp -o "$out/emu"
 # N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES COUNTS PRIOR [K...]
 scenarios=(

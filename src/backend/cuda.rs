@@ -382,11 +382,23 @@ impl CudaPool {
     }
 
     /// The stream every kernel of this pool runs on (unless a raw verb names another).
+    ///
+    /// ```no_run
+    /// # let pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
+    /// let buf = pool.stream().alloc_zeros::<u32>(32).unwrap();
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
     }
 
     /// The largest `k` of [`CudaPool::select_into`] (chosen at construction).
+    ///
+    /// ```no_run
+    /// # let pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 32, ..Default::default() }, 1000, None)?;
+    /// assert_eq!(pool.k_capacity(), 32);
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
     pub fn k_capacity(&self) -> usize {
         self.k_cap
     }

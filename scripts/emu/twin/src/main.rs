@@ -1,4 +1,4 @@
-// CPU side of scripts/emu: same scenario as emu_main.cpp, same output format.
+// CPU side of scripts/emu/run.sh: the same scenarios as emu_main.cpp, on the CPU backend, same output.
 use bots::{Backend, Config, CpuPool, Evidence, Features};
 fn main() {
     let a: Vec<String> = std::env::args().collect();
