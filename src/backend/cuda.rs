@@ -13,8 +13,12 @@
 //!   shrinking candidate set, a bitonic sort of the k keys (descending) and `keys_to_tasks`.
 //! - `update_from_device`: (`apply_pending` + `clear_pending` if an older update is still pending), then
 //!   `batch_validate`, `batch_reduce`, `batch_scatter`, `batch_finish`. Invalid input leaves the state
-//!   unchanged and sets a device error flag that the next synchronizing call reports as
-//!   [`BotsError::DeviceInput`].
+//!   unchanged and sets a device error flag that the next synchronizing call ([`CudaPool::sync`],
+//!   [`Backend::to_host`], [`Backend::update`]'s report) reports as [`BotsError::DeviceInput`] and
+//!   clears. Only the invalid batch is skipped: valid batches issued after it still apply, and a host
+//!   `update` whose own batch was applied may be the call that reports an earlier device batch's error.
+//!   Host evidence ([`Backend::update`]) is also validated on the host first, with the CPU backend's
+//!   typed errors.
 //!
 //! The step counter lives on the device and every kernel reads it from there, so a captured CUDA graph of
 //! a step replays correctly. The host mirrors it ([`Backend::step`]); after an invalid device batch the

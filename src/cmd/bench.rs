@@ -36,6 +36,11 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// CUDA only: time the device-resident trainer verbs (`select_into` + `update_from_device_rates`,
+    /// with the selected tasks' outcomes already on the device, one synchronization at the end) instead
+    /// of the host verbs (`select` + `update`, which copy and synchronize every step).
+    #[arg(long)]
+    device_verbs: bool,
 }
 
 /// Bytes per task one step must read and write (see the module doc).
@@ -59,6 +64,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unzip();
     let features = Features::from_f32(&weak, &strong)?;
     drop((weak, strong));
+    if args.device_verbs {
+        let BackendKind::Cuda { ordinal } = kind else { anyhow::bail!("--device-verbs needs --backend cuda") };
+        let pool = bots::backend::cuda::CudaPool::on_device(ordinal, config.clone(), args.tasks, Some(features))
+            .context("opening the pool")?;
+        return device_loop(pool, &args);
+    }
     let mut pool = bots::open(kind, config.clone(), args.tasks, Some(features)).context("opening the pool")?;
     let m = config.m;
     let mut step = |i: usize| -> anyhow::Result<()> {
@@ -81,13 +92,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         step(args.warmup + i)?;
     }
     let secs = t0.elapsed().as_secs_f64();
+    report(&args, &pool.name(), secs)
+}
+
+/// The device-resident loop: no host round trip inside the timed steps.
+fn device_loop(mut pool: bots::backend::cuda::CudaPool, args: &Args) -> anyhow::Result<()> {
+    use bots::Backend;
+    let k = args.batch;
+    let stream = pool.stream().clone();
+    let rates: Vec<f32> = (0..k).map(|i| (i % 17) as f32 / 16.0).collect();
+    let rates = stream.clone_htod(&rates).context("uploading outcomes")?;
+    let mut out = stream.alloc_zeros::<u32>(k).context("allocating the selection")?;
+    for _ in 0..args.warmup {
+        pool.select_into(k, &mut out)?;
+        pool.update_from_device_rates(&out, &rates)?;
+    }
+    pool.sync()?;
+    let t0 = Instant::now();
+    for _ in 0..args.steps {
+        pool.select_into(k, &mut out)?;
+        pool.update_from_device_rates(&out, &rates)?;
+    }
+    pool.sync()?;
+    let secs = t0.elapsed().as_secs_f64();
+    report(args, &pool.name(), secs)
+}
+
+fn report(args: &Args, name: &str, secs: f64) -> anyhow::Result<()> {
     let ms = secs * 1e3 / args.steps as f64;
     let bytes = bytes_per_task(true, false) as f64 * args.tasks as f64;
     let gbps = bytes / (ms * 1e-3) / 1e9;
-    let name = pool.name();
     let (backend, device) = match name.split_once(':') {
         Some((b, d)) => (b.to_string(), d.to_string()),
-        None => (name.clone(), cpu_name()),
+        None => (name.to_string(), cpu_name()),
     };
     if args.json {
         // Written by hand to keep the documented key order.
