@@ -64,7 +64,13 @@ struct KernelParams {
     adaptive_rho: u32,
     has_features: u32,
 }
-const _: () = assert!(std::mem::size_of::<KernelParams>() == 56);
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<KernelParams>() == 56);
+    assert!(offset_of!(KernelParams, lambda) == 16);
+    assert!(offset_of!(KernelParams, beta0) == 40);
+    assert!(offset_of!(KernelParams, has_features) == 52);
+};
 
 /// The device scalars (`struct Scalars` in `kernels/model.cuh`).
 #[repr(C)]
@@ -94,7 +100,16 @@ struct DeviceScalars {
     write_buf: u32,
     pad1: u32,
 }
-const _: () = assert!(std::mem::size_of::<DeviceScalars>() == 128);
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<DeviceScalars>() == 128);
+    assert!(offset_of!(DeviceScalars, rho) == 16);
+    assert!(offset_of!(DeviceScalars, err_code) == 32);
+    assert!(offset_of!(DeviceScalars, batch_err) == 56);
+    assert!(offset_of!(DeviceScalars, prefix) == 64);
+    assert!(offset_of!(DeviceScalars, cand_cnt) == 96);
+    assert!(offset_of!(DeviceScalars, done) == 112);
+};
 const SCALAR_WORDS: usize = 16;
 const NO_ERROR: u64 = u64::MAX;
 const RADIX_PASSES: i32 = 6;
@@ -903,5 +918,50 @@ impl Backend for CudaPool {
         self.pending.set(false);
         self.step.set(state.globals.step);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a driver (or without PTX) construction is a typed error, never a panic.
+    #[test]
+    fn unavailable_is_a_typed_error() {
+        let present = kernels::BOTS_PTX.is_some() && unsafe { sys::is_culib_present() };
+        if present {
+            println!("SKIPPED: a CUDA driver is present");
+            return;
+        }
+        let cfg = Config { rho: 0.0, ..Default::default() };
+        match CudaPool::new(cfg.clone(), 10, None) {
+            Err(BotsError::CudaUnavailable(_)) => {}
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("a pool without a driver"),
+        }
+        assert!(matches!(crate::open(crate::BackendKind::Cuda { ordinal: 0 }, cfg, 10, None), Err(BotsError::CudaUnavailable(_))));
+    }
+
+    #[test]
+    fn host_validation_matches_the_cpu_errors() {
+        let ev = |t: Vec<u32>| Evidence::pass_rates(t.clone(), vec![0.5; t.len()]);
+        assert!(matches!(validate_host(10, 16, &ev(vec![])), Err(BotsError::Empty(_))));
+        assert!(matches!(validate_host(10, 16, &ev(vec![10])), Err(BotsError::TaskOutOfRange { task: 10, .. })));
+        assert!(matches!(validate_host(10, 16, &ev(vec![1, 2, 1])), Err(BotsError::DuplicateTask { task: 1, first: 0, second: 2 })));
+        let bad = Evidence::counts(vec![1], vec![f32::NAN], vec![1.0]);
+        assert!(matches!(validate_host(10, 16, &bad), Err(BotsError::InvalidCounts { .. })));
+        let short = Evidence::pass_rates(vec![1, 2], vec![0.5]);
+        assert!(matches!(validate_host(10, 16, &short), Err(BotsError::LengthMismatch { .. })));
+        validate_host(10, 16, &ev(vec![0, 9])).unwrap();
+    }
+
+    #[test]
+    fn scalars_start_clean() {
+        let w = scalar_words(&Globals { mu: Some(0.25), rho: 0.1, step: 7 });
+        let sc: DeviceScalars = bytemuck::cast(w);
+        assert_eq!((sc.step, sc.mu, sc.mu_set, sc.rho, sc.pending, sc.err_code), (7, 0.25, 1, 0.1, 0, 0));
+        assert_eq!(sc.batch_err, NO_ERROR);
+        let sc: DeviceScalars = bytemuck::cast(scalar_words(&Globals { mu: None, rho: 0.0, step: 0 }));
+        assert_eq!(sc.mu_set, 0);
     }
 }
