@@ -446,6 +446,8 @@ impl CudaPool {
     /// `out` must point to at least `k` writable `u32` in this pool's context, and `stream` must be a
     /// live stream of that context. Calls on one pool must be ordered: issue all of them on one stream
     /// (or synchronize between streams yourself); the pool's scratch buffers are shared between calls.
+    /// The host verbs (`select`, `update`, `to_host`, `sync`, `restore`) run on [`CudaPool::stream`]:
+    /// when `stream` is another stream, synchronize it (or make the pool's stream wait on it) first.
     ///
     /// ```no_run
     /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 8, ..Default::default() }, 1000, None)?;
@@ -529,7 +531,8 @@ impl CudaPool {
     /// # Safety
     /// `tasks` must point to `len` readable `u32` and each outcome pointer to `len` readable `f32`, all in
     /// this pool's context and left unchanged until the kernels have run on `stream`, a live stream of
-    /// that context. Calls on one pool must be ordered (one stream, or your own synchronization).
+    /// that context. Calls on one pool must be ordered (one stream, or your own synchronization); see
+    /// [`CudaPool::select_into_raw`] for mixing a foreign stream with the host verbs.
     ///
     /// ```no_run
     /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
