@@ -40,3 +40,4 @@ pub use config::Config;
 pub use error::{BotsError, Result};
 pub use evidence::{Evidence, Outcomes};
 pub use pool::{Features, Globals, PoolState, Prior};
+pub mod kernels;

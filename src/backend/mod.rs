@@ -90,8 +90,6 @@ pub fn open(
 ) -> Result<Box<dyn Backend>> {
     match kind {
         BackendKind::Cpu => Ok(Box::new(CpuPool::new(config, n, features)?)),
-        BackendKind::Cuda { .. } => Err(crate::error::BotsError::CudaUnavailable(
-            "the CUDA backend is not built yet".into(),
-        )),
+        BackendKind::Cuda { ordinal } => Ok(Box::new(cuda::CudaPool::on_device(ordinal, config, n, features)?)),
     }
 }

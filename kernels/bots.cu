@@ -1,0 +1,386 @@
+// BOTS kernels. Every kernel has a CPU twin of the same name (see each comment); host code in
+// src/backend/cuda.rs launches them on one stream, in the order documented there.
+//
+// Safety rules followed throughout: every index is bounds-checked against a length passed by the host
+// (never trusted from device data), loops are grid-stride with 64-bit indices, and every block reaches
+// every __syncthreads().
+#include "model.cuh"
+
+#define GRID_STRIDE(i, n) for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; \
+                               i < (n); i += (unsigned long long)gridDim.x * blockDim.x)
+
+// ---------------------------------------------------------------------------------------------------
+// Fused pass. CPU twin: backend::cpu::update_sample_score (+ select::score_key).
+// Applies the pending pool-wide update (if sc->pending), draws each task's sample and score, and builds
+// the histogram of the first radix digit of the keys (hist0, 2048 bins, zeroed by select_init). Keys are
+// not written; only their top 16 bits go to `digit_cache` (2 bytes/task) so the next pass recomputes
+// keys only for tasks that can still be selected.
+extern "C" __global__ void update_sample_score(Params p, float* alpha, float* beta, const float* alpha0,
+                                               const float* beta0, const uint16_t* fw, const uint16_t* fs,
+                                               const Scalars* sc, unsigned short* digit_cache, uint32_t* hist0) {
+    __shared__ uint32_t h[BOTS_RADIX_BINS];
+    for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x) h[b] = 0;
+    __syncthreads();
+    const uint32_t pending = sc->pending;
+    const unsigned long long step = sc->step;
+    const float mu = sc->mu;
+    const uint32_t mu_set = sc->mu_set;
+    const float rho = sc->rho;
+    GRID_STRIDE(k, p.n) {
+        if (pending) apply_pending_task(p, alpha, beta, alpha0, beta0, fw, fs, mu, mu_set, rho, k);
+        const unsigned long long key = score_key(score_task(p, alpha[k], beta[k], step, (uint32_t)k), (uint32_t)k);
+        digit_cache[k] = (unsigned short)(key >> 48);
+        atomicAdd(&h[(uint32_t)(key >> 53)], 1u);
+    }
+    __syncthreads();
+    for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x)
+        if (h[b]) atomicAdd(&hist0[b], h[b]);
+}
+
+// Pool-wide part of a pending update without sampling (flush before a second update, or before a
+// readback). CPU twin: update::apply_pending. clear_pending must follow it.
+extern "C" __global__ void apply_pending(Params p, float* alpha, float* beta, const float* alpha0, const float* beta0,
+                                         const uint16_t* fw, const uint16_t* fs, const Scalars* sc) {
+    if (!sc->pending) return;
+    const float mu = sc->mu;
+    const uint32_t mu_set = sc->mu_set;
+    const float rho = sc->rho;
+    GRID_STRIDE(k, p.n) apply_pending_task(p, alpha, beta, alpha0, beta0, fw, fs, mu, mu_set, rho, k);
+}
+
+extern "C" __global__ void clear_pending(Scalars* sc) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) sc->pending = 0;
+}
+
+extern "C" __global__ void clear_error(Scalars* sc) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        sc->err_code = 0;
+        sc->err_pos = 0;
+        sc->err_task = 0;
+        sc->err_v0 = 0.0f;
+        sc->err_v1 = 0.0f;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Radix (AIR-top-k style) selection of the k largest keys. CPU twin: select::select_top_k.
+//
+// select_init; update_sample_score (hist0); then for pass = 0..6: radix_find_bin(pass), radix_filter(pass);
+// then the bitonic sort of the k output keys, descending, and keys_to_tasks. Keys are unique (the low
+// half is !task), so exactly k keys are written to out_keys.
+
+// Resets the select state, zeroes the 7 histograms and pads out_keys[0..pad_len) with 0 (no valid key
+// is 0: it would need task id 2^32 - 1).
+extern "C" __global__ void select_init(Scalars* sc, unsigned long long k, uint32_t* hist, unsigned long long* out_keys,
+                                       unsigned long long pad_len) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        sc->prefix = 0;
+        sc->k_rem = k;
+        sc->set_size = 0;
+        sc->n_out = 0;
+        sc->cand_cnt[0] = 0;
+        sc->cand_cnt[1] = 0;
+        sc->done = 0;
+        sc->read_buf = 0;
+        sc->write_buf = 0;
+    }
+    GRID_STRIDE(i, (unsigned long long)(BOTS_RADIX_PASSES + 1) * BOTS_RADIX_BINS) hist[i] = 0;
+    GRID_STRIDE(i, pad_len) out_keys[i] = 0;
+}
+
+// One block of 1024 threads. Finds the bin of this pass's digit that holds the k_rem-th largest key of
+// the current set (bins scanned from the top), and records it in the select state. Pass 0 also clears
+// the pending flag, which update_sample_score has consumed.
+extern "C" __global__ void __launch_bounds__(1024) radix_find_bin(Scalars* sc, const uint32_t* hist_all, int pass,
+                                                                  unsigned long long cap) {
+    __shared__ unsigned long long scan[1024];
+    if (pass < 0 || pass >= BOTS_RADIX_PASSES) return;
+    if (blockDim.x != 1024) return;
+    const uint32_t t = threadIdx.x;
+    if (pass == 0 && t == 0) sc->pending = 0;
+    if (sc->done) return;  // uniform across the block: read before any write to it below
+    const uint32_t* hist = hist_all + (unsigned long long)pass * BOTS_RADIX_BINS;
+    const uint32_t nb = 1u << radix_bits(pass);
+    const unsigned long long k_rem = sc->k_rem;
+    const uint32_t r0 = 2 * t, r1 = 2 * t + 1;  // ranks from the top: bin nb - 1 - r
+    const unsigned long long c0 = (t < 1024 && r0 < nb) ? hist[nb - 1 - r0] : 0;
+    const unsigned long long c1 = (t < 1024 && r1 < nb) ? hist[nb - 1 - r1] : 0;
+    const unsigned long long local = c0 + c1;
+    if (t < 1024) scan[t] = local;
+    __syncthreads();
+    for (uint32_t off = 1; off < 1024; off <<= 1) {
+        unsigned long long v = 0;
+        if (t < 1024 && t >= off) v = scan[t - off];
+        __syncthreads();
+        if (t < 1024) scan[t] += v;
+        __syncthreads();
+    }
+    if (t >= 1024) return;
+    const unsigned long long incl = scan[t];
+    const unsigned long long excl = incl - local;
+    int found = -1;
+    unsigned long long above = 0, size = 0;
+    if (excl < k_rem && k_rem <= excl + c0) {
+        found = (int)r0; above = excl; size = c0;
+    } else if (excl + c0 < k_rem && k_rem <= incl) {
+        found = (int)r1; above = excl + c0; size = c1;
+    }
+    const uint32_t shift = radix_shift(pass);
+    if (found >= 0) {
+        const unsigned long long b = (unsigned long long)(nb - 1 - (uint32_t)found);
+        const unsigned long long rem = k_rem - above;
+        sc->prefix |= b << shift;
+        sc->k_rem = rem;
+        sc->set_size = size;
+        const bool done = size == rem;
+        sc->done = done ? (uint32_t)pass + 1 : 0;
+        sc->read_buf = sc->write_buf;
+        sc->write_buf = (!done && size <= cap) ? 1 : 0;
+        sc->cand_cnt[(pass + 1) & 1] = 0;
+    }
+    if (t == 1023 && incl < k_rem) {
+        // Fewer keys than k in the set: impossible for consistent input; stop and flag it.
+        sc->done = (uint32_t)pass + 1;
+        if (sc->err_code == 0) { sc->err_code = ERR_INTERNAL; sc->err_pos = (uint32_t)pass; }
+    }
+}
+
+// The filter pass: over the current set (the pool, recomputing keys, or the candidate buffer
+// cand[pass & 1]), keys whose higher digits match the prefix and whose digit is above the chosen bin
+// are final (written to out_keys); keys in the bin are either final too (when the bin completes the
+// selection), or counted in the next digit's histogram and appended to cand[(pass + 1) & 1].
+extern "C" __global__ void radix_filter(Params p, const float* alpha, const float* beta, Scalars* sc, const unsigned short* digit_cache, uint32_t* hist_all,
+                                        unsigned long long* cand, unsigned long long cap, unsigned long long* out_keys,
+                                        unsigned long long out_cap, int pass) {
+    __shared__ uint32_t h[BOTS_RADIX_BINS];
+    if (pass < 0 || pass >= BOTS_RADIX_PASSES) return;
+    const uint32_t done = sc->done;
+    if (done != 0 && done != (uint32_t)pass + 1) return;  // finished at an earlier pass (uniform)
+    const bool final_pass = done == (uint32_t)pass + 1;
+    const bool has_next = pass + 1 < BOTS_RADIX_PASSES;
+    for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x) h[b] = 0;
+    __syncthreads();
+    const uint32_t shift = radix_shift(pass);
+    const unsigned long long mask = (1ull << radix_bits(pass)) - 1;
+    const uint32_t hi_shift = shift + radix_bits(pass);  // 64 for pass 0
+    const unsigned long long prefix = sc->prefix;
+    const unsigned long long bin = (prefix >> shift) & mask;
+    const unsigned long long pre_hi = hi_shift >= 64 ? 0 : (prefix >> hi_shift);
+    const uint32_t next_shift = has_next ? radix_shift(pass + 1) : 0;
+    const unsigned long long next_mask = has_next ? (1ull << radix_bits(pass + 1)) - 1 : 0;
+    const bool from_buf = sc->read_buf != 0;
+    const bool to_buf = sc->write_buf != 0 && !final_pass && has_next;
+    const unsigned long long* src = cand + (unsigned long long)(pass & 1) * cap;
+    unsigned long long* dst = cand + (unsigned long long)((pass + 1) & 1) * cap;
+    unsigned long long src_n = from_buf ? sc->cand_cnt[pass & 1] : p.n;
+    if (from_buf && src_n > cap) src_n = cap;
+    const unsigned long long step = sc->step;
+    const unsigned short top16 = (unsigned short)(prefix >> 48);  // known digits only; unknown bits are 0
+    GRID_STRIDE(i, src_n) {
+        unsigned long long key;
+        if (from_buf) {
+            key = src[i];
+        } else {
+            if (digit_cache[i] < top16) continue;  // below the threshold: cannot be selected
+            key = score_key(score_task(p, alpha[i], beta[i], step, (uint32_t)i), (uint32_t)i);
+        }
+        if (hi_shift < 64 && (key >> hi_shift) != pre_hi) continue;
+        const unsigned long long d = (key >> shift) & mask;
+        if (d < bin) continue;
+        if (d > bin || final_pass) {
+            const unsigned long long o = atomicAdd(&sc->n_out, 1ull);
+            if (o < out_cap) out_keys[o] = key;
+            continue;
+        }
+        if (has_next) {
+            atomicAdd(&h[(uint32_t)((key >> next_shift) & next_mask)], 1u);
+            if (to_buf) {
+                const unsigned long long o = atomicAdd(&sc->cand_cnt[(pass + 1) & 1], 1ull);
+                if (o < cap) dst[o] = key;
+            }
+        }
+    }
+    __syncthreads();
+    if (has_next) {
+        uint32_t* next = hist_all + (unsigned long long)(pass + 1) * BOTS_RADIX_BINS;
+        for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x)
+            if (h[b]) atomicAdd(&next[b], h[b]);
+    }
+}
+
+// Bitonic sort, descending, of a[0..len) with len a power of two <= 2048, in one block of 1024 threads.
+extern "C" __global__ void __launch_bounds__(1024) bitonic_sort_block(unsigned long long* a, uint32_t len) {
+    __shared__ unsigned long long s[2048];
+    if (len > 2048) return;
+    for (uint32_t i = threadIdx.x; i < len; i += blockDim.x) s[i] = a[i];
+    __syncthreads();
+    for (uint32_t size = 2; size <= len; size <<= 1) {
+        for (uint32_t j = size >> 1; j > 0; j >>= 1) {
+            for (uint32_t i = threadIdx.x; i < len; i += blockDim.x) {
+                const uint32_t l = i ^ j;
+                if (l > i && l < len) {
+                    const unsigned long long x = s[i], y = s[l];
+                    const bool desc = (i & size) == 0;
+                    if (desc ? (x < y) : (x > y)) { s[i] = y; s[l] = x; }
+                }
+            }
+            __syncthreads();
+        }
+    }
+    for (uint32_t i = threadIdx.x; i < len; i += blockDim.x) a[i] = s[i];
+}
+
+// One compare-exchange step (size, j) of a global bitonic sort, descending, of a[0..len), len a power of two.
+extern "C" __global__ void bitonic_step(unsigned long long* a, unsigned long long len, unsigned long long size,
+                                        unsigned long long j) {
+    GRID_STRIDE(i, len) {
+        const unsigned long long l = i ^ j;
+        if (l > i && l < len) {
+            const unsigned long long x = a[i], y = a[l];
+            const bool desc = (i & size) == 0;
+            if (desc ? (x < y) : (x > y)) { a[i] = y; a[l] = x; }
+        }
+    }
+}
+
+// out[i] = task id of key i (key_task), for i < k.
+extern "C" __global__ void keys_to_tasks(const unsigned long long* keys, unsigned long long k, uint32_t* out) {
+    GRID_STRIDE(i, k) out[i] = ~(uint32_t)keys[i];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// batch_evidence, on the device. CPU twin: evidence::batch_evidence (+ update::scatter_batch).
+// Order: batch_validate (grid), batch_reduce (1 block), batch_scatter (grid), batch_finish (1 thread).
+// An invalid batch changes nothing but the sticky error record (and the bitmap, restored by batch_scatter).
+
+// Validates each row: id range, duplicates (a bitmap of n bits, whose bits batch_scatter clears again),
+// and the outcome; the smallest (position << 8 | code) wins.
+extern "C" __global__ void batch_validate(Params p, const uint32_t* tasks, const float* rates, const float* succ,
+                                          const float* fail, uint32_t counts, unsigned long long len, uint32_t* bitmap,
+                                          Scalars* sc) {
+    GRID_STRIDE(i, len) {
+        const uint32_t t = tasks[i];
+        uint32_t code = 0;
+        if ((unsigned long long)t >= p.n) {
+            code = ERR_OUT_OF_RANGE;
+        } else {
+            const uint32_t bit = 1u << (t & 31);
+            const uint32_t old = atomicOr(&bitmap[t >> 5], bit);
+            if (old & bit) code = ERR_DUPLICATE;
+        }
+        if (code == 0) {
+            float s, f, n, r;
+            code = batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);
+        }
+        if (code) atomicMin(&sc->batch_err, (i << 8) | code);
+    }
+}
+
+// One block (any power-of-two size <= 1024; the host uses 256). Reduces the batch in f64 (fixed tree
+// order) and writes mu, rho, miss; on a flagged batch, records the error instead and changes nothing.
+extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const float* rates, const float* succ,
+                                        const float* fail, uint32_t counts, unsigned long long len,
+                                        const uint16_t* fw, const uint16_t* fs, Scalars* sc) {
+    __shared__ double red[3][1024];
+    __shared__ float mu_sh;
+    const uint32_t t = threadIdx.x;
+    const uint32_t nt = blockDim.x;
+    if (nt > 1024 || (nt & (nt - 1)) != 0) return;
+    const unsigned long long err = sc->batch_err;
+    if (err != BOTS_NO_ERROR) {
+        if (t == 0 && sc->err_code == 0) {
+            const unsigned long long pos = err >> 8;
+            sc->err_code = (uint32_t)(err & 0xff);
+            sc->err_pos = (uint32_t)pos;
+            if (pos < len) {
+                sc->err_task = tasks[pos];
+                sc->err_v0 = counts ? succ[pos] : rates[pos];
+                sc->err_v1 = counts ? fail[pos] : 0.0f;
+            }
+        }
+        return;
+    }
+    if (!p.has_features || fw == nullptr || fs == nullptr || len == 0) return;  // mu, rho unchanged
+    double sr = 0.0, sw = 0.0, ss = 0.0;
+    for (unsigned long long i = t; i < len; i += nt) {
+        float s, f, n, r;
+        batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);  // valid: checked by batch_validate
+        const uint32_t k = tasks[i];
+        sr += (double)r;
+        sw += (double)half_to_float(fw[k]);
+        ss += (double)half_to_float(fs[k]);
+    }
+    red[0][t] = sr; red[1][t] = sw; red[2][t] = ss;
+    __syncthreads();
+    for (uint32_t off = nt >> 1; off > 0; off >>= 1) {
+        if (t < off) {
+            red[0][t] += red[0][t + off];
+            red[1][t] += red[1][t + off];
+            red[2][t] += red[2][t + off];
+        }
+        __syncthreads();
+    }
+    if (t == 0) {
+        const double inv = 1.0 / (double)len;
+        const float mu_est = (float)((red[0][0] * inv - red[1][0] * inv) / (red[2][0] * inv - red[1][0] * inv + 1e-6));
+        mu_sh = sc->mu_set ? p.gamma * sc->mu + (1.0f - p.gamma) * mu_est : mu_est;
+    }
+    __syncthreads();
+    const float mu = mu_sh;
+    double miss = 0.0;
+    for (unsigned long long i = t; i < len; i += nt) {
+        float s, f, n, r;
+        batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);
+        const uint32_t k = tasks[i];
+        miss += (double)fabsf(interpolate(mu, half_to_float(fw[k]), half_to_float(fs[k])) - r);
+    }
+    __syncthreads();
+    red[0][t] = miss;
+    __syncthreads();
+    for (uint32_t off = nt >> 1; off > 0; off >>= 1) {
+        if (t < off) red[0][t] += red[0][t + off];
+        __syncthreads();
+    }
+    if (t == 0) {
+        const double m = red[0][0] * (1.0 / (double)len);
+        sc->mu = mu;
+        sc->mu_set = 1;
+        if (p.adaptive_rho && m >= 0.25) sc->rho = sc->rho / 2.0f;
+        sc->miss = (float)m;
+        sc->miss_set = 1;
+    }
+}
+
+// Explicit evidence of each row (update_task with the new rho), marked by storing -alpha; clears the
+// row's duplicate bit whatever happened.
+extern "C" __global__ void batch_scatter(Params p, const uint32_t* tasks, const float* rates, const float* succ,
+                                         const float* fail, uint32_t counts, unsigned long long len, float* alpha,
+                                         float* beta, const float* alpha0, const float* beta0, uint32_t* bitmap,
+                                         const Scalars* sc) {
+    const bool ok = sc->batch_err == BOTS_NO_ERROR;
+    const float rho = sc->rho;
+    GRID_STRIDE(i, len) {
+        const uint32_t t = tasks[i];
+        if ((unsigned long long)t >= p.n) continue;
+        if (ok) {
+            float s, f, n, r;
+            batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);
+            float a0, b0, na, nb;
+            task_prior(p, alpha0, beta0, t, &a0, &b0);
+            update_task(alpha[t], beta[t], a0, b0, p.lambda, rho, s, f, n, r, &na, &nb);
+            alpha[t] = -na;
+            beta[t] = nb;
+        }
+        atomicAnd(&bitmap[t >> 5], ~(1u << (t & 31)));
+    }
+}
+
+// Advances the step and leaves the pool-wide part pending, for a valid batch; resets the batch error.
+extern "C" __global__ void batch_finish(Scalars* sc) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    if (sc->batch_err == BOTS_NO_ERROR) {
+        sc->step += 1;
+        sc->pending = 1;
+    }
+    sc->batch_err = BOTS_NO_ERROR;
+}

@@ -1,0 +1,162 @@
+// Shared layouts (mirrored by #[repr(C)] structs in src/backend/cuda.rs) and the model formulas: the
+// device twins of src/select (score_task, score_key), src/evidence (batch_row, interpolate) and
+// src/update (update_task, apply_pending_task).
+#pragma once
+#include "dist.cuh"
+
+// f16 -> f32 (exact), without cuda_fp16.h (which needs the CCCL headers). Features are stored as the raw
+// bits of IEEE binary16 (Rust half::f16).
+__device__ __forceinline__ float half_to_float(uint16_t h) {
+#ifdef BOTS_HOST_EMU
+    return bots_emu_half_to_float(h);  // scripts/emu: the kernels compiled for the host
+#else
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+#endif
+}
+
+// Hyper-parameters, passed by value. Mirrors `KernelParams` in src/backend/cuda.rs (56 bytes).
+struct Params {
+    unsigned long long seed;
+    unsigned long long n;   // tasks in the pool
+    float lambda;
+    float m;                // rollouts per task, as f32
+    float target;
+    float tau;
+    float gamma;
+    float alpha0;           // constant prior (used when the per-task prior pointers are null)
+    float beta0;
+    uint32_t do_sample;
+    uint32_t adaptive_rho;
+    uint32_t has_features;
+};
+
+#define BOTS_NO_ERROR 0xFFFFFFFFFFFFFFFFull
+
+// Error codes (the low 8 bits of a packed (position << 8 | code) batch error).
+#define ERR_OUT_OF_RANGE 1u
+#define ERR_DUPLICATE 2u
+#define ERR_PASS_RATE 3u
+#define ERR_NOT_FINITE 4u
+#define ERR_NEGATIVE 5u
+#define ERR_EMPTY 6u
+#define ERR_TOO_MANY 7u
+#define ERR_INTERNAL 255u
+
+// Device-resident scalars. Mirrors `DeviceScalars` in src/backend/cuda.rs (128 bytes).
+struct Scalars {
+    unsigned long long step;       // updates applied so far (read by every kernel from here)
+    float mu; uint32_t mu_set;
+    float rho; uint32_t pending;   // pending: a pool-wide update is waiting for the next fused pass
+    float miss; uint32_t miss_set; // last batch's mean |p_tilde - r|
+    uint32_t err_code; uint32_t err_pos;  // sticky first error, 0 = none; cleared by the host on report
+    uint32_t err_task; float err_v0;
+    float err_v1; uint32_t pad0;
+    unsigned long long batch_err;  // this batch's min (position << 8 | code), BOTS_NO_ERROR = none
+    // radix select state
+    unsigned long long prefix;     // known high digits of the k-th largest key
+    unsigned long long k_rem;      // keys still to take from the current bin
+    unsigned long long set_size;   // size of the current bin
+    unsigned long long n_out;      // keys written to the output so far
+    unsigned long long cand_cnt[2];
+    uint32_t done;                 // 0, or 1 + the pass whose bin completes the selection
+    uint32_t read_buf;             // this pass reads the candidate buffer (1) or the pool (0)
+    uint32_t write_buf;            // this pass appends its bin to the other candidate buffer
+    uint32_t pad1;
+};
+
+__device__ __forceinline__ float score_task(const Params& p, float alpha, float beta, unsigned long long step, uint32_t task) {
+    const TaskStream st(p.seed, step, task);
+    const float p_hat = p.do_sample ? sample_beta(alpha, beta, st) : alpha / (alpha + beta);
+    const float s = -fabsf(p.target - p_hat);
+    if (p.tau > 0.0f) return s / p.tau + sample_gumbel(st);
+    return s;
+}
+
+__device__ __forceinline__ unsigned long long score_key(float score, uint32_t task) {
+    if (score == 0.0f) score = 0.0f;
+    const uint32_t bits = __float_as_uint(score);
+    const uint32_t ordered = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+    return ((unsigned long long)ordered << 32) | (unsigned long long)(~task);
+}
+
+__device__ __forceinline__ float interpolate(float mu, float fw, float fs) {
+    float v = fw + mu * (fs - fw);
+    if (v < 0.0f) v = 0.0f;
+    if (v > 1.0f) v = 1.0f;
+    return v;
+}
+
+__device__ __forceinline__ void update_task(float alpha, float beta, float alpha0, float beta0, float lambda, float rho,
+                                            float s_bar, float f_bar, float n, float p, float* out_a, float* out_b) {
+    const float keep = 1.0f - lambda;
+    const float expl = 1.0f - rho;
+    *out_a = keep * alpha + lambda * alpha0 + expl * s_bar + rho * n * p;
+    *out_b = keep * beta + lambda * beta0 + expl * f_bar + rho * n * (1.0f - p);
+}
+
+__device__ __forceinline__ void task_prior(const Params& p, const float* alpha0, const float* beta0,
+                                           unsigned long long k, float* a0, float* b0) {
+    if (alpha0 != nullptr && beta0 != nullptr) {
+        *a0 = alpha0[k];
+        *b0 = beta0[k];
+    } else {
+        *a0 = p.alpha0;
+        *b0 = p.beta0;
+    }
+}
+
+// The pool-wide part of a pending update for task k (apply_pending_task).
+__device__ __forceinline__ void apply_pending_task(const Params& p, float* alpha, float* beta, const float* alpha0,
+                                                   const float* beta0, const uint16_t* fw, const uint16_t* fs,
+                                                   float mu, uint32_t mu_set, float rho, unsigned long long k) {
+    const float a = alpha[k];
+    const float b = beta[k];
+    if (a < 0.0f) {
+        alpha[k] = -a;
+        return;
+    }
+    float pt = 0.0f;
+    if (p.has_features && fw != nullptr && fs != nullptr && mu_set) pt = interpolate(mu, half_to_float(fw[k]), half_to_float(fs[k]));
+    float a0, b0;
+    task_prior(p, alpha0, beta0, k, &a0, &b0);
+    float na, nb;
+    update_task(a, b, a0, b0, p.lambda, rho, 0.0f, 0.0f, p.m, pt, &na, &nb);
+    alpha[k] = na;
+    beta[k] = nb;
+}
+
+// One reported outcome to (s_bar, f_bar, n, r), or an error code (batch_row). counts != 0: s/f counts.
+__device__ __forceinline__ uint32_t batch_row(const float* rates, const float* succ, const float* fail, uint32_t counts,
+                                              float m, unsigned long long i, float* s_bar, float* f_bar, float* n, float* r) {
+    if (!counts) {
+        const float x = rates[i];
+        if (!(x >= 0.0f && x <= 1.0f)) return ERR_PASS_RATE;
+        *s_bar = m * x;
+        *f_bar = m * (1.0f - x);
+        *n = m;
+        *r = x;
+        return 0;
+    }
+    const float s = succ[i], f = fail[i];
+    if (!(isfinite(s) && isfinite(f))) return ERR_NOT_FINITE;
+    if (s < 0.0f || f < 0.0f) return ERR_NEGATIVE;
+    const float t = s + f;
+    if (t <= 0.0f) return ERR_EMPTY;
+    if (t > m) return ERR_TOO_MANY;
+    *s_bar = s;
+    *f_bar = f;
+    *n = t;
+    *r = s / t;
+    return 0;
+}
+
+// Radix digits of the 64-bit keys, most significant first: 11, 11, 11, 11, 10, 10 bits.
+#define BOTS_RADIX_PASSES 6
+#define BOTS_RADIX_BINS 2048
+__device__ __forceinline__ uint32_t radix_shift(int pass) {
+    const uint32_t s[6] = {53, 42, 31, 20, 10, 0};
+    return s[pass];
+}
+__device__ __forceinline__ uint32_t radix_bits(int pass) { return pass < 4 ? 11u : 10u; }

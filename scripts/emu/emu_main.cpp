@@ -1,0 +1,187 @@
+// Drives kernels/bots.cu compiled for the host (cuda_shim.h) through the launch sequence of
+// src/backend/cuda.rs, on a deterministic scenario, and prints what it selected and the final state in
+// the format of scripts/emu/twin (the CPU backend on the same scenario); run.sh diffs the two.
+//
+// usage: emu N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES COUNTS PRIOR_STRENGTH(-1 = none) [K...]
+#include "cuda_shim.h"
+#include "../../kernels/bots.cu"
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+static uint16_t f2h_exact(float v) {  // v = j/64 in [0, 1]: exact in f16
+    if (v == 0.0f) return 0;
+    int e;
+    float m = std::frexp(v, &e);  // v = m * 2^e, m in [0.5, 1)
+    uint32_t mant = (uint32_t)std::ldexp(m, 11) & 0x3ff;
+    return (uint16_t)(((e - 1 + 15) << 10) | mant);
+}
+
+struct Emu {
+    Params p{};
+    std::vector<float> alpha, beta, a0, b0;
+    std::vector<uint16_t> fw, fs, digits;
+    std::vector<uint32_t> bitmap, hist, out_tasks;
+    std::vector<unsigned long long> cand, out_keys;
+    Scalars sc{};
+    unsigned long long cand_cap;
+    bool pending = false;
+    uint32_t G = 3, B = 64;  // small grids: exercise the grid-stride loops
+
+    float* A0() { return a0.empty() ? nullptr : a0.data(); }
+    float* B0() { return b0.empty() ? nullptr : b0.data(); }
+    uint16_t* FW() { return fw.empty() ? nullptr : fw.data(); }
+    uint16_t* FS() { return fs.empty() ? nullptr : fs.data(); }
+
+    void flush() {
+        if (!pending) return;
+        emu_launch(G, B, apply_pending, p, alpha.data(), beta.data(), A0(), B0(), FW(), FS(), &sc);
+        emu_launch(1, 1, clear_pending, &sc);
+        pending = false;
+    }
+
+    std::vector<uint32_t> select(unsigned long long k) {
+        unsigned long long pow2 = 1;
+        while (pow2 < k) pow2 <<= 1;
+        out_keys.assign(std::max<unsigned long long>(pow2, 1), 0xdeadbeefull);
+        out_tasks.assign(k, 0xffffffffu);
+        emu_launch(G, B, select_init, &sc, k, hist.data(), out_keys.data(), pow2);
+        emu_launch(G, B, update_sample_score, p, alpha.data(), beta.data(), (const float*)A0(), (const float*)B0(),
+                   (const uint16_t*)FW(), (const uint16_t*)FS(), (const Scalars*)&sc, digits.data(), hist.data());
+        pending = false;
+        for (int pass = 0; pass < 6; ++pass) {
+            emu_launch(1, 1024, radix_find_bin, &sc, (const uint32_t*)hist.data(), pass, cand_cap);
+            emu_launch(G, B, radix_filter, p, (const float*)alpha.data(), (const float*)beta.data(), &sc,
+                       (const unsigned short*)digits.data(), hist.data(), cand.data(), cand_cap, out_keys.data(), k, pass);
+        }
+        if (sc.n_out != k) { fprintf(stderr, "n_out %llu != k %llu\n", sc.n_out, k); exit(2); }
+        if (pow2 > 1) {
+            if (pow2 <= 2048) emu_launch(1, 1024, bitonic_sort_block, out_keys.data(), (uint32_t)pow2);
+            else
+                for (unsigned long long size = 2; size <= pow2; size <<= 1)
+                    for (unsigned long long j = size >> 1; j > 0; j >>= 1) emu_launch(G, B, bitonic_step, out_keys.data(), pow2, size, j);
+        }
+        emu_launch(G, B, keys_to_tasks, (const unsigned long long*)out_keys.data(), k, out_tasks.data());
+        return out_tasks;
+    }
+
+    void update(const std::vector<uint32_t>& t, const std::vector<float>& a, const std::vector<float>& b, bool counts) {
+        flush();
+        unsigned long long len = t.size();
+        const float* r = counts ? nullptr : a.data();
+        const float* s = counts ? a.data() : nullptr;
+        const float* f = counts ? b.data() : nullptr;
+        emu_launch(G, B, batch_validate, p, t.data(), r, s, f, (uint32_t)counts, len, bitmap.data(), &sc);
+        emu_launch(1, 256, batch_reduce, p, t.data(), r, s, f, (uint32_t)counts, len, (const uint16_t*)FW(), (const uint16_t*)FS(), &sc);
+        emu_launch(G, B, batch_scatter, p, t.data(), r, s, f, (uint32_t)counts, len, alpha.data(), beta.data(),
+                   (const float*)A0(), (const float*)B0(), bitmap.data(), (const Scalars*)&sc);
+        emu_launch(1, 1, batch_finish, &sc);
+        pending = true;
+    }
+};
+
+static unsigned bits(float f) { return __float_as_uint(f); }
+
+int main(int argc, char** argv) {
+    if (argc < 11) { fprintf(stderr, "usage: see emu_main.cpp\n"); return 1; }
+    const unsigned long long n = strtoull(argv[1], 0, 10);
+    const unsigned batch = atoi(argv[2]), steps = atoi(argv[3]);
+    const float tau = atof(argv[4]);
+    const int do_sample = atoi(argv[5]);
+    const float rho = atof(argv[6]);
+    const int adaptive = atoi(argv[7]), features = atoi(argv[8]), counts = atoi(argv[9]);
+    const float c = atof(argv[10]);
+    std::vector<unsigned long long> ks;
+    for (int i = 11; i < argc; ++i) ks.push_back(strtoull(argv[i], 0, 10));
+    Emu e;
+    e.p = Params{7, n, 0.1f, 16.0f, 0.5f, tau, 0.9f, 1.0f, 1.0f, (uint32_t)do_sample, (uint32_t)adaptive, (uint32_t)features};
+    if (features) {
+        for (unsigned long long t = 0; t < n; ++t) {
+            const float w = (float)((t * 37) % 65) / 64.0f;
+            const float s = std::min(1.0f, w + (float)((t * 11) % 33) / 64.0f);
+            e.fw.push_back(f2h_exact(w));
+            e.fs.push_back(f2h_exact(s));
+        }
+    }
+    e.alpha.assign(n, 1.0f);
+    e.beta.assign(n, 1.0f);
+    if (c >= 0.0f) {
+        for (unsigned long long t = 0; t < n; ++t) {
+            const float fs = half_to_float(e.fs[t]);
+            e.a0.push_back(1.0f + c * fs);
+            e.b0.push_back(1.0f + c * (1.0f - fs));
+        }
+        e.alpha = e.a0;
+        e.beta = e.b0;
+    }
+    e.digits.assign(n, 0);
+    e.bitmap.assign((n + 31) / 32, 0);
+    e.hist.assign(7 * 2048, 0);
+    e.cand_cap = std::min<unsigned long long>(n, std::max<unsigned long long>(8, 2 * batch));  // tiny: exercise pool-mode passes
+    e.cand.assign(2 * e.cand_cap, 0);
+    e.sc.rho = rho;
+    e.sc.batch_err = BOTS_NO_ERROR;
+    for (unsigned s = 0; s < steps; ++s) {
+        std::vector<uint32_t> sel = e.select(batch);
+        printf("SEL %u k=%u", s, batch);
+        for (auto t : sel) printf(" %u", t);
+        printf("\n");
+        if (s % 5 == 0)
+            for (auto k : ks) {
+                if (k < 1 || k > n) continue;
+                auto o = e.select(k);
+                printf("SEL %u k=%llu", s, k);
+                for (auto t : o) printf(" %u", t);
+                printf("\n");
+            }
+        std::vector<float> a, b;
+        for (auto t : sel) {
+            if (counts) {
+                const unsigned nk = 1 + (t * 3 + s) % 16, sk = (t * 5 + s * 11) % (nk + 1);
+                a.push_back((float)sk);
+                b.push_back((float)(nk - sk));
+            } else {
+                a.push_back((float)((t * 7 + s * 13) % 17) / 16.0f);
+            }
+        }
+        e.update(sel, a, b, counts);
+        if (e.sc.err_code) { fprintf(stderr, "device error %u at %u\n", e.sc.err_code, e.sc.err_pos); return 3; }
+    }
+    e.flush();
+    // Invalid batches: each must set the expected error code and change nothing (checked bit for bit).
+    if (n >= 4) {
+        const float m = 16.0f;
+        struct Bad { const char* what; std::vector<uint32_t> t; std::vector<float> a, b; bool counts; uint32_t code; };
+        std::vector<Bad> bad = {
+            {"out of range", {1, (uint32_t)n, 2}, {1, 1, 1}, {1, 1, 1}, true, ERR_OUT_OF_RANGE},
+            {"max id", {0xffffffffu}, {1}, {1}, true, ERR_OUT_OF_RANGE},
+            {"duplicate", {3, 1, 3}, {1, 1, 1}, {1, 1, 1}, true, ERR_DUPLICATE},
+            {"NaN count", {1, 2}, {1, NAN}, {1, 1}, true, ERR_NOT_FINITE},
+            {"negative", {1, 2}, {1, 1}, {-1, 1}, true, ERR_NEGATIVE},
+            {"empty", {1, 2}, {0, 1}, {0, 1}, true, ERR_EMPTY},
+            {"too many", {1, 2}, {m, 1}, {1, 1}, true, ERR_TOO_MANY},
+            {"rate", {1, 2}, {0.5f, 1.5f}, {}, false, ERR_PASS_RATE},
+            {"NaN rate", {1, 2}, {NAN, 0.5f}, {}, false, ERR_PASS_RATE},
+        };
+        for (auto& x : bad) {
+            const auto a = e.alpha, b = e.beta;
+            const Scalars before = e.sc;
+            e.update(x.t, x.a, x.b, x.counts);
+            e.flush();
+            bool same = a == e.alpha && b == e.beta && before.step == e.sc.step && bits(before.mu) == bits(e.sc.mu) &&
+                        before.mu_set == e.sc.mu_set && bits(before.rho) == bits(e.sc.rho) && e.sc.pending == 0;
+            for (auto w : e.bitmap) same = same && w == 0;
+            if (!same || e.sc.err_code != x.code || e.sc.batch_err != BOTS_NO_ERROR) {
+                fprintf(stderr, "invalid batch '%s': state changed or code %u != %u\n", x.what, e.sc.err_code, x.code);
+                return 5;
+            }
+            emu_launch(1, 1, clear_error, &e.sc);
+        }
+        fprintf(stderr, "invalid batches: %zu rejected, state unchanged\n", bad.size());
+    }
+    printf("GLOBALS step=%llu mu=%s%08x rho=%08x\n", e.sc.step, e.sc.mu_set ? "" : "none:", bits(e.sc.mu), bits(e.sc.rho));
+    for (unsigned long long t = 0; t < n; ++t) printf("T %llu %08x %08x\n", t, bits(e.alpha[t]), bits(e.beta[t]));
+    // The bitmap must be clean after every batch.
+    for (auto w : e.bitmap) if (w) { fprintf(stderr, "bitmap not cleared\n"); return 4; }
+    return 0;
+}

@@ -1,0 +1,54 @@
+//! The PTX of the CUDA kernels, embedded at build time (`build.rs` compiles `kernels/*.cu` with nvcc).
+//! Host code only sees the text: it never knows how the PTX was made.
+//!
+//! Built without nvcc, [`BOTS_PTX`] is `None` and the CUDA backend answers
+//! [`crate::BotsError::CudaUnavailable`].
+
+/// `kernels/bots.cu` as PTX (`.version` <= 9.0 for driver 580 / CUDA 13.0), or `None` when the crate
+/// was built without nvcc.
+#[cfg(bots_ptx)]
+pub const BOTS_PTX: Option<&str> = Some(include_str!(concat!(env!("OUT_DIR"), "/bots.ptx")));
+/// `kernels/bots.cu` as PTX, or `None` when the crate was built without nvcc.
+#[cfg(not(bots_ptx))]
+pub const BOTS_PTX: Option<&str> = None;
+
+/// Why [`BOTS_PTX`] is missing, for the `CudaUnavailable` error.
+pub const NO_PTX_REASON: &str =
+    "built without nvcc: the kernels were not compiled; set NVCC or CUDA_HOME and rebuild";
+
+/// Every kernel entry point of [`BOTS_PTX`] (`scripts/check-ptx.sh` checks each is a `.entry`).
+pub const BOTS_ENTRIES: &[&str] = &[
+    "update_sample_score",
+    "apply_pending",
+    "clear_pending",
+    "clear_error",
+    "select_init",
+    "radix_find_bin",
+    "radix_filter",
+    "bitonic_sort_block",
+    "bitonic_step",
+    "keys_to_tasks",
+    "batch_validate",
+    "batch_reduce",
+    "batch_scatter",
+    "batch_finish",
+];
+
+#[cfg(test)]
+mod tests {
+    /// When the PTX is present, every listed entry point is in it and its ISA version is <= 9.0.
+    #[test]
+    fn entries_are_in_the_ptx() {
+        let Some(ptx) = super::BOTS_PTX else {
+            println!("SKIPPED: built without nvcc");
+            return;
+        };
+        for e in super::BOTS_ENTRIES {
+            assert!(ptx.contains(&format!(".entry {e}(")), "missing .entry {e}");
+        }
+        let v = ptx.lines().find_map(|l| l.trim().strip_prefix(".version ")).expect(".version line");
+        let (maj, min) = v.trim().split_once('.').expect("major.minor");
+        let (maj, min): (u32, u32) = (maj.parse().unwrap(), min.parse().unwrap());
+        assert!((maj, min) <= (9, 0), "PTX .version {v} is newer than 9.0");
+    }
+}
