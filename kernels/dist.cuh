@@ -23,7 +23,8 @@ __device__ __forceinline__ float sample_log_gamma(float shape, const TaskStream&
     const float a = boost ? shape + 1.0f : shape;
     const float d = a - 1.0f / 3.0f;
     const float c = 1.0f / sqrtf(9.0f * d);
-    float log_g = logf(d);
+    const float ln_d = logf(d);
+    float log_g = ln_d;
     for (uint32_t blk = 1; blk <= BOTS_MAX_GAMMA_BLOCKS; ++blk) {
         const uint4 w = st.block(purpose, blk);
         float zs[2];
@@ -38,13 +39,13 @@ __device__ __forceinline__ float sample_log_gamma(float shape, const TaskStream&
             const float u = u01(us[j]);
             const float z2 = z * z;
             if (u < 1.0f - 0.0331f * (z2 * z2)) {
-                log_g = logf(d) + 3.0f * log1pf(x);
+                log_g = ln_d + 3.0f * log1pf(x);
                 accepted = true;
                 break;
             }
             const float l = 3.0f * log1pf(x);
             if (logf(u) < 0.5f * z2 + d * (l - 3.0f * x - 3.0f * x * x - x * x * x)) {
-                log_g = logf(d) + l;
+                log_g = ln_d + l;
                 accepted = true;
                 break;
             }
