@@ -153,6 +153,9 @@ impl Backend for CpuPool {
     }
 
     fn restore(&mut self, state: PoolState) -> Result<()> {
+        if state.len() != self.len() {
+            return Err(BotsError::LengthMismatch { what: "restored state (tasks)".into(), expected: self.len(), got: state.len() });
+        }
         check_state_fits(&self.config, &state)?;
         self.state = state;
         self.pending = None;
