@@ -62,7 +62,7 @@ fn fuzz<S: Strategy>(name: &str, default_cases: u32, strategy: S, check: impl Fn
         let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
         let config = RunConfig { cases, failure_persistence: None, max_shrink_iters: 4096, ..RunConfig::default() };
         let mut runner = TestRunner::new_with_rng(config, rng);
-        if let Err(e) = runner.run(&strategy, |v| check(v)) {
+        if let Err(e) = runner.run(&strategy, &check) {
             panic!("fuzz target `{name}` failed in round {} (BOTS_FUZZ_SEED={seed}): {e}", stats.rounds);
         }
         stats.rounds += 1;
@@ -146,11 +146,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         any::<u32>()
     ];
     prop_oneof![
-        4 => (at.clone(), 1u8..=255).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
-        2 => (at.clone(), any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        3 => (at.clone(), word).prop_map(|(at, word)| Mutation::Word { at, word }),
+        4 => (at, 1u8..=255).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
+        2 => (at, any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
+        3 => (at, word).prop_map(|(at, word)| Mutation::Word { at, word }),
         1 => any::<usize>().prop_map(|len| Mutation::Truncate { len }),
-        1 => (at.clone(), proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        1 => (at, proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
         1 => (at, 1usize..16).prop_map(|(at, len)| Mutation::Remove { at, len }),
     ]
 }

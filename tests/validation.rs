@@ -24,7 +24,7 @@ fn ref_valid(ev: &Evidence, n: usize, m: u32) -> bool {
         }
     }
     match &ev.outcomes {
-        Outcomes::PassRates(r) => r.len() == len && r.iter().all(|&r| r >= 0.0 && r <= 1.0),
+        Outcomes::PassRates(r) => r.len() == len && r.iter().all(|r| (0.0..=1.0).contains(r)),
         Outcomes::Counts { successes, failures } => {
             successes.len() == len
                 && failures.len() == len
@@ -135,7 +135,8 @@ fn matches(after: &PoolState, e: &Expected) -> std::result::Result<(), String> {
     for k in 0..after.len() {
         for (name, got, want) in [("alpha", after.alpha[k], e.alpha[k]), ("beta", after.beta[k], e.beta[k])] {
             let tol = 1e-5 * want.abs() + e.tol[k];
-            if !((got as f64 - want).abs() <= tol) {
+            let diff = (got as f64 - want).abs();
+            if diff.is_nan() || diff > tol {
                 return Err(format!("{name}[{k}] = {got}, reference {want} (tolerance {tol})"));
             }
         }
@@ -146,7 +147,8 @@ fn matches(after: &PoolState, e: &Expected) -> std::result::Result<(), String> {
     match (after.globals.mu, e.mu) {
         (None, None) => {}
         (Some(got), Some((want, dmu))) => {
-            if !((got as f64 - want).abs() <= 1e-5 * want.abs() + dmu) {
+            let diff = (got as f64 - want).abs();
+            if diff.is_nan() || diff > 1e-5 * want.abs() + dmu {
                 return Err(format!("mu = {got}, reference {want} (tolerance {dmu})"));
             }
         }
@@ -385,7 +387,8 @@ fn each_kind_of_invalid_batch_is_refused_without_change() {
     pool.update(&Evidence::pass_rates(vec![1, 2], vec![0.5, 0.25])).unwrap();
     let before = bits(&pool.to_host().unwrap());
     use bots::BotsError as E;
-    let cases: Vec<(Evidence, fn(&E) -> bool)> = vec![
+    type Case = (Evidence, fn(&E) -> bool);
+    let cases: Vec<Case> = vec![
         (Evidence::pass_rates(vec![], vec![]), |e| matches!(e, E::Empty(_))),
         (Evidence::pass_rates(vec![10], vec![0.5]), |e| matches!(e, E::TaskOutOfRange { .. })),
         (Evidence::pass_rates(vec![u32::MAX], vec![0.5]), |e| matches!(e, E::TaskOutOfRange { .. })),
