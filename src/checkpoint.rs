@@ -467,23 +467,10 @@ pub fn load(path: &Path) -> Result<(Config, PoolState)> {
     Ok((header.config, state))
 }
 
-/// Validation of a state whose bytes are intact (a writer bug or a hand-made file).
+/// Validation of a state whose bytes are intact (a writer bug or a hand-made file): the same checks
+/// as every restore (`CpuPool::from_state`, `Backend::restore`), reported as a checkpoint error.
 fn check_loaded(path: &Path, config: &Config, state: &PoolState) -> Result<()> {
-    let invalid = |e: BotsError| ckpt_err(path, format!("stored state is invalid: {e}"));
-    crate::backend::cpu::check_state_fits(config, state).map_err(invalid)?;
-    if let Some(mu) = state.globals.mu {
-        if !mu.is_finite() {
-            return Err(ckpt_err(path, format!("stored mu = {mu} is not finite")));
-        }
-    }
-    if let Some(f) = &state.features {
-        for (name, col) in [("weak", &f.weak), ("strong", &f.strong)] {
-            if let Some((task, v)) = col.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(&v.to_f32())) {
-                return Err(invalid(BotsError::InvalidFeature { task, name: name.into(), value: v.to_f32() }));
-            }
-        }
-    }
-    Ok(())
+    crate::backend::cpu::check_state_fits(config, state).map_err(|e| ckpt_err(path, format!("stored state is invalid: {e}")))
 }
 
 /// Saves a backend's whole state (brought up to date with `to_host`) and config.

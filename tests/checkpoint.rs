@@ -262,6 +262,11 @@ fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
     case(&|b| { b[alpha_off..alpha_off + 4].copy_from_slice(&(-1.0f32).to_le_bytes()); reseal(b) }, "stored state is invalid");
     case(&|b| { b[32..40].copy_from_slice(&7u64.to_le_bytes()); reseal(b) }, "seed");
     case(&|b| { b[40..44].copy_from_slice(&f32::INFINITY.to_le_bytes()); reseal(b) }, "mu");
+    // weak[0] of N = 3: before weak[1..3], strong (6 bytes) and the CRC (the payload, 60 bytes, needs
+    // no padding).
+    let feat_off = bytes.len() - 4 - 6 - 6;
+    assert_eq!(bytes[feat_off..feat_off + 2], state.features.as_ref().unwrap().weak[0].to_bits().to_le_bytes());
+    case(&|b| { b[feat_off..feat_off + 2].copy_from_slice(&half::f16::NAN.to_bits().to_le_bytes()); reseal(b) }, "feature");
     case(&|b| { b[44..48].copy_from_slice(&2.0f32.to_le_bytes()); reseal(b) }, "rho");
     case(&|b| { let e = b.len() - 4; b[e] ^= 1 }, "checksum mismatch");
     case(&|b| { b[61] ^= 1 }, "header checksum mismatch");
@@ -302,6 +307,28 @@ fn restore_into_a_pool_of_another_size_or_from_a_bad_file_changes_nothing() {
     let missing = dir.path().join("missing.ckpt");
     let err = checkpoint::load(&missing).unwrap_err();
     assert!(matches!(err, BotsError::Io { .. }) && err.to_string().contains("missing.ckpt"), "{err}");
+}
+
+/// Library bug found while writing the checkpoint reader: `CpuPool::from_state` and
+/// `Backend::restore` accepted a non-finite mu and NaN / out-of-range features, and the next update
+/// then turned the whole posterior into NaN. Both are refused now.
+#[test]
+fn restore_refuses_non_finite_mu_and_bad_features() {
+    let (cfg, state) = small_state();
+    for mu in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut s = state.clone();
+        s.globals.mu = Some(mu);
+        assert!(CpuPool::from_state(cfg.clone(), s.clone()).is_err(), "mu = {mu}");
+        let mut pool = CpuPool::from_state(cfg.clone(), state.clone()).unwrap();
+        assert!(pool.restore(s).is_err(), "restore with mu = {mu}");
+        assert_bit_identical(&pool.to_host().unwrap(), &state, "refused restore");
+    }
+    for v in [half::f16::NAN, half::f16::from_f32(1.5), half::f16::from_f32(-0.25)] {
+        let mut s = state.clone();
+        s.features.as_mut().unwrap().strong[1] = v;
+        let err = CpuPool::from_state(cfg.clone(), s).unwrap_err();
+        assert!(matches!(err, BotsError::InvalidFeature { task: 1, .. }), "{err}");
+    }
 }
 
 #[test]
