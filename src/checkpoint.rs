@@ -292,7 +292,8 @@ fn save_impl(path: &Path, config: &Config, state: &PoolState, pause: Option<(u64
         file.sync_all()?;
         drop(file);
         std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
+        // Make the rename itself durable (POSIX; other systems cannot open a folder as a file).
+        #[cfg(unix)]
         File::open(&dir)?.sync_all()?;
         Ok(())
     })();
