@@ -24,6 +24,7 @@
 //! ```
 
 pub mod backend;
+pub mod checkpoint;
 pub mod config;
 pub mod dist;
 pub mod error;

@@ -62,6 +62,18 @@ pub(crate) fn check_state_fits(config: &Config, state: &PoolState) -> Result<()>
     if !(0.0..=1.0).contains(&state.globals.rho) {
         return Err(BotsError::config("rho", format!("restored rho {} is outside [0, 1]", state.globals.rho)));
     }
+    if let Some(mu) = state.globals.mu {
+        if !mu.is_finite() {
+            return Err(BotsError::config("mu", format!("restored mu {mu} is not finite")));
+        }
+    }
+    if let Some(f) = &state.features {
+        for (name, col) in [("weak", &f.weak), ("strong", &f.strong)] {
+            if let Some((task, v)) = col.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(&v.to_f32())) {
+                return Err(BotsError::InvalidFeature { task, name: name.into(), value: v.to_f32() });
+            }
+        }
+    }
     let _ = config;
     Ok(())
 }
@@ -153,6 +165,9 @@ impl Backend for CpuPool {
     }
 
     fn restore(&mut self, state: PoolState) -> Result<()> {
+        if state.len() != self.len() {
+            return Err(BotsError::LengthMismatch { what: "restored state (tasks)".into(), expected: self.len(), got: state.len() });
+        }
         check_state_fits(&self.config, &state)?;
         self.state = state;
         self.pending = None;

@@ -1,0 +1,509 @@
+//! Checkpoint and restore of the whole posterior state: alpha, beta, the prior (constant or per
+//! task), the reference features (f16), mu (including "unset"), rho, the step counter, the seed, and
+//! the [`Config`] (embedded as JSON). Restoring a checkpoint and continuing selects exactly the tasks
+//! an uninterrupted run would have selected (selection at step t is a pure function of
+//! (seed, t, state); see `tests/checkpoint.rs`).
+//!
+//! # File format, version 1
+//!
+//! All integers and floats are **little-endian**; arrays are written as `bytemuck` casts of the
+//! in-memory slices (byte-swapped on a big-endian host).
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `b"BOTSCKPT"` |
+//! | 8 | 4 | version, u32 = 1 |
+//! | 12 | 4 | flags, u32: bit 0 `PER_TASK_PRIOR`, bit 1 `FEATURES`, bit 2 `MU_SET`; other bits must be 0 |
+//! | 16 | 8 | N, u64: number of tasks (1 ..= 2^32 - 1) |
+//! | 24 | 8 | step, u64 |
+//! | 32 | 8 | seed, u64 (equal to the config's seed) |
+//! | 40 | 4 | mu, f32 (0 when `MU_SET` is clear) |
+//! | 44 | 4 | rho, f32 (the current rho, halved by adaptive rho where it fired) |
+//! | 48 | 4 | alpha0, f32: the constant prior (0 with `PER_TASK_PRIOR`) |
+//! | 52 | 4 | beta0, f32: likewise |
+//! | 56 | 4 | C, u32: length in bytes of the config JSON (at most 1 MiB) |
+//! | 60 | 4 | header CRC-32 (IEEE, `crc32fast`) over bytes 0..60 followed by the C config bytes |
+//! | 64 | C | the [`Config`] as UTF-8 JSON, then zero padding to a multiple of 8 bytes |
+//! | P | 4N | alpha, f32\[N\] |
+//! | | 4N | beta, f32\[N\] |
+//! | | 4N | alpha0, f32\[N\], only with `PER_TASK_PRIOR` |
+//! | | 4N | beta0, f32\[N\], only with `PER_TASK_PRIOR` |
+//! | | 2N | weak feature f_w, f16\[N\], only with `FEATURES` |
+//! | | 2N | strong feature f_s, f16\[N\], only with `FEATURES` |
+//! | | 0 or 2 | zero padding to a multiple of 4 bytes |
+//! | end - 4 | 4 | file CRC-32 over every byte before it (header, config, padding and payload) |
+//!
+//! So the file length is a function of (C, N, flags) alone: a reader computes it from the header and
+//! refuses any file whose length differs **before** allocating anything of size N.
+//!
+//! # Guarantees
+//! - [`save`] is atomic: it writes a temporary file `.<name>.<pid>.<counter>.tmp` in the target's
+//!   folder, fsyncs it, renames it over the target and fsyncs the folder. A crash at any point leaves
+//!   either the old or the new checkpoint at the target path, never a mix; a crashed writer may leave
+//!   its temporary file behind (safe to delete; never read as a checkpoint, and its name never equals
+//!   the target's).
+//! - [`load`] returns a state only after the whole file has been read, both checksums verified, and
+//!   the config and state validated; a truncated, extended, bit-flipped, wrong-magic or
+//!   wrong-version file is a [`BotsError::Checkpoint`] naming the file and what is wrong.
+//! - CRC-32 detects every 1-, 2- and 3-bit error and every burst of up to 32 bits; wider random
+//!   damage slips through with probability 2^-32 and is then still caught by validation where it
+//!   makes a value invalid.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytemuck::Pod;
+use half::f16;
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::error::{BotsError, Result};
+use crate::pool::{Features, Globals, PoolState, Prior};
+
+/// The 8 bytes every checkpoint starts with.
+pub const MAGIC: [u8; 8] = *b"BOTSCKPT";
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Size of the fixed header in bytes.
+pub const HEADER_LEN: usize = 64;
+/// Largest accepted embedded config (bytes).
+pub const MAX_CONFIG_LEN: u32 = 1 << 20;
+/// Flag: the prior is per task (alpha0 and beta0 arrays follow beta).
+pub const FLAG_PER_TASK_PRIOR: u32 = 1 << 0;
+/// Flag: the pool has reference features (two f16 arrays).
+pub const FLAG_FEATURES: u32 = 1 << 1;
+/// Flag: mu is set (an update with features has happened).
+pub const FLAG_MU_SET: u32 = 1 << 2;
+const KNOWN_FLAGS: u32 = FLAG_PER_TASK_PRIOR | FLAG_FEATURES | FLAG_MU_SET;
+
+/// What a checkpoint's header says, verified against its own checksum and the file length.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Header {
+    /// Format version.
+    pub version: u32,
+    /// Raw flag bits (`FLAG_*`).
+    pub flags: u32,
+    /// Number of tasks.
+    pub n: u64,
+    /// Updates applied when the checkpoint was taken.
+    pub step: u64,
+    /// The Philox seed.
+    pub seed: u64,
+    /// Capability estimate; `None` before the first update.
+    pub mu: Option<f32>,
+    /// Current rho.
+    pub rho: f32,
+    /// The constant prior `(alpha0, beta0)`, or `None` for a per-task prior.
+    pub constant_prior: Option<(f32, f32)>,
+    /// Whether reference features are stored.
+    pub has_features: bool,
+    /// The hyper-parameters the pool ran with.
+    pub config: Config,
+    /// Total file length in bytes.
+    pub file_len: u64,
+}
+
+fn ckpt_err(path: &Path, reason: impl Into<String>) -> BotsError {
+    BotsError::Checkpoint { path: path.to_path_buf(), reason: reason.into() }
+}
+
+fn pad_to(len: u64, align: u64) -> u64 {
+    len.div_ceil(align) * align
+}
+
+/// The exact file length implied by (config length, N, flags), or `None` on overflow.
+fn expected_len(config_len: u32, n: u64, flags: u32) -> Option<u64> {
+    let mut per_task: u64 = 8; // alpha, beta
+    if flags & FLAG_PER_TASK_PRIOR != 0 {
+        per_task += 8;
+    }
+    if flags & FLAG_FEATURES != 0 {
+        per_task += 4;
+    }
+    let payload = n.checked_mul(per_task)?;
+    (HEADER_LEN as u64 + pad_to(config_len as u64, 8)).checked_add(pad_to(payload, 4))?.checked_add(4)
+}
+
+/// A value that is written as little-endian bytes.
+trait Word: Pod {
+    fn swap(self) -> Self;
+}
+impl Word for f32 {
+    fn swap(self) -> Self {
+        f32::from_bits(self.to_bits().swap_bytes())
+    }
+}
+impl Word for f16 {
+    fn swap(self) -> Self {
+        f16::from_bits(self.to_bits().swap_bytes())
+    }
+}
+
+/// Writes bytes to the temporary file, feeding the checksum, and (test-only) pauses part way.
+struct Sink<'a, W: Write> {
+    out: W,
+    crc: crc32fast::Hasher,
+    written: u64,
+    pause: Option<(u64, &'a mut dyn FnMut())>,
+}
+
+impl<W: Write> Sink<'_, W> {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.crc.update(bytes);
+        self.out.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        if let Some((at, _)) = &self.pause {
+            if self.written >= *at {
+                self.out.flush()?;
+                let (_, hook) = self.pause.take().expect("checked above");
+                hook();
+            }
+        }
+        Ok(())
+    }
+
+    fn put_words<T: Word>(&mut self, words: &[T]) -> std::io::Result<()> {
+        if cfg!(target_endian = "little") {
+            // Large slices are written in pieces so a test pause can land inside an array.
+            for chunk in words.chunks(1 << 16) {
+                self.put(bytemuck::cast_slice(chunk))?;
+            }
+        } else {
+            for chunk in words.chunks(1 << 12) {
+                let swapped: Vec<T> = chunk.iter().map(|w| w.swap()).collect();
+                self.put(bytemuck::cast_slice(&swapped))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn header_bytes(config: &Config, state: &PoolState, config_json: &[u8]) -> Result<[u8; HEADER_LEN]> {
+    let g = state.globals;
+    let mut flags = 0;
+    let (a0, b0) = match &state.prior {
+        Prior::Constant { alpha0, beta0 } => (*alpha0, *beta0),
+        Prior::PerTask { .. } => {
+            flags |= FLAG_PER_TASK_PRIOR;
+            (0.0, 0.0)
+        }
+    };
+    if state.features.is_some() {
+        flags |= FLAG_FEATURES;
+    }
+    if g.mu.is_some() {
+        flags |= FLAG_MU_SET;
+    }
+    let mut h = [0u8; HEADER_LEN];
+    h[0..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&flags.to_le_bytes());
+    h[16..24].copy_from_slice(&(state.len() as u64).to_le_bytes());
+    h[24..32].copy_from_slice(&g.step.to_le_bytes());
+    h[32..40].copy_from_slice(&config.seed.to_le_bytes());
+    h[40..44].copy_from_slice(&g.mu.unwrap_or(0.0).to_le_bytes());
+    h[44..48].copy_from_slice(&g.rho.to_le_bytes());
+    h[48..52].copy_from_slice(&a0.to_le_bytes());
+    h[52..56].copy_from_slice(&b0.to_le_bytes());
+    h[56..60].copy_from_slice(&(config_json.len() as u32).to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&h[0..60]);
+    crc.update(config_json);
+    h[60..64].copy_from_slice(&crc.finalize().to_le_bytes());
+    Ok(h)
+}
+
+/// Saves the whole state and its config to `path`, atomically (see the module docs).
+///
+/// The state is validated first (lengths, positive finite parameters, rho in [0, 1]); an invalid
+/// state is refused and nothing is written.
+///
+/// ```
+/// use bots::{checkpoint, Config, PoolState};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("pool.ckpt");
+/// let cfg = Config { rho: 0.0, ..Default::default() };
+/// let state = PoolState::new(&cfg, 10, None).unwrap();
+/// checkpoint::save(&path, &cfg, &state).unwrap();
+/// let (cfg2, state2) = checkpoint::load(&path).unwrap();
+/// assert_eq!((cfg2, state2), (cfg, state));
+/// ```
+pub fn save(path: &Path, config: &Config, state: &PoolState) -> Result<()> {
+    save_impl(path, config, state, None)
+}
+
+/// Test support: like [`save`], but calls `hook` once after at least `after_bytes` bytes of the
+/// temporary file have been written and flushed to it (before the fsync and the rename). The crash
+/// test lets the hook block so a child process can be SIGKILLed mid-write. Not part of the API.
+#[doc(hidden)]
+pub fn save_pausing(path: &Path, config: &Config, state: &PoolState, after_bytes: u64, hook: &mut dyn FnMut()) -> Result<()> {
+    save_impl(path, config, state, Some((after_bytes, hook)))
+}
+
+fn save_impl(path: &Path, config: &Config, state: &PoolState, pause: Option<(u64, &mut dyn FnMut())>) -> Result<()> {
+    config.validate()?;
+    crate::backend::cpu::check_state_fits(config, state)?;
+    let config_json = serde_json::to_vec(config).map_err(|e| ckpt_err(path, format!("cannot encode the config: {e}")))?;
+    if config_json.len() > MAX_CONFIG_LEN as usize {
+        return Err(ckpt_err(path, format!("the config encodes to {} bytes, over the {MAX_CONFIG_LEN} allowed", config_json.len())));
+    }
+    let header = header_bytes(config, state, &config_json)?;
+
+    let name = path
+        .file_name()
+        .ok_or_else(|| ckpt_err(path, "the path names no file"))?
+        .to_string_lossy()
+        .into_owned();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+
+    let result = (|| -> std::io::Result<()> {
+        let file = File::options().write(true).create_new(true).open(&tmp)?;
+        let mut sink = Sink { out: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new(), written: 0, pause };
+        sink.put(&header)?;
+        sink.put(&config_json)?;
+        let cfg_pad = (pad_to(config_json.len() as u64, 8) - config_json.len() as u64) as usize;
+        sink.put(&[0u8; 8][..cfg_pad])?;
+        sink.put_words(&state.alpha)?;
+        sink.put_words(&state.beta)?;
+        let mut payload = state.len() as u64 * 8;
+        if let Prior::PerTask { alpha0, beta0 } = &state.prior {
+            sink.put_words(alpha0)?;
+            sink.put_words(beta0)?;
+            payload += state.len() as u64 * 8;
+        }
+        if let Some(f) = &state.features {
+            sink.put_words(&f.weak)?;
+            sink.put_words(&f.strong)?;
+            payload += state.len() as u64 * 4;
+        }
+        let pad = (pad_to(payload, 4) - payload) as usize;
+        sink.put(&[0u8; 4][..pad])?;
+        let crc = sink.crc.clone().finalize();
+        sink.out.write_all(&crc.to_le_bytes())?;
+        let file = sink.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        // Make the rename itself durable (POSIX; other systems cannot open a folder as a file).
+        #[cfg(unix)]
+        File::open(&dir)?.sync_all()?;
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        BotsError::io(path, e)
+    })
+}
+
+/// Parses and checks the fixed header (magic, version, flags, N, header checksum, file length).
+fn parse_header(path: &Path, h: &[u8; HEADER_LEN], config_json: &[u8], file_len: u64) -> Result<Header> {
+    let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
+    let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
+    let f32_at = |o: usize| f32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&h[0..60]);
+    crc.update(config_json);
+    let (stored, computed) = (u32_at(60), crc.finalize());
+    if stored != computed {
+        return Err(ckpt_err(path, format!("header checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the header or embedded config is damaged")));
+    }
+    let flags = u32_at(12);
+    let n = u64_at(16);
+    let config_text = std::str::from_utf8(config_json).map_err(|e| ckpt_err(path, format!("embedded config is not UTF-8: {e}")))?;
+    let config: Config = serde_json::from_str(config_text).map_err(|e| ckpt_err(path, format!("embedded config does not parse: {e}")))?;
+    config.validate().map_err(|e| ckpt_err(path, format!("embedded config is invalid: {e}")))?;
+    let seed = u64_at(32);
+    if seed != config.seed {
+        return Err(ckpt_err(path, format!("header seed {seed} differs from the embedded config's seed {}", config.seed)));
+    }
+    let mu = (flags & FLAG_MU_SET != 0).then(|| f32_at(40));
+    let constant_prior = (flags & FLAG_PER_TASK_PRIOR == 0).then(|| (f32_at(48), f32_at(52)));
+    Ok(Header {
+        version: u32_at(8),
+        flags,
+        n,
+        step: u64_at(24),
+        seed,
+        mu,
+        rho: f32_at(44),
+        constant_prior,
+        has_features: flags & FLAG_FEATURES != 0,
+        config,
+        file_len,
+    })
+}
+
+/// Reads the fixed header and checks what can be checked before the config is read: magic, version,
+/// flags, N and the file length. Returns the header bytes and the config length.
+fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Result<([u8; HEADER_LEN], u32)> {
+    if file_len < HEADER_LEN as u64 + 4 {
+        return Err(ckpt_err(path, format!("file is {file_len} bytes, too short for a checkpoint (truncated?)")));
+    }
+    let mut h = [0u8; HEADER_LEN];
+    reader.read_exact(&mut h).map_err(|e| BotsError::io(path, e))?;
+    if h[0..8] != MAGIC {
+        return Err(ckpt_err(path, format!("not a BOTS checkpoint: magic is {:?}, expected \"BOTSCKPT\"", String::from_utf8_lossy(&h[0..8]))));
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(ckpt_err(path, format!("unsupported checkpoint version {version}: this build reads version {VERSION}")));
+    }
+    let flags = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(ckpt_err(path, format!("unknown flag bits {:#x} in the header (damaged, or written by a newer build)", flags & !KNOWN_FLAGS)));
+    }
+    let n = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
+    if n == 0 || n > u32::MAX as u64 {
+        return Err(ckpt_err(path, format!("header says N = {n} tasks; a pool has 1 to 2^32 - 1 (damaged header?)")));
+    }
+    let config_len = u32::from_le_bytes(h[56..60].try_into().expect("4 bytes"));
+    if config_len > MAX_CONFIG_LEN {
+        return Err(ckpt_err(path, format!("header says the config is {config_len} bytes, over the {MAX_CONFIG_LEN} allowed (damaged header?)")));
+    }
+    match expected_len(config_len, n, flags) {
+        Some(expect) if expect == file_len => {}
+        Some(expect) => {
+            let what = if file_len < expect { "truncated" } else { "has trailing bytes" };
+            return Err(ckpt_err(path, format!("file is {file_len} bytes but its header (N = {n}, flags = {flags:#x}) implies {expect}: the file {what} or the header is damaged")));
+        }
+        None => return Err(ckpt_err(path, format!("header N = {n} implies a file larger than 2^64 bytes (damaged header?)"))),
+    }
+    Ok((h, config_len))
+}
+
+/// Reads and verifies a checkpoint's header and embedded config (their own checksum, and that the
+/// file length is the one the header implies), without reading the payload. Use [`load`] to verify
+/// the whole file.
+pub fn read_header(path: &Path) -> Result<Header> {
+    let file = File::open(path).map_err(|e| BotsError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| BotsError::io(path, e))?.len();
+    let mut reader = BufReader::new(file);
+    let (h, config_len) = read_fixed_header(path, &mut reader, file_len)?;
+    let mut config_json = vec![0u8; config_len as usize];
+    reader.read_exact(&mut config_json).map_err(|e| BotsError::io(path, e))?;
+    parse_header(path, &h, &config_json, file_len)
+}
+
+/// Reads checksummed bytes from the file.
+struct Source<R: Read> {
+    inner: R,
+    crc: crc32fast::Hasher,
+}
+
+impl<R: Read> Source<R> {
+    fn fill(&mut self, path: &Path, buf: &mut [u8]) -> Result<()> {
+        self.inner.read_exact(buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                ckpt_err(path, "file ended early (truncated while being read?)")
+            } else {
+                BotsError::io(path, e)
+            }
+        })?;
+        self.crc.update(buf);
+        Ok(())
+    }
+
+    fn words<T: Word>(&mut self, path: &Path, n: usize) -> Result<Vec<T>> {
+        let mut v = vec![T::zeroed(); n];
+        self.fill(path, bytemuck::cast_slice_mut(&mut v))?;
+        if cfg!(target_endian = "big") {
+            v.iter_mut().for_each(|w| *w = w.swap());
+        }
+        Ok(v)
+    }
+}
+
+/// Loads a checkpoint: the config it was saved with and the whole state. Nothing is returned unless
+/// the file is complete, both checksums match and the state is valid (see the module docs).
+pub fn load(path: &Path) -> Result<(Config, PoolState)> {
+    let file = File::open(path).map_err(|e| BotsError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| BotsError::io(path, e))?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let (h, config_len) = read_fixed_header(path, &mut reader, file_len)?;
+    let mut src = Source { inner: reader, crc: crc32fast::Hasher::new() };
+    src.crc.update(&h);
+    let mut config_json = vec![0u8; pad_to(config_len as u64, 8) as usize];
+    src.fill(path, &mut config_json)?;
+    config_json.truncate(config_len as usize);
+    let header = parse_header(path, &h, &config_json, file_len)?;
+    let n = header.n as usize;
+    let alpha = src.words::<f32>(path, n)?;
+    let beta = src.words::<f32>(path, n)?;
+    let mut payload = header.n * 8;
+    let prior = match header.constant_prior {
+        Some((alpha0, beta0)) => Prior::Constant { alpha0, beta0 },
+        None => {
+            payload += header.n * 8;
+            Prior::PerTask { alpha0: src.words(path, n)?, beta0: src.words(path, n)? }
+        }
+    };
+    let features = if header.has_features {
+        payload += header.n * 4;
+        Some(Features { weak: src.words(path, n)?, strong: src.words(path, n)? })
+    } else {
+        None
+    };
+    let mut pad = [0u8; 4];
+    src.fill(path, &mut pad[..(pad_to(payload, 4) - payload) as usize])?;
+    let computed = src.crc.clone().finalize();
+    let mut stored = [0u8; 4];
+    src.inner.read_exact(&mut stored).map_err(|e| BotsError::io(path, e))?;
+    let stored = u32::from_le_bytes(stored);
+    if stored != computed {
+        return Err(ckpt_err(path, format!("checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is damaged")));
+    }
+    if pad.iter().any(|&b| b != 0) {
+        return Err(ckpt_err(path, "nonzero padding"));
+    }
+    let state = PoolState { alpha, beta, prior, features, globals: Globals { mu: header.mu, rho: header.rho, step: header.step } };
+    check_loaded(path, &header.config, &state)?;
+    Ok((header.config, state))
+}
+
+/// Validation of a state whose bytes are intact (a writer bug or a hand-made file): the same checks
+/// as every restore (`CpuPool::from_state`, `Backend::restore`), reported as a checkpoint error.
+fn check_loaded(path: &Path, config: &Config, state: &PoolState) -> Result<()> {
+    crate::backend::cpu::check_state_fits(config, state).map_err(|e| ckpt_err(path, format!("stored state is invalid: {e}")))
+}
+
+/// Saves a backend's whole state (brought up to date with `to_host`) and config.
+pub fn save_backend(path: &Path, backend: &dyn Backend) -> Result<()> {
+    save(path, backend.config(), &backend.to_host()?)
+}
+
+/// Restores a checkpoint into an existing backend (any kind) through [`Backend::restore`]. The
+/// checkpoint's N must equal the backend's. The backend keeps its own config; the checkpoint's is
+/// returned so the caller can compare (resuming exactly needs the same config).
+pub fn restore_backend(path: &Path, backend: &mut dyn Backend) -> Result<Config> {
+    let header = read_header(path)?;
+    if header.n != backend.len() as u64 {
+        return Err(ckpt_err(path, format!("checkpoint holds {} tasks but the pool has {}", header.n, backend.len())));
+    }
+    let (config, state) = load(path)?;
+    if state.len() != backend.len() {
+        return Err(ckpt_err(path, format!("checkpoint holds {} tasks but the pool has {}", state.len(), backend.len())));
+    }
+    backend.restore(state)?;
+    Ok(config)
+}
+
+/// Opens a pool on backend `kind` from a checkpoint, with the config it was saved with.
+pub fn open_backend(kind: crate::backend::BackendKind, path: &Path) -> Result<Box<dyn Backend>> {
+    let (config, state) = load(path)?;
+    match kind {
+        crate::backend::BackendKind::Cpu => Ok(Box::new(crate::backend::CpuPool::from_state(config, state)?)),
+        _ => {
+            let mut b = crate::backend::open(kind, config, state.len(), state.features.clone())?;
+            b.restore(state)?;
+            Ok(b)
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! Checkpoint format, resume exactness and crash safety (GitHub issue 4, CPU side).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use bots::checkpoint::{self, HEADER_LEN};
+use bots::{Backend, BotsError, Config, CpuPool, Evidence, Features, PoolState};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn features(n: usize) -> Features {
+    // Deterministic pseudo-random pass rates in [0, 1], weak <= strong.
+    let h = |k: usize, s: u64| ((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(s) >> 40) as f32 / (1u64 << 24) as f32;
+    let weak: Vec<f32> = (0..n).map(|k| 0.6 * h(k, 1)).collect();
+    let strong: Vec<f32> = (0..n).map(|k| (weak[k] + 0.4 * h(k, 7)).min(1.0)).collect();
+    Features::from_f32(&weak, &strong).unwrap()
+}
+
+/// The trainer's observation for `task` at `step`: a deterministic pass rate on the m = 16 grid
+/// (or counts with a varying rollout number when `counts`).
+fn evidence(tasks: Vec<u32>, step: u64, m: u32, counts: bool) -> Evidence {
+    let r = |t: u32| (((t as u64 * 2_654_435_761 + step * 97) % (m as u64 + 1)) as f32) / m as f32;
+    if counts {
+        let n = |t: u32| 1 + ((t as u64 + step) % m as u64) as u32; // 1..=m rollouts
+        let s: Vec<f32> = tasks.iter().map(|&t| (r(t) * n(t) as f32).round()).collect();
+        let f: Vec<f32> = tasks.iter().zip(&s).map(|(&t, &s)| n(t) as f32 - s).collect();
+        Evidence::counts(tasks, s, f)
+    } else {
+        let rates = tasks.iter().map(|&t| r(t)).collect();
+        Evidence::pass_rates(tasks, rates)
+    }
+}
+
+fn assert_bit_identical(a: &PoolState, b: &PoolState, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: N");
+    for k in 0..a.len() {
+        assert_eq!(a.alpha[k].to_bits(), b.alpha[k].to_bits(), "{what}: alpha[{k}]");
+        assert_eq!(a.beta[k].to_bits(), b.beta[k].to_bits(), "{what}: beta[{k}]");
+    }
+    assert_eq!(a.globals.step, b.globals.step, "{what}: step");
+    assert_eq!(a.globals.rho.to_bits(), b.globals.rho.to_bits(), "{what}: rho");
+    assert_eq!(a.globals.mu.map(f32::to_bits), b.globals.mu.map(f32::to_bits), "{what}: mu");
+    assert_eq!(a.prior, b.prior, "{what}: prior");
+    assert_eq!(a.features, b.features, "{what}: features");
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Cut {
+    /// After the update of step t and before the next select: an update is pending.
+    AfterUpdate,
+    /// After the select of step t and before its update: nothing pending.
+    AfterSelect,
+}
+
+/// Runs `steps` select/update steps; with `cut = Some((t, c))` the pool is checkpointed at step t,
+/// dropped, and a fresh pool restored from the file continues. Returns every step's selection and
+/// the final state.
+fn run(cfg: &Config, n: usize, feats: Option<Features>, steps: u64, counts: bool, cut: Option<(u64, Cut)>, dir: &Path) -> (Vec<Vec<u32>>, PoolState) {
+    let path = dir.join("resume.ckpt");
+    let mut pool: Box<dyn Backend> = Box::new(CpuPool::new(cfg.clone(), n, feats.clone()).unwrap());
+    let mut selections = Vec::new();
+    let reload = |pool: &mut Box<dyn Backend>, alternate: bool| {
+        checkpoint::save_backend(&path, pool.as_ref()).unwrap();
+        if alternate {
+            // A fresh pool built from scratch, then restored through the Backend trait.
+            let mut fresh: Box<dyn Backend> = Box::new(CpuPool::new(cfg.clone(), n, feats.clone()).unwrap());
+            let saved = checkpoint::restore_backend(&path, fresh.as_mut()).unwrap();
+            assert_eq!(&saved, cfg);
+            *pool = fresh;
+        } else {
+            *pool = checkpoint::open_backend(bots::BackendKind::Cpu, &path).unwrap();
+        }
+    };
+    for t in 0..steps {
+        let tasks = pool.select_batch().unwrap();
+        if cut == Some((t, Cut::AfterSelect)) {
+            reload(&mut pool, false);
+            // Selection does not advance the step: the restored pool picks the same batch.
+            assert_eq!(pool.select_batch().unwrap(), tasks, "re-select after restore at step {t}");
+        }
+        selections.push(tasks.clone());
+        pool.update(&evidence(tasks, t, cfg.m, counts)).unwrap();
+        if cut == Some((t, Cut::AfterUpdate)) {
+            reload(&mut pool, true);
+        }
+    }
+    (selections, pool.to_host().unwrap())
+}
+
+fn check_resume(cfg: Config, n: usize, feats: Option<Features>, counts: bool) -> PoolState {
+    let dir = tempfile::tempdir().unwrap();
+    let (want_sel, want_state) = run(&cfg, n, feats.clone(), 100, counts, None, dir.path());
+    for cut in [(37, Cut::AfterUpdate), (37, Cut::AfterSelect), (0, Cut::AfterSelect), (0, Cut::AfterUpdate), (99, Cut::AfterUpdate)] {
+        let (sel, state) = run(&cfg, n, feats.clone(), 100, counts, Some(cut), dir.path());
+        for (t, (a, b)) in want_sel.iter().zip(&sel).enumerate() {
+            assert_eq!(a, b, "{cut:?}: selection at step {t}");
+        }
+        assert_bit_identical(&want_state, &state, &format!("{cut:?}"));
+    }
+    want_state
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resume exactness
+
+#[test]
+fn resume_is_exact_reference_config() {
+    // bots.yaml without features needs rho = 0 (MoPPS-style).
+    let cfg = Config { rho: 0.0, ..Default::default() };
+    let s = check_resume(cfg, 3000, None, false);
+    assert_eq!(s.globals.step, 100);
+}
+
+#[test]
+fn resume_is_exact_with_features_tau_adaptive_rho() {
+    let cfg = Config { rho: 0.4, tau: 0.3, adaptive_rho: true, batch: 24, ..Default::default() };
+    let s = check_resume(cfg, 4000, Some(features(4000)), false);
+    assert!(s.globals.mu.is_some());
+    // The evidence is unrelated to the features, so the interpolation misses and rho halves: the
+    // checkpoint must carry the halved rho, not the config's.
+    assert!(s.globals.rho < 0.4, "adaptive rho never fired (rho = {}); the test would not cover it", s.globals.rho);
+}
+
+#[test]
+fn resume_is_exact_per_task_prior_counts_posterior_mean() {
+    let cfg = Config { rho: 0.2, prior_strength: Some(4.0), do_sample: false, m: 8, ..Default::default() };
+    let s = check_resume(cfg, 2500, Some(features(2500)), true);
+    assert!(matches!(s.prior, bots::Prior::PerTask { .. }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Format: round trips and refusals
+
+fn small_state() -> (Config, PoolState) {
+    let cfg = Config { rho: 0.3, prior_strength: Some(2.0), batch: 2, ..Default::default() };
+    let mut pool = CpuPool::new(cfg.clone(), 3, Some(features(3))).unwrap();
+    let t = pool.select_batch().unwrap();
+    pool.update(&Evidence::pass_rates(t, vec![0.25, 0.75])).unwrap();
+    (cfg, pool.to_host().unwrap())
+}
+
+fn expect_ckpt_err(r: bots::Result<impl std::fmt::Debug>, path: &Path, what: &str) -> String {
+    match r {
+        Err(BotsError::Checkpoint { path: p, reason }) => {
+            assert_eq!(p, path, "{what}: error names the file");
+            assert!(!reason.is_empty());
+            reason
+        }
+        other => panic!("{what}: expected a Checkpoint error, got {other:?}"),
+    }
+}
+
+#[test]
+fn round_trip_every_flag_combination() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.ckpt");
+    let n = 1001; // odd: exercises the f16 padding
+    for (rho, strength, feats) in [(0.0, None, false), (0.0, None, true), (0.2, Some(3.0), true), (1.0, None, true)] {
+        let cfg = Config { rho, prior_strength: strength, seed: 0xDEAD_BEEF_1234, ..Default::default() };
+        let mut pool = CpuPool::new(cfg.clone(), n, feats.then(|| features(n))).unwrap();
+        let before = checkpoint::save_backend(&path, &pool);
+        before.unwrap();
+        let (c0, s0) = checkpoint::load(&path).unwrap();
+        assert!(s0.globals.mu.is_none(), "mu unset before the first update");
+        assert_eq!(c0, cfg);
+        for t in 0..3 {
+            let tasks = pool.select_batch().unwrap();
+            pool.update(&evidence(tasks, t, cfg.m, false)).unwrap();
+        }
+        checkpoint::save_backend(&path, &pool).unwrap();
+        let (c, s) = checkpoint::load(&path).unwrap();
+        assert_eq!(c, cfg);
+        assert_bit_identical(&s, &pool.to_host().unwrap(), "round trip");
+        assert_eq!(s.globals.mu.is_some(), feats);
+        let h = checkpoint::read_header(&path).unwrap();
+        assert_eq!((h.n, h.step, h.seed, h.version), (n as u64, 3, cfg.seed, checkpoint::VERSION));
+        assert_eq!(h.has_features, feats);
+        assert_eq!(h.constant_prior.is_none(), strength.is_some());
+        assert_eq!(h.file_len, std::fs::metadata(&path).unwrap().len());
+    }
+}
+
+#[test]
+fn every_bit_flip_and_truncation_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.ckpt");
+    let bad = dir.path().join("bad.ckpt");
+    let (cfg, state) = small_state();
+    checkpoint::save(&good, &cfg, &state).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    assert!(bytes.len() > HEADER_LEN);
+    let mut refused = 0;
+    for i in 0..bytes.len() {
+        for mask in [0x01u8, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xFF] {
+            let mut b = bytes.clone();
+            b[i] ^= mask;
+            std::fs::write(&bad, &b).unwrap();
+            expect_ckpt_err(checkpoint::load(&bad), &bad, &format!("byte {i} ^ {mask:#x}"));
+            refused += 1;
+        }
+    }
+    for len in 0..bytes.len() {
+        std::fs::write(&bad, &bytes[..len]).unwrap();
+        expect_ckpt_err(checkpoint::load(&bad), &bad, &format!("truncated to {len}"));
+        expect_ckpt_err(checkpoint::read_header(&bad), &bad, &format!("header of truncated {len}"));
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    std::fs::write(&bad, &longer).unwrap();
+    let reason = expect_ckpt_err(checkpoint::load(&bad), &bad, "trailing byte");
+    assert!(reason.contains("trailing"), "{reason}");
+    assert_eq!(refused, bytes.len() * 9);
+    // The original is still fine.
+    assert_eq!(checkpoint::load(&good).unwrap().1, state);
+}
+
+/// Recomputes the header CRC and the file CRC after a deliberate edit.
+fn reseal(b: &mut [u8]) {
+    let c = u32::from_le_bytes(b[56..60].try_into().unwrap()) as usize;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&b[..60]);
+    h.update(&b[HEADER_LEN..HEADER_LEN + c]);
+    let hc = h.finalize();
+    b[60..64].copy_from_slice(&hc.to_le_bytes());
+    let end = b.len() - 4;
+    let fc = crc32fast::hash(&b[..end]);
+    b[end..].copy_from_slice(&fc.to_le_bytes());
+}
+
+#[test]
+fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.ckpt");
+    let bad = dir.path().join("bad.ckpt");
+    let (cfg, state) = small_state();
+    checkpoint::save(&good, &cfg, &state).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let case = |edit: &dyn Fn(&mut Vec<u8>), expect: &str| {
+        let mut b = bytes.clone();
+        edit(&mut b);
+        std::fs::write(&bad, &b).unwrap();
+        let reason = expect_ckpt_err(checkpoint::load(&bad), &bad, expect);
+        assert!(reason.contains(expect), "expected `{expect}` in: {reason}");
+        // The CLI-facing Display names the file too.
+        let shown = checkpoint::load(&bad).unwrap_err().to_string();
+        assert!(shown.contains("bad.ckpt"), "{shown}");
+    };
+    case(&|b| b[0..8].copy_from_slice(b"NOTACKPT"), "not a BOTS checkpoint");
+    case(&|b| { b[8..12].copy_from_slice(&2u32.to_le_bytes()); reseal(b) }, "unsupported checkpoint version 2");
+    case(&|b| { b[8..12].copy_from_slice(&0u32.to_le_bytes()); reseal(b) }, "unsupported checkpoint version 0");
+    case(&|b| { b[12..16].copy_from_slice(&0x100u32.to_le_bytes()); reseal(b) }, "unknown flag bits");
+    // An absurd N must be refused from the file length alone; allocating 2^32 * 20 bytes would abort.
+    case(&|b| { b[16..24].copy_from_slice(&(u32::MAX as u64).to_le_bytes()); reseal(b) }, "implies");
+    case(&|b| { b[16..24].copy_from_slice(&u64::MAX.to_le_bytes()); reseal(b) }, "N = 18446744073709551615");
+    case(&|b| { b[16..24].copy_from_slice(&0u64.to_le_bytes()); reseal(b) }, "N = 0");
+    case(&|b| { b[56..60].copy_from_slice(&u32::MAX.to_le_bytes()); reseal_file_only(b) }, "over the");
+    // A sealed file whose content is invalid: NaN alpha, seed disagreeing with the config, mu = inf.
+    let alpha_off = HEADER_LEN + (u32::from_le_bytes(bytes[56..60].try_into().unwrap()) as usize).div_ceil(8) * 8;
+    case(&|b| { b[alpha_off..alpha_off + 4].copy_from_slice(&f32::NAN.to_le_bytes()); reseal(b) }, "stored state is invalid");
+    case(&|b| { b[alpha_off..alpha_off + 4].copy_from_slice(&(-1.0f32).to_le_bytes()); reseal(b) }, "stored state is invalid");
+    case(&|b| { b[32..40].copy_from_slice(&7u64.to_le_bytes()); reseal(b) }, "seed");
+    case(&|b| { b[40..44].copy_from_slice(&f32::INFINITY.to_le_bytes()); reseal(b) }, "mu");
+    // weak[0] of N = 3: before weak[1..3], strong (6 bytes) and the CRC (the payload, 60 bytes, needs
+    // no padding).
+    let feat_off = bytes.len() - 4 - 6 - 6;
+    assert_eq!(bytes[feat_off..feat_off + 2], state.features.as_ref().unwrap().weak[0].to_bits().to_le_bytes());
+    case(&|b| { b[feat_off..feat_off + 2].copy_from_slice(&half::f16::NAN.to_bits().to_le_bytes()); reseal(b) }, "feature");
+    case(&|b| { b[44..48].copy_from_slice(&2.0f32.to_le_bytes()); reseal(b) }, "rho");
+    case(&|b| { let e = b.len() - 4; b[e] ^= 1 }, "checksum mismatch");
+    case(&|b| { b[61] ^= 1 }, "header checksum mismatch");
+}
+
+fn reseal_file_only(b: &mut [u8]) {
+    let end = b.len() - 4;
+    let fc = crc32fast::hash(&b[..end]);
+    b[end..].copy_from_slice(&fc.to_le_bytes());
+}
+
+#[test]
+fn restore_into_a_pool_of_another_size_or_from_a_bad_file_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.ckpt");
+    let cfg = Config { rho: 0.0, ..Default::default() };
+    let small = CpuPool::new(cfg.clone(), 50, None).unwrap();
+    checkpoint::save_backend(&path, &small).unwrap();
+    let mut big = CpuPool::new(cfg.clone(), 60, None).unwrap();
+    let t = big.select_batch().unwrap();
+    big.update(&evidence(t, 0, cfg.m, false)).unwrap();
+    let before = big.to_host().unwrap();
+    let reason = expect_ckpt_err(checkpoint::restore_backend(&path, &mut big), &path, "N mismatch");
+    assert!(reason.contains("50") && reason.contains("60"), "{reason}");
+    assert_bit_identical(&before, &big.to_host().unwrap(), "after refused restore");
+    // The trait-level restore refuses a state of another size too.
+    assert!(big.restore(small.to_host().unwrap()).is_err());
+    // A damaged file of the right size: refused, pool untouched.
+    let right = CpuPool::new(cfg.clone(), 60, None).unwrap();
+    checkpoint::save_backend(&path, &right).unwrap();
+    let mut b = std::fs::read(&path).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x10;
+    std::fs::write(&path, &b).unwrap();
+    expect_ckpt_err(checkpoint::restore_backend(&path, &mut big), &path, "damaged");
+    assert_bit_identical(&before, &big.to_host().unwrap(), "after damaged restore");
+    // A missing file is an I/O error naming the path.
+    let missing = dir.path().join("missing.ckpt");
+    let err = checkpoint::load(&missing).unwrap_err();
+    assert!(matches!(err, BotsError::Io { .. }) && err.to_string().contains("missing.ckpt"), "{err}");
+}
+
+/// Library bug found while writing the checkpoint reader: `CpuPool::from_state` and
+/// `Backend::restore` accepted a non-finite mu and NaN / out-of-range features, and the next update
+/// then turned the whole posterior into NaN. Both are refused now.
+#[test]
+fn restore_refuses_non_finite_mu_and_bad_features() {
+    let (cfg, state) = small_state();
+    for mu in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut s = state.clone();
+        s.globals.mu = Some(mu);
+        assert!(CpuPool::from_state(cfg.clone(), s.clone()).is_err(), "mu = {mu}");
+        let mut pool = CpuPool::from_state(cfg.clone(), state.clone()).unwrap();
+        assert!(pool.restore(s).is_err(), "restore with mu = {mu}");
+        assert_bit_identical(&pool.to_host().unwrap(), &state, "refused restore");
+    }
+    for v in [half::f16::NAN, half::f16::from_f32(1.5), half::f16::from_f32(-0.25)] {
+        let mut s = state.clone();
+        s.features.as_mut().unwrap().strong[1] = v;
+        let err = CpuPool::from_state(cfg.clone(), s).unwrap_err();
+        assert!(matches!(err, BotsError::InvalidFeature { task: 1, .. }), "{err}");
+    }
+}
+
+#[test]
+fn save_refuses_an_invalid_state_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.ckpt");
+    let cfg = Config { rho: 0.0, ..Default::default() };
+    let mut s = PoolState::new(&cfg, 4, None).unwrap();
+    s.alpha[2] = f32::NAN;
+    assert!(checkpoint::save(&path, &cfg, &s).is_err());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file, no temp file left");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crash safety: a writer SIGKILLed mid-write leaves the previous checkpoint in place.
+
+const CHILD_ENV: &str = "BOTS_TEST_CRASH_CHILD";
+
+fn crash_states() -> (Config, PoolState, PoolState) {
+    let cfg = Config { rho: 0.1, ..Default::default() };
+    let n = 200_000;
+    let mut pool = CpuPool::new(cfg.clone(), n, Some(features(n))).unwrap();
+    let old = pool.to_host().unwrap();
+    for t in 0..5 {
+        let tasks = pool.select_batch().unwrap();
+        pool.update(&evidence(tasks, t, cfg.m, false)).unwrap();
+    }
+    (cfg, old, pool.to_host().unwrap())
+}
+
+#[test]
+fn writer_killed_mid_write_leaves_the_old_checkpoint() {
+    if let Ok(target) = std::env::var(CHILD_ENV) {
+        // Child role: start overwriting the checkpoint with the new state and stop part way.
+        let (cfg, _, new) = crash_states();
+        let mut hook = || {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "BOTS-CHILD-PAUSED").unwrap();
+            out.flush().unwrap();
+            loop {
+                std::thread::park();
+            }
+        };
+        checkpoint::save_pausing(Path::new(&target), &cfg, &new, 1000, &mut hook).unwrap();
+        unreachable!("the parent kills this process while the hook blocks");
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("pool.ckpt");
+    let (cfg, old, new) = crash_states();
+    checkpoint::save(&target, &cfg, &old).unwrap();
+    let full_len = std::fs::metadata(&target).unwrap().len();
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "writer_killed_mid_write_leaves_the_old_checkpoint", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, &target)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let paused = lines.any(|l| l.map(|l| l.contains("BOTS-CHILD-PAUSED")).unwrap_or(false));
+    assert!(paused, "child never reached the pause point");
+
+    // Mid-write: a partial temporary file exists beside the untouched target.
+    let temps: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p != &target)
+        .collect();
+    assert_eq!(temps.len(), 1, "{temps:?}");
+    let tmp = &temps[0];
+    let name = tmp.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with(".pool.ckpt.") && name.ends_with(".tmp"), "{name}");
+    let partial = std::fs::metadata(tmp).unwrap().len();
+    assert!(partial > HEADER_LEN as u64 && partial < full_len, "partial {partial} of {full_len}");
+
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "child was killed, not finished: {status:?}");
+
+    // The target still holds the old checkpoint, verified end to end.
+    let (c, s) = checkpoint::load(&target).unwrap();
+    assert_eq!(c, cfg);
+    assert_bit_identical(&s, &old, "old checkpoint after the crash");
+    assert_eq!(checkpoint::read_header(&target).unwrap().step, 0);
+    // The leftover partial file is never mistaken for a checkpoint.
+    let reason = expect_ckpt_err(checkpoint::load(tmp), tmp, "partial temp file");
+    assert!(reason.contains("truncated"), "{reason}");
+    // A later save succeeds and replaces the old state.
+    checkpoint::save(&target, &cfg, &new).unwrap();
+    assert_bit_identical(&checkpoint::load(&target).unwrap().1, &new, "after a later save");
+}
+
+// ---------------------------------------------------------------------------------------------
+// `bots checkpoint inspect`
+
+#[test]
+fn cli_inspect_prints_header_and_stats_and_explains_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cli.ckpt");
+    let (cfg, state) = small_state();
+    checkpoint::save(&path, &cfg, &state).unwrap();
+    let bin = env!("CARGO_BIN_EXE_bots");
+    let out = Command::new(bin).args(["checkpoint", "inspect", "--json"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["header"]["n"], 3);
+    assert_eq!(v["header"]["step"], 1);
+    assert_eq!(v["header"]["version"], 1);
+    assert_eq!(v["header"]["config"]["rho"].as_f64().unwrap() as f32, 0.3);
+    let amax = state.alpha.iter().cloned().fold(f32::MIN, f32::max) as f64;
+    assert_eq!(v["alpha"]["max"].as_f64().unwrap(), amax);
+    let ess_min = state.alpha.iter().zip(&state.beta).map(|(a, b)| *a as f64 + *b as f64).fold(f64::MAX, f64::min);
+    assert_eq!(v["effective_sample_size"]["min"].as_f64().unwrap(), ess_min);
+
+    let out = Command::new(bin).args(["checkpoint", "inspect"]).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for want in ["version      1", "tasks (N)    3", "step         1", "posterior mean", "alpha+beta (ESS)", "prior        per task"] {
+        assert!(text.contains(want), "missing `{want}` in:\n{text}");
+    }
+
+    let mut b = std::fs::read(&path).unwrap();
+    let last = b.len() - 10;
+    b[last] ^= 4;
+    std::fs::write(&path, &b).unwrap();
+    let out = Command::new(bin).args(["checkpoint", "inspect"]).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("checksum mismatch") && err.contains("cli.ckpt"), "{err}");
+}
