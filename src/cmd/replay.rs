@@ -1,9 +1,10 @@
 //! `bots replay`: rebuild a posterior from a pool file and a JSONL log of observed outcomes.
 //!
-//! The steps, each its own function so that checkpoints slot in between: load the config and the
-//! pool, open the backend (a `--resume` would restore a checkpoint here, and the log then starts at
-//! its step), apply the log, write the output (a `--checkpoint` would be written here too). The
-//! output file is created only when everything succeeded.
+//! The steps, each its own function: load the config and the pool and open the backend (or, with
+//! `--resume`, open the backend from a checkpoint, whose config and features it carries; the log then
+//! starts at its step), apply the log, write the output (and with `--checkpoint`, the final state as a
+//! checkpoint). The output files are created only when everything succeeded, so a log replayed in two
+//! halves through a checkpoint gives exactly the output of the whole log replayed at once.
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +16,15 @@ use bots::{Backend, BackendKind, Config};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The task pool: `.jsonl` or `.parquet`, one row per task; task ids are 0-based row order.
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    pub pool: Option<PathBuf>,
+    /// Continue from a checkpoint (written by `--checkpoint`) instead of a fresh pool: its config,
+    /// features and step are used, and the log must start at that step.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pool", "config", "features", "no_features"])]
+    pub resume: Option<PathBuf>,
+    /// Also write the final state as a checkpoint (`bots checkpoint inspect` reads it).
     #[arg(long, value_name = "FILE")]
-    pub pool: PathBuf,
+    pub checkpoint: Option<PathBuf>,
     /// The replay log: JSONL, one step a line, e.g. {"step": 0, "tasks": [3, 17], "pass_rates": [0.25, 1.0]}
     /// or with "successes"/"failures" counts instead of "pass_rates".
     #[arg(long, value_name = "FILE")]
@@ -44,13 +52,25 @@ pub fn run(args: Args) -> Result<()> {
     let kind: BackendKind = args.backend.parse().map_err(anyhow::Error::msg)?;
     // Refuse a bad output path before any work is done.
     bots::io::Format::of(&args.out)?;
-    let config = load_config(args.config.as_deref(), args.features.as_deref())?;
-    let pool = read_pool(&args.pool, &config, args.no_features)?;
-    let n = pool.len;
-    let mut backend = bots::open(kind, config, n, pool.features)
-        .with_context(|| format!("cannot open a pool of {n} tasks from {}", args.pool.display()))?;
+    let mut backend = match (&args.resume, &args.pool) {
+        (Some(ckpt), _) => bots::checkpoint::open_backend(kind, ckpt)
+            .with_context(|| format!("cannot resume from {}", ckpt.display()))?,
+        (None, Some(pool_path)) => {
+            let config = load_config(args.config.as_deref(), args.features.as_deref())?;
+            let pool = read_pool(pool_path, &config, args.no_features)?;
+            let n = pool.len;
+            bots::open(kind, config, n, pool.features)
+                .with_context(|| format!("cannot open a pool of {n} tasks from {}", pool_path.display()))?
+        }
+        (None, None) => bail!("give the pool with --pool FILE, or a checkpoint with --resume FILE"),
+    };
+    let n = backend.len();
     let summary = apply_log(backend.as_mut(), &args.log)?;
     write_output(backend.as_ref(), &args.out)?;
+    if let Some(ckpt) = &args.checkpoint {
+        bots::checkpoint::save_backend(ckpt, backend.as_ref())
+            .with_context(|| format!("cannot write the checkpoint {}", ckpt.display()))?;
+    }
     let mu = summary.last.and_then(|r| r.mu).map_or("unset".to_string(), |m| m.to_string());
     eprintln!(
         "replayed {} steps on {} tasks ({}): step {}, mu {mu}, rho {}; wrote {}",
