@@ -15,9 +15,8 @@
 //!   round); `BOTS_FUZZ_SEED` picks the first round's seed (printed, with the case count, at the end).
 //!   A failure prints the shrunk input and the round's seed, which reproduces it.
 //!
-//! Adding a target is a strategy plus a check: see [`fuzz`] and the `targets` below. (The replay
-//! log parser, `src/io/replay_log.rs`, lives on another branch; once merged its target is
-//! `fuzz("replay_log", replay_input(), |text| { let _ = parse(&text); Ok(()) })`.)
+//! Adding a target is a strategy plus a check: see [`fuzz`] and the targets below (checkpoint
+//! reader, config loader, replay log parser).
 //!
 //! The corpus is tiny and lives in `tests/fuzz_corpus/` (three config files); checkpoint seeds are
 //! generated at run time from a few pool shapes.
@@ -351,7 +350,83 @@ fn config_target(default_cases: u32) -> (Stats, Stats, Stats) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Target: the replay log parser
+
+const LOG_CORPUS: &str = include_str!("../data/sample_log.jsonl");
+const LOG_TASKS: usize = 1000;
+
+/// JSONL made of log-ish tokens.
+fn log_text() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just("\n".to_string()),
+        Just("\"step\": ".to_string()),
+        Just("\"tasks\": ".to_string()),
+        Just("\"pass_rates\": ".to_string()),
+        Just("\"successes\": ".to_string()),
+        Just("\"failures\": ".to_string()),
+        Just("[".to_string()),
+        Just("]".to_string()),
+        Just(", ".to_string()),
+        Just("null".to_string()),
+        Just("\"NaN\"".to_string()),
+        Just("1e999".to_string()),
+        Just("-0".to_string()),
+        Just("0.5".to_string()),
+        (0u64..3).prop_map(|v| v.to_string()),
+        (0u32..1100).prop_map(|v| v.to_string()),
+        any::<i64>().prop_map(|v| v.to_string()),
+        any::<f64>().prop_map(|v| v.to_string()),
+        ".{0,3}",
+    ];
+    proptest::collection::vec(token, 0..60).prop_map(|t| t.concat())
+}
+
+fn mutated_log() -> impl Strategy<Value = String> {
+    proptest::collection::vec(mutation(), 1..4).prop_map(|muts| {
+        let mut b = LOG_CORPUS.as_bytes().to_vec();
+        for m in &muts {
+            apply(&mut b, m);
+        }
+        String::from_utf8_lossy(&b).into_owned()
+    })
+}
+
+/// The parser never panics, and every step it accepts (checked against a pool of LOG_TASKS tasks
+/// and m = 16) is consecutive and is accepted by the backend's own validation.
+fn check_log(text: &str) -> Result<(), TestCaseError> {
+    let log = bots::io::ReplayLog::from_reader(std::io::Cursor::new(text.as_bytes()), "fuzz.jsonl", 0)
+        .check_against(LOG_TASKS, 16);
+    let config = Config { rho: 0.0, ..Config::default() };
+    let mut pool = CpuPool::new(config, LOG_TASKS, None).unwrap();
+    let mut expect = 0;
+    for step in log {
+        let Ok(step) = step else { break };
+        prop_assert_eq!(step.step, expect);
+        expect += 1;
+        if let Err(e) = pool.update(&step.evidence) {
+            return Err(TestCaseError::fail(format!("the parser accepted evidence the backend refused: {e}")));
+        }
+    }
+    Ok(())
+}
+
+fn replay_log_target(default_cases: u32) -> (Stats, Stats) {
+    assert!(check_log(LOG_CORPUS).is_ok());
+    let tokens = fuzz("replay_log_tokens", default_cases, log_text(), |t| check_log(&t));
+    let mutated = fuzz("replay_log_mutated", default_cases, mutated_log(), |t| check_log(&t));
+    (tokens, mutated)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Always-run smoke versions
+
+#[test]
+fn smoke_replay_log_parser() {
+    let (a, b) = replay_log_target(300);
+    assert!(a.cases >= 300 && b.cases >= 300);
+}
 
 #[test]
 fn smoke_checkpoint_reader() {
@@ -394,6 +469,13 @@ fn smoke_mutations_reach_validation() {
 #[ignore = "long fuzz run: BOTS_FUZZ_SECONDS=300 cargo test --test fuzz -- --ignored --nocapture"]
 fn fuzz_checkpoint_reader() {
     let (a, b) = checkpoint_target(2000);
+    assert!(a.cases > 0 && b.cases > 0);
+}
+
+#[test]
+#[ignore = "long fuzz run: BOTS_FUZZ_SECONDS=300 cargo test --test fuzz -- --ignored --nocapture"]
+fn fuzz_replay_log_parser() {
+    let (a, b) = replay_log_target(2000);
     assert!(a.cases > 0 && b.cases > 0);
 }
 
