@@ -1,11 +1,13 @@
 //! Checkpoint format, resume exactness and crash safety (GitHub issue 4, CPU side).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use bots::checkpoint::{self, HEADER_LEN};
-use bots::{Backend, BotsError, Config, CpuPool, Evidence, Features, PoolState};
+use bots::{BackendKind, Backend, BotsError, Config, CpuPool, Evidence, Features, PoolState};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -58,19 +60,25 @@ enum Cut {
 /// dropped, and a fresh pool restored from the file continues. Returns every step's selection and
 /// the final state.
 fn run(cfg: &Config, n: usize, feats: Option<Features>, steps: u64, counts: bool, cut: Option<(u64, Cut)>, dir: &Path) -> (Vec<Vec<u32>>, PoolState) {
+    run_on(BackendKind::Cpu, cfg, n, feats, steps, counts, cut, dir)
+}
+
+/// [`run`] on a given backend.
+#[allow(clippy::too_many_arguments)]
+fn run_on(kind: BackendKind, cfg: &Config, n: usize, feats: Option<Features>, steps: u64, counts: bool, cut: Option<(u64, Cut)>, dir: &Path) -> (Vec<Vec<u32>>, PoolState) {
     let path = dir.join("resume.ckpt");
-    let mut pool: Box<dyn Backend> = Box::new(CpuPool::new(cfg.clone(), n, feats.clone()).unwrap());
+    let mut pool: Box<dyn Backend> = bots::open(kind, cfg.clone(), n, feats.clone()).unwrap();
     let mut selections = Vec::new();
     let reload = |pool: &mut Box<dyn Backend>, alternate: bool| {
         checkpoint::save_backend(&path, pool.as_ref()).unwrap();
         if alternate {
             // A fresh pool built from scratch, then restored through the Backend trait.
-            let mut fresh: Box<dyn Backend> = Box::new(CpuPool::new(cfg.clone(), n, feats.clone()).unwrap());
+            let mut fresh: Box<dyn Backend> = bots::open(kind, cfg.clone(), n, feats.clone()).unwrap();
             let saved = checkpoint::restore_backend(&path, fresh.as_mut()).unwrap();
             assert_eq!(&saved, cfg);
             *pool = fresh;
         } else {
-            *pool = checkpoint::open_backend(bots::BackendKind::Cpu, &path).unwrap();
+            *pool = checkpoint::open_backend(kind, &path).unwrap();
         }
     };
     for t in 0..steps {
@@ -90,10 +98,14 @@ fn run(cfg: &Config, n: usize, feats: Option<Features>, steps: u64, counts: bool
 }
 
 fn check_resume(cfg: Config, n: usize, feats: Option<Features>, counts: bool) -> PoolState {
+    check_resume_on(BackendKind::Cpu, cfg, n, feats, counts)
+}
+
+fn check_resume_on(kind: BackendKind, cfg: Config, n: usize, feats: Option<Features>, counts: bool) -> PoolState {
     let dir = tempfile::tempdir().unwrap();
-    let (want_sel, want_state) = run(&cfg, n, feats.clone(), 100, counts, None, dir.path());
+    let (want_sel, want_state) = run_on(kind, &cfg, n, feats.clone(), 100, counts, None, dir.path());
     for cut in [(37, Cut::AfterUpdate), (37, Cut::AfterSelect), (0, Cut::AfterSelect), (0, Cut::AfterUpdate), (99, Cut::AfterUpdate)] {
-        let (sel, state) = run(&cfg, n, feats.clone(), 100, counts, Some(cut), dir.path());
+        let (sel, state) = run_on(kind, &cfg, n, feats.clone(), 100, counts, Some(cut), dir.path());
         for (t, (a, b)) in want_sel.iter().zip(&sel).enumerate() {
             assert_eq!(a, b, "{cut:?}: selection at step {t}");
         }
@@ -104,6 +116,30 @@ fn check_resume(cfg: Config, n: usize, feats: Option<Features>, counts: bool) ->
 
 // ---------------------------------------------------------------------------------------------
 // Resume exactness
+
+/// The same on the GPU: a resumed CUDA pool selects exactly what an uninterrupted one does, and a
+/// state moves CPU -> checkpoint -> GPU -> checkpoint -> CPU unchanged, bit for bit.
+#[test]
+fn gpu_resume_is_exact_and_checkpoints_cross_backends() {
+    if !common::gpu_available() {
+        return;
+    }
+    let cuda = BackendKind::Cuda { ordinal: 0 };
+    let cfg = Config { rho: 0.4, tau: 0.3, adaptive_rho: true, batch: 16, ..Config::default() };
+    check_resume_on(cuda, cfg.clone(), 5000, Some(features(5000)), false);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cpu_state) = run(&cfg, 5000, Some(features(5000)), 20, true, None, dir.path());
+    let cpu = CpuPool::from_state(cfg.clone(), cpu_state.clone()).unwrap();
+    let a = dir.path().join("cpu.ckpt");
+    let b = dir.path().join("gpu.ckpt");
+    checkpoint::save_backend(&a, &cpu).unwrap();
+    let gpu = checkpoint::open_backend(cuda, &a).unwrap();
+    assert_bit_identical(&cpu_state, &gpu.to_host().unwrap(), "CPU checkpoint read back from the GPU");
+    checkpoint::save_backend(&b, gpu.as_ref()).unwrap();
+    let back = checkpoint::open_backend(BackendKind::Cpu, &b).unwrap();
+    assert_bit_identical(&cpu_state, &back.to_host().unwrap(), "GPU checkpoint restored on the CPU");
+}
 
 #[test]
 fn resume_is_exact_reference_config() {
