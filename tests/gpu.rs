@@ -173,8 +173,9 @@ fn compare_selection(cfg: &Config, state: &PoolState, cpu: &[u32], gpu: &[u32], 
     let mut problems: Vec<String> = Vec::new();
     let mut outliers = 0usize;
     // Order: non-increasing CPU score along the GPU list.
+    let gpu_scores: Vec<f32> = gpu.iter().map(|&t| score(t)).collect();
     for i in 1..gpu.len() {
-        let (a, b) = (score(gpu[i - 1]), score(gpu[i]));
+        let (a, b) = (gpu_scores[i - 1], gpu_scores[i]);
         if b > a + eps {
             outliers += 1;
             if problems.len() < 8 {
@@ -187,7 +188,7 @@ fn compare_selection(cfg: &Config, state: &PoolState, cpu: &[u32], gpu: &[u32], 
     let in_cpu: std::collections::HashSet<u32> = cpu.iter().copied().collect();
     let in_gpu: std::collections::HashSet<u32> = gpu.iter().copied().collect();
     for (i, &g) in gpu.iter().enumerate() {
-        if !in_cpu.contains(&g) && score(g) < threshold - eps {
+        if !in_cpu.contains(&g) && gpu_scores[i] < threshold - eps {
             outliers += 1;
             if problems.len() < 8 {
                 problems.push(format!("GPU position {i} holds {} below the CPU k-th score {threshold:.9e}", describe(g)));
