@@ -10,8 +10,10 @@
 //! - its order is non-increasing in the CPU score, up to `score_eps` (a near-tie may swap);
 //! - every task it holds that the CPU did not select scores within `score_eps` of the CPU's k-th
 //!   score, and every CPU task it lacks as well (near-ties at the boundary).
+//!
 //! A task whose Marsaglia-Tsang accept/reject test flips on an ulp draws a wholly different sample: a
 //! rare "outlier" (~1e-6 per task per step, assumed), allowed in small numbers and always printed.
+//!
 //! Summaries go to stderr directly (not captured by libtest), so the device log shows them even when
 //! every test passes; a failure prints the first offending positions with keys, alpha and beta.
 
@@ -118,6 +120,34 @@ fn assert_states_close(cpu: &PoolState, gpu: &PoolState, tol: f32, what: &str) {
     assert!(cpu.features == gpu.features, "{what}: features differ after the round trip");
     assert!(cpu.prior == gpu.prior, "{what}: priors differ after the round trip");
     log!("{what}: worst relative posterior difference {:e} (task {})", worst.0, worst.1);
+}
+
+/// Bit-for-bit equality of two states (`want`, `got`), reporting the first differing tasks instead of
+/// two whole states (a `PoolState` Debug dump of 10^5 tasks would flood the one GPU log).
+fn assert_states_identical(want: &PoolState, got: &PoolState, what: &str) {
+    if want == got {
+        return;
+    }
+    let mut lines = vec![format!(
+        "globals want {:?} got {:?}; lengths {} / {}; priors equal: {}; features equal: {}",
+        want.globals,
+        got.globals,
+        want.len(),
+        got.len(),
+        want.prior == got.prior,
+        want.features == got.features
+    )];
+    let mut n_diff = 0;
+    for k in 0..want.len().min(got.len()) {
+        let (wa, wb, ga, gb) = (want.alpha[k], want.beta[k], got.alpha[k], got.beta[k]);
+        if wa.to_bits() != ga.to_bits() || wb.to_bits() != gb.to_bits() {
+            n_diff += 1;
+            if lines.len() < 9 {
+                lines.push(format!("task {k}: want alpha {wa:e} beta {wb:e} | got alpha {ga:e} beta {gb:e}"));
+            }
+        }
+    }
+    panic!("{what}: states differ ({n_diff} tasks):\n  {}", lines.join("\n  "));
 }
 
 /// How far two scores of one task may be apart when only the last bits of CUDA transcendentals differ
@@ -386,7 +416,7 @@ fn invalid_device_input_leaves_state_unchanged() {
         let err = gpu.sync().unwrap_err();
         assert!(matches!(err, bots::BotsError::DeviceInput(_)), "{what}: {err}");
         println!("{what}: {err}");
-        assert_eq!(gpu.to_host().unwrap(), before, "{what}: state changed");
+        assert_states_identical(&before, &gpu.to_host().unwrap(), &format!("{what}: state changed"));
         assert_eq!(gpu.step(), before.globals.step, "{what}: step mirror not resynced");
     }
     // Pass rates out of [0, 1], and the error reported by to_host as well.
@@ -395,7 +425,7 @@ fn invalid_device_input_leaves_state_unchanged() {
         gpu.update_from_device_rates(&t, &rr).unwrap();
         let err = gpu.to_host().unwrap_err();
         assert!(matches!(err, bots::BotsError::DeviceInput(_)), "rate {r}: {err}");
-        assert_eq!(gpu.to_host().unwrap(), before, "rate {r}: state changed");
+        assert_states_identical(&before, &gpu.to_host().unwrap(), &format!("rate {r}: state changed"));
     }
     // A bad batch followed by a good one before any sync: the good one applies, the error is reported.
     let (t, s, f) = (upload(&gpu, &[9u32, 9]), upload(&gpu, &[1.0f32, 1.0]), upload(&gpu, &[1.0f32, 1.0]));
@@ -428,7 +458,7 @@ fn restore_round_trips() {
     let state = cpu.to_host().unwrap();
     let mut gpu = CudaPool::new(cfg.clone(), 300, Some(features(300, 5))).unwrap();
     gpu.restore(state.clone()).unwrap();
-    assert_eq!(gpu.to_host().unwrap(), state);
+    assert_states_identical(&state, &gpu.to_host().unwrap(), "restore then to_host");
     assert_eq!(gpu.step(), 5);
     let (c, g) = (cpu.select(4).unwrap(), gpu.select(4).unwrap());
     compare_selection(&cfg, &cpu.to_host().unwrap(), &c, &g, "restored", 1);
@@ -474,7 +504,7 @@ fn cuda_graph_replay_matches_eager() {
     }
     let (ha, hb) = (eager.to_host().unwrap(), graphed.to_host().unwrap());
     assert_eq!(ha.globals.step, 1 + steps as u64);
-    assert_eq!(hb, ha, "graph replay diverged from the eager steps");
+    assert_states_identical(&ha, &hb, "graph replay diverged from the eager steps");
     assert_eq!(sa.clone_dtoh(&out_a).unwrap(), sb.clone_dtoh(&out_b).unwrap());
     // The host verbs agree with the CPU twin from the same state.
     let mut cpu = CpuPool::from_state(cfg.clone(), ha.clone()).unwrap();
