@@ -255,10 +255,11 @@ fn compare_selection(cfg: &Config, state: &PoolState, cpu: &[u32], gpu: &[u32], 
     Agreement { differ, outliers }
 }
 
-/// Outliers allowed in one comparison of `k` positions: a couple, plus one per 20 000 positions
-/// (whole-pool sorts at 10^6; assumed divergence rate ~1e-6 per task, so generous).
+/// Violations allowed in one comparison of `k` positions. One diverged task can cost up to three (the
+/// order before and after it, and membership); plus one per 20 000 positions for whole-pool sorts at
+/// 10^6 (assumed divergence rate ~1e-6 per task per step, so generous). A real bug breaks far more.
 fn outlier_budget(k: usize) -> usize {
-    2 + k / 20_000
+    4 + k / 20_000
 }
 
 struct Case {
@@ -338,7 +339,7 @@ fn gpu_matches_cpu_twin_small_pools() {
         }
     }
     log!("small pools: {} of {compared} positions differ, {} outliers, {:.1} s", agree.differ, agree.outliers, t0.elapsed().as_secs_f64());
-    assert!(agree.outliers <= 2 + compared / 20_000, "{} outliers in {compared} positions", agree.outliers);
+    assert!(agree.outliers <= 4 + compared / 10_000, "{} outliers in {compared} positions", agree.outliers);
 }
 
 #[test]
@@ -356,7 +357,7 @@ fn gpu_matches_cpu_twin_million() {
         agree += a;
     }
     log!("10^6 pools: {} of {compared} positions differ, {} outliers, {:.1} s", agree.differ, agree.outliers, t0.elapsed().as_secs_f64());
-    assert!(agree.outliers <= 2 + compared / 20_000, "{} outliers in {compared} positions", agree.outliers);
+    assert!(agree.outliers <= 4 + compared / 10_000, "{} outliers in {compared} positions", agree.outliers);
 }
 
 #[test]
@@ -461,7 +462,7 @@ fn restore_round_trips() {
     assert_states_identical(&state, &gpu.to_host().unwrap(), "restore then to_host");
     assert_eq!(gpu.step(), 5);
     let (c, g) = (cpu.select(4).unwrap(), gpu.select(4).unwrap());
-    compare_selection(&cfg, &cpu.to_host().unwrap(), &c, &g, "restored", 1);
+    compare_selection(&cfg, &cpu.to_host().unwrap(), &c, &g, "restored", 3);
 }
 
 #[test]
@@ -510,7 +511,7 @@ fn cuda_graph_replay_matches_eager() {
     let mut cpu = CpuPool::from_state(cfg.clone(), ha.clone()).unwrap();
     let c = cpu.select(32).unwrap();
     let g = eager.select(32).unwrap();
-    compare_selection(&cfg, &cpu.to_host().unwrap(), &c, &g, "after graph", 1);
+    compare_selection(&cfg, &cpu.to_host().unwrap(), &c, &g, "after graph", 3);
 }
 
 #[test]
@@ -530,7 +531,7 @@ fn hundred_million_tasks() {
     for step in 0..3u64 {
         let c = cpu.select(64).unwrap();
         let g = gpu.select(64).unwrap();
-        agree += compare_selection(&cfg, &cpu.to_host().unwrap(), &c, &g, &format!("1e8 step {step}"), 1);
+        agree += compare_selection(&cfg, &cpu.to_host().unwrap(), &c, &g, &format!("1e8 step {step}"), 3);
         let ev = evidence(&c, step, cfg.m, false);
         cpu.update(&ev).unwrap();
         gpu.update(&ev).unwrap();
@@ -545,4 +546,39 @@ fn hundred_million_tasks() {
     drop(tied);
     assert_states_close(&cpu.to_host().unwrap(), &gpu.to_host().unwrap(), 1e-5, "1e8");
     log!("1e8: done after {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// The comparison itself, on the CPU alone (runs everywhere): identical lists agree, tied scores may
+/// differ anywhere, and a clearly wrong selection fails with its diagnostics.
+#[test]
+fn compare_selection_checks_itself_on_the_cpu() {
+    let cfg = Config { seed: 3, batch: 40, ..Default::default() };
+    let n = 2000;
+    let mut cpu = CpuPool::new(cfg.clone(), n, Some(features(n, 9))).unwrap();
+    let sel = cpu.select(40).unwrap();
+    let state = cpu.to_host().unwrap();
+    let a = compare_selection(&cfg, &state, &sel, &sel, "self", 0);
+    assert_eq!((a.differ, a.outliers), (0, 0));
+    // All scores tie in mean mode on a fresh pool: any 40 tasks in any order agree.
+    let mcfg = Config { do_sample: false, rho: 0.0, ..cfg.clone() };
+    let tied = PoolState::new(&mcfg, n, None).unwrap();
+    let other: Vec<u32> = (0..40).rev().map(|t| t * 7).collect();
+    let a = compare_selection(&mcfg, &tied, &(0..40).collect::<Vec<u32>>(), &other, "CPU-only self-check, expected: tied", 0);
+    assert_eq!(a.outliers, 0);
+    assert!(a.differ > 0);
+    // The worst task in place of the best: a violation, so a budget of 0 fails.
+    let worst = (0..n as u32)
+        .min_by(|&x, &y| {
+            let s = |t: u32| score_task(&cfg, state.alpha[t as usize], state.beta[t as usize], state.globals.step, t);
+            s(x).total_cmp(&s(y))
+        })
+        .unwrap();
+    let mut bad = sel.clone();
+    bad[0] = worst;
+    let r = std::panic::catch_unwind(|| compare_selection(&cfg, &state, &sel, &bad, "CPU-only self-check, expected to fail: wrong", 0));
+    assert!(r.is_err(), "a wrong selection must fail");
+    // Reversed order: many order violations.
+    let rev: Vec<u32> = sel.iter().rev().copied().collect();
+    let r = std::panic::catch_unwind(|| compare_selection(&cfg, &state, &sel, &rev, "CPU-only self-check, expected to fail: reversed", 3));
+    assert!(r.is_err(), "a reversed selection must fail");
 }
