@@ -32,6 +32,18 @@
 //! two tasks whose scores are that close (a near-tie). The batch means are f64 sums in a different
 //! order, rounded to f32: mu agrees except in rare last-bit cases.
 
+//! # Assumed on real hardware (not checkable without a GPU; the CPU emulator in scripts/emu runs the
+//! kernels' logic with the host libm, one thread at a time)
+//! - The PTX (ISA <= 9.0, `compute_80`) JIT-compiles on driver 580 for sm_90; a refusal carries the JIT
+//!   log in the error. The driver's JIT cache makes later pools' module loads cheap.
+//! - All static shared memory stays under the 48 KB that needs no opt-in (largest: `batch_reduce`,
+//!   24.6 KB); no kernel uses dynamic shared memory, so no `cuFuncSetAttribute` is needed. Register
+//!   counts (ptxas -v, sm_90): at most 62 per thread, so the 256- and 1024-thread launches fit.
+//! - Stream-ordered allocation (`cuMemAllocAsync`, which cudarc uses where the device supports memory
+//!   pools) works on the legacy default stream of [`CudaPool::new`]; nothing allocates, frees or
+//!   synchronizes between `select_into`/`update_from_device*` calls, so they can be graph-captured.
+//! - A CUDA transcendental may differ from the host libm by 1-2 ulp: see "Agreement" above.
+
 use std::cell::Cell;
 use std::ffi::{c_void, CString};
 use std::sync::Arc;
@@ -147,7 +159,24 @@ impl Module {
         let ptx = kernels::BOTS_PTX.ok_or_else(|| BotsError::CudaUnavailable(kernels::NO_PTX_REASON.into()))?;
         let src = CString::new(ptx).map_err(|e| BotsError::Cuda(format!("PTX contains a NUL byte: {e}")))?;
         ctx.bind_to_thread().map_err(cuda_err)?;
-        let module = unsafe { result::module::load_data(src.as_ptr() as *const c_void) }.map_err(cuda_err)?;
+        // cuModuleLoadDataEx with the JIT error log, so that a PTX the driver refuses (ISA version,
+        // target, a ptxas error) says why in the first GPU log rather than only
+        // CUDA_ERROR_INVALID_PTX. The PTX text is NUL-terminated (CString), as the driver requires.
+        let mut log = vec![0u8; 1 << 14];
+        let mut opts = [sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER, sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES];
+        // The size option's value is passed in the pointer itself (the driver API's convention).
+        let mut vals: [*mut c_void; 2] = [log.as_mut_ptr() as *mut c_void, log.len() as *mut c_void];
+        let mut module = std::mem::MaybeUninit::<sys::CUmodule>::uninit();
+        let loaded = unsafe {
+            sys::cuModuleLoadDataEx(module.as_mut_ptr(), src.as_ptr() as *const c_void, 2, opts.as_mut_ptr(), vals.as_mut_ptr())
+        }
+        .result();
+        if let Err(e) = loaded {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let jit = String::from_utf8_lossy(&log[..end]);
+            return Err(BotsError::Cuda(format!("loading the kernels' PTX ({} bytes): {e:?}; JIT log: {}", ptx.len(), jit.trim())));
+        }
+        let module = unsafe { module.assume_init() };
         let mut funcs = Vec::with_capacity(kernels::BOTS_ENTRIES.len());
         for name in kernels::BOTS_ENTRIES {
             let c = CString::new(*name).expect("entry names have no NUL");
@@ -711,7 +740,8 @@ impl CudaPool {
         let counts = |why: &str| format!("task {task} (position {pos}): counts successes={v0}, failures={v1} are invalid: {why}");
         BotsError::DeviceInput(match sc.err_code {
             1 => format!("task id {task} at position {pos} is out of range: the pool has {} tasks", self.n),
-            2 => format!("task {task} appears more than once in one batch (position {pos})"),
+            // Which of the repeats is reported depends on the order of the device's atomics.
+            2 => format!("task {task} appears more than once in one batch (a repeat at position {pos})"),
             3 => format!("task {task} (position {pos}): pass rate {v0} is not a number in [0, 1]"),
             4 => counts("counts must be finite numbers"),
             5 => counts("counts must not be negative"),
