@@ -6,7 +6,7 @@
 # Usage: scripts/emu/run.sh   (TWIN=path reuses a built twin binary)
 set -euo pipefail
 cd "$(dirname "$0")"
-out="${TMPDIR:-/tmp}/bots-emu"
+out="${BOTS_EMU_DIR:-$(cd ../.. && pwd)/target/emu}"
 mkdir -p "$out"
 if [[ -z "${TWIN:-}" ]]; then
   CARGO_TARGET_DIR="$out/twin-target" cargo build --quiet --manifest-path twin/Cargo.toml
