@@ -55,7 +55,7 @@ use crate::backend::cpu::check_state_fits;
 use crate::backend::{Backend, UpdateReport};
 use crate::config::Config;
 use crate::error::{BotsError, Result};
-use crate::evidence::{batch_row, Evidence, Outcomes, RowOutcome};
+use crate::evidence::{Evidence, Outcomes};
 use crate::kernels;
 use crate::pool::{Features, Globals, PoolState, Prior};
 
@@ -805,36 +805,7 @@ fn upload_features(s: &Arc<CudaStream>, f: Option<&Features>) -> Result<Option<(
 
 /// Host-side validation of host evidence, with the CPU backend's typed errors.
 fn validate_host(n: usize, m: u32, ev: &Evidence) -> Result<()> {
-    let len = ev.tasks.len();
-    if len == 0 {
-        return Err(BotsError::Empty("the evidence batch"));
-    }
-    match &ev.outcomes {
-        Outcomes::PassRates(r) if r.len() != len => {
-            return Err(BotsError::LengthMismatch { what: "pass rates (one per task)".into(), expected: len, got: r.len() })
-        }
-        Outcomes::Counts { successes, failures } if successes.len() != len || failures.len() != len => {
-            let got = if successes.len() != len { successes.len() } else { failures.len() };
-            return Err(BotsError::LengthMismatch { what: "success/failure counts (one per task)".into(), expected: len, got });
-        }
-        _ => {}
-    }
-    let mut seen = std::collections::HashMap::with_capacity(len);
-    for (i, &task) in ev.tasks.iter().enumerate() {
-        if task as usize >= n {
-            return Err(BotsError::TaskOutOfRange { task: task as u64, position: i, len: n });
-        }
-        if let Some(&first) = seen.get(&task) {
-            return Err(BotsError::DuplicateTask { task, first, second: i });
-        }
-        seen.insert(task, i);
-        let o = match &ev.outcomes {
-            Outcomes::PassRates(r) => RowOutcome::PassRate(r[i]),
-            Outcomes::Counts { successes, failures } => RowOutcome::Counts(successes[i], failures[i]),
-        };
-        batch_row(task, o, m)?;
-    }
-    Ok(())
+    crate::evidence::validate_batch(n, m, ev).map(|_| ())
 }
 
 impl Backend for CudaPool {

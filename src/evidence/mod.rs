@@ -130,20 +130,14 @@ pub fn interpolate(mu: f32, f_w: f32, f_s: f32) -> f32 {
     (f_w + mu * (f_s - f_w)).clamp(0.0, 1.0)
 }
 
-/// Validates `evidence` against the pool and computes the [`Pending`] update (§3 of the spec, in its
-/// order: mu, p_tilde, the adaptive-rho test). Reads the state, never writes it.
-pub fn batch_evidence(state: &PoolState, config: &Config, evidence: &Evidence) -> Result<Pending> {
-    let n = state.len();
+/// Validates a batch for a pool of `n` tasks with `m` rollouts per task and returns its rows: a
+/// non-empty batch, parallel arrays of one length, task ids in range and each at most once, and every
+/// outcome valid ([`batch_row`]). The one place of these checks, for every backend.
+pub fn validate_batch(n: usize, m: u32, evidence: &Evidence) -> Result<Vec<BatchRow>> {
     let len = evidence.tasks.len();
     if len == 0 {
         return Err(BotsError::Empty("the evidence batch"));
     }
-    let outcome = |i: usize| -> Result<RowOutcome> {
-        match &evidence.outcomes {
-            Outcomes::PassRates(r) => Ok(RowOutcome::PassRate(r[i])),
-            Outcomes::Counts { successes, failures } => Ok(RowOutcome::Counts(successes[i], failures[i])),
-        }
-    };
     match &evidence.outcomes {
         Outcomes::PassRates(r) if r.len() != len => {
             return Err(BotsError::LengthMismatch { what: "pass rates (one per task)".into(), expected: len, got: r.len() })
@@ -164,9 +158,20 @@ pub fn batch_evidence(state: &PoolState, config: &Config, evidence: &Evidence) -
             return Err(BotsError::DuplicateTask { task, first, second: i });
         }
         seen.insert(task, i);
-        rows.push(batch_row(task, outcome(i)?, config.m)?);
+        let outcome = match &evidence.outcomes {
+            Outcomes::PassRates(r) => RowOutcome::PassRate(r[i]),
+            Outcomes::Counts { successes, failures } => RowOutcome::Counts(successes[i], failures[i]),
+        };
+        rows.push(batch_row(task, outcome, m)?);
     }
+    Ok(rows)
+}
 
+/// Validates `evidence` against the pool and computes the [`Pending`] update (§3 of the spec, in its
+/// order: mu, p_tilde, the adaptive-rho test). Reads the state, never writes it.
+pub fn batch_evidence(state: &PoolState, config: &Config, evidence: &Evidence) -> Result<Pending> {
+    let rows = validate_batch(state.len(), config.m, evidence)?;
+    let len = rows.len();
     let g = state.globals;
     let Some(features) = &state.features else {
         return Ok(Pending { rows, mu: g.mu, rho: g.rho, miss: None });
