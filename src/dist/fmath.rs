@@ -304,4 +304,20 @@ mod tests {
             _ => (-c, s),
         }
     }
+
+    /// Every f32 of each domain (minutes; `cargo test --release -- --ignored exhaustive`): ln over all
+    /// positive floats, ln_1p over (-1, 1e6], exp over [-104, 89], sincos over [0, 1). The maxima are
+    /// recorded in docs/BENCHMARKS.md.
+    #[test]
+    #[ignore]
+    fn exhaustive() {
+        sweep("ln(every positive f32)", floats(f32::from_bits(1), f32::MAX, 1), ln, f64::ln);
+        sweep("ln_1p(every f32 in (-1, 1e6])", floats(-1.0 + f32::EPSILON / 2.0, -0.0, 1), ln_1p, |x| x.ln_1p());
+        sweep("ln_1p(every f32 in (-1, 1e6])", floats(0.0, 1e6, 1), ln_1p, |x| x.ln_1p());
+        sweep("exp(every f32 in [-104, 0])", floats(-104.0, -0.0, 1), exp, f64::exp);
+        sweep("exp(every f32 in [0, 89])", floats(0.0, 89.0, 1), exp, f64::exp);
+        let below1 = 1.0f32 - f32::EPSILON / 2.0;
+        sweep("sin2pi(every f32 in [0,1))", floats(0.0, below1, 1), |u| sincos_2pi(u).0, |u| ref_sincos(u).0);
+        sweep("cos2pi(every f32 in [0,1))", floats(0.0, below1, 1), |u| sincos_2pi(u).1, |u| ref_sincos(u).1);
+    }
 }

@@ -74,46 +74,53 @@ pub fn f16_bits_to_f32(h: u16) -> f32 {
 }
 
 /// One Philox4x32-10 block per lane; counters `[task[i], c1, step lo, step hi]`, one key.
+///
+/// Lanes are kept in pairs packed into u64s (lane 2i in the low half, 2i+1 in the high half, which is
+/// the memory layout of the `[u32; LANES]` arrays), and each 32x32->64 multiply is done on the even and
+/// the odd halves separately with operands known to fit in 32 bits, which LLVM lowers to `pmuludq`
+/// without any shuffling.
 #[inline(always)]
 fn philox_lanes(task: &[u32; LANES], c1: u32, step: u64, key: [u32; 2]) -> [[u32; LANES]; 4] {
-    let mut x0 = *task;
-    let mut x1 = [c1; LANES];
-    let mut x2 = [step as u32; LANES];
-    let mut x3 = [(step >> 32) as u32; LANES];
+    const H: usize = LANES / 2;
+    const LO: u64 = 0xffff_ffff;
+    let pack = |v: u32| (v as u64) | ((v as u64) << 32);
+    let mut x0 = [0u64; H];
+    for i in 0..H {
+        x0[i] = (task[2 * i] as u64) | ((task[2 * i + 1] as u64) << 32);
+    }
+    let mut x1 = [pack(c1); H];
+    let mut x2 = [pack(step as u32); H];
+    let mut x3 = [pack((step >> 32) as u32); H];
     let (mut k0, mut k1) = (key[0], key[1]);
     for r in 0..10 {
         if r > 0 {
             k0 = k0.wrapping_add(W0);
             k1 = k1.wrapping_add(W1);
         }
-        for i in 0..LANES {
-            let p0 = (M0 as u64) * (x0[i] as u64);
-            let p1 = (M1 as u64) * (x2[i] as u64);
-            let n0 = ((p1 >> 32) as u32) ^ x1[i] ^ k0;
-            let n2 = ((p0 >> 32) as u32) ^ x3[i] ^ k1;
-            x0[i] = n0;
-            x1[i] = p1 as u32;
-            x2[i] = n2;
-            x3[i] = p0 as u32;
+        let (kk0, kk1) = (pack(k0), pack(k1));
+        for i in 0..H {
+            let pe0 = (x0[i] & LO) * (M0 as u64);
+            let po0 = (x0[i] >> 32) * (M0 as u64);
+            let pe1 = (x2[i] & LO) * (M1 as u64);
+            let po1 = (x2[i] >> 32) * (M1 as u64);
+            let hi0 = (pe0 >> 32) | (po0 & !LO);
+            let lo0 = (pe0 & LO) | (po0 << 32);
+            let hi1 = (pe1 >> 32) | (po1 & !LO);
+            let lo1 = (pe1 & LO) | (po1 << 32);
+            x0[i] = hi1 ^ x1[i] ^ kk0;
+            x1[i] = lo1;
+            x2[i] = hi0 ^ x3[i] ^ kk1;
+            x3[i] = lo0;
         }
     }
-    [x0, x1, x2, x3]
+    let unpack = |x: [u64; H]| -> [u32; LANES] { std::array::from_fn(|j| (x[j / 2] >> (32 * (j % 2))) as u32) };
+    [unpack(x0), unpack(x1), unpack(x2), unpack(x3)]
 }
 
-/// One Marsaglia–Tsang attempt, both tests evaluated (no short-circuit): (accepted, 3·ln1p(c·z)).
-/// The same expressions as [`sample_log_gamma`].
-#[inline(always)]
-fn attempt(z: f32, uw: u32, c: f32, d: f32) -> (bool, f32) {
-    let x = c * z;
-    let u = u01(uw);
-    let z2 = z * z;
-    let l = 3.0 * ln_1p(x);
-    let squeeze = u < 1.0 - 0.0331 * (z2 * z2);
-    let full = ln(u) < 0.5 * z2 + d * (l - 3.0 * x - 3.0 * x * x - x * x * x);
-    (!(x <= -1.0) & (squeeze | full), l)
-}
-
-/// [`sample_log_gamma`] for each lane.
+/// [`sample_log_gamma`] for each lane: the first block's two attempts in lanes, the rest (both
+/// rejected, rare) by the scalar code. The attempts use the same expressions as the scalar code; the
+/// exact acceptance test (`ln u < ...`) is evaluated only when some lane fails the squeeze, and the
+/// second attempt only when some lane rejects the first, which changes what is computed, never a result.
 #[inline(always)]
 fn log_gamma_lanes(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u64, purpose: Purpose) -> [f32; LANES] {
     let key = [seed as u32, (seed >> 32) as u32];
@@ -127,14 +134,50 @@ fn log_gamma_lanes(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u
         ln_d[i] = ln(d[i]);
     }
     let w = philox_lanes(task, ((purpose as u32) << 24) | 1, step, key);
+    let (mut z0, mut z1) = ([0f32; LANES], [0f32; LANES]);
+    for i in 0..LANES {
+        (z0[i], z1[i]) = box_muller(w[0][i], w[1][i]);
+    }
     let mut out = [0f32; LANES];
     let mut ok = [false; LANES];
+    // Attempt 0: x = c z, accept if x > -1 and (squeeze or the exact test).
+    let mut x = [0f32; LANES];
+    let mut u = [0f32; LANES];
+    let mut l = [0f32; LANES];
+    let mut need = [false; LANES];
     for i in 0..LANES {
-        let (z0, z1) = box_muller(w[0][i], w[1][i]);
-        let (a0, l0) = attempt(z0, w[2][i], c[i], d[i]);
-        let (a1, l1) = attempt(z1, w[3][i], c[i], d[i]);
-        out[i] = if a0 { ln_d[i] + l0 } else { ln_d[i] + l1 };
-        ok[i] = a0 | a1;
+        x[i] = c[i] * z0[i];
+        u[i] = u01(w[2][i]);
+        let z2 = z0[i] * z0[i];
+        l[i] = 3.0 * ln_1p(x[i]);
+        let valid = !(x[i] <= -1.0);
+        let squeeze = u[i] < 1.0 - 0.0331 * (z2 * z2);
+        ok[i] = valid & squeeze;
+        need[i] = valid & !squeeze;
+        out[i] = ln_d[i] + l[i];
+    }
+    if need.iter().any(|&b| b) {
+        for i in 0..LANES {
+            let (z, x) = (z0[i], x[i]);
+            let z2 = z * z;
+            let full = ln(u[i]) < 0.5 * z2 + d[i] * (l[i] - 3.0 * x - 3.0 * x * x - x * x * x);
+            ok[i] |= need[i] & full;
+        }
+    }
+    // Attempt 1, for the lanes that rejected attempt 0.
+    if ok.iter().any(|&b| !b) {
+        for i in 0..LANES {
+            let z = z1[i];
+            let x = c[i] * z;
+            let u = u01(w[3][i]);
+            let z2 = z * z;
+            let l = 3.0 * ln_1p(x);
+            let squeeze = u < 1.0 - 0.0331 * (z2 * z2);
+            let full = ln(u) < 0.5 * z2 + d[i] * (l - 3.0 * x - 3.0 * x * x - x * x * x);
+            let acc = !(x <= -1.0) & (squeeze | full);
+            out[i] = if ok[i] { out[i] } else { ln_d[i] + l };
+            ok[i] |= acc;
+        }
     }
     if shape.iter().any(|&s| s < 1.0) {
         let u = philox_lanes(task, (purpose as u32) << 24, step, key)[0];
