@@ -21,7 +21,7 @@ use crate::select::score_key;
 use crate::update::{update_task, PendingScalars};
 
 /// Tasks per lane group.
-pub const LANES: usize = 8;
+pub const LANES: usize = 16;
 
 /// Everything the scoring of a range of tasks reads besides alpha and beta.
 #[derive(Clone, Copy, Debug)]
