@@ -121,6 +121,8 @@ fn philox_lanes(task: &[u32; LANES], c1: u32, step: u64, key: [u32; 2]) -> [[u32
 /// rejected, rare) by the scalar code. The attempts use the same expressions as the scalar code; the
 /// exact acceptance test (`ln u < ...`) is evaluated only when some lane fails the squeeze, and the
 /// second attempt only when some lane rejects the first, which changes what is computed, never a result.
+// `!(x <= -1.0)` mirrors the scalar code's `if x <= -1.0 { continue }`, NaN included.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 #[inline(always)]
 fn log_gamma_lanes(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u64, purpose: Purpose) -> [f32; LANES] {
     let key = [seed as u32, (seed >> 32) as u32];
@@ -290,7 +292,7 @@ mod tests {
 
     #[test]
     fn philox_lanes_match_scalar() {
-        let task: [u32; LANES] = std::array::from_fn(|i| (i as u32) * 0x0101_0101 ^ 0xdead_beef);
+        let task: [u32; LANES] = std::array::from_fn(|i| ((i as u32) * 0x0101_0101) ^ 0xdead_beef);
         for (step, c1, key) in [(0u64, 0u32, [0u32, 0]), (1 << 40 | 5, 3 << 24 | 9, [u32::MAX, 0x1234_5678])] {
             let w = philox_lanes(&task, c1, step, key);
             for i in 0..LANES {
