@@ -1,18 +1,18 @@
 // Box-Muller, log-space Marsaglia-Tsang Gamma, Beta, Gumbel: the device twins of src/dist/*.rs, with the
 // same block/word consumption and the same arithmetic order. Built with --fmad=false (no contraction, as
-// in Rust) and accurate libdevice logf/log1pf/expf/sinf/cosf/sqrtf (never the __ intrinsics), so results
-// agree with the CPU bit for bit except where a transcendental differs by an ulp from the host libm.
+// in Rust); every transcendental is from fmath.cuh (the twin of src/dist/fmath.rs, IEEE + - * / and
+// correctly rounded sqrtf only, never libdevice's logf/expf/sinf or the __ intrinsics), so results agree
+// with the CPU bit for bit.
 #pragma once
 #include "philox.cuh"
+#include "fmath.cuh"
 
 #define BOTS_MAX_GAMMA_BLOCKS 64u
-#define BOTS_TAU 6.28318530717958647692f
 
 __device__ __forceinline__ void box_muller(uint32_t w0, uint32_t w1, float* z0, float* z1) {
-    const float r = sqrtf(-2.0f * logf(u01(w0)));
-    const float t = BOTS_TAU * u01(w1);
-    const float s = sinf(t);
-    const float c = cosf(t);
+    const float r = sqrtf(-2.0f * bots_ln(u01(w0)));
+    float s, c;
+    bots_sincos_2pi(u01(w1), &s, &c);
     *z0 = r * c;
     *z1 = r * s;
 }
@@ -23,7 +23,7 @@ __device__ __forceinline__ float sample_log_gamma(float shape, const TaskStream&
     const float a = boost ? shape + 1.0f : shape;
     const float d = a - 1.0f / 3.0f;
     const float c = 1.0f / sqrtf(9.0f * d);
-    const float ln_d = logf(d);
+    const float ln_d = bots_ln(d);
     float log_g = ln_d;
     for (uint32_t blk = 1; blk <= BOTS_MAX_GAMMA_BLOCKS; ++blk) {
         const uint4 w = st.block(purpose, blk);
@@ -39,12 +39,12 @@ __device__ __forceinline__ float sample_log_gamma(float shape, const TaskStream&
             const float u = u01(us[j]);
             const float z2 = z * z;
             if (u < 1.0f - 0.0331f * (z2 * z2)) {
-                log_g = ln_d + 3.0f * log1pf(x);
+                log_g = ln_d + 3.0f * bots_ln1p(x);
                 accepted = true;
                 break;
             }
-            const float l = 3.0f * log1pf(x);
-            if (logf(u) < 0.5f * z2 + d * (l - 3.0f * x - 3.0f * x * x - x * x * x)) {
+            const float l = 3.0f * bots_ln1p(x);
+            if (bots_ln(u) < 0.5f * z2 + d * (l - 3.0f * x - 3.0f * x * x - x * x * x)) {
                 log_g = ln_d + l;
                 accepted = true;
                 break;
@@ -54,7 +54,7 @@ __device__ __forceinline__ float sample_log_gamma(float shape, const TaskStream&
     }
     if (boost) {
         const uint4 w = st.block(purpose, 0);
-        log_g += logf(u01(w.x)) / shape;
+        log_g += bots_ln(u01(w.x)) / shape;
     }
     return log_g;
 }
@@ -62,10 +62,10 @@ __device__ __forceinline__ float sample_log_gamma(float shape, const TaskStream&
 __device__ __forceinline__ float sample_beta(float alpha, float beta, const TaskStream& st) {
     const float la = sample_log_gamma(alpha, st, PURPOSE_GAMMA_ALPHA);
     const float lb = sample_log_gamma(beta, st, PURPOSE_GAMMA_BETA);
-    return 1.0f / (1.0f + expf(lb - la));
+    return 1.0f / (1.0f + bots_exp(lb - la));
 }
 
 __device__ __forceinline__ float sample_gumbel(const TaskStream& st) {
     const uint4 w = st.block(PURPOSE_GUMBEL, 0);
-    return -logf(-logf(u01(w.x)));
+    return -bots_ln(-bots_ln(u01(w.x)));
 }

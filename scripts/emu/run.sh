@@ -2,10 +2,12 @@
 # Runs kernels/bots.cu on the CPU (cuda_shim.h) through the CUDA backend's launch sequence and diffs
 # its selections and final posterior, bit for bit, against the CPU backend on the same scenarios.
 # Needs g++ >= 12 (C++20). Not a GPU test: it checks the kernels' logic (radix select, bitonic sort,
-# device evidence, the pending/mark protocol) and the device code's arithmetic with the host libm.
+# device evidence, the pending/mark protocol) and the device code's arithmetic exactly: every
+# transcendental is kernels/fmath.cuh, the twin of src/dist/fmath.rs, built from IEEE + - * / and sqrt.
 # Usage: scripts/emu/run.sh   (TWIN=path reuses a built twin binary)
 set -euo pipefail
 cd "$(dirname "$0")"
+# One scratch folder per checkout (under its target/), so runs from different worktrees never share files.
 out="${BOTS_EMU_DIR:-$(cd ../.. && pwd)/target/emu}"
 mkdir -p "$out"
 if [[ -z "${TWIN:-}" ]]; then

@@ -2,15 +2,15 @@
 //!
 //! Like the GPU, it defers the pool-wide part of an update into the next selection pass
 //! ([`update_sample_score`]), so a step is one pass over the pool: `update` touches only the batch.
-
-use rayon::prelude::*;
+//! That pass ([`crate::select::select_fused`]) computes keys in SIMD lanes (`select::lanes`, AVX2 picked
+//! at run time), bit for bit the keys [`update_sample_score`] gives task by task.
 
 use crate::backend::{Backend, UpdateReport};
 use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::evidence::{batch_evidence, Evidence};
 use crate::pool::{Features, PoolState};
-use crate::select::{score_key, score_task, select_top_k};
+use crate::select::{score_key, score_task, select_fused};
 use crate::update::{apply_pending, apply_pending_task, scatter_batch, PendingScalars};
 
 /// A pool on the host.
@@ -123,24 +123,12 @@ impl Backend for CpuPool {
             return Err(BotsError::InvalidK { k, len: n });
         }
         let step = self.state.globals.step;
-        let config = &self.config;
-        if let Some(p) = self.pending.take() {
-            // The fused pass: bring every task up to date and score it, in one sweep.
-            let PoolState { alpha, beta, prior, features, .. } = &mut self.state;
-            let mut keys: Vec<u64> = Vec::with_capacity(n);
-            alpha
-                .par_iter_mut()
-                .zip(beta.par_iter_mut())
-                .enumerate()
-                .map(|(k, (a, b))| {
-                    let f = features.as_ref().map(|f| f.get(k));
-                    update_sample_score(config, a, b, prior.get(k), f, Some(&p), step, k as u32)
-                })
-                .collect_into_vec(&mut keys);
-            return Ok(crate::select::top_k_keys(keys, k).into_iter().map(crate::select::key_task).collect());
-        }
-        let (alpha, beta) = (&self.state.alpha, &self.state.beta);
-        Ok(select_top_k(n, k, |t| score_key(score_task(config, alpha[t], beta[t], step, t as u32), t as u32)))
+        // The fused pass (bring every task up to date if an update is pending, score it, keep the top k),
+        // in one sweep, computed in SIMD lanes (`select::lanes`); the same keys as
+        // `update_sample_score` task by task.
+        let pending = self.pending.take();
+        let PoolState { alpha, beta, prior, features, .. } = &mut self.state;
+        Ok(select_fused(&self.config, alpha, beta, prior, features.as_ref(), pending.as_ref(), step, k))
     }
 
     fn update(&mut self, evidence: &Evidence) -> Result<UpdateReport> {

@@ -2,6 +2,7 @@
 //! `X = 1 / (1 + exp(ln G_b - ln G_a))`, which stays exact at the ends of [0, 1] where
 //! `G_a / (G_a + G_b)` would be 0/0.
 
+use crate::dist::fmath::exp;
 use crate::dist::gamma::sample_log_gamma;
 use crate::rng::{Purpose, TaskStream};
 
@@ -16,7 +17,7 @@ use crate::rng::{Purpose, TaskStream};
 pub fn sample_beta(alpha: f32, beta: f32, stream: &TaskStream) -> f32 {
     let la = sample_log_gamma(alpha, stream, Purpose::GammaAlpha);
     let lb = sample_log_gamma(beta, stream, Purpose::GammaBeta);
-    1.0 / (1.0 + (lb - la).exp())
+    1.0 / (1.0 + exp(lb - la))
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Standard normal pairs by Box–Muller.
 
+use crate::dist::fmath::{ln, sincos_2pi};
 use crate::rng::u01;
 
 /// Two independent N(0, 1) values from two uniform words:
-/// `r = sqrt(-2 ln u1)`, `(r cos 2πu2, r sin 2πu2)`.
+/// `r = sqrt(-2 ln u1)`, `(r cos 2πu2, r sin 2πu2)`, with the bit-reproducible [`crate::dist::fmath`]
+/// `ln` and `sincos_2pi` (the kernels compute the same bits).
 ///
 /// ```
 /// let (z0, z1) = bots::dist::box_muller(0x1234_5678, 0x9abc_def0);
@@ -11,8 +13,8 @@ use crate::rng::u01;
 /// ```
 #[inline(always)]
 pub fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
-    let r = (-2.0 * u01(w0).ln()).sqrt();
-    let (s, c) = (std::f32::consts::TAU * u01(w1)).sin_cos();
+    let r = (-2.0 * ln(u01(w0))).sqrt();
+    let (s, c) = sincos_2pi(u01(w1));
     (r * c, r * s)
 }
 

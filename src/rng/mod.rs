@@ -10,10 +10,10 @@
 //! < 2^24. Purposes are listed in [`Purpose`].
 
 /// Philox4x32 multipliers and Weyl key increments (Random123).
-const M0: u32 = 0xD251_1F53;
-const M1: u32 = 0xCD9E_8D57;
-const W0: u32 = 0x9E37_79B9;
-const W1: u32 = 0xBB67_AE85;
+pub(crate) const M0: u32 = 0xD251_1F53;
+pub(crate) const M1: u32 = 0xCD9E_8D57;
+pub(crate) const W0: u32 = 0x9E37_79B9;
+pub(crate) const W1: u32 = 0xBB67_AE85;
 
 #[inline(always)]
 fn mulhilo(a: u32, b: u32) -> (u32, u32) {
@@ -89,7 +89,8 @@ impl TaskStream {
 /// f32 (24 significant bits). Never 0 or 1, so `ln` and `ln(-ln)` are finite.
 #[inline(always)]
 pub fn u01(x: u32) -> f32 {
-    ((x >> 9) as f32 + 0.5) * (1.0 / 8_388_608.0)
+    // `as i32` first: the value (< 2^23) is the same, and a signed conversion vectorizes everywhere.
+    (((x >> 9) as i32) as f32 + 0.5) * (1.0 / 8_388_608.0)
 }
 
 #[cfg(test)]

@@ -4,9 +4,13 @@
 //! Ties are broken by task index (the lower id wins) through [`score_key`], a 64-bit key whose
 //! unsigned order is the selection order; the GPU's radix select ranks the same keys.
 
+pub mod lanes;
+
 use rayon::prelude::*;
 
 use crate::config::Config;
+use crate::pool::{Features, Prior};
+use crate::update::PendingScalars;
 use crate::dist::{sample_beta, sample_gumbel};
 use crate::rng::TaskStream;
 
@@ -83,6 +87,81 @@ where
     top_k_keys(winners, k).into_iter().map(key_task).collect()
 }
 
+/// Keeps the `k` largest of a stream of distinct keys in at most `2k` slots: a key at or below the
+/// k-th largest seen so far (`thr`, once known) is dropped with one comparison, and the buffer is cut
+/// back to its top k when full.
+pub struct TopK {
+    k: usize,
+    buf: Vec<u64>,
+    thr: u64,
+}
+
+impl TopK {
+    /// An empty collector of the `k` (>= 1) largest keys.
+    pub fn new(k: usize) -> TopK {
+        TopK { k, buf: Vec::with_capacity(2 * k.min(1 << 16)), thr: 0 }
+    }
+
+    /// Offers one key (keys must be distinct, as [`score_key`]s of distinct tasks are).
+    #[inline(always)]
+    pub fn push(&mut self, key: u64) {
+        if key >= self.thr {
+            self.buf.push(key);
+            if self.buf.len() >= 2 * self.k {
+                self.buf.select_nth_unstable_by(self.k - 1, |a, b| b.cmp(a));
+                self.buf.truncate(self.k);
+                self.thr = self.buf[self.k - 1];
+            }
+        }
+    }
+
+    /// The k largest keys offered (fewer if fewer were offered), descending.
+    pub fn finish(self) -> Vec<u64> {
+        top_k_keys(self.buf, self.k)
+    }
+}
+
+/// Tasks per parallel chunk of [`select_fused`] (each keeps its own top k).
+const CHUNK: usize = 1 << 16;
+/// Keys computed per call of [`lanes::fill_keys`] (a stack buffer).
+const BLOCK: usize = 512;
+
+/// The CPU fused pass: applies `pending` (if any) to every task, writing alpha and beta back, scores
+/// every task at `step` and returns the `k` best, best first. Chunks run in parallel, each computing its
+/// keys in lanes ([`lanes::fill_keys`]) into a small stack buffer and keeping only its top k
+/// ([`TopK`]), so nothing N-sized is allocated and the result does not depend on the thread count.
+#[allow(clippy::too_many_arguments)]
+pub fn select_fused(
+    config: &Config,
+    alpha: &mut [f32],
+    beta: &mut [f32],
+    prior: &Prior,
+    features: Option<&Features>,
+    pending: Option<&PendingScalars>,
+    step: u64,
+    k: usize,
+) -> Vec<u32> {
+    let ctx = lanes::ScoreCtx { config, prior, features, pending, step };
+    let winners: Vec<u64> = alpha
+        .par_chunks_mut(CHUNK)
+        .zip(beta.par_chunks_mut(CHUNK))
+        .enumerate()
+        .flat_map_iter(|(c, (a, b))| {
+            let mut top = TopK::new(k);
+            let mut keys = [0u64; BLOCK];
+            for (s, (ab, bb)) in a.chunks_mut(BLOCK).zip(b.chunks_mut(BLOCK)).enumerate() {
+                let out = &mut keys[..ab.len()];
+                lanes::fill_keys(&ctx, ab, bb, c * CHUNK + s * BLOCK, out);
+                for &key in out.iter() {
+                    top.push(key);
+                }
+            }
+            top.finish()
+        })
+        .collect();
+    top_k_keys(winners, k).into_iter().map(key_task).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +177,20 @@ mod tests {
         by_key.sort_by_key(|&t| std::cmp::Reverse(score_key(scores[t as usize], t)));
         assert_eq!(idx, by_key);
         assert_eq!(key_task(score_key(-0.3, 123_456)), 123_456);
+    }
+
+    /// The streaming collector against a full sort, for k from 1 to past the stream length, on keys
+    /// in an order that makes the threshold move often.
+    #[test]
+    fn streaming_top_k_matches_sort() {
+        let keys: Vec<u64> = (0..50_000u64).map(|i| (i * 2_654_435_761) % 1_000_003 * 65_536 + i).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        for k in [1, 2, 3, 100, 1024, 24_999, 50_000, 60_000] {
+            let mut t = TopK::new(k);
+            keys.iter().for_each(|&x| t.push(x));
+            assert_eq!(t.finish(), sorted[..k.min(keys.len())], "k = {k}");
+        }
     }
 
     /// Exact top-k against a full sort, for many k, including heavy ties.

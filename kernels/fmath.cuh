@@ -1,0 +1,135 @@
+// Bit-reproducible f32 ln, ln1p, exp and sincos(2*pi*u): the device twin of src/dist/fmath.rs, written
+// expression for expression the same (same constants, same operation order), from IEEE + - * / (correctly
+// rounded with nvcc's defaults -prec-div=true; built with --fmad=false so nothing is contracted), integer
+// and bit operations, comparisons and selects only. So GPU and CPU get the same bits, and the host
+// emulator (scripts/emu) checks the device arithmetic exactly. Accuracy: <= 2 ulp (measured <= 1.31 ulp;
+// see src/dist/fmath.rs and docs/BENCHMARKS.md).
+#pragma once
+#include <stdint.h>
+
+#ifdef BOTS_HOST_EMU
+#include <cstring>
+__device__ __forceinline__ uint32_t bots_f2u(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+__device__ __forceinline__ float bots_u2f(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+#else
+__device__ __forceinline__ uint32_t bots_f2u(float f) { return __float_as_uint(f); }
+__device__ __forceinline__ float bots_u2f(uint32_t u) { return __uint_as_float(u); }
+#endif
+
+#define BOTS_F32_INF bots_u2f(0x7f800000u)
+#define BOTS_F32_NAN bots_u2f(0x7fc00000u)
+
+#define BOTS_LN2_HI 6.931381226e-1f
+#define BOTS_LN2_LO 9.058000614e-6f
+#define BOTS_LG1 6.666666269e-1f
+#define BOTS_LG2 4.000097215e-1f
+#define BOTS_LG3 2.849878669e-1f
+#define BOTS_LG4 2.427907884e-1f
+
+__device__ __forceinline__ float bots_log_core(float f, float hfsq) {
+    const float s = f / (2.0f + f);
+    const float z = s * s;
+    const float w = z * z;
+    const float t1 = w * (BOTS_LG2 + w * BOTS_LG4);
+    const float t2 = z * (BOTS_LG1 + w * BOTS_LG3);
+    const float r = t2 + t1;
+    return s * (hfsq + r);
+}
+
+__device__ __forceinline__ float bots_ln(float x) {
+    const bool sub = bots_f2u(x) < 0x00800000u;
+    const float xs = sub ? x * 33554432.0f : x;
+    const int32_t kb = sub ? -25 : 0;
+    const uint32_t ix = bots_f2u(xs) + (0x3f800000u - 0x3f3504f3u);
+    const int32_t k = kb + (int32_t)(ix >> 23) - 0x7f;
+    const float m = bots_u2f((ix & 0x007fffffu) + 0x3f3504f3u);
+    const float f = m - 1.0f;
+    const float hfsq = 0.5f * f * f;
+    const float dk = (float)k;
+    float y = bots_log_core(f, hfsq) + dk * BOTS_LN2_LO - hfsq + f + dk * BOTS_LN2_HI;
+    y = (x == BOTS_F32_INF) ? x : y;
+    y = (x == 0.0f) ? -BOTS_F32_INF : y;
+    return (x < 0.0f || x != x) ? BOTS_F32_NAN : y;
+}
+
+__device__ __forceinline__ float bots_ln1p(float x) {
+    const uint32_t hx = bots_f2u(x);
+    const float u = 1.0f + x;
+    const uint32_t iu = bots_f2u(u) + (0x3f800000u - 0x3f3504f3u);
+    const int32_t ku = (int32_t)(iu >> 23) - 0x7f;
+    float c = (ku >= 2) ? 1.0f - (u - x) : x - (u - 1.0f);
+    c = c / u;
+    c = (ku < 25) ? c : 0.0f;
+    const float fu = bots_u2f((iu & 0x007fffffu) + 0x3f3504f3u) - 1.0f;
+    const bool near = hx < 0x3ed413d0u || (hx >= 0x80000000u && hx <= 0xbe95f619u);
+    const int32_t k = near ? 0 : ku;
+    c = near ? 0.0f : c;
+    const float f = near ? x : fu;
+    const float hfsq = 0.5f * f * f;
+    const float dk = (float)k;
+    float y = bots_log_core(f, hfsq) + (dk * BOTS_LN2_LO + c) - hfsq + f + dk * BOTS_LN2_HI;
+    y = ((hx << 1) < (0x33800000u << 1)) ? x : y;
+    y = (x == BOTS_F32_INF) ? x : y;
+    y = (x == -1.0f) ? -BOTS_F32_INF : y;
+    return (x < -1.0f || x != x) ? BOTS_F32_NAN : y;
+}
+
+#define BOTS_INV_LN2 1.442695022f
+#define BOTS_E_LN2_HI 6.931457520e-1f
+#define BOTS_E_LN2_LO 1.428606765e-6f
+#define BOTS_P1 1.666666269e-1f
+#define BOTS_P2 -2.766733291e-3f
+#define BOTS_ROUND 12582912.0f
+#define BOTS_ROUND_BITS 0x4b400000
+
+__device__ __forceinline__ float bots_pow2i(int32_t k) {
+    return bots_u2f((uint32_t)(k + 127) << 23);
+}
+
+__device__ __forceinline__ float bots_exp(float x) {
+    float xc = (x > 100.0f) ? 100.0f : x;
+    xc = (xc < -110.0f) ? -110.0f : xc;
+    const float t = xc * BOTS_INV_LN2 + BOTS_ROUND;
+    const int32_t k = (int32_t)(bots_f2u(t) - (uint32_t)BOTS_ROUND_BITS);
+    const float kf = t - BOTS_ROUND;
+    const float hi = xc - kf * BOTS_E_LN2_HI;
+    const float lo = kf * BOTS_E_LN2_LO;
+    const float r = hi - lo;
+    const float rr = r * r;
+    const float c = r - rr * (BOTS_P1 + rr * BOTS_P2);
+    const float y = 1.0f + (r * c / (2.0f - c) - lo + hi);
+    const int32_t k1 = k >> 1;
+    const int32_t k2 = k - k1;
+    return y * bots_pow2i(k1) * bots_pow2i(k2);
+}
+
+#define BOTS_TAU_HI 6.28125f
+#define BOTS_TAU_LO 1.935307169e-3f
+#define BOTS_S1 -1.666665461e-1f
+#define BOTS_S2 8.332160874e-3f
+#define BOTS_S3 -1.951529589e-4f
+#define BOTS_C1 4.166664568e-2f
+#define BOTS_C2 -1.388731625e-3f
+#define BOTS_C3 2.443315712e-5f
+
+// (sin 2*pi*u, cos 2*pi*u) for u in [0, 1).
+__device__ __forceinline__ void bots_sincos_2pi(float u, float* sn_out, float* cs_out) {
+    const float t = u * 4.0f + BOTS_ROUND;
+    int32_t q = (int32_t)(bots_f2u(t) - (uint32_t)BOTS_ROUND_BITS);
+    const float r = u - (t - BOTS_ROUND) * 0.25f;
+    const float r_hi = bots_u2f(bots_f2u(r) & 0xfffff000u);
+    const float r_lo = r - r_hi;
+    const float th_hi = r_hi * BOTS_TAU_HI;
+    const float th_lo = r_lo * BOTS_TAU_HI + r * BOTS_TAU_LO;
+    const float th = th_hi + th_lo;
+    const float z = th * th;
+    const float s = th_hi + (th_lo + th * z * (BOTS_S1 + z * (BOTS_S2 + z * BOTS_S3)));
+    const float c = z * z * (BOTS_C1 + z * (BOTS_C2 + z * BOTS_C3)) - 0.5f * z + 1.0f;
+    q = q & 3;
+    float sn = (q & 1) ? c : s;
+    float cs = (q & 1) ? s : c;
+    sn = (q >= 2) ? -sn : sn;
+    cs = (q == 1 || q == 2) ? -cs : cs;
+    *sn_out = sn;
+    *cs_out = cs;
+}

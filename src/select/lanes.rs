@@ -1,0 +1,373 @@
+//! The fused pass (pending update + Thompson sample + score + key) over lanes of [`LANES`] tasks, in plain
+//! arrays and loops that LLVM autovectorizes: Philox with u64 multiplies, the branch-free
+//! [`crate::dist::fmath`] functions, and the first block (two Marsaglia–Tsang attempts) of both Gamma
+//! draws for all lanes at once. A lane whose two attempts both reject (well under 1% of Gamma draws for
+//! shapes >= 1) is redone by the scalar [`sample_log_gamma`], which replays the same stream, so
+//! every key is bit for bit the key of the scalar twin [`crate::backend::cpu::update_sample_score`]
+//! (checked by the tests below on millions of tasks).
+//!
+//! [`fill_keys`] picks an AVX2 build of the lane code at run time (`is_x86_feature_detected!`), so the
+//! binary stays portable; elsewhere the same code runs compiled for the baseline target.
+
+use crate::backend::cpu::update_sample_score;
+use crate::config::Config;
+use crate::dist::box_muller;
+use crate::dist::fmath::{exp, ln, ln_1p};
+use crate::dist::sample_log_gamma;
+use crate::evidence::interpolate;
+use crate::pool::{Features, Prior};
+use crate::rng::{u01, Purpose, TaskStream, M0, M1, W0, W1};
+use crate::select::score_key;
+use crate::update::{update_task, PendingScalars};
+
+/// Tasks per lane group.
+pub const LANES: usize = 16;
+
+/// Everything the scoring of a range of tasks reads besides alpha and beta.
+#[derive(Clone, Copy, Debug)]
+pub struct ScoreCtx<'a> {
+    pub config: &'a Config,
+    pub prior: &'a Prior,
+    pub features: Option<&'a Features>,
+    /// The pending pool-wide update to apply (and write back) before scoring, if any.
+    pub pending: Option<&'a PendingScalars>,
+    pub step: u64,
+}
+
+/// The scalar reference: `out[i]` = the key of task `base + i`, applying the pending update to
+/// `alpha[i], beta[i]` first.
+pub fn fill_keys_scalar(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+    for (i, key) in out.iter_mut().enumerate() {
+        let k = base + i;
+        let f = ctx.features.map(|f| f.get(k));
+        *key = update_sample_score(ctx.config, &mut alpha[i], &mut beta[i], ctx.prior.get(k), f, ctx.pending, ctx.step, k as u32);
+    }
+}
+
+/// [`fill_keys_scalar`], computed in lanes (AVX2 where the CPU has it); the same keys and the same
+/// written-back alpha and beta.
+pub fn fill_keys(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { fill_keys_avx2(ctx, alpha, beta, base, out) };
+        }
+    }
+    fill_keys_lanes(ctx, alpha, beta, base, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_keys_avx2(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+    fill_keys_lanes(ctx, alpha, beta, base, out)
+}
+
+/// IEEE binary16 bits to f32, exactly (the value `half::f16::to_f32` gives), without branches.
+#[inline(always)]
+pub fn f16_bits_to_f32(h: u16) -> f32 {
+    let e = ((h & 0x7fff) as u32) << 13;
+    // Finite: the bits as an f32 are the value times 2^-112 (subnormals included), so one exact multiply.
+    let finite = f32::from_bits(e) * f32::from_bits((127 + 112) << 23);
+    let v = if e >= 0x7c00 << 13 { f32::from_bits(e | 0x7f80_0000) } else { finite };
+    f32::from_bits(v.to_bits() | (((h & 0x8000) as u32) << 16))
+}
+
+/// One Philox4x32-10 block per lane; counters `[task[i], c1, step lo, step hi]`, one key.
+///
+/// Lanes are kept in pairs packed into u64s (lane 2i in the low half, 2i+1 in the high half, which is
+/// the memory layout of the `[u32; LANES]` arrays), and each 32x32->64 multiply is done on the even and
+/// the odd halves separately with operands known to fit in 32 bits, which LLVM lowers to `pmuludq`
+/// without any shuffling.
+#[inline(always)]
+fn philox_lanes(task: &[u32; LANES], c1: u32, step: u64, key: [u32; 2]) -> [[u32; LANES]; 4] {
+    const H: usize = LANES / 2;
+    const LO: u64 = 0xffff_ffff;
+    let pack = |v: u32| (v as u64) | ((v as u64) << 32);
+    let mut x0 = [0u64; H];
+    for i in 0..H {
+        x0[i] = (task[2 * i] as u64) | ((task[2 * i + 1] as u64) << 32);
+    }
+    let mut x1 = [pack(c1); H];
+    let mut x2 = [pack(step as u32); H];
+    let mut x3 = [pack((step >> 32) as u32); H];
+    let (mut k0, mut k1) = (key[0], key[1]);
+    for r in 0..10 {
+        if r > 0 {
+            k0 = k0.wrapping_add(W0);
+            k1 = k1.wrapping_add(W1);
+        }
+        let (kk0, kk1) = (pack(k0), pack(k1));
+        for i in 0..H {
+            let pe0 = (x0[i] & LO) * (M0 as u64);
+            let po0 = (x0[i] >> 32) * (M0 as u64);
+            let pe1 = (x2[i] & LO) * (M1 as u64);
+            let po1 = (x2[i] >> 32) * (M1 as u64);
+            let hi0 = (pe0 >> 32) | (po0 & !LO);
+            let lo0 = (pe0 & LO) | (po0 << 32);
+            let hi1 = (pe1 >> 32) | (po1 & !LO);
+            let lo1 = (pe1 & LO) | (po1 << 32);
+            x0[i] = hi1 ^ x1[i] ^ kk0;
+            x1[i] = lo1;
+            x2[i] = hi0 ^ x3[i] ^ kk1;
+            x3[i] = lo0;
+        }
+    }
+    let unpack = |x: [u64; H]| -> [u32; LANES] { std::array::from_fn(|j| (x[j / 2] >> (32 * (j % 2))) as u32) };
+    [unpack(x0), unpack(x1), unpack(x2), unpack(x3)]
+}
+
+/// [`sample_log_gamma`] for each lane: the first block's two attempts in lanes, the rest (both
+/// rejected, rare) by the scalar code. The attempts use the same expressions as the scalar code; the
+/// exact acceptance test (`ln u < ...`) is evaluated only when some lane fails the squeeze, and the
+/// second attempt only when some lane rejects the first, which changes what is computed, never a result.
+// `!(x <= -1.0)` mirrors the scalar code's `if x <= -1.0 { continue }`, NaN included.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+#[inline(always)]
+fn log_gamma_lanes(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u64, purpose: Purpose) -> [f32; LANES] {
+    let key = [seed as u32, (seed >> 32) as u32];
+    let mut d = [0f32; LANES];
+    let mut c = [0f32; LANES];
+    let mut ln_d = [0f32; LANES];
+    for i in 0..LANES {
+        let a = if shape[i] < 1.0 { shape[i] + 1.0 } else { shape[i] };
+        d[i] = a - 1.0 / 3.0;
+        c[i] = 1.0 / (9.0 * d[i]).sqrt();
+        ln_d[i] = ln(d[i]);
+    }
+    let w = philox_lanes(task, ((purpose as u32) << 24) | 1, step, key);
+    let (mut z0, mut z1) = ([0f32; LANES], [0f32; LANES]);
+    for i in 0..LANES {
+        (z0[i], z1[i]) = box_muller(w[0][i], w[1][i]);
+    }
+    let mut out = [0f32; LANES];
+    let mut ok = [false; LANES];
+    // Attempt 0: x = c z, accept if x > -1 and (squeeze or the exact test).
+    let mut x = [0f32; LANES];
+    let mut u = [0f32; LANES];
+    let mut l = [0f32; LANES];
+    let mut need = [false; LANES];
+    for i in 0..LANES {
+        x[i] = c[i] * z0[i];
+        u[i] = u01(w[2][i]);
+        let z2 = z0[i] * z0[i];
+        l[i] = 3.0 * ln_1p(x[i]);
+        let valid = !(x[i] <= -1.0);
+        let squeeze = u[i] < 1.0 - 0.0331 * (z2 * z2);
+        ok[i] = valid & squeeze;
+        need[i] = valid & !squeeze;
+        out[i] = ln_d[i] + l[i];
+    }
+    if need.iter().any(|&b| b) {
+        for i in 0..LANES {
+            let (z, x) = (z0[i], x[i]);
+            let z2 = z * z;
+            let full = ln(u[i]) < 0.5 * z2 + d[i] * (l[i] - 3.0 * x - 3.0 * x * x - x * x * x);
+            ok[i] |= need[i] & full;
+        }
+    }
+    // Attempt 1, for the lanes that rejected attempt 0.
+    if ok.iter().any(|&b| !b) {
+        for i in 0..LANES {
+            let z = z1[i];
+            let x = c[i] * z;
+            let u = u01(w[3][i]);
+            let z2 = z * z;
+            let l = 3.0 * ln_1p(x);
+            let squeeze = u < 1.0 - 0.0331 * (z2 * z2);
+            let full = ln(u) < 0.5 * z2 + d[i] * (l - 3.0 * x - 3.0 * x * x - x * x * x);
+            let acc = !(x <= -1.0) & (squeeze | full);
+            out[i] = if ok[i] { out[i] } else { ln_d[i] + l };
+            ok[i] |= acc;
+        }
+    }
+    if shape.iter().any(|&s| s < 1.0) {
+        let u = philox_lanes(task, (purpose as u32) << 24, step, key)[0];
+        for i in 0..LANES {
+            let boosted = out[i] + ln(u01(u[i])) / shape[i];
+            out[i] = if shape[i] < 1.0 { boosted } else { out[i] };
+        }
+    }
+    for i in 0..LANES {
+        if !ok[i] {
+            out[i] = sample_log_gamma(shape[i], &TaskStream::new(seed, step, task[i]), purpose);
+        }
+    }
+    out
+}
+
+/// The lane code proper (`#[inline(always)]` so that each caller compiles it for its own target
+/// features).
+#[inline(always)]
+fn fill_keys_lanes(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+    let n = out.len();
+    assert!(alpha.len() >= n && beta.len() >= n);
+    let cfg = ctx.config;
+    let full = n / LANES * LANES;
+    let mut i = 0;
+    while i < full {
+        let mut a: [f32; LANES] = alpha[i..i + LANES].try_into().expect("LANES values");
+        let mut b: [f32; LANES] = beta[i..i + LANES].try_into().expect("LANES values");
+        let mut task = [0u32; LANES];
+        for (j, t) in task.iter_mut().enumerate() {
+            *t = (base + i + j) as u32;
+        }
+        if let Some(p) = ctx.pending {
+            // apply_pending_task, lane by lane.
+            let (mut a0, mut b0) = ([0f32; LANES], [0f32; LANES]);
+            match ctx.prior {
+                Prior::Constant { alpha0, beta0 } => {
+                    a0 = [*alpha0; LANES];
+                    b0 = [*beta0; LANES];
+                }
+                Prior::PerTask { alpha0, beta0 } => {
+                    a0.copy_from_slice(&alpha0[base + i..base + i + LANES]);
+                    b0.copy_from_slice(&beta0[base + i..base + i + LANES]);
+                }
+            }
+            let mut pt = [0f32; LANES];
+            if let (Some(f), Some(mu)) = (ctx.features, p.mu) {
+                let (w, s) = (&f.weak[base + i..base + i + LANES], &f.strong[base + i..base + i + LANES]);
+                for j in 0..LANES {
+                    pt[j] = interpolate(mu, f16_bits_to_f32(w[j].to_bits()), f16_bits_to_f32(s[j].to_bits()));
+                }
+            }
+            let (lambda, m) = (cfg.lambda, cfg.m as f32);
+            for j in 0..LANES {
+                let (na, nb) = update_task(a[j], b[j], a0[j], b0[j], lambda, p.rho, 0.0, 0.0, m, pt[j]);
+                let marked = a[j] < 0.0;
+                let (na, nb) = if marked { (-a[j], b[j]) } else { (na, nb) };
+                a[j] = na;
+                b[j] = nb;
+            }
+            alpha[i..i + LANES].copy_from_slice(&a);
+            beta[i..i + LANES].copy_from_slice(&b);
+        }
+        let mut p_hat = [0f32; LANES];
+        if cfg.do_sample {
+            let la = log_gamma_lanes(&a, &task, cfg.seed, ctx.step, Purpose::GammaAlpha);
+            let lb = log_gamma_lanes(&b, &task, cfg.seed, ctx.step, Purpose::GammaBeta);
+            for j in 0..LANES {
+                p_hat[j] = 1.0 / (1.0 + exp(lb[j] - la[j]));
+            }
+        } else {
+            for j in 0..LANES {
+                p_hat[j] = a[j] / (a[j] + b[j]);
+            }
+        }
+        let mut s = [0f32; LANES];
+        for j in 0..LANES {
+            s[j] = -(cfg.target - p_hat[j]).abs();
+        }
+        if cfg.tau > 0.0 {
+            let key = [cfg.seed as u32, (cfg.seed >> 32) as u32];
+            let u = philox_lanes(&task, (Purpose::Gumbel as u32) << 24, ctx.step, key)[0];
+            for j in 0..LANES {
+                s[j] = s[j] / cfg.tau + -ln(-ln(u01(u[j])));
+            }
+        }
+        for j in 0..LANES {
+            out[i + j] = score_key(s[j], task[j]);
+        }
+        i += LANES;
+    }
+    if i < n {
+        fill_keys_scalar(ctx, &mut alpha[i..n], &mut beta[i..n], base + i, &mut out[i..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::philox4x32_10;
+
+    #[test]
+    fn f16_conversion_is_exact_for_every_half() {
+        for h in 0..=u16::MAX {
+            let want = half::f16::from_bits(h).to_f32();
+            let got = f16_bits_to_f32(h);
+            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{h:#06x}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn philox_lanes_match_scalar() {
+        let task: [u32; LANES] = std::array::from_fn(|i| ((i as u32) * 0x0101_0101) ^ 0xdead_beef);
+        for (step, c1, key) in [(0u64, 0u32, [0u32, 0]), (1 << 40 | 5, 3 << 24 | 9, [u32::MAX, 0x1234_5678])] {
+            let w = philox_lanes(&task, c1, step, key);
+            for i in 0..LANES {
+                let want = philox4x32_10([task[i], c1, step as u32, (step >> 32) as u32], key);
+                assert_eq!([w[0][i], w[1][i], w[2][i], w[3][i]], want);
+            }
+        }
+    }
+
+    /// Shapes from 1e-3 to 1e5 (log-uniform, so < 1 about a third of the time), some lanes marked as
+    /// batch tasks (negative alpha), from a hash of the task id.
+    fn pool(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let shape = |k: usize, p: Purpose| {
+            let w = TaskStream::new(seed, 0, k as u32).block(p, 7);
+            10f32.powf(-3.0 + 8.0 * u01(w[0]))
+        };
+        let a = (0..n).map(|k| if k % 37 == 5 { -shape(k, Purpose::User) } else { shape(k, Purpose::User) });
+        (a.collect(), (0..n).map(|k| shape(k, Purpose::Gumbel)).collect())
+    }
+
+    fn check(cfg: &Config, prior: &Prior, features: Option<&Features>, pending: Option<&PendingScalars>, n: usize) {
+        let (mut a0, b0) = pool(n, cfg.seed);
+        if pending.is_none() {
+            // Marks exist only while an update is pending.
+            a0.iter_mut().for_each(|a| *a = a.abs());
+        }
+        for (step, base) in [(3u64, 0usize), (1 << 33, 1 << 31)] {
+            let ctx = ScoreCtx { config: cfg, prior, features, pending, step };
+            let (mut a1, mut b1, mut k1) = (a0.clone(), b0.clone(), vec![0u64; n]);
+            let (mut a2, mut b2, mut k2) = (a0.clone(), b0.clone(), vec![0u64; n]);
+            let (mut a3, mut b3, mut k3) = (a0.clone(), b0.clone(), vec![0u64; n]);
+            let lo = if matches!(prior, Prior::PerTask { .. }) || features.is_some() { 0 } else { base };
+            fill_keys_scalar(&ctx, &mut a1, &mut b1, lo, &mut k1);
+            fill_keys(&ctx, &mut a2, &mut b2, lo, &mut k2);
+            fill_keys_lanes(&ctx, &mut a3, &mut b3, lo, &mut k3);
+            let first_diff = k1.iter().zip(&k2).position(|(x, y)| x != y);
+            assert_eq!(first_diff, None, "dispatched lanes differ from scalar (cfg {cfg:?})");
+            assert!(k1 == k3, "portable lanes differ from scalar");
+            assert!(a1 == a2 && b1 == b2 && a1 == a3 && b1 == b3, "written-back posteriors differ");
+            if pending.is_none() {
+                assert!(a1 == a0 && b1 == b0, "no pending update: nothing may be written");
+            }
+        }
+    }
+
+    /// Millions of tasks over shapes 1e-3..1e5 (including < 1, the boost), with and without Gumbel
+    /// noise and Thompson sampling, pending updates (marked and unmarked tasks, features, per-task
+    /// priors), and a length that is not a multiple of the lane count.
+    #[test]
+    fn lanes_equal_scalar_keys() {
+        let n = (1 << 20) + 5;
+        let feats = {
+            let w: Vec<f32> = (0..n).map(|k| ((k * 7) % 17) as f32 / 16.0).collect();
+            let s: Vec<f32> = w.iter().map(|x| (x + 0.3).min(1.0)).collect();
+            Features::from_f32(&w, &s).unwrap()
+        };
+        let constant = Prior::Constant { alpha0: 1.0, beta0: 1.0 };
+        let per_task = Prior::PerTask {
+            alpha0: (0..n).map(|k| 1.0 + (k % 5) as f32).collect(),
+            beta0: (0..n).map(|k| 1.0 + (k % 3) as f32 * 0.5).collect(),
+        };
+        let pend = PendingScalars { mu: Some(0.4), rho: 0.1 };
+        let pend_nomu = PendingScalars { mu: None, rho: 0.3 };
+        let base = Config::default();
+        let cfgs = [
+            base.clone(),
+            Config { tau: 0.3, seed: 99, ..base.clone() },
+            Config { do_sample: false, ..base.clone() },
+            Config { do_sample: false, tau: 2.0, target: 0.2, ..base.clone() },
+        ];
+        for cfg in &cfgs {
+            check(cfg, &constant, None, None, n);
+            check(cfg, &per_task, Some(&feats), Some(&pend), n);
+        }
+        check(&cfgs[0], &constant, Some(&feats), Some(&pend_nomu), n);
+        check(&cfgs[1], &constant, None, Some(&pend), 1003);
+    }
+}
