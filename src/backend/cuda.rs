@@ -25,12 +25,12 @@
 //! mirror runs ahead until the next synchronizing call resyncs it.
 //!
 //! # Agreement with the CPU backend
-//! The kernels are compiled with `--fmad=false` and use the accurate `logf`, `log1pf`, `expf`, `sinf`,
-//! `cosf`, `sqrtf` and IEEE division, so the update arithmetic matches [`crate::CpuPool`] bit for bit and
-//! the samples match except where a CUDA transcendental and the host libm differ in the last ulp (both
-//! are within 1-2 ulp); then a sample moves by ~1e-7 relative and a selection can differ only between
-//! two tasks whose scores are that close (a near-tie). The batch means are f64 sums in a different
-//! order, rounded to f32: mu agrees except in rare last-bit cases.
+//! The kernels are compiled with `--fmad=false`, IEEE division and square root, and draw with the same
+//! `fmath` functions as the CPU (`kernels/fmath.cuh` is `src/dist/fmath.rs` expression for expression:
+//! no libm, no `__` intrinsics), so samples, keys, selections and the update arithmetic match
+//! [`crate::CpuPool`] bit for bit (the CPU emulator in `scripts/emu` checks the device code this way).
+//! The batch means are f64 sums in a fixed tree order rather than the CPU's sequential order, rounded
+//! to f32: mu agrees except in rare last-bit cases.
 
 //! # Assumed on real hardware (not checkable without a GPU; the CPU emulator in scripts/emu runs the
 //! kernels' logic with the host libm, one thread at a time)
