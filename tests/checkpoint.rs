@@ -469,8 +469,8 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     let path = dir.path().join("cli.ckpt");
     let (cfg, state) = small_state();
     checkpoint::save(&path, &cfg, &state).unwrap();
-    let bin = env!("CARGO_BIN_EXE_bots");
-    let out = Command::new(bin).args(["checkpoint", "inspect", "--json"]).arg(&path).output().unwrap();
+    let bin = common::bots_bin();
+    let out = Command::new(&bin).args(["checkpoint", "inspect", "--json"]).arg(&path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["header"]["n"], 3);
@@ -482,7 +482,7 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     let ess_min = state.alpha.iter().zip(&state.beta).map(|(a, b)| *a as f64 + *b as f64).fold(f64::MAX, f64::min);
     assert_eq!(v["effective_sample_size"]["min"].as_f64().unwrap(), ess_min);
 
-    let out = Command::new(bin).args(["checkpoint", "inspect"]).arg(&path).output().unwrap();
+    let out = Command::new(&bin).args(["checkpoint", "inspect"]).arg(&path).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     for want in ["version      1", "tasks (N)    3", "step         1", "posterior mean", "alpha+beta (ESS)", "prior        per task"] {
@@ -493,7 +493,7 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     let last = b.len() - 10;
     b[last] ^= 4;
     std::fs::write(&path, &b).unwrap();
-    let out = Command::new(bin).args(["checkpoint", "inspect"]).arg(&path).output().unwrap();
+    let out = Command::new(&bin).args(["checkpoint", "inspect"]).arg(&path).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("checksum mismatch") && err.contains("cli.ckpt"), "{err}");

@@ -7,6 +7,8 @@
 //!   beta'  = 0.9·beta  + 0.1·1 + (1-rho)·f_bar + rho·n·(1-p)
 //! (p = r for a batch task with n its rollouts; p = p_tilde and n = m = 16 for any other task).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -14,30 +16,8 @@ use std::sync::Arc;
 use bots::io::{load_pool, read_posterior, Posterior, ReplayLog};
 use bots::{Backend, Config, CpuPool, Globals};
 
-/// The shipped data/ folder: under cargo's manifest path, or relative to the working directory where
-/// the harness runs from a copy of the repository elsewhere (the GPU machine).
-fn data_dir() -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
-    if !built.exists() && Path::new("data").exists() {
-        return PathBuf::from("data");
-    }
-    built
-}
+use common::{bots_bin, data_dir};
 
-/// The `bots` binary: cargo's path to it, or, where the test harness was copied elsewhere (the GPU
-/// machine runs .device/bin/test-test-replay from the repository root, without target/), the staged
-/// `.device/bin/bin-bots`; `BOTS_BIN` overrides both.
-fn bots_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("BOTS_BIN") {
-        return PathBuf::from(p);
-    }
-    let built = PathBuf::from(env!("CARGO_BIN_EXE_bots"));
-    let staged = PathBuf::from(".device/bin/bin-bots");
-    if !built.exists() && staged.exists() {
-        return staged.canonicalize().unwrap_or(staged);
-    }
-    built
-}
 const KEYS: [&str; 2] = ["qwen2.5_7b_pass_rate", "qwen3_30b_pass_rate"];
 
 /// A temporary folder holding the pool, the log and the config of one run.

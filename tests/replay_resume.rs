@@ -1,11 +1,13 @@
 //! `bots replay --checkpoint` then `bots replay --resume`: a log replayed in two halves gives exactly
 //! the output of the whole log replayed at once.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 fn bots(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bots")).args(args).output().expect("bots runs")
+    Command::new(common::bots_bin()).args(args).output().expect("bots runs")
 }
 
 fn ok(out: std::process::Output) {
@@ -16,16 +18,16 @@ fn ok(out: std::process::Output) {
 fn two_halves_equal_the_whole() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let pool = root.join("data/sample_pool.jsonl");
-    let log = std::fs::read_to_string(root.join("data/sample_log.jsonl")).unwrap();
+    let data = common::data_dir();
+    let pool = data.join("sample_pool.jsonl");
+    let log = std::fs::read_to_string(data.join("sample_log.jsonl")).unwrap();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(lines.len() >= 2, "the sample log has several steps");
     let half = lines.len() / 2;
     std::fs::write(p("first.jsonl"), lines[..half].join("\n")).unwrap();
     std::fs::write(p("second.jsonl"), lines[half..].join("\n")).unwrap();
     let pool = pool.to_str().unwrap();
-    let whole_log = root.join("data/sample_log.jsonl");
+    let whole_log = data.join("sample_log.jsonl");
 
     ok(bots(&["replay", "--pool", pool, "--log", whole_log.to_str().unwrap(), "--out", &p("whole.jsonl"), "--checkpoint", &p("whole.ckpt")]));
     ok(bots(&["replay", "--pool", pool, "--log", &p("first.jsonl"), "--out", &p("a.jsonl"), "--checkpoint", &p("half.ckpt")]));

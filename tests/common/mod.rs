@@ -1,5 +1,34 @@
 //! Helpers shared by the integration tests.
 
+use std::path::{Path, PathBuf};
+
+/// The shipped data/ folder: under cargo's manifest path, or relative to the working directory where
+/// the harness runs from a copy of the repository elsewhere (the GPU machine).
+#[allow(dead_code)]
+pub fn data_dir() -> PathBuf {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    if !built.exists() && Path::new("data").exists() {
+        return PathBuf::from("data");
+    }
+    built
+}
+
+/// The `bots` binary: cargo's path to it, or, where the test harness was copied elsewhere (the GPU
+/// machine runs .device/bin/test-test-* from the repository root, without target/), the staged
+/// `.device/bin/bin-bots`; `BOTS_BIN` overrides both.
+#[allow(dead_code)]
+pub fn bots_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BOTS_BIN") {
+        return PathBuf::from(p);
+    }
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_bots"));
+    let staged = PathBuf::from(".device/bin/bin-bots");
+    if !built.exists() && staged.exists() {
+        return staged.canonicalize().unwrap_or(staged);
+    }
+    built
+}
+
 /// True when the CUDA backend can run here: kernels compiled in, a driver and a device present.
 /// Otherwise prints `SKIPPED: no CUDA driver` and returns false, or panics under `BOTS_REQUIRE_GPU=1`.
 #[allow(dead_code)]
