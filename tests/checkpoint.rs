@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use bots::checkpoint::{self, HEADER_LEN};
+use common::{reseal, reseal_file_only};
 use bots::{BackendKind, Backend, BotsError, Config, CpuPool, Evidence, Features, PoolState};
 
 // ---------------------------------------------------------------------------------------------
@@ -252,18 +253,6 @@ fn every_bit_flip_and_truncation_is_refused() {
     assert_eq!(checkpoint::load(&good).unwrap().1, state);
 }
 
-/// Recomputes the header CRC and the file CRC after a deliberate edit.
-fn reseal(b: &mut [u8]) {
-    let c = u32::from_le_bytes(b[56..60].try_into().unwrap()) as usize;
-    let mut h = crc32fast::Hasher::new();
-    h.update(&b[..60]);
-    h.update(&b[HEADER_LEN..HEADER_LEN + c]);
-    let hc = h.finalize();
-    b[60..64].copy_from_slice(&hc.to_le_bytes());
-    let end = b.len() - 4;
-    let fc = crc32fast::hash(&b[..end]);
-    b[end..].copy_from_slice(&fc.to_le_bytes());
-}
 
 #[test]
 fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
@@ -308,11 +297,6 @@ fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
     case(&|b| { b[61] ^= 1 }, "header checksum mismatch");
 }
 
-fn reseal_file_only(b: &mut [u8]) {
-    let end = b.len() - 4;
-    let fc = crc32fast::hash(&b[..end]);
-    b[end..].copy_from_slice(&fc.to_le_bytes());
-}
 
 #[test]
 fn restore_into_a_pool_of_another_size_or_from_a_bad_file_changes_nothing() {

@@ -21,6 +21,9 @@
 //! The corpus is tiny and lives in `tests/fuzz_corpus/` (three config files); checkpoint seeds are
 //! generated at run time from a few pool shapes.
 
+mod common;
+
+use common::reseal;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -102,23 +105,6 @@ fn checkpoint_seeds() -> Vec<Vec<u8>> {
     out
 }
 
-/// Recomputes both checksums so a mutation reaches the validation behind them.
-fn reseal(b: &mut [u8]) {
-    if b.len() < checkpoint::HEADER_LEN + 4 {
-        return;
-    }
-    let c = u32::from_le_bytes(b[56..60].try_into().unwrap()) as usize;
-    if checkpoint::HEADER_LEN + c <= b.len() {
-        let mut h = crc32fast::Hasher::new();
-        h.update(&b[..60]);
-        h.update(&b[checkpoint::HEADER_LEN..checkpoint::HEADER_LEN + c]);
-        let hc = h.finalize();
-        b[60..64].copy_from_slice(&hc.to_le_bytes());
-    }
-    let end = b.len() - 4;
-    let fc = crc32fast::hash(&b[..end]);
-    b[end..].copy_from_slice(&fc.to_le_bytes());
-}
 
 #[derive(Clone, Debug)]
 enum Mutation {
