@@ -386,11 +386,9 @@ fn check_log(text: &str) -> Result<(), TestCaseError> {
         .check_against(LOG_TASKS, 16);
     let config = Config { rho: 0.0, ..Config::default() };
     let mut pool = CpuPool::new(config, LOG_TASKS, None).unwrap();
-    let mut expect = 0;
-    for step in log {
+    for (expect, step) in log.enumerate() {
         let Ok(step) = step else { break };
-        prop_assert_eq!(step.step, expect);
-        expect += 1;
+        prop_assert_eq!(step.step, expect as u64);
         if let Err(e) = pool.update(&step.evidence) {
             return Err(TestCaseError::fail(format!("the parser accepted evidence the backend refused: {e}")));
         }

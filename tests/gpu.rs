@@ -14,6 +14,7 @@
 //!   score, and every CPU task it lacks as well (near-ties at the boundary);
 //! - a task whose Marsaglia-Tsang accept/reject test flipped would draw a wholly different sample: a
 //!   rare "outlier", allowed in small numbers and always printed.
+//!
 //! Any nonzero count in the log means the bit-exact claim failed somewhere and must be investigated.
 //!
 //! Summaries go to stderr directly (not captured by libtest), so the device log shows them even when
