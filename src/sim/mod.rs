@@ -25,7 +25,7 @@ use crate::error::{BotsError, Result};
 use crate::evidence::Evidence;
 use crate::pool::Features;
 use crate::rng::{u01, Purpose, TaskStream};
-use crate::select::{key_task, score_key, top_k_keys};
+use crate::select::{score_key, select_top_k};
 
 /// Salt that separates the simulator's streams from the selectors' draws under the same seed.
 const SIM_SALT: u64 = 0x5EED_51A7_0000_0001;
@@ -229,16 +229,12 @@ pub fn run_selector(
     for t in 0..c.steps {
         let started = Instant::now();
         let tasks: Vec<u32> = match (selector, pool.as_mut()) {
-            (Selector::Random, _) => {
-                let keys = (0..n).map(|k| {
-                    let w = TaskStream::new(seed, STEP_RANDOM - 1 - t as u64, k as u32).block(Purpose::User, 0);
-                    ((w[0] as u64) << 32) | (!(k as u32)) as u64
-                });
-                top_k_keys(keys.collect(), b).into_iter().map(key_task).collect()
-            }
+            (Selector::Random, _) => select_top_k(n, b, |k| {
+                let w = TaskStream::new(seed, STEP_RANDOM - 1 - t as u64, k as u32).block(Purpose::User, 0);
+                ((w[0] as u64) << 32) | (!(k as u32)) as u64
+            }),
             (Selector::Oracle { target }, _) => {
-                let keys = (0..n).map(|k| score_key(-(target - world.pass_rate(theta, k)).abs(), k as u32));
-                top_k_keys(keys.collect(), b).into_iter().map(key_task).collect()
+                select_top_k(n, b, |k| score_key(-(target - world.pass_rate(theta, k)).abs(), k as u32))
             }
             (Selector::Bots { .. }, Some(pool)) => pool.select(b)?,
             (Selector::Bots { .. }, None) => unreachable!("a BOTS selector always has a pool"),
