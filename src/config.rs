@@ -119,13 +119,7 @@ impl Config {
 
     /// Parses a config from text in the given format ("yaml", "toml" or "json") and validates it.
     pub fn from_str_format(text: &str, format: &str) -> std::result::Result<Config, String> {
-        let value: serde_json::Value = match format {
-            "yaml" | "yml" => serde_yaml::from_str(text).map_err(|e| e.to_string())?,
-            "toml" => toml::from_str(text).map_err(|e| e.to_string())?,
-            "json" => serde_json::from_str(text).map_err(|e| e.to_string())?,
-            other => return Err(format!("unknown config format `{other}`: use .yaml, .yml, .toml or .json")),
-        };
-        let flat = flatten_trinity(value)?;
+        let flat = flatten_trinity(parse_value(text, format)?)?;
         let cfg: Config = serde_json::from_value(flat).map_err(|e| e.to_string())?;
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)
@@ -145,6 +139,17 @@ impl Config {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         Config::from_str_format(&text, &ext).map_err(|m| BotsError::parse(path, 0, m))
     }
+}
+
+/// Parses YAML, TOML or JSON text (by `format`: "yaml"/"yml", "toml", "json") into one value tree, so
+/// every file the crate reads (configs, simulator worlds) accepts the same three formats.
+pub(crate) fn parse_value(text: &str, format: &str) -> std::result::Result<serde_json::Value, String> {
+    Ok(match format {
+        "yaml" | "yml" => serde_yaml::from_str(text).map_err(|e| e.to_string())?,
+        "toml" => toml::from_str(text).map_err(|e| e.to_string())?,
+        "json" => serde_json::from_str(text).map_err(|e| e.to_string())?,
+        other => return Err(format!("unknown file format `{other}`: use .yaml, .yml, .toml or .json")),
+    })
 }
 
 /// Accepts a flat map, or Trinity's nesting (`task_selector: {feature_keys, kwargs: {...}}`), and
