@@ -66,7 +66,8 @@ fn world_file_table_and_plot() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("world `tiny`: two skills"), "{stdout}");
-    assert!(stdout.contains("300 tasks, 100 held out, 2 skills, 15 steps, batch 8, 8 rollouts"), "{stdout}");
+    assert!(stdout.contains("300 tasks (100 held out), 2 skills, 15 steps, batch 8, 8 rollouts"), "{stdout}");
+    assert!(stdout.contains("features: 10 rollouts, 50% missing"), "{stdout}");
     for name in ["random", "bots", "bots-explicit", "bots-implicit", "oracle"] {
         assert!(stdout.lines().any(|l| l.split_whitespace().next() == Some(name)), "{name}: {stdout}");
     }
@@ -80,4 +81,33 @@ fn unknown_world_is_refused_with_the_names() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("informative, misleading, small-pool"), "{err}");
+}
+
+/// The README's table is the literal output of `bots simulate` at the defaults, timings aside (the
+/// last column, `select ms`, is measured wall time and differs from machine to machine).
+#[test]
+fn readme_table_is_the_output_of_simulate() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let path = if manifest.exists() { manifest } else { "README.md".into() };
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let shown: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("world `informative`"))
+        .take_while(|l| !l.starts_with("```"))
+        .collect();
+    assert!(shown.len() > 20, "README has no `bots simulate` output block");
+    let out = simulate(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let printed: Vec<&str> = stdout.lines().collect();
+    assert_eq!(shown.len(), printed.len(), "README:\n{}\n\nbots simulate:\n{stdout}", shown.join("\n"));
+    let selectors = ["random", "bots", "bots-explicit", "bots-implicit", "oracle"];
+    for (a, b) in shown.iter().zip(&printed) {
+        let (ta, tb): (Vec<&str>, Vec<&str>) = (a.split_whitespace().collect(), b.split_whitespace().collect());
+        if ta.first().is_some_and(|t| selectors.contains(t)) {
+            assert_eq!(ta[..ta.len() - 1], tb[..tb.len().saturating_sub(1)], "README row differs:\n{a}\n{b}");
+        } else {
+            assert_eq!(a.trim_end(), b.trim_end(), "README line differs");
+        }
+    }
 }

@@ -124,7 +124,8 @@ pub fn run(args: Args) -> Result<()> {
         for r in &results {
             print_table(&r.world, &summarize(&r.runs));
         }
-        println!("TTB: steps to reach random's final held-out accuracy, relative to random (- = never). ETR: share of selected tasks with 0 < pass rate < 1.");
+        println!("TTB: steps to reach random's final held-out accuracy, relative to random (- = never).");
+        println!("held-out: final held-out accuracy. ETR: share of selected tasks with 0 < pass rate < 1.");
     }
     if let Some(path) = &args.plot {
         plot(path, &results).with_context(|| format!("drawing {}", path.display()))?;
@@ -139,7 +140,7 @@ fn print_table(world: &World, rows: &[Summary]) {
     let s = &world.spec;
     println!("world `{}`: {}", s.name, s.description);
     println!(
-        "{} tasks, {} held out, {} skills, {} steps, batch {}, {} rollouts, seed {}; features: {} rollouts, {:.0}% missing, correlation with the learner {:.2} (weak) {:.2} (strong)",
+        "{} tasks ({} held out), {} skills, {} steps, batch {}, {} rollouts, seed {}",
         s.tasks,
         s.held_out,
         s.skills(),
@@ -147,6 +148,9 @@ fn print_table(world: &World, rows: &[Summary]) {
         s.batch,
         s.rollouts,
         world.seed,
+    );
+    println!(
+        "features: {} rollouts, {:.0}% missing; correlation with the learner's pass rates: weak {:.2}, strong {:.2}",
         s.reference_rollouts,
         100.0 * s.missing_share,
         world.feature_correlation(&world.weak),

@@ -2,8 +2,8 @@
 //! where they can be told apart and where BOTS can lose.
 //!
 //! # The learner model (see [`world`])
-//! - K skills. Each task loads on 1 to `skills_per_task` of them with equal weights `w` (summing to
-//!   1) and has a difficulty d; a model with skill profile θ passes one rollout with probability
+//! - K skills. Each task loads on 1 to `skills_per_task` of them with equal weights `w` that sum to
+//!   one, and has a difficulty d; a model with skill profile θ passes one rollout with probability
 //!   `sigmoid(Σ_j w_j θ_j - d)` (a multidimensional Rasch model).
 //! - The learner and the two reference models have their own profiles, so the reference pass rates
 //!   predict the learner only as far as the profiles agree.

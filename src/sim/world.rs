@@ -160,7 +160,8 @@ impl WorldSpec {
         if !(1..=MAX_LOADS.min(k)).contains(&self.skills_per_task) {
             return bad("skills_per_task", format!("must be in 1..={}", MAX_LOADS.min(k)));
         }
-        if !self.difficulty_mean.is_finite() || !(self.difficulty_sd >= 0.0 && self.difficulty_sd.is_finite()) {
+        let sd_ok = self.difficulty_sd >= 0.0 && self.difficulty_sd.is_finite();
+        if !self.difficulty_mean.is_finite() || !sd_ok {
             return bad("difficulty_sd", "difficulty_mean must be finite and difficulty_sd finite and >= 0".into());
         }
         if !(0.0..=1.0).contains(&self.missing_share) {
@@ -450,9 +451,9 @@ mod tests {
         for t in &world.pool {
             let mut th = world.spec.learner.clone();
             learn(&mut th, t, 0.25, 1.0);
-            for j in 0..th.len() {
+            for (j, (after, before)) in th.iter().zip(&world.spec.learner).enumerate() {
                 let loaded = t.skill.iter().zip(&t.weight).any(|(&s, &w)| s as usize == j && w > 0.0);
-                assert_eq!(th[j] != world.spec.learner[j], loaded, "{t:?}, skill {j}");
+                assert_eq!(after != before, loaded, "{t:?}, skill {j}");
             }
         }
     }
