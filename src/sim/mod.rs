@@ -47,7 +47,8 @@ pub enum Selector {
     Random,
     /// BOTS with the given config (on the chosen backend).
     Bots { name: String, config: Config },
-    /// The tasks whose true pass rate at the current ability is nearest the target (an upper bound).
+    /// The tasks whose true pass rate for the learner's current profile is nearest the target (the
+    /// best ETR; not by construction the best held-out accuracy).
     Oracle { target: f32 },
 }
 

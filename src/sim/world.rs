@@ -128,11 +128,12 @@ impl WorldSpec {
     pub fn validate(&self) -> Result<()> {
         let k = self.skills();
         let bad = |key: &str, reason: String| Err(BotsError::config(key, reason));
-        if self.tasks == 0 {
-            return bad("tasks", "must be at least 1".into());
+        let most = u32::MAX as usize; // task ids are 32-bit
+        if !(1..=most).contains(&self.tasks) {
+            return bad("tasks", format!("must be in 1..={most}"));
         }
-        if self.held_out == 0 {
-            return bad("held_out", "must be at least 1 (held-out accuracy is the progress measure)".into());
+        if !(1..=most).contains(&self.held_out) {
+            return bad("held_out", format!("must be in 1..={most} (held-out accuracy is the progress measure)"));
         }
         if self.steps == 0 {
             return bad("steps", "must be at least 1".into());
@@ -374,6 +375,10 @@ mod tests {
         let err = WorldSpec::named_or_file("no-such-world").unwrap_err().to_string();
         assert!(err.contains("informative, misleading, small-pool"), "{err}");
         assert!(World::new(WorldSpec { batch: 2000, ..shrunk("informative", 1000) }, 1).is_err());
+        assert!(WorldSpec { held_out: 0, ..shrunk("informative", 1000) }.validate().is_err());
+        assert!(WorldSpec { skills_per_task: 5, ..shrunk("informative", 1000) }.validate().is_err());
+        let nan = WorldSpec { learner: vec![f32::NAN; 8], ..shrunk("informative", 1000) };
+        assert!(nan.validate().unwrap_err().to_string().contains("`learner`"));
     }
 
     #[test]
