@@ -6,8 +6,10 @@
 //! every key is bit for bit the key of the scalar twin [`crate::backend::cpu::update_sample_score`]
 //! (checked by the tests below on millions of tasks).
 //!
-//! [`fill_keys`] picks an AVX2 build of the lane code at run time (`is_x86_feature_detected!`), so the
-//! binary stays portable; elsewhere the same code runs compiled for the baseline target.
+//! [`fill_keys`] picks an AVX-512 or AVX2 build of the lane code at run time ([`simd_level`], through
+//! `is_x86_feature_detected!`), so the binary stays portable; elsewhere the same code runs compiled for
+//! the baseline target. Every build gives the same bits: Rust never contracts `a * b + c` into an FMA,
+//! and LLVM uses no approximate reciprocal without fast-math flags.
 
 use crate::backend::cpu::update_sample_score;
 use crate::config::Config;
@@ -44,22 +46,97 @@ pub fn fill_keys_scalar(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], bas
     }
 }
 
-/// [`fill_keys_scalar`], computed in lanes (AVX2 where the CPU has it); the same keys and the same
-/// written-back alpha and beta.
+/// The instruction sets the lane code is built for, picked once per process by [`simd_level`];
+/// ordered from the least to the most capable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// The baseline target (SSE2 on x86-64): what LLVM autovectorizes without run-time features.
+    Portable,
+    /// AVX2 (16 lanes in two 256-bit registers).
+    Avx2,
+    /// AVX-512 F/BW/DQ/VL (16 lanes in one 512-bit register).
+    Avx512,
+}
+
+impl Simd {
+    /// The best level this CPU runs.
+    pub fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                return Simd::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Simd::Avx2;
+            }
+        }
+        Simd::Portable
+    }
+
+    /// Every level this CPU runs (the portable one first).
+    pub fn available() -> Vec<Simd> {
+        let best = Simd::detect();
+        [Simd::Portable, Simd::Avx2, Simd::Avx512].into_iter().filter(|&s| s <= best).collect()
+    }
+}
+
+/// The level [`fill_keys`] uses: [`Simd::detect`], or a lower one named by the environment variable
+/// `BOTS_SIMD` (`portable`, `avx2`, `avx512`; for benchmarks that compare the builds in one run). A
+/// level above what the CPU runs is capped to the CPU's. Every level gives the same keys.
+pub fn simd_level() -> Simd {
+    static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let best = Simd::detect();
+        let asked = match std::env::var("BOTS_SIMD").as_deref() {
+            Ok("portable") => Simd::Portable,
+            Ok("avx2") => Simd::Avx2,
+            _ => best,
+        };
+        if asked <= best {
+            asked
+        } else {
+            best
+        }
+    })
+}
+
+/// [`fill_keys_scalar`], computed in lanes at [`simd_level`]; the same keys and the same written-back
+/// alpha and beta.
 pub fn fill_keys(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+    fill_keys_at(simd_level(), ctx, alpha, beta, base, out)
+}
+
+/// [`fill_keys`] at a given level, which must be one of [`Simd::available`] (a higher one runs the
+/// best available instead).
+pub fn fill_keys_at(level: Simd, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { fill_keys_avx2(ctx, alpha, beta, base, out) };
+        let level = if level <= Simd::detect() { level } else { Simd::detect() };
+        match level {
+            // SAFETY: the CPU supports AVX-512 F/BW/DQ/VL (`Simd::detect` checked it).
+            Simd::Avx512 => return unsafe { fill_keys_avx512(ctx, alpha, beta, base, out) },
+            // SAFETY: the CPU supports AVX2 (`Simd::detect` checked it).
+            Simd::Avx2 => return unsafe { fill_keys_avx2(ctx, alpha, beta, base, out) },
+            Simd::Portable => {}
         }
     }
+    let _ = level;
     fill_keys_lanes(ctx, alpha, beta, base, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn fill_keys_avx2(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+    fill_keys_lanes(ctx, alpha, beta, base, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+unsafe fn fill_keys_avx512(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
     fill_keys_lanes(ctx, alpha, beta, base, out)
 }
 
@@ -188,9 +265,12 @@ fn log_gamma_lanes(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u
             out[i] = if shape[i] < 1.0 { boosted } else { out[i] };
         }
     }
-    for i in 0..LANES {
-        if !ok[i] {
-            out[i] = sample_log_gamma(shape[i], &TaskStream::new(seed, step, task[i]), purpose);
+    // One test for the whole group (a lane loop with a branch per lane costs ~5 instructions a lane).
+    if ok.iter().any(|&b| !b) {
+        for i in 0..LANES {
+            if !ok[i] {
+                out[i] = sample_log_gamma(shape[i], &TaskStream::new(seed, step, task[i]), purpose);
+            }
         }
     }
     out
@@ -266,8 +346,10 @@ fn fill_keys_lanes(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: us
                 s[j] = s[j] / cfg.tau + -ln(-ln(u01(u[j])));
             }
         }
+        // A fixed-size view, so the loop has no bounds checks and vectorizes.
+        let keys: &mut [u64; LANES] = (&mut out[i..i + LANES]).try_into().expect("LANES keys");
         for j in 0..LANES {
-            out[i + j] = score_key(s[j], task[j]);
+            keys[j] = score_key(s[j], task[j]);
         }
         i += LANES;
     }
@@ -323,15 +405,19 @@ mod tests {
             let ctx = ScoreCtx { config: cfg, prior, features, pending, step };
             let (mut a1, mut b1, mut k1) = (a0.clone(), b0.clone(), vec![0u64; n]);
             let (mut a2, mut b2, mut k2) = (a0.clone(), b0.clone(), vec![0u64; n]);
-            let (mut a3, mut b3, mut k3) = (a0.clone(), b0.clone(), vec![0u64; n]);
             let lo = if matches!(prior, Prior::PerTask { .. }) || features.is_some() { 0 } else { base };
             fill_keys_scalar(&ctx, &mut a1, &mut b1, lo, &mut k1);
             fill_keys(&ctx, &mut a2, &mut b2, lo, &mut k2);
-            fill_keys_lanes(&ctx, &mut a3, &mut b3, lo, &mut k3);
             let first_diff = k1.iter().zip(&k2).position(|(x, y)| x != y);
             assert_eq!(first_diff, None, "dispatched lanes differ from scalar (cfg {cfg:?})");
-            assert!(k1 == k3, "portable lanes differ from scalar");
-            assert!(a1 == a2 && b1 == b2 && a1 == a3 && b1 == b3, "written-back posteriors differ");
+            assert!(a1 == a2 && b1 == b2, "written-back posteriors differ (dispatched)");
+            for level in Simd::available() {
+                let (mut a3, mut b3, mut k3) = (a0.clone(), b0.clone(), vec![0u64; n]);
+                fill_keys_at(level, &ctx, &mut a3, &mut b3, lo, &mut k3);
+                let first_diff = k1.iter().zip(&k3).position(|(x, y)| x != y);
+                assert_eq!(first_diff, None, "{level:?} lanes differ from scalar (cfg {cfg:?})");
+                assert!(a1 == a3 && b1 == b3, "written-back posteriors differ ({level:?})");
+            }
             if pending.is_none() {
                 assert!(a1 == a0 && b1 == b0, "no pending update: nothing may be written");
             }
