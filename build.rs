@@ -1,5 +1,6 @@
 //! Compiles every `kernels/*.cu` to PTX with nvcc (candle-kernels style). The PTX goes to
-//! `$OUT_DIR/<name>.ptx` and is embedded by `src/kernels.rs` when the `bots_ptx` cfg is set.
+//! `$OUT_DIR/<name>.ptx` and is embedded by `src/kernels.rs` when the `bots_ptx` cfg is set. `-lineinfo`
+//! adds source lines for compute-sanitizer and profilers (the instructions are the same).
 //!
 //! nvcc is found through `NVCC`, `CUDA_HOME/bin/nvcc`, `CUDA_PATH/bin/nvcc`, `/usr/local/cuda/bin/nvcc`,
 //! then `PATH`. Target: `CUDA_ARCH` (default `compute_80`). `--fmad=false` keeps nvcc from contracting
@@ -57,7 +58,7 @@ fn main() {
     for cu in &kernels {
         let ptx = out.join(Path::new(cu.file_stem().expect("a .cu file name")).with_extension("ptx"));
         let status = Command::new(&nvcc)
-            .args(["--ptx", "-O3", "-std=c++17", "--fmad=false", &format!("-arch={arch}"), "-Ikernels", "-o"])
+            .args(["--ptx", "-O3", "-std=c++17", "--fmad=false", "-lineinfo", &format!("-arch={arch}"), "-Ikernels", "-o"])
             .arg(&ptx)
             .arg(cu)
             .status();

@@ -15,7 +15,7 @@
 // the histogram of the first radix digit of the keys (hist0, 2048 bins, zeroed by select_init). Keys are
 // not written; only their top 16 bits go to `digit_cache` (2 bytes/task) so the next pass recomputes
 // keys only for tasks that can still be selected.
-extern "C" __global__ void update_sample_score(Params p, float* alpha, float* beta, const float* alpha0,
+extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params p, float* alpha, float* beta, const float* alpha0,
                                                const float* beta0, const uint16_t* fw, const uint16_t* fs,
                                                const Scalars* sc, unsigned short* digit_cache, uint32_t* hist0) {
     __shared__ uint32_t h[BOTS_RADIX_BINS];
@@ -149,7 +149,7 @@ extern "C" __global__ void __launch_bounds__(1024) radix_find_bin(Scalars* sc, c
 // cand[pass & 1]), keys whose higher digits match the prefix and whose digit is above the chosen bin
 // are final (written to out_keys); keys in the bin are either final too (when the bin completes the
 // selection), or counted in the next digit's histogram and appended to cand[(pass + 1) & 1].
-extern "C" __global__ void radix_filter(Params p, const float* alpha, const float* beta, Scalars* sc, const unsigned short* digit_cache, uint32_t* hist_all,
+extern "C" __global__ void __launch_bounds__(256, 4) radix_filter(Params p, const float* alpha, const float* beta, Scalars* sc, const unsigned short* digit_cache, uint32_t* hist_all,
                                         unsigned long long* cand, unsigned long long cap, unsigned long long* out_keys,
                                         unsigned long long out_cap, int pass) {
     __shared__ uint32_t h[BOTS_RADIX_BINS];
@@ -243,9 +243,14 @@ extern "C" __global__ void bitonic_step(unsigned long long* a, unsigned long lon
     }
 }
 
-// out[i] = task id of key i (key_task), for i < k.
-extern "C" __global__ void keys_to_tasks(const unsigned long long* keys, unsigned long long k, uint32_t* out) {
-    GRID_STRIDE(i, k) out[i] = ~(uint32_t)keys[i];
+// out[i] = task id of key i (key_task), for i < k. A zero key is padding the radix select did not
+// overwrite (fewer than k keys came out, which consistent input never causes): flagged as ERR_INTERNAL.
+extern "C" __global__ void keys_to_tasks(const unsigned long long* keys, unsigned long long k, uint32_t* out, Scalars* sc) {
+    GRID_STRIDE(i, k) {
+        const unsigned long long key = keys[i];
+        if (key == 0 && atomicCAS(&sc->err_code, 0u, ERR_INTERNAL) == 0u) sc->err_pos = BOTS_RADIX_PASSES;
+        out[i] = ~(uint32_t)key;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------

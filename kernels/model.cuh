@@ -155,8 +155,8 @@ __device__ __forceinline__ uint32_t batch_row(const float* rates, const float* s
 // Radix digits of the 64-bit keys, most significant first: 11, 11, 11, 11, 10, 10 bits.
 #define BOTS_RADIX_PASSES 6
 #define BOTS_RADIX_BINS 2048
+// 53, 42, 31, 20, 10, 0: arithmetic, not a table (a runtime index into a local array costs stack).
 __device__ __forceinline__ uint32_t radix_shift(int pass) {
-    const uint32_t s[6] = {53, 42, 31, 20, 10, 0};
-    return s[pass];
+    return pass < 4 ? 53u - 11u * (uint32_t)pass : 10u * (uint32_t)(5 - pass);
 }
 __device__ __forceinline__ uint32_t radix_bits(int pass) { return pass < 4 ? 11u : 10u; }

@@ -61,6 +61,16 @@ fn gpu_available() -> bool {
     ok
 }
 
+/// `BOTS_GPU_TEST_QUICK=1` (the emulated driver, scripts/emu-driver/test.sh): the same checks on smaller
+/// pools and fewer steps, `quick` instead of `full`.
+fn size(full: usize, quick: usize) -> usize {
+    if std::env::var("BOTS_GPU_TEST_QUICK").is_ok_and(|v| v == "1") {
+        quick
+    } else {
+        full
+    }
+}
+
 fn features(n: usize, seed: u64) -> Features {
     use rayon::prelude::*;
     let (w, s): (Vec<f16>, Vec<f16>) = (0..n)
@@ -336,7 +346,7 @@ fn gpu_matches_cpu_twin_small_pools() {
     for case in cases() {
         for (n, batch) in [(1usize, 1usize), (2, 2), (2, 1), (1000, 32)] {
             let ks: Vec<usize> = vec![1, 2, 3, 31, 32, 33, 100, 500, 999, 1000];
-            let (c, a) = twin_run(&case, n, batch, 50, &ks);
+            let (c, a) = twin_run(&case, n, batch, size(50, 12), &ks);
             compared += c;
             agree += a;
         }
@@ -355,7 +365,7 @@ fn gpu_matches_cpu_twin_million() {
     let (mut compared, mut agree) = (0, Agreement::default());
     for case in cases().into_iter().filter(|c| ["default", "mean", "tau"].contains(&c.name)) {
         let ks = [1usize, 255, 256, 257, 2048, 2049, 65_536, 1_000_000];
-        let (c, a) = twin_run(&case, 1_000_000, 256, 12, &ks);
+        let (c, a) = twin_run(&case, size(1_000_000, 20_000), 256, size(12, 3), &ks);
         compared += c;
         agree += a;
     }
@@ -468,24 +478,23 @@ fn restore_round_trips() {
     compare_selection(&cfg, &cpu.to_host().unwrap(), &c, &g, "restored", 3);
 }
 
+/// A step captured in a CUDA graph and replayed matches the same steps run eagerly, bit for bit, with
+/// cudarc's event tracking left on (its default): the device verbs keep its bookkeeping out of the
+/// capture, so the buffers the graph used work eagerly afterwards (no CUDA_ERROR_CAPTURED_EVENT), and
+/// the pools' own streams (not the legacy NULL stream) can be captured at all.
 #[test]
 fn cuda_graph_replay_matches_eager() {
     let _g = GPU.lock().unwrap_or_else(|e| e.into_inner());
     if !gpu_available() {
         return;
     }
-    let ctx = CudaContext::new(0).unwrap();
-    // Graph capture must not see cudarc's cross-stream event bookkeeping.
-    unsafe { ctx.disable_event_tracking() };
     let cfg = Config { batch: 32, tau: 0.2, ..Default::default() };
-    let n = 100_000;
-    let make = || -> (Arc<cudarc::driver::CudaStream>, CudaPool) {
-        let s = ctx.new_stream().unwrap();
-        let p = CudaPool::with_capacity(s.clone(), cfg.clone(), n, Some(features(n, 4)), 32).unwrap();
-        (s, p)
-    };
-    let (sa, mut eager) = make();
-    let (sb, mut graphed) = make();
+    let n = size(100_000, 5_000);
+    let f = features(n, 4);
+    let mut eager = CudaPool::on_device(0, cfg.clone(), n, Some(f.clone())).unwrap();
+    let mut graphed = CudaPool::on_device(0, cfg.clone(), n, Some(f)).unwrap();
+    let (sa, sb) = (eager.stream().clone(), graphed.stream().clone());
+    assert!(sb.context().is_managing_stream_synchronization(), "the test must run with event tracking on");
     let rates: Vec<f32> = (0..32).map(|i| (i % 17) as f32 / 16.0).collect();
     let (ra, rb) = (sa.clone_htod(&rates).unwrap(), sb.clone_htod(&rates).unwrap());
     let mut out_a = sa.alloc_zeros::<u32>(32).unwrap();
@@ -506,15 +515,60 @@ fn cuda_graph_replay_matches_eager() {
         eager.update_from_device_rates(&out_a, &ra).unwrap();
         graph.launch().unwrap();
     }
+    // The same buffers, eagerly, after the graph.
+    for (p, out, r) in [(&mut eager, &mut out_a, &ra), (&mut graphed, &mut out_b, &rb)] {
+        p.select_into(32, out).unwrap();
+        p.update_from_device_rates(out, r).unwrap();
+        p.sync().unwrap();
+    }
     let (ha, hb) = (eager.to_host().unwrap(), graphed.to_host().unwrap());
-    assert_eq!(ha.globals.step, 1 + steps as u64);
+    assert_eq!(ha.globals.step, 2 + steps as u64);
     assert_states_identical(&ha, &hb, "graph replay diverged from the eager steps");
     assert_eq!(sa.clone_dtoh(&out_a).unwrap(), sb.clone_dtoh(&out_b).unwrap());
+    sb.synchronize().unwrap();
     // The host verbs agree with the CPU twin from the same state.
     let mut cpu = CpuPool::from_state(cfg.clone(), ha.clone()).unwrap();
     let c = cpu.select(32).unwrap();
     let g = eager.select(32).unwrap();
     compare_selection(&cfg, &cpu.to_host().unwrap(), &c, &g, "after graph", 3);
+}
+
+/// A graph of an update alone, captured after a select consumed the pending update, replayed twice:
+/// the second replay must first apply the update the first one left pending (the flush is always in the
+/// graph), as the CPU does with the same two updates.
+#[test]
+fn update_only_graph_replayed_twice() {
+    let _g = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    if !gpu_available() {
+        return;
+    }
+    let cfg = Config { batch: 16, ..Default::default() };
+    let n = 3000;
+    let f = features(n, 8);
+    let mut cpu = CpuPool::new(cfg.clone(), n, Some(f.clone())).unwrap();
+    let ctx = CudaContext::new(0).unwrap();
+    let mut gpu = CudaPool::with_capacity(ctx.new_stream().unwrap(), cfg.clone(), n, Some(f), 16).unwrap();
+    let t = cpu.select(16).unwrap();
+    assert_eq!(gpu.select(16).unwrap(), t);
+    let ev = evidence(&t, 0, cfg.m, false);
+    cpu.update(&ev).unwrap();
+    gpu.update(&ev).unwrap();
+    let t = cpu.select(16).unwrap();
+    assert_eq!(gpu.select(16).unwrap(), t, "the select that consumes the pending update");
+    let ev = evidence(&t, 1, cfg.m, false);
+    let bots::evidence::Outcomes::PassRates(r) = &ev.outcomes else { unreachable!() };
+    let s = gpu.stream().clone();
+    let (dt, dr) = (s.clone_htod(&t).unwrap(), s.clone_htod(r).unwrap());
+    s.synchronize().unwrap();
+    s.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).unwrap();
+    gpu.update_from_device_rates(&dt, &dr).unwrap();
+    let graph = s.end_capture(sys::CUgraphInstantiate_flags(0)).unwrap().expect("a captured graph");
+    graph.launch().unwrap();
+    graph.launch().unwrap();
+    cpu.update(&ev).unwrap();
+    cpu.update(&ev).unwrap();
+    gpu.sync().unwrap();
+    assert_states_close(&cpu.to_host().unwrap(), &gpu.to_host().unwrap(), 1e-6, "update-only graph replayed twice");
 }
 
 #[test]
@@ -524,7 +578,7 @@ fn hundred_million_tasks() {
         return;
     }
     let t0 = std::time::Instant::now();
-    let n = 100_000_000;
+    let n = size(100_000_000, 200_000);
     let cfg = Config { batch: 64, ..Default::default() };
     let f = features(n, 6);
     let mut gpu = CudaPool::new(cfg.clone(), n, Some(f.clone())).unwrap();

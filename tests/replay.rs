@@ -220,22 +220,40 @@ fn cli_matches_cpu_pool_on_the_sample_data() {
     let c = Case::new();
     for pool in ["sample_pool.jsonl", "sample_pool.parquet"] {
         for out in ["post.jsonl", "post.parquet"] {
-            let out = c.path(out);
-            let status = Command::new(bots_bin())
-                .args(["replay", "--backend", "cpu", "--pool"])
-                .arg(data.join(pool))
-                .arg("--log")
-                .arg(&log)
-                .arg("--out")
-                .arg(&out)
-                .output()
-                .unwrap();
-            assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-            let got = read_posterior(&out).unwrap();
+            let got = replay_cli("cpu", &data.join(pool), &log, &c.path(out));
             // Bit for bit: the same update code, and files that round-trip f32 exactly.
             assert_eq!(got, want, "{pool} -> {}", out.display());
         }
     }
+}
+
+/// `bots replay --backend cuda` writes exactly what the CPU library does, on the sample data (skipped,
+/// saying so, without a CUDA driver; a failure under `BOTS_REQUIRE_GPU=1`).
+#[test]
+fn cuda_replay_matches_the_cpu_bit_for_bit() {
+    if !common::gpu_available() {
+        return;
+    }
+    let data = data_dir();
+    let log = data.join("sample_log.jsonl");
+    let want = library_posterior(&data.join("sample_pool.jsonl"), &log, Config::default());
+    let c = Case::new();
+    assert_eq!(replay_cli("cuda", &data.join("sample_pool.jsonl"), &log, &c.path("post.jsonl")), want);
+}
+
+/// `bots replay --backend BACKEND --pool POOL --log LOG --out OUT`, which must succeed; what it wrote.
+fn replay_cli(backend: &str, pool: &Path, log: &Path, out: &Path) -> Posterior {
+    let run = Command::new(bots_bin())
+        .args(["replay", "--backend", backend, "--pool"])
+        .arg(pool)
+        .arg("--log")
+        .arg(log)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    read_posterior(out).unwrap()
 }
 
 #[test]

@@ -215,6 +215,7 @@ template <class T> T atomicAdd(T* p, T v) { emu::maybe_yield(); T o = *p; *p = o
 template <class T> T atomicOr(T* p, T v) { emu::maybe_yield(); T o = *p; *p = o | v; return o; }
 template <class T> T atomicAnd(T* p, T v) { emu::maybe_yield(); T o = *p; *p = o & v; return o; }
 template <class T> T atomicMin(T* p, T v) { emu::maybe_yield(); T o = *p; if (v < o) *p = v; return o; }
+template <class T> T atomicCAS(T* p, T cmp, T v) { emu::maybe_yield(); T o = *p; if (o == cmp) *p = v; return o; }
 
 inline float bots_emu_half_to_float(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;

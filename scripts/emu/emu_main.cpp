@@ -61,7 +61,7 @@ struct Emu {
                 for (unsigned long long size = 2; size <= pow2; size <<= 1)
                     for (unsigned long long j = size >> 1; j > 0; j >>= 1) emu_launch(G, B, bitonic_step, out_keys.data(), pow2, size, j);
         }
-        emu_launch(G, B, keys_to_tasks, (const unsigned long long*)out_keys.data(), k, out_tasks.data());
+        emu_launch(G, B, keys_to_tasks, (const unsigned long long*)out_keys.data(), k, out_tasks.data(), &sc);
         return out_tasks;
     }
 

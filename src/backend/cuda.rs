@@ -11,7 +11,8 @@
 //! - `select_into`: `select_init`, `update_sample_score` (applies the pending pool-wide update, samples,
 //!   scores and builds the first radix histogram), 6 × (`radix_find_bin`, `radix_filter`) over the
 //!   shrinking candidate set, a bitonic sort of the k keys (descending) and `keys_to_tasks`.
-//! - `update_from_device`: (`apply_pending` + `clear_pending` if an older update is still pending), then
+//! - `update_from_device`: `apply_pending` + `clear_pending` (no-ops on the device unless an older
+//!   update is still pending; always launched, so a captured graph replays correctly), then
 //!   `batch_validate`, `batch_reduce`, `batch_scatter`, `batch_finish`. Invalid input leaves the state
 //!   unchanged and sets a device error flag that the next synchronizing call ([`CudaPool::sync`],
 //!   [`Backend::to_host`], [`Backend::update`]'s report) reports as [`BotsError::DeviceInput`] and
@@ -31,18 +32,26 @@
 //! [`crate::CpuPool`] bit for bit (the CPU emulator in `scripts/emu` checks the device code this way).
 //! The batch means are f64 sums in a fixed tree order rather than the CPU's sequential order, rounded
 //! to f32: mu agrees except in rare last-bit cases.
-
-//! # Assumed on real hardware (not checkable without a GPU; the CPU emulator in scripts/emu runs the
-//! kernels' logic with the host libm, one thread at a time)
+//!
+//! # Tested without a GPU
+//! `scripts/emu/run.sh` runs the kernels (compiled for the host with `scripts/emu/cuda_shim.h`: a
+//! block's threads are fibers in shuffled order with checked barriers, on `fmath`) through a C++ copy
+//! of the launch sequence; `scripts/emu-driver/test.sh` runs this Rust host code itself on an emulated
+//! CUDA driver built from the same kernels (PTX parameter lists checked at module load, lazily run
+//! streams, guard-paged buffers, graph capture). Both run in CI.
+//!
+//! # Assumed on real hardware (not checkable without a GPU)
 //! - The PTX (ISA <= 9.0, `compute_80`) JIT-compiles on driver 580 for sm_90; a refusal carries the JIT
 //!   log in the error. The driver's JIT cache makes later pools' module loads cheap.
 //! - All static shared memory stays under the 48 KB that needs no opt-in (largest: `batch_reduce`,
 //!   24.6 KB); no kernel uses dynamic shared memory, so no `cuFuncSetAttribute` is needed. Register
-//!   counts (ptxas -v, sm_90): at most 62 per thread, so the 256- and 1024-thread launches fit.
-//! - Stream-ordered allocation (`cuMemAllocAsync`, which cudarc uses where the device supports memory
-//!   pools) works on the legacy default stream of [`CudaPool::new`]; nothing allocates, frees or
-//!   synchronizes between `select_into`/`update_from_device*` calls, so they can be graph-captured.
-//! - A CUDA transcendental may differ from the host libm by 1-2 ulp: see "Agreement" above.
+//!   counts (`nvcc --cubin -arch=sm_90 -Xptxas -v`, CUDA 13.0): `update_sample_score` 61 and
+//!   `radix_filter` 59 under `__launch_bounds__(256, 4)`, no spills, no stack; the pool-sized grids are
+//!   sized from `cuOccupancyMaxActiveBlocksPerMultiprocessor`.
+//! - The pool runs on a non-blocking stream of its own ([`CudaPool::on_device`]) or the caller's;
+//!   nothing allocates, frees or synchronizes inside `select_into`/`update_from_device*`, and cudarc's
+//!   event bookkeeping of the caller's buffers stays outside a capture, so they can be graph-captured
+//!   with event tracking on or off.
 
 use std::cell::Cell;
 use std::ffi::{c_void, CString};
@@ -124,6 +133,8 @@ const _: () = {
 };
 const SCALAR_WORDS: usize = 16;
 const NO_ERROR: u64 = u64::MAX;
+/// `ERR_INTERNAL` of `kernels/model.cuh`: the radix select came out inconsistent.
+const ERR_INTERNAL: u32 = 255;
 const RADIX_PASSES: i32 = 6;
 const RADIX_BINS: usize = 2048;
 const BLOCK: u32 = 256;
@@ -281,8 +292,9 @@ pub struct CudaPool {
     p: Ptrs,
     grid_n: u32,
     device: String,
-    /// Host mirror: an update's pool-wide part may still be pending on the device.
-    pending: Cell<bool>,
+    /// Never captured: takes cudarc's event bookkeeping of the caller's buffers while `stream` is
+    /// capturing (see [`CudaPool::bookkeeping_stream`]).
+    side: Arc<CudaStream>,
     /// Host mirror of the device step counter.
     step: Cell<u64>,
 }
@@ -299,7 +311,8 @@ impl CudaPool {
         Self::on_device(0, config, n, features)
     }
 
-    /// A fresh pool on device `ordinal` (its default stream).
+    /// A fresh pool on device `ordinal`, on a new non-blocking stream of its own ([`CudaPool::stream`]),
+    /// so that the pool's work can be graph-captured (the legacy NULL stream cannot be).
     ///
     /// ```no_run
     /// let pool = bots::backend::cuda::CudaPool::on_device(1, bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
@@ -307,7 +320,7 @@ impl CudaPool {
     /// ```
     pub fn on_device(ordinal: usize, config: Config, n: usize, features: Option<Features>) -> Result<CudaPool> {
         let ctx = context(ordinal)?;
-        let stream = ctx.default_stream();
+        let stream = ctx.new_stream().map_err(cuda_err)?;
         let k_cap = config.batch;
         Self::with_capacity(stream, config, n, features, k_cap)
     }
@@ -374,7 +387,18 @@ impl CudaPool {
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(cuda_err)?
             .max(1) as u64;
-        let grid_n = (n as u64).div_ceil(BLOCK as u64).clamp(1, sms * 16) as u32;
+        // The pool-sized kernels run as many blocks as fit on the device at once (grid-stride loops).
+        let mut per_sm = u64::MAX;
+        for k in [K::UpdateSampleScore, K::RadixFilter, K::ApplyPending] {
+            let mut blocks = 0i32;
+            // SAFETY: `module.funcs[k]` is a live function of the module loaded above, in this context.
+            unsafe { sys::cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut blocks, module.funcs[k as usize], BLOCK as i32, 0) }
+                .result()
+                .map_err(|e| BotsError::Cuda(format!("occupancy of {}: {e:?}", kernels::BOTS_ENTRIES[k as usize])))?;
+            per_sm = per_sm.min(blocks.max(1) as u64);
+        }
+        let grid_n = (n as u64).div_ceil(BLOCK as u64).clamp(1, sms * per_sm) as u32;
+        let side = ctx.new_stream().map_err(cuda_err)?;
         let device = ctx.name().unwrap_or_else(|_| "unknown".into());
         let mut p = Ptrs {
             alpha: ptr(&alpha, s),
@@ -425,7 +449,7 @@ impl CudaPool {
             p,
             grid_n,
             device,
-            pending: Cell::new(false),
+            side,
         })
     }
 
@@ -465,7 +489,10 @@ impl CudaPool {
             return Err(BotsError::LengthMismatch { what: "select_into output".into(), expected: k, got: out.len() });
         }
         let stream = self.stream.clone();
-        let (dst, _guard) = out.device_ptr_mut(&stream);
+        let book = self.bookkeeping_stream()?;
+        let (dst, _guard) = out.device_ptr_mut(&book);
+        // SAFETY: `out` holds at least k u32 (checked above) of this pool's context, and the pool's
+        // own stream is live for as long as the pool.
         unsafe { self.select_into_raw(k, dst, stream.cu_stream()) }
     }
 
@@ -496,7 +523,7 @@ impl CudaPool {
         let pow2 = k.next_power_of_two();
         self.launch_select(k, self.p.out_keys, k as u64, pow2 as u64, stream)?;
         self.launch_sort(pow2, stream)?;
-        self.launch(K::KeysToTasks, grid_for(k as u64), BLOCK, stream, &mut args![self.p.out_keys, k as u64, out])
+        self.launch(K::KeysToTasks, grid_for(k as u64), BLOCK, stream, &mut args![self.p.out_keys, k as u64, out, self.p.scalars])
     }
 
     /// Device-side update for a trainer, from success/failure counts in device memory (one per task of
@@ -527,9 +554,11 @@ impl CudaPool {
             }
         }
         let stream = self.stream.clone();
-        let (t, _g0) = tasks.device_ptr(&stream);
-        let (s, _g1) = successes.device_ptr(&stream);
-        let (f, _g2) = failures.device_ptr(&stream);
+        let book = self.bookkeeping_stream()?;
+        let (t, _g0) = tasks.device_ptr(&book);
+        let (s, _g1) = successes.device_ptr(&book);
+        let (f, _g2) = failures.device_ptr(&book);
+        // SAFETY: three device buffers of `len` elements each (checked above), on the pool's stream.
         unsafe { self.update_raw(t, RawOutcomes::Counts { successes: s, failures: f }, len, stream.cu_stream()) }
     }
 
@@ -549,8 +578,10 @@ impl CudaPool {
             return Err(BotsError::LengthMismatch { what: "pass rates".into(), expected: len, got: rates.len() });
         }
         let stream = self.stream.clone();
-        let (t, _g0) = tasks.device_ptr(&stream);
-        let (r, _g1) = rates.device_ptr(&stream);
+        let book = self.bookkeeping_stream()?;
+        let (t, _g0) = tasks.device_ptr(&book);
+        let (r, _g1) = rates.device_ptr(&book);
+        // SAFETY: two device buffers of `len` elements each (checked above), on the pool's stream.
         unsafe { self.update_raw(t, RawOutcomes::PassRates(r), len, stream.cu_stream()) }
     }
 
@@ -592,6 +623,8 @@ impl CudaPool {
         if tasks == 0 || (counts == 0 && rates == 0) || (counts == 1 && (succ == 0 || fail == 0)) {
             return Err(BotsError::Cuda("null device pointer passed to update_raw".into()));
         }
+        // Always launched (both test the device's pending flag): a graph captured after a select must
+        // still apply the pending update when it is replayed twice in a row.
         self.flush_on(stream)?;
         let params = self.params();
         let len = len as u64;
@@ -607,7 +640,6 @@ impl CudaPool {
             &mut args![params, tasks, rates, succ, fail, counts, len, self.p.alpha, self.p.beta, self.p.alpha0, self.p.beta0, self.p.bitmap, sc],
         )?;
         self.launch(K::BatchFinish, 1, 1, stream, &mut args![sc])?;
-        self.pending.set(true);
         self.step.set(self.step.get() + 1);
         Ok(())
     }
@@ -656,16 +688,13 @@ impl CudaPool {
             .map_err(|e| BotsError::Cuda(format!("launching {}: {e:?}", kernels::BOTS_ENTRIES[k as usize])))
     }
 
-    /// Applies a pending pool-wide update without sampling (before a second update or a readback).
+    /// Applies a pending pool-wide update without sampling (before a second update or a readback); a
+    /// no-op on the device when nothing is pending.
     fn flush_on(&self, stream: sys::CUstream) -> Result<()> {
-        if !self.pending.get() {
-            return Ok(());
-        }
         let params = self.params();
         let p = &self.p;
         self.launch(K::ApplyPending, self.grid_n, BLOCK, stream, &mut args![params, p.alpha, p.beta, p.alpha0, p.beta0, p.fw, p.fs, p.scalars])?;
         self.launch(K::ClearPending, 1, 1, stream, &mut args![p.scalars])?;
-        self.pending.set(false);
         Ok(())
     }
 
@@ -683,7 +712,6 @@ impl CudaPool {
             stream,
             &mut args![params, p.alpha, p.beta, p.alpha0, p.beta0, p.fw, p.fs, p.scalars, p.digits, p.hist],
         )?;
-        self.pending.set(false);
         for pass in 0..RADIX_PASSES {
             self.launch(K::RadixFindBin, 1, 1024, stream, &mut args![p.scalars, p.hist, pass, cap])?;
             self.launch(
@@ -719,13 +747,41 @@ impl CudaPool {
         Ok(())
     }
 
-    fn read_scalars(&self) -> Result<DeviceScalars> {
+    /// The stream to hand cudarc's `device_ptr(_mut)` for a caller's buffer. With event tracking on
+    /// (cudarc's default, active once a context has a second stream) those calls make the stream wait
+    /// on the buffer's last write and record a use event. Inside a stream capture that event would be
+    /// recorded into the graph, and every later eager use of the buffer would fail with
+    /// `CUDA_ERROR_CAPTURED_EVENT`; so while the pool's stream is capturing, the bookkeeping goes to
+    /// the pool's side stream, which is never captured (ordering inside a graph is the graph's).
+    fn bookkeeping_stream(&self) -> Result<Arc<CudaStream>> {
+        let status = self.stream.capture_status().map_err(cuda_err)?;
+        Ok(if status == sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE { self.stream.clone() } else { self.side.clone() })
+    }
+
+    /// After a synchronized select: an inconsistent radix select (flagged by the device, never by
+    /// valid input) is an error rather than a selection holding task `u32::MAX`. Input errors of
+    /// earlier device batches stay recorded for the next [`CudaPool::sync`].
+    fn check_select(&self) -> Result<()> {
+        let sc = self.scalars_now()?;
+        if sc.err_code == ERR_INTERNAL {
+            self.launch(K::ClearError, 1, 1, self.stream.cu_stream(), &mut args![self.p.scalars])?;
+            self.stream.synchronize().map_err(cuda_err)?;
+            return Err(self.device_error(&sc));
+        }
+        Ok(())
+    }
+
+    fn scalars_now(&self) -> Result<DeviceScalars> {
         self.ctx.bind_to_thread().map_err(cuda_err)?;
         let words = self.stream.clone_dtoh(&self.scalars).map_err(cuda_err)?;
         self.stream.synchronize().map_err(cuda_err)?;
         let mut arr = [0u64; SCALAR_WORDS];
         arr.copy_from_slice(&words[..SCALAR_WORDS]);
-        let sc: DeviceScalars = bytemuck::cast(arr);
+        Ok(bytemuck::cast(arr))
+    }
+
+    fn read_scalars(&self) -> Result<DeviceScalars> {
+        let sc = self.scalars_now()?;
         self.step.set(sc.step);
         if sc.err_code != 0 {
             self.launch(K::ClearError, 1, 1, self.stream.cu_stream(), &mut args![self.p.scalars])?;
@@ -832,9 +888,11 @@ impl Backend for CudaPool {
         let stream = self.stream.clone();
         if k <= self.k_cap {
             let out = self.p.out_tasks;
+            // SAFETY: `out_tasks` holds k_cap >= k u32 of this pool, on the pool's own stream.
             unsafe { self.select_into_raw(k, out, stream.cu_stream())? };
             let tasks = stream.clone_dtoh(&self.out_tasks.slice(0..k)).map_err(cuda_err)?;
             stream.synchronize().map_err(cuda_err)?;
+            self.check_select()?;
             return Ok(tasks);
         }
         // Larger than the preallocated capacity: gather into a temporary buffer and sort on the host.
@@ -844,6 +902,9 @@ impl Backend for CudaPool {
         self.launch_select(k, kp, k as u64, 0, stream.cu_stream())?;
         let mut keys = stream.clone_dtoh(&keys).map_err(cuda_err)?;
         stream.synchronize().map_err(cuda_err)?;
+        if keys.contains(&0) {
+            return Err(BotsError::Cuda("internal error in the radix select: fewer than k keys came out".into()));
+        }
         keys.sort_unstable_by(|a, b| b.cmp(a));
         Ok(keys.into_iter().map(crate::select::key_task).collect())
     }
@@ -919,7 +980,6 @@ impl Backend for CudaPool {
         self.constant_prior = constant_prior;
         self.features = features;
         s.synchronize().map_err(cuda_err)?;
-        self.pending.set(false);
         self.step.set(state.globals.step);
         Ok(())
     }
