@@ -281,8 +281,9 @@ extern "C" __global__ void batch_validate(Params p, const uint32_t* tasks, const
     }
 }
 
-// One block (any power-of-two size <= 1024; the host uses 256). Reduces the batch in f64 (fixed tree
-// order) and writes mu, rho, miss; on a flagged batch, records the error instead and changes nothing.
+// One block (any power-of-two size <= 1024; the host uses BATCH_LANES = 256). Reduces the batch in f64:
+// thread t adds rows t, t + 256, ..., then a tree, the order of evidence::batch_sum on the CPU. Writes
+// mu, rho, miss; on a flagged batch, records the error instead and changes nothing.
 extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const float* rates, const float* succ,
                                         const float* fail, uint32_t counts, unsigned long long len,
                                         const uint16_t* fw, const uint16_t* fs, Scalars* sc) {

@@ -222,7 +222,7 @@ fn cli_matches_cpu_pool_on_the_sample_data() {
         for out in ["post.jsonl", "post.parquet"] {
             let got = replay_cli("cpu", &data.join(pool), &log, &c.path(out));
             // Bit for bit: the same update code, and files that round-trip f32 exactly.
-            assert_eq!(got, want, "{pool} -> {}", out.display());
+            assert_eq!(got, want, "{pool} -> {out}");
         }
     }
 }

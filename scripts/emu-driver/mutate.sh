@@ -13,7 +13,7 @@ faults=("$@")
 (( ${#faults[@]} )) || faults=(swap-args no-sync oob-store)
 export CARGO_TARGET_DIR="$root/target/mutate"
 if [[ -z "${NVCC:-}" ]]; then  # the copies have no .cuda/ of their own
-  NVCC="$(ls -d "$root"/.cuda/lib/python3*/site-packages/nvidia/cu13/bin/nvcc 2>/dev/null | head -1)"
+  NVCC="$(ls -d "$root"/.cuda/lib/python3*/site-packages/nvidia/cu13/bin/nvcc 2>/dev/null | head -1 || true)"
   if [[ -n "$NVCC" ]]; then export NVCC; fi
 fi
 mkdir -p "$CARGO_TARGET_DIR"

@@ -16,7 +16,7 @@ out="$target/emu-driver"
 echo "== building the emulated driver ($out/libcuda.so)"
 bash scripts/emu-driver/build.sh "$out"
 if [[ -z "${NVCC:-}" ]]; then  # the pinned nvcc that .ci/run installs, if there
-  NVCC="$(ls -d "$root"/.cuda/lib/python3*/site-packages/nvidia/cu13/bin/nvcc 2>/dev/null | head -1)"
+  NVCC="$(ls -d "$root"/.cuda/lib/python3*/site-packages/nvidia/cu13/bin/nvcc 2>/dev/null | head -1 || true)"
   if [[ -n "$NVCC" ]]; then export NVCC; fi
 fi
 export LD_LIBRARY_PATH="$out${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -30,8 +30,8 @@
 //! `fmath` functions as the CPU (`kernels/fmath.cuh` is `src/dist/fmath.rs` expression for expression:
 //! no libm, no `__` intrinsics), so samples, keys, selections and the update arithmetic match
 //! [`crate::CpuPool`] bit for bit (the CPU emulator in `scripts/emu` checks the device code this way).
-//! The batch means are f64 sums in a fixed tree order rather than the CPU's sequential order, rounded
-//! to f32: mu agrees except in rare last-bit cases.
+//! The batch means are f64 sums in one defined order on both backends ([`crate::evidence::batch_sum`]:
+//! 256 strided lanes, then a tree), so mu, miss and rho agree bit for bit too.
 //!
 //! # Tested without a GPU
 //! `scripts/emu/run.sh` runs the kernels (compiled for the host with `scripts/emu/cuda_shim.h`: a
@@ -631,7 +631,8 @@ impl CudaPool {
         let g = grid_for(len);
         let sc = self.p.scalars;
         self.launch(K::BatchValidate, g, BLOCK, stream, &mut args![params, tasks, rates, succ, fail, counts, len, self.p.bitmap, sc])?;
-        self.launch(K::BatchReduce, 1, BLOCK, stream, &mut args![params, tasks, rates, succ, fail, counts, len, self.p.fw, self.p.fs, sc])?;
+        // One block of BATCH_LANES threads: the CPU's batch_sum adds in the same order.
+        self.launch(K::BatchReduce, 1, crate::evidence::BATCH_LANES as u32, stream, &mut args![params, tasks, rates, succ, fail, counts, len, self.p.fw, self.p.fs, sc])?;
         self.launch(
             K::BatchScatter,
             g,
