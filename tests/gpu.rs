@@ -1,5 +1,5 @@
 //! GPU tests: the CUDA backend against its CPU twin on the same seed. Without a CUDA driver (or a crate
-//! built without nvcc) every test prints `SKIPPED: no CUDA driver` and passes, unless
+//! built without nvcc) every test prints `SKIPPED <test>: no CUDA driver` on stderr and passes, unless
 //! `BOTS_REQUIRE_GPU=1`, where that is a failure.
 //!
 //! Agreement asserted: bit for bit. Both backends draw with the same `fmath` functions
@@ -52,7 +52,8 @@ fn gpu_available() -> bool {
         if std::env::var("BOTS_REQUIRE_GPU").is_ok_and(|v| v == "1") {
             panic!("BOTS_REQUIRE_GPU=1 but no CUDA driver/device is usable (or the crate was built without nvcc)");
         }
-        println!("SKIPPED: no CUDA driver");
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        log!("SKIPPED {test}: no CUDA driver (or built without nvcc): GPU checks not run");
     }
     ok
 }
