@@ -10,6 +10,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The kernel boundary, shared with the crate (`src/abi.rs`), rendered into `kernels/abi.cuh`.
+#[allow(dead_code)]
+#[path = "src/abi.rs"]
+mod abi;
+
+/// Writes `kernels/abi.cuh` from `src/abi.rs` when it differs (a checked-in, generated file: the
+/// kernels and the CPU emulators include it; `abi::tests` checks it is current).
+fn write_abi_header() {
+    let want = abi::abi_cuh();
+    let path = Path::new("kernels/abi.cuh");
+    if std::fs::read_to_string(path).ok().as_deref() != Some(want.as_str()) {
+        std::fs::write(path, want).expect("writing kernels/abi.cuh");
+    }
+}
+
 fn find_nvcc() -> Option<PathBuf> {
     let env_path = |v: &str| std::env::var_os(v).map(PathBuf::from);
     let candidates = [
@@ -26,6 +41,8 @@ fn find_nvcc() -> Option<PathBuf> {
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(bots_ptx)");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/abi.rs");
+    write_abi_header();
     println!("cargo:rerun-if-changed=kernels");
     for v in ["NVCC", "CUDA_HOME", "CUDA_PATH", "CUDA_ARCH", "BOTS_REQUIRE_NVCC", "PATH"] {
         println!("cargo:rerun-if-env-changed={v}");

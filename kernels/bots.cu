@@ -328,7 +328,7 @@ extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const f
     }
     if (t == 0) {
         const double inv = 1.0 / (double)len;
-        const float mu_est = (float)((red[0][0] * inv - red[1][0] * inv) / (red[2][0] * inv - red[1][0] * inv + 1e-6));
+        const float mu_est = (float)((red[0][0] * inv - red[1][0] * inv) / (red[2][0] * inv - red[1][0] * inv + BOTS_MU_EPS));
         mu_sh = sc->mu_set ? p.gamma * sc->mu + (1.0f - p.gamma) * mu_est : mu_est;
     }
     __syncthreads();
@@ -351,7 +351,7 @@ extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const f
         const double m = red[0][0] * (1.0 / (double)len);
         sc->mu = mu;
         sc->mu_set = 1;
-        if (p.adaptive_rho && m >= 0.25) sc->rho = sc->rho / 2.0f;
+        if (p.adaptive_rho && m >= BOTS_ADAPTIVE_RHO_MISS) sc->rho = sc->rho / 2.0f;
         sc->miss = (float)m;
         sc->miss_set = 1;
     }

@@ -1,7 +1,8 @@
-// Shared layouts (mirrored by #[repr(C)] structs in src/backend/cuda.rs) and the model formulas: the
+// The model formulas (layouts and constants: abi.cuh, generated from src/abi.rs): the
 // device twins of src/select (score_task, score_key), src/evidence (batch_row, interpolate) and
 // src/update (update_task, apply_pending_task).
 #pragma once
+#include "abi.cuh"
 #include "dist.cuh"
 
 // f16 -> f32 (exact), without cuda_fp16.h (which needs the CCCL headers). Features are stored as the raw
@@ -15,56 +16,6 @@ __device__ __forceinline__ float half_to_float(uint16_t h) {
     return f;
 #endif
 }
-
-// Hyper-parameters, passed by value. Mirrors `KernelParams` in src/backend/cuda.rs (56 bytes).
-struct Params {
-    unsigned long long seed;
-    unsigned long long n;   // tasks in the pool
-    float lambda;
-    float m;                // rollouts per task, as f32
-    float target;
-    float tau;
-    float gamma;
-    float alpha0;           // constant prior (used when the per-task prior pointers are null)
-    float beta0;
-    uint32_t do_sample;
-    uint32_t adaptive_rho;
-    uint32_t has_features;
-};
-
-#define BOTS_NO_ERROR 0xFFFFFFFFFFFFFFFFull
-
-// Error codes (the low 8 bits of a packed (position << 8 | code) batch error).
-#define ERR_OUT_OF_RANGE 1u
-#define ERR_DUPLICATE 2u
-#define ERR_PASS_RATE 3u
-#define ERR_NOT_FINITE 4u
-#define ERR_NEGATIVE 5u
-#define ERR_EMPTY 6u
-#define ERR_TOO_MANY 7u
-#define ERR_INTERNAL 255u
-
-// Device-resident scalars. Mirrors `DeviceScalars` in src/backend/cuda.rs (128 bytes).
-struct Scalars {
-    unsigned long long step;       // updates applied so far (read by every kernel from here)
-    float mu; uint32_t mu_set;
-    float rho; uint32_t pending;   // pending: a pool-wide update is waiting for the next fused pass
-    float miss; uint32_t miss_set; // last batch's mean |p_tilde - r|
-    uint32_t err_code; uint32_t err_pos;  // sticky first error, 0 = none; cleared by the host on report
-    uint32_t err_task; float err_v0;
-    float err_v1; uint32_t pad0;
-    unsigned long long batch_err;  // this batch's min (position << 8 | code), BOTS_NO_ERROR = none
-    // radix select state
-    unsigned long long prefix;     // known high digits of the k-th largest key
-    unsigned long long k_rem;      // keys still to take from the current bin
-    unsigned long long set_size;   // size of the current bin
-    unsigned long long n_out;      // keys written to the output so far
-    unsigned long long cand_cnt[2];
-    uint32_t done;                 // 0, or 1 + the pass whose bin completes the selection
-    uint32_t read_buf;             // this pass reads the candidate buffer (1) or the pool (0)
-    uint32_t write_buf;            // this pass appends its bin to the other candidate buffer
-    uint32_t pad1;
-};
 
 __device__ __forceinline__ float score_task(const Params& p, float alpha, float beta, unsigned long long step, uint32_t task) {
     const TaskStream st(p.seed, step, task);
@@ -153,8 +104,6 @@ __device__ __forceinline__ uint32_t batch_row(const float* rates, const float* s
 }
 
 // Radix digits of the 64-bit keys, most significant first: 11, 11, 11, 11, 10, 10 bits.
-#define BOTS_RADIX_PASSES 6
-#define BOTS_RADIX_BINS 2048
 // 53, 42, 31, 20, 10, 0: arithmetic, not a table (a runtime index into a local array costs stack).
 __device__ __forceinline__ uint32_t radix_shift(int pass) {
     return pass < 4 ? 53u - 11u * (uint32_t)pass : 10u * (uint32_t)(5 - pass);

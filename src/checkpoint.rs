@@ -498,7 +498,7 @@ pub fn restore_backend(path: &Path, backend: &mut dyn Backend) -> Result<Config>
 }
 
 /// Opens a pool on backend `kind` from a checkpoint, with the config it was saved with.
-pub fn open_backend(kind: crate::backend::BackendKind, path: &Path) -> Result<Box<dyn Backend>> {
+pub fn open_backend(kind: crate::backend::BackendKind, path: &Path) -> Result<Box<dyn Backend + Send>> {
     let (config, state) = load(path)?;
     match kind {
         crate::backend::BackendKind::Cpu => Ok(Box::new(crate::backend::CpuPool::from_state(config, state)?)),

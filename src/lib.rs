@@ -23,6 +23,7 @@
 //! assert_eq!(pool.step(), 3);
 //! ```
 
+pub mod abi;
 pub mod backend;
 pub mod checkpoint;
 pub mod config;

@@ -105,24 +105,11 @@ template <class... A> KernelInfo kernel(const char* name, void (*f)(A...)) {
                       [f](void* const* args) { invoke_with(f, args, std::index_sequence_for<A...>{}); }};
 }
 
-// Every `extern "C" __global__` function of kernels/bots.cu.
+// Every kernel of kernels/bots.cu, from the list in kernels/abi.cuh (generated from src/abi.rs).
 const std::vector<KernelInfo>& kernels() {
-    static const std::vector<KernelInfo> k = {
-        kernel("update_sample_score", update_sample_score),
-        kernel("apply_pending", apply_pending),
-        kernel("clear_pending", clear_pending),
-        kernel("clear_error", clear_error),
-        kernel("select_init", select_init),
-        kernel("radix_find_bin", radix_find_bin),
-        kernel("radix_filter", radix_filter),
-        kernel("bitonic_sort_block", bitonic_sort_block),
-        kernel("bitonic_step", bitonic_step),
-        kernel("keys_to_tasks", keys_to_tasks),
-        kernel("batch_validate", batch_validate),
-        kernel("batch_reduce", batch_reduce),
-        kernel("batch_scatter", batch_scatter),
-        kernel("batch_finish", batch_finish),
-    };
+#define BOTS_EMU_KERNEL(name) kernel(#name, name),
+    static const std::vector<KernelInfo> k = {BOTS_KERNELS(BOTS_EMU_KERNEL)};
+#undef BOTS_EMU_KERNEL
     return k;
 }
 

@@ -81,13 +81,13 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
-/// Opens a pool of `n` tasks on the chosen backend.
+/// Opens a pool of `n` tasks on the chosen backend (either can move to another thread).
 pub fn open(
     kind: BackendKind,
     config: Config,
     n: usize,
     features: Option<crate::pool::Features>,
-) -> Result<Box<dyn Backend>> {
+) -> Result<Box<dyn Backend + Send>> {
     match kind {
         BackendKind::Cpu => Ok(Box::new(CpuPool::new(config, n, features)?)),
         BackendKind::Cuda { ordinal } => Ok(Box::new(cuda::CudaPool::on_device(ordinal, config, n, features)?)),

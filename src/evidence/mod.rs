@@ -11,10 +11,8 @@ use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::pool::PoolState;
 
-/// Offset in the denominator of mu_est, as in Trinity-RFT.
-pub const MU_EPS: f64 = 1e-6;
-/// Mean absolute interpolation error at which adaptive rho halves rho.
-pub const ADAPTIVE_RHO_MISS: f64 = 0.25;
+pub use crate::abi::MU_EPS;
+pub use crate::abi::ADAPTIVE_RHO_MISS;
 
 /// Observed outcomes of the tasks of one batch, in the order of `Evidence::tasks`.
 #[derive(Clone, Debug, PartialEq)]
@@ -198,7 +196,7 @@ pub fn batch_evidence(state: &PoolState, config: &Config, evidence: &Evidence) -
 }
 
 /// Lanes of the batch sums: the block size of the `batch_reduce` kernel, which launches with it.
-pub const BATCH_LANES: usize = 256;
+pub const BATCH_LANES: usize = crate::abi::BATCH_LANES as usize;
 
 /// The sum of `f(0) + ... + f(len - 1)` in the order both backends use: lane `t` adds rows `t`,
 /// `t + BATCH_LANES`, ... in turn, then the lanes are combined as a tree (`lane[t] += lane[t + h]` for
