@@ -30,7 +30,7 @@ for f in "${faults[@]}"; do
 import sys
 tmp, fault = sys.argv[1], sys.argv[2]
 faults = {
-    "swap-args": ("src/backend/cuda.rs", "p.alpha, p.beta, p.scalars, p.digits", "p.beta, p.alpha, p.scalars, p.digits"),
+    "swap-args": ("src/backend/cuda/launch.rs", "p.alpha, p.beta, p.scalars, p.digits", "p.beta, p.alpha, p.scalars, p.digits"),
     "no-sync": ("kernels/bots.cu", "    __syncthreads();\n    const uint32_t pending = sc->pending;", "    const uint32_t pending = sc->pending;"),
     "oob-store": ("kernels/bots.cu", "    GRID_STRIDE(i, k) {\n        const unsigned long long key = keys[i];",
                   "    GRID_STRIDE(i, k + 1) {\n        const unsigned long long key = keys[i];"),
@@ -48,7 +48,7 @@ PY
   log="$root/target/mutate-$f.log"
   if bash "$tmp/scripts/emu-driver/test.sh" >"$log" 2>&1; then
     echo "NOT CAUGHT: $f (the emulated-driver run passed; log: $log)"; status=1
-  elif ! grep -q '^== GPU tests on the emulated driver' "$log" || grep -q '^error\(\[E[0-9]*\]\)\?:' "$log"; then
+  elif ! grep -q '^== GPU tests on the emulated driver' "$log" || grep -qE '^error(\[E[0-9]+\]|: could not compile)' "$log"; then
     echo "BROKEN: $f did not build or run (not a test failure; log: $log)"; status=1
   else
     echo "caught: $f -- $(grep -m1 -E 'emulated CUDA driver:|panicked at|FAILED' "$log" | cut -c1-240)"
