@@ -119,16 +119,23 @@ impl Config {
 
     /// Parses a config from text in the given format ("yaml", "toml" or "json") and validates it.
     pub fn from_str_format(text: &str, format: &str) -> std::result::Result<Config, String> {
+        let flat = Config::parse_keys(text, format)?;
+        let cfg: Config = serde_json::from_value(flat).map_err(|e| e.to_string())?;
+        cfg.validate().map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
+
+    /// Parses config text ("yaml", "toml" or "json") into the flat map of keys `from_str_format`
+    /// deserializes (Trinity's `task_selector`/`kwargs` nesting flattened), without checking the keys:
+    /// for callers that take out keys of their own first (the Python adapters).
+    pub fn parse_keys(text: &str, format: &str) -> std::result::Result<serde_json::Value, String> {
         let value: serde_json::Value = match format {
             "yaml" | "yml" => serde_yaml::from_str(text).map_err(|e| e.to_string())?,
             "toml" => toml::from_str(text).map_err(|e| e.to_string())?,
             "json" => serde_json::from_str(text).map_err(|e| e.to_string())?,
             other => return Err(format!("unknown config format `{other}`: use .yaml, .yml, .toml or .json")),
         };
-        let flat = flatten_trinity(value)?;
-        let cfg: Config = serde_json::from_value(flat).map_err(|e| e.to_string())?;
-        cfg.validate().map_err(|e| e.to_string())?;
-        Ok(cfg)
+        flatten_trinity(value)
     }
 
     /// Loads a config file; the format follows the extension (`.yaml`/`.yml`, `.toml`, `.json`).

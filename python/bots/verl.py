@@ -27,6 +27,7 @@ from typing import Any, Dict, Iterator
 import numpy as np
 
 from bots import Pool, _config_text
+from bots._bots import parse_config_keys
 from bots._adapter import Served, feature_columns
 
 try:  # the real base class where verl is importable (verl asserts isinstance(sampler, AbstractSampler))
@@ -51,22 +52,8 @@ def _crate_config(spec: Any) -> Dict[str, Any]:
     if spec is None:
         return {}
     if isinstance(spec, (str, os.PathLike)):
-        return _parse_file(*_config_text(spec))
+        return json.loads(parse_config_keys(*_config_text(spec)))
     return _plain(spec)
-
-
-def _parse_file(text: str, fmt: str) -> Dict[str, Any]:
-    if fmt == "json":
-        return json.loads(text)
-    if fmt in ("yaml", "yml"):
-        import yaml  # PyYAML comes with verl (through omegaconf)
-
-        return yaml.safe_load(text) or {}
-    if fmt == "toml":
-        import tomllib
-
-        return tomllib.loads(text)
-    raise ValueError(f"unknown config format {fmt!r}: use .yaml, .yml, .toml or .json")
 
 
 class BotsSampler(_Base):
@@ -123,8 +110,10 @@ class BotsSampler(_Base):
         (summed reward >= success_threshold) and failures."""
         index = np.asarray(batch.non_tensor_batch["index"])
         scores = batch.batch[self.reward_key]
-        scores = scores.sum(-1) if scores.dim() > 1 else scores
-        scores = scores.detach().float().cpu().numpy()
+        if hasattr(scores, "detach"):  # a torch tensor, as verl's DataProto holds
+            scores = scores.detach().float().cpu().numpy()
+        scores = np.asarray(scores, dtype=np.float64)
+        scores = scores.reshape(len(scores), -1).sum(-1)  # token-level rewards -> one per rollout
         if len(scores) != len(index):
             raise ValueError(f"batch has {len(index)} index values but {len(scores)} rewards")
         try:
