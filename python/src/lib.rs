@@ -28,7 +28,7 @@ fn py_err(e: BotsError) -> PyErr {
 /// One pool on one backend. An enum rather than `Box<dyn Backend>` so the pool is `Send` (the GIL is
 /// released during the O(N) passes) and the CUDA verbs on raw device pointers stay reachable.
 enum Inner {
-    Cpu(CpuPool),
+    Cpu(Box<CpuPool>),
     Cuda(SendCuda),
 }
 
@@ -46,13 +46,13 @@ unsafe impl Send for SendCuda {}
 impl Inner {
     fn backend(&mut self) -> &mut dyn Backend {
         match self {
-            Inner::Cpu(p) => p,
+            Inner::Cpu(p) => p.as_mut(),
             Inner::Cuda(p) => p.0.as_mut(),
         }
     }
     fn backend_ref(&self) -> &dyn Backend {
         match self {
-            Inner::Cpu(p) => p,
+            Inner::Cpu(p) => p.as_ref(),
             Inner::Cuda(p) => p.0.as_ref(),
         }
     }
@@ -60,10 +60,10 @@ impl Inner {
 
 fn open(kind: BackendKind, config: Config, state: Option<bots::PoolState>, n: usize, features: Option<Features>) -> bots::Result<Inner> {
     match kind {
-        BackendKind::Cpu => Ok(Inner::Cpu(match state {
+        BackendKind::Cpu => Ok(Inner::Cpu(Box::new(match state {
             Some(s) => CpuPool::from_state(config, s)?,
             None => CpuPool::new(config, n, features)?,
-        })),
+        }))),
         BackendKind::Cuda { ordinal } => {
             let mut pool = CudaPool::on_device(ordinal, config, n, features)?;
             if let Some(s) = state {
