@@ -121,6 +121,8 @@ def main():
     configs = [
         ("bots-yaml", {"m": 16, "lamb": 0.1, "rho": 0.1, "adaptive_rho": False}, near),
         ("trinity-code-defaults", {"m": 16, "lamb": 0.2, "rho": 0.2, "adaptive_rho": False}, near),
+        # Every kwarg left out: both sides must fall back to Trinity's code defaults (m 16, lamb 0.2, rho 0.2).
+        ("empty-kwargs", {}, near),
         ("m10-lamb0.3-rho0.5", {"m": 10, "lamb": 0.3, "rho": 0.5, "adaptive_rho": False}, near),
         ("rho0", {"m": 8, "lamb": 0.15, "rho": 0.0, "adaptive_rho": False}, near),
         ("rho1", {"m": 12, "lamb": 0.05, "rho": 1.0, "adaptive_rho": False}, near),
@@ -132,7 +134,7 @@ def main():
         for counts in (False, True):
             form = "counts" if counts else "rates"
             tag = f"{name}/{form}"
-            lines, steps = make_log(np.random.default_rng([i, int(counts)]), kwargs["m"], counts, truth)
+            lines, steps = make_log(np.random.default_rng([i, int(counts)]), kwargs.get("m", 16), counts, truth)
             log = os.path.join(workdir, f"{name}.{form}.log.jsonl")
             write_jsonl(log, lines)
             a_b, b_b, g_b = run_bots(bots, workdir, pool, log, kwargs, f"{name}.{form}")
