@@ -11,22 +11,21 @@ use serde::{Deserialize, Serialize};
 use crate::error::{BotsError, Result};
 
 /// Every hyper-parameter of the algorithm (`../shared/BOTS-ALGORITHM.md`).
+///
+/// Deserializing fills the keys a text leaves out from [`Config::default`] (the BOTS paper's values);
+/// [`Config::from_str_format`] and [`Config::load`] also read Trinity-RFT's shapes and defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "ConfigKeys")]
 pub struct Config {
     /// B: tasks selected per step.
-    #[serde(alias = "batch_size")]
     pub batch: usize,
     /// m: rollouts per task (the GRPO group size).
-    #[serde(alias = "rollouts")]
     pub m: u32,
     /// lambda: forgetting rate toward the prior, in [0, 1].
-    #[serde(alias = "lamb")]
     pub lambda: f32,
     /// rho: weight of implicit (interpolated) evidence, in [0, 1].
     pub rho: f32,
     /// p*: target success probability, in [0, 1].
-    #[serde(alias = "target_reward", alias = "p_star")]
     pub target: f32,
     /// tau: selection temperature; 0 is deterministic top-k, > 0 is Gumbel-top-k sampling.
     pub tau: f32,
@@ -70,10 +69,84 @@ impl Default for Config {
     }
 }
 
-/// Keys of Trinity-RFT's `task_selector` block that carry no BOTS hyper-parameter and are ignored.
-const TRINITY_IGNORED: &[&str] = &["selector_type", "type", "name"];
+/// The keys a config text may set, each optional, with every accepted alias: one place for the key
+/// names. [`ConfigKeys::over`] fills what is left out from a set of defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigKeys {
+    #[serde(alias = "batch_size")]
+    batch: Option<usize>,
+    #[serde(alias = "rollouts")]
+    m: Option<u32>,
+    #[serde(alias = "lamb")]
+    lambda: Option<f32>,
+    rho: Option<f32>,
+    #[serde(alias = "target_reward", alias = "p_star")]
+    target: Option<f32>,
+    tau: Option<f32>,
+    do_sample: Option<bool>,
+    gamma: Option<f32>,
+    adaptive_rho: Option<bool>,
+    seed: Option<u64>,
+    prior_alpha: Option<f32>,
+    prior_beta: Option<f32>,
+    prior_strength: Option<f32>,
+    feature_keys: Option<Vec<String>>,
+}
+
+impl ConfigKeys {
+    fn over(self, d: Config) -> Config {
+        Config {
+            batch: self.batch.unwrap_or(d.batch),
+            m: self.m.unwrap_or(d.m),
+            lambda: self.lambda.unwrap_or(d.lambda),
+            rho: self.rho.unwrap_or(d.rho),
+            target: self.target.unwrap_or(d.target),
+            tau: self.tau.unwrap_or(d.tau),
+            do_sample: self.do_sample.unwrap_or(d.do_sample),
+            gamma: self.gamma.unwrap_or(d.gamma),
+            adaptive_rho: self.adaptive_rho.unwrap_or(d.adaptive_rho),
+            seed: self.seed.unwrap_or(d.seed),
+            prior_alpha: self.prior_alpha.unwrap_or(d.prior_alpha),
+            prior_beta: self.prior_beta.unwrap_or(d.prior_beta),
+            prior_strength: self.prior_strength.or(d.prior_strength),
+            feature_keys: self.feature_keys.unwrap_or(d.feature_keys),
+        }
+    }
+}
+
+impl From<ConfigKeys> for Config {
+    fn from(keys: ConfigKeys) -> Config {
+        keys.over(Config::default())
+    }
+}
+
+/// The only Trinity-RFT `selector_type` this crate implements.
+pub const TRINITY_SELECTOR: &str = "difficulty_based";
+
+/// The names under which a Trinity-RFT taskset holds its selector block (`data_selector` since 0.6.0,
+/// `task_selector` before it and still read there).
+const TRINITY_BLOCK_NAMES: &[&str] = &["task_selector", "data_selector"];
+
+/// Keys of a Trinity-RFT selector block that name the selector; each is checked.
+const TRINITY_TYPE_KEYS: &[&str] = &["selector_type", "type", "name"];
+
+type Map = serde_json::Map<String, serde_json::Value>;
 
 impl Config {
+    /// Trinity-RFT's code defaults for its `difficulty_based` selector (`DifficultyBasedSelector` and
+    /// `InterpolationBetaPREstimator` in trinity-rft 0.6.0's `trinity/buffer/selector/`): what a
+    /// Trinity-shaped block gets for a kwarg it leaves out, so a pasted block means what it meant there.
+    /// Keys Trinity has no kwarg for (batch, gamma, seed, priors) keep [`Config::default`]'s values.
+    ///
+    /// ```
+    /// let t = bots::Config::trinity_defaults();
+    /// assert_eq!((t.lambda, t.rho, t.do_sample, t.target, t.tau, t.m), (0.2, 0.2, false, 1.0, 1.0, 16));
+    /// ```
+    pub fn trinity_defaults() -> Config {
+        Config { m: 16, lambda: 0.2, rho: 0.2, do_sample: false, target: 1.0, tau: 1.0, ..Config::default() }
+    }
+
     /// Checks every value; the error names the key and its allowed range.
     pub fn validate(&self) -> Result<()> {
         fn unit(key: &str, v: f32) -> Result<()> {
@@ -118,34 +191,51 @@ impl Config {
     }
 
     /// Parses a config from text in the given format ("yaml", "toml" or "json") and validates it.
+    ///
+    /// Three shapes are read:
+    /// - a flat map of this crate's keys (Trinity's names accepted as aliases); keys left out take
+    ///   [`Config::default`], the BOTS paper's values; unknown keys are errors;
+    /// - a Trinity-RFT selector block, pasted as it is (`task_selector:` or `data_selector:` holding
+    ///   `selector_type: difficulty_based`, `feature_keys`, `seed`, `kwargs`), or its contents alone;
+    /// - a whole Trinity-RFT config file: the block is found under `buffer.explorer_input.taskset` or
+    ///   `.tasksets`, `buffer.batch_size` gives `batch`, and every other section is ignored.
+    ///
+    /// In the two Trinity shapes a key left out takes [`Config::trinity_defaults`], as it would there.
     pub fn from_str_format(text: &str, format: &str) -> std::result::Result<Config, String> {
-        let flat = Config::parse_keys(text, format)?;
-        let cfg: Config = serde_json::from_value(flat).map_err(|e| e.to_string())?;
+        let serde_json::Value::Object(mut top) = parse_value(text, format)? else {
+            return Err("the config must be a map of keys to values".into());
+        };
+        let (keys, defaults) = if top.contains_key("buffer") {
+            (trinity_file(top)?, Config::trinity_defaults())
+        } else if let Some(&name) = TRINITY_BLOCK_NAMES.iter().find(|b| top.contains_key(**b)) {
+            if let Some(other) = top.keys().find(|k| *k != name) {
+                return Err(format!(
+                    "`{other}` beside `{name}`: put it inside the block (or its `kwargs`) or remove it"
+                ));
+            }
+            let block = top.remove(name).expect("the key just found");
+            (trinity_block(name, block)?, Config::trinity_defaults())
+        } else if TRINITY_TYPE_KEYS.iter().chain(["kwargs"].iter()).any(|k| top.contains_key(*k)) {
+            (trinity_block("the selector block", serde_json::Value::Object(top))?, Config::trinity_defaults())
+        } else {
+            (top, Config::default())
+        };
+        let keys: ConfigKeys = serde_json::from_value(serde_json::Value::Object(keys)).map_err(|e| e.to_string())?;
+        let cfg = keys.over(defaults);
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)
     }
 
-    /// Parses config text ("yaml", "toml" or "json") into the flat map of keys `from_str_format`
-    /// deserializes (Trinity's `task_selector`/`kwargs` nesting flattened), without checking the keys:
-    /// for callers that take out keys of their own first (the Python adapters).
-    pub fn parse_keys(text: &str, format: &str) -> std::result::Result<serde_json::Value, String> {
-        let value: serde_json::Value = match format {
-            "yaml" | "yml" => serde_yaml::from_str(text).map_err(|e| e.to_string())?,
-            "toml" => toml::from_str(text).map_err(|e| e.to_string())?,
-            "json" => serde_json::from_str(text).map_err(|e| e.to_string())?,
-            other => return Err(format!("unknown config format `{other}`: use .yaml, .yml, .toml or .json")),
-        };
-        flatten_trinity(value)
-    }
-
     /// Loads a config file; the format follows the extension (`.yaml`/`.yml`, `.toml`, `.json`).
+    /// See [`Config::from_str_format`] for the shapes it reads.
     ///
     /// ```
     /// let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("bots.yaml");
-    /// std::fs::write(&path, "task_selector:\n  kwargs: {m: 8, lamb: 0.2, target_reward: 0.4}\n").unwrap();
+    /// std::fs::write(&path, "task_selector:\n  selector_type: difficulty_based\n  kwargs: {m: 8, target_reward: 0.4}\n").unwrap();
     /// let cfg = bots::Config::load(&path).unwrap();
-    /// assert_eq!((cfg.m, cfg.lambda, cfg.target), (8, 0.2, 0.4));
+    /// assert_eq!((cfg.m, cfg.target), (8, 0.4));
+    /// assert_eq!(cfg.lambda, 0.2); // left out: Trinity-RFT's default for `lamb`
     /// ```
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| BotsError::io(path, e))?;
@@ -154,33 +244,116 @@ impl Config {
     }
 }
 
-/// Accepts a flat map, or Trinity's nesting (`task_selector: {feature_keys, kwargs: {...}}`), and
-/// returns the flat map of our keys.
-fn flatten_trinity(value: serde_json::Value) -> std::result::Result<serde_json::Value, String> {
-    use serde_json::{Map, Value};
-    let Value::Object(mut top) = value else {
-        return Err("the config must be a map of keys to values".into());
+/// Parses YAML, TOML or JSON text (by `format`: "yaml"/"yml", "toml", "json") into one value tree, so
+/// every file the crate reads (configs, simulator worlds) accepts the same three formats.
+pub fn parse_value(text: &str, format: &str) -> std::result::Result<serde_json::Value, String> {
+    Ok(match format {
+        "yaml" | "yml" => serde_yaml::from_str(text).map_err(|e| e.to_string())?,
+        "toml" => toml::from_str(text).map_err(|e| e.to_string())?,
+        "json" => serde_json::from_str(text).map_err(|e| e.to_string())?,
+        other => return Err(format!("unknown file format `{other}`: use .yaml, .yml, .toml or .json")),
+    })
+}
+
+/// A whole Trinity-RFT config: the one `difficulty_based` selector block among the tasksets under
+/// `buffer.explorer_input`, with `buffer.batch_size` as `batch` unless the block sets it.
+fn trinity_file(mut top: Map) -> std::result::Result<Map, String> {
+    use serde_json::Value;
+    let Some(Value::Object(mut buffer)) = top.remove("buffer") else {
+        return Err("`buffer` must be a map (a Trinity-RFT config)".into());
     };
-    if let Some(inner) = top.remove("task_selector") {
-        if !top.is_empty() {
-            let keys: Vec<_> = top.keys().cloned().collect();
-            return Err(format!("keys {keys:?} beside `task_selector`: put them inside it or remove them"));
-        }
-        let Value::Object(inner) = inner else { return Err("`task_selector` must be a map".into()) };
-        top = inner;
+    let Some(Value::Object(mut input)) = buffer.remove("explorer_input") else {
+        return Err("no `buffer.explorer_input` map: a Trinity-RFT config keeps the task selector under \
+                    buffer.explorer_input.taskset (or .tasksets)"
+            .into());
+    };
+    let mut tasksets: Vec<(String, Map)> = Vec::new();
+    if let Some(t) = input.remove("taskset").filter(|t| !t.is_null()) {
+        let Value::Object(t) = t else { return Err("`buffer.explorer_input.taskset` must be a map".into()) };
+        tasksets.push(("buffer.explorer_input.taskset".into(), t));
     }
-    let mut flat = Map::new();
-    for (k, v) in top {
-        if k == "kwargs" {
-            let Value::Object(kw) = v else { return Err("`kwargs` must be a map".into()) };
-            for (k2, v2) in kw {
-                flat.insert(k2, v2);
+    match input.remove("tasksets") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for (i, t) in list.into_iter().enumerate() {
+                let Value::Object(t) = t else {
+                    return Err(format!("`buffer.explorer_input.tasksets[{i}]` must be a map"));
+                };
+                tasksets.push((format!("buffer.explorer_input.tasksets[{i}]"), t));
             }
-        } else if !TRINITY_IGNORED.contains(&k.as_str()) {
-            flat.insert(k, v);
+        }
+        Some(_) => return Err("`buffer.explorer_input.tasksets` must be a list".into()),
+    }
+    let mut blocks = Vec::new();
+    for (at, mut t) in tasksets {
+        let found: Vec<(String, Value)> =
+            TRINITY_BLOCK_NAMES.iter().filter_map(|b| t.remove(*b).filter(|v| !v.is_null()).map(|v| (b.to_string(), v))).collect();
+        match found.len() {
+            0 => {}
+            1 => blocks.push((format!("{at}.{}", found[0].0), found.into_iter().next().expect("one").1)),
+            _ => return Err(format!("{at} has both `task_selector` and `data_selector`: keep one")),
         }
     }
-    Ok(Value::Object(flat))
+    // Tasksets on Trinity's default (sequential) order carry no BOTS block: only an explicit
+    // `difficulty_based` one is ours, unless there is a single block (which is then checked).
+    if blocks.len() > 1 {
+        blocks.retain(|(_, b)| TRINITY_TYPE_KEYS.iter().any(|k| b.get(*k).and_then(Value::as_str) == Some(TRINITY_SELECTOR)));
+    }
+    let (at, block) = match blocks.len() {
+        1 => blocks.pop().expect("one"),
+        0 => {
+            return Err("no `task_selector` or `data_selector` block with `selector_type: difficulty_based` under \
+                        buffer.explorer_input.taskset or .tasksets"
+                .into())
+        }
+        n => {
+            let at: Vec<_> = blocks.iter().map(|(a, _)| a.as_str()).collect();
+            return Err(format!("{n} `difficulty_based` selector blocks ({}): one pool per config, keep one", at.join(", ")));
+        }
+    };
+    let mut keys = trinity_block(&at, block)?;
+    if !keys.contains_key("batch") && !keys.contains_key("batch_size") {
+        if let Some(b) = buffer.remove("batch_size") {
+            keys.insert("batch".into(), b);
+        }
+    }
+    Ok(keys)
+}
+
+/// A Trinity-RFT selector block (`DataSelectorConfig`): checks that it names `difficulty_based`, and
+/// returns its keys and its `kwargs` as one flat map (a key in both places is an error).
+fn trinity_block(at: &str, block: serde_json::Value) -> std::result::Result<Map, String> {
+    use serde_json::Value;
+    let Value::Object(block) = block else { return Err(format!("`{at}` must be a map")) };
+    let mut flat = Map::new();
+    let mut named = false;
+    for (k, v) in block {
+        if TRINITY_TYPE_KEYS.contains(&k.as_str()) {
+            if v.as_str() != Some(TRINITY_SELECTOR) {
+                return Err(format!(
+                    "{at}: `{k}: {v}` is not supported: this crate implements Trinity-RFT's `{TRINITY_SELECTOR}` \
+                     selector only (set `selector_type: {TRINITY_SELECTOR}`)"
+                ));
+            }
+            named = true;
+        } else if k == "kwargs" {
+            let Value::Object(kw) = v else { return Err(format!("{at}: `kwargs` must be a map")) };
+            for (k2, v2) in kw {
+                if flat.insert(k2.clone(), v2).is_some() {
+                    return Err(format!("{at}: `{k2}` is set both in the block and in its `kwargs`: keep one"));
+                }
+            }
+        } else if flat.insert(k.clone(), v).is_some() {
+            return Err(format!("{at}: `{k}` is set both in the block and in its `kwargs`: keep one"));
+        }
+    }
+    if !named {
+        return Err(format!(
+            "{at}: no `selector_type`: Trinity-RFT would use its default `sequential` selector here; \
+             set `selector_type: {TRINITY_SELECTOR}`"
+        ));
+    }
+    Ok(flat)
 }
 
 #[cfg(test)]
@@ -207,6 +380,66 @@ mod tests {
         assert_eq!(c.tau, 0.5);
         assert!(!c.do_sample);
         assert_eq!(c.feature_keys, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn trinity_block_takes_trinity_defaults_flat_keeps_the_papers() {
+        for text in [
+            "task_selector:\n  selector_type: difficulty_based\n",
+            "data_selector:\n  selector_type: difficulty_based\n  kwargs: {}\n",
+            "selector_type: difficulty_based\nkwargs: {}\n",
+        ] {
+            let c = Config::from_str_format(text, "yaml").unwrap();
+            assert_eq!(c, Config::trinity_defaults(), "{text}");
+        }
+        // Trinity's code defaults, not the paper's (selector.py: lamb 0.2, rho 0.2, do_sample false,
+        // target_reward 1.0, tau 1.0, m 16).
+        let t = Config::trinity_defaults();
+        assert_eq!((t.lambda, t.rho, t.do_sample, t.target, t.tau, t.m), (0.2, 0.2, false, 1.0, 1.0, 16));
+        assert_eq!(Config::from_str_format("seed: 42", "yaml").unwrap(), Config { seed: 42, ..Config::default() });
+        assert_eq!(Config::from_str_format("{}", "json").unwrap(), Config::default());
+        // A kwarg set in the block overrides only itself.
+        let c = Config::from_str_format("task_selector:\n  selector_type: difficulty_based\n  seed: 7\n  kwargs: {lamb: 0.1}\n", "yaml").unwrap();
+        assert_eq!(c, Config { lambda: 0.1, seed: 7, ..Config::trinity_defaults() });
+    }
+
+    #[test]
+    fn whole_trinity_file_finds_its_block() {
+        let text = include_str!("../tests/fixtures/trinity_full.yaml");
+        let c = Config::from_str_format(text, "yaml").unwrap();
+        assert_eq!((c.batch, c.m, c.lambda, c.rho, c.target, c.tau, c.do_sample), (32, 16, 0.1, 0.1, 0.5, 0.0, true));
+        assert_eq!(c.feature_keys, vec!["qwen2.5_7b_pass_rate", "qwen3_30b_pass_rate"]);
+        // `tasksets` (a list): the one difficulty_based block among sequential ones is used; buffer.batch_size
+        // gives the batch.
+        let text = "buffer:\n  batch_size: 8\n  explorer_input:\n    tasksets:\n    - name: a\n      data_selector: {selector_type: sequential}\n    - name: b\n      data_selector:\n        selector_type: difficulty_based\n        kwargs: {rho: 0.5}\n";
+        let c = Config::from_str_format(text, "yaml").unwrap();
+        assert_eq!(c, Config { batch: 8, rho: 0.5, ..Config::trinity_defaults() });
+        // The same as JSON.
+        let json = r#"{"buffer": {"explorer_input": {"taskset": {"task_selector": {"selector_type": "difficulty_based", "kwargs": {"tau": 0}}}}}}"#;
+        assert_eq!(Config::from_str_format(json, "json").unwrap(), Config { tau: 0.0, ..Config::trinity_defaults() });
+    }
+
+    #[test]
+    fn trinity_shapes_are_checked_not_dropped() {
+        for (text, needle) in [
+            ("task_selector:\n  selector_type: sequential\n", "difficulty_based"),
+            ("task_selector:\n  selector_type: difficulty_based\n  type: random\n", "type"),
+            ("task_selector:\n  name: shuffle\n  selector_type: difficulty_based\n", "name"),
+            ("task_selector:\n  kwargs: {lamb: 0.1}\n", "selector_type"),
+            ("task_selector:\n  selector_type: difficulty_based\n  kwargs: {lamda: 0.1}\n", "lamda"),
+            ("task_selector:\n  selector_type: difficulty_based\n  rho: 0.1\n  kwargs: {rho: 0.2}\n", "rho"),
+            ("task_selector:\n  selector_type: difficulty_based\nrho: 0.1\n", "beside"),
+            ("buffer:\n  batch_size: 4\n", "explorer_input"),
+            ("buffer:\n  explorer_input:\n    taskset: {name: a}\n", "difficulty_based"),
+            (
+                "buffer:\n  explorer_input:\n    tasksets:\n    - {task_selector: {selector_type: difficulty_based}}\n    - {task_selector: {selector_type: difficulty_based}}\n",
+                "keep one",
+            ),
+            ("buffer:\n  explorer_input:\n    taskset: {task_selector: {selector_type: difficulty_based, kwargs: {lamb: 3}}}\n", "lambda"),
+        ] {
+            let err = Config::from_str_format(text, "yaml").unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 
     #[test]

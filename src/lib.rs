@@ -40,5 +40,19 @@ pub use backend::{open, Backend, BackendKind, CpuPool, UpdateReport};
 pub use config::Config;
 pub use error::{BotsError, Result};
 pub use evidence::{Evidence, Outcomes};
-pub use pool::{Features, Globals, PoolState, Prior};
+pub use pool::{FeatureForm, Features, Globals, PoolState, Prior};
 pub mod kernels;
+
+/// Unit tests that skip their checks say so on the real stderr, which libtest does not capture, so
+/// `cargo test` shows it even when the test passes (twin of `tests/common::skip`).
+#[cfg(test)]
+pub(crate) fn test_skip(reason: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
+/// The README's Rust snippets, compiled by `cargo test` (doctests) so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -10,9 +10,9 @@ In a Trinity-RFT config (its selector registry takes a dotted path)::
             feature_keys: [qwen2.5_7b_pass_rate, qwen3_30b_pass_rate]
             kwargs: {m: 16, lamb: 0.1, rho: 0.1, target_reward: 0.5, tau: 0, do_sample: true}
 
-It reads `feature_keys`, `seed` and `kwargs` as `DifficultyBasedSelector` does, with Trinity's code
-defaults for a missing kwarg (lamb 0.2, rho 0.2, m 16, do_sample false, target_reward 1.0, tau 1.0,
-adaptive_rho false), and implements `BaseSelector` of trinity-rft 0.6.0: `get_indices`,
+It reads `feature_keys`, `seed` and `kwargs` as `DifficultyBasedSelector` does, through the crate's
+reading of a Trinity selector block (so a missing kwarg takes Trinity's code default:
+`Config::trinity_defaults`), and implements `BaseSelector` of trinity-rft 0.6.0: `get_indices`,
 `feedback(indices, values)` (alias `update`), `state_dict`, `load_state_dict`. Other crate keys
 (`gamma`, `prior_strength`, ...) may go in `kwargs` too, and three of the adapter's own:
 
@@ -39,16 +39,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 log = logging.getLogger("bots.trinity")
 
-#: Trinity-RFT 0.6.0's `DifficultyBasedSelector` defaults for a kwarg left out (its selector.py).
-TRINITY_DEFAULTS = {
-    "m": 16,
-    "lamb": 0.2,
-    "rho": 0.2,
-    "adaptive_rho": False,
-    "do_sample": False,
-    "target_reward": 1.0,
-    "tau": 1.0,
-}
 _ADAPTER_KEYS = ("checkpoint_dir", "keep_checkpoints", "backend")
 
 
@@ -72,7 +62,9 @@ class BotsSelector(_Base):
         dataset = getattr(data_source, "dataset", data_source)
         features = feature_columns(dataset, keys, "the taskset")
         n = len(features[0]) if features is not None else int(getattr(data_source, "dataset_size", len(dataset)))
-        bots_config = {**TRINITY_DEFAULTS, **kwargs, "seed": int(_get(config, "seed", 42)), "feature_keys": keys}
+        # A Trinity selector block: the crate reads it as Trinity does, its code defaults included.
+        block = {"selector_type": "difficulty_based", "seed": int(_get(config, "seed", 42)), "feature_keys": keys, "kwargs": kwargs}
+        bots_config = {"task_selector": block}
         self.backend = own.get("backend", "cpu")
         self.checkpoint_dir = os.fspath(own.get("checkpoint_dir", "bots_selector"))
         self.keep_checkpoints = int(own.get("keep_checkpoints", 5))

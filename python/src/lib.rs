@@ -333,11 +333,11 @@ fn cuda_build_info() -> (bool, String) {
     }
 }
 
-/// Config text (`fmt` "yaml", "toml" or "json") as JSON text of its flat key map (Trinity's nesting
-/// flattened), keys not yet checked: the adapters take out their own keys before `_Pool` checks the rest.
+/// Config text (`fmt` "yaml", "toml" or "json") as JSON text, keys not yet checked: the adapters take
+/// out their own keys before `_Pool` checks the rest.
 #[pyfunction]
 fn parse_config_keys(text: &str, fmt: &str) -> PyResult<String> {
-    Config::parse_keys(text, fmt).map(|v| v.to_string()).map_err(PyValueError::new_err)
+    bots::config::parse_value(text, fmt).map(|v| v.to_string()).map_err(PyValueError::new_err)
 }
 
 #[pymodule]

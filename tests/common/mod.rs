@@ -29,8 +29,19 @@ pub fn bots_bin() -> PathBuf {
     built
 }
 
+/// Says on the test process's real stderr that the running test skipped its checks, and why. libtest
+/// captures `println!`/`eprintln!` of passing tests; a write to `std::io::stderr()` is not captured, so
+/// `cargo test` shows the line even when the test passes.
+#[allow(dead_code)]
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
 /// True when the CUDA backend can run here: kernels compiled in, a driver and a device present.
-/// Otherwise prints `SKIPPED: no CUDA driver` and returns false, or panics under `BOTS_REQUIRE_GPU=1`.
+/// Otherwise says `SKIPPED <test>: no CUDA driver` on stderr (see [`skip`]) and returns false, or panics
+/// under `BOTS_REQUIRE_GPU=1`.
 #[allow(dead_code)]
 pub fn gpu_available() -> bool {
     let ok = bots::kernels::BOTS_PTX.is_some()
@@ -40,7 +51,7 @@ pub fn gpu_available() -> bool {
         if std::env::var("BOTS_REQUIRE_GPU").is_ok_and(|v| v == "1") {
             panic!("BOTS_REQUIRE_GPU=1 but no CUDA driver/device is usable (or the crate was built without nvcc)");
         }
-        println!("SKIPPED: no CUDA driver");
+        skip("no CUDA driver (or built without nvcc): GPU checks not run");
     }
     ok
 }
