@@ -12,6 +12,9 @@
 #define ERR_EMPTY 6u
 #define ERR_TOO_MANY 7u
 #define ERR_INTERNAL 255u
+#define BOTS_FEATURES_NONE 0u
+#define BOTS_FEATURES_F16 1u
+#define BOTS_FEATURES_F32 2u
 #define BOTS_RADIX_PASSES 6
 #define BOTS_RADIX_BINS 2048
 #define BOTS_MU_EPS 1e-6
@@ -34,7 +37,7 @@ struct Params {
     float beta0;
     uint32_t do_sample;
     uint32_t adaptive_rho;
-    uint32_t has_features;
+    uint32_t feature_form;
 };
 
 struct Scalars {

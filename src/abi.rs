@@ -41,7 +41,8 @@ c_struct! {
         beta0: f32 = "float",
         do_sample: u32 = "uint32_t",
         adaptive_rho: u32 = "uint32_t",
-        has_features: u32 = "uint32_t",
+        /// The pool's feature form: [`FEATURES_NONE`], [`FEATURES_F16`] or [`FEATURES_F32`].
+        feature_form: u32 = "uint32_t",
     }
 }
 
@@ -142,6 +143,13 @@ impl DeviceError {
     }
 }
 
+/// `feature_form` of [`KernelParams`]: no features (the kernels read none).
+pub const FEATURES_NONE: u32 = 0;
+/// Two columns of IEEE binary16 bits, 2 bytes per value.
+pub const FEATURES_F16: u32 = 1;
+/// Two columns of f32, 4 bytes per value.
+pub const FEATURES_F32: u32 = 2;
+
 /// Radix digits of the 64-bit keys, most significant first: 11, 11, 11, 11, 10, 10 bits.
 pub const RADIX_PASSES: u32 = 6;
 /// Bins of one radix histogram (the widest digit).
@@ -201,6 +209,9 @@ pub fn abi_cuh() -> String {
     for e in DeviceError::ALL {
         s += &format!("#define {} {}u\n", e.c_name(), e as u32);
     }
+    s += &format!(
+        "#define BOTS_FEATURES_NONE {FEATURES_NONE}u\n#define BOTS_FEATURES_F16 {FEATURES_F16}u\n#define BOTS_FEATURES_F32 {FEATURES_F32}u\n"
+    );
     s += &format!("#define BOTS_RADIX_PASSES {RADIX_PASSES}\n#define BOTS_RADIX_BINS {RADIX_BINS}\n");
     s += &format!("#define BOTS_MU_EPS {MU_EPS:e}\n#define BOTS_ADAPTIVE_RHO_MISS {ADAPTIVE_RHO_MISS:?}\n");
     s += &format!("#define BOTS_MAX_GAMMA_BLOCKS {MAX_GAMMA_BLOCKS}u\n#define BOTS_BATCH_LANES {BATCH_LANES}u\n\n");

@@ -8,7 +8,7 @@ use crate::backend::{Backend, UpdateReport};
 use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::evidence::{Evidence, Outcomes};
-use crate::pool::{Features, Globals, PoolState, Prior};
+use crate::pool::{Globals, PoolState, Prior};
 
 /// Host-side validation of host evidence, with the CPU backend's typed errors.
 pub(super) fn validate_host(n: usize, m: u32, ev: &Evidence) -> Result<()> {
@@ -104,10 +104,7 @@ impl Backend for CudaPool {
             Some((a0, b0)) => Prior::PerTask { alpha0: s.clone_dtoh(a0).map_err(cuda_err)?, beta0: s.clone_dtoh(b0).map_err(cuda_err)? },
             None => Prior::Constant { alpha0: self.constant_prior.0, beta0: self.constant_prior.1 },
         };
-        let features = match &self.features {
-            Some((w, st)) => Some(Features { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? }),
-            None => None,
-        };
+        let features = self.features.as_ref().map(|f| f.to_host(s)).transpose()?;
         s.synchronize().map_err(cuda_err)?;
         let globals = Globals { mu: (sc.mu_set != 0).then_some(sc.mu), rho: sc.rho, step: sc.step };
         Ok(PoolState { alpha, beta, prior, features, globals })
@@ -127,7 +124,7 @@ impl Backend for CudaPool {
         s.memcpy_htod(&state.beta, &mut self.beta).map_err(cuda_err)?;
         s.memcpy_htod(&scalar_words(&state.globals), &mut self.scalars).map_err(cuda_err)?;
         (self.p.alpha0, self.p.beta0) = prior.as_ref().map_or((0, 0), |(a, b)| (ptr(a, &s), ptr(b, &s)));
-        (self.p.fw, self.p.fs) = features.as_ref().map_or((0, 0), |(a, b)| (ptr(a, &s), ptr(b, &s)));
+        (self.p.fw, self.p.fs) = features.as_ref().map_or((0, 0), |f| f.ptrs(&s));
         self.prior = prior;
         self.constant_prior = constant_prior;
         self.features = features;

@@ -4,8 +4,9 @@ use std::ffi::c_void;
 
 use cudarc::driver::{result, sys, CudaSlice, CudaStream, DevicePtr};
 
-use super::pool::CudaPool;
-use crate::abi::{Kernel as K, KernelParams, RADIX_BINS, RADIX_PASSES};
+use super::pool::{CudaPool, DeviceFeatures};
+use crate::abi::{Kernel as K, KernelParams, FEATURES_F16, FEATURES_F32, FEATURES_NONE, RADIX_BINS, RADIX_PASSES};
+use crate::pool::FeatureForm;
 use crate::error::{BotsError, Result};
 
 /// Threads per block of the pool-sized kernels (their `__launch_bounds__(256, 4)`).
@@ -40,6 +41,15 @@ pub(super) fn grid_for(n: u64) -> u32 {
     n.div_ceil(BLOCK as u64).clamp(1, 65_535) as u32
 }
 
+/// The kernels' code for a pool's feature form (`feature_form` of [`KernelParams`]).
+pub(super) fn feature_code(form: Option<FeatureForm>) -> u32 {
+    match form {
+        None => FEATURES_NONE,
+        Some(FeatureForm::F16) => FEATURES_F16,
+        Some(FeatureForm::F32) => FEATURES_F32,
+    }
+}
+
 impl CudaPool {
 
     pub(super) fn params(&self) -> KernelParams {
@@ -56,7 +66,7 @@ impl CudaPool {
             beta0: self.constant_prior.1,
             do_sample: c.do_sample as u32,
             adaptive_rho: c.adaptive_rho as u32,
-            has_features: self.features.is_some() as u32,
+            feature_form: feature_code(self.features.as_ref().map(DeviceFeatures::form)),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::backend::UpdateReport;
 use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::kernels;
-use crate::pool::{Features, Globals, PoolState, Prior};
+use crate::pool::{FeatureForm, Features, Globals, PoolState, Prior};
 
 /// Outcomes of a batch given as raw device pointers (see [`CudaPool::update_raw`]).
 #[derive(Clone, Copy, Debug)]
@@ -47,7 +47,7 @@ pub struct CudaPool {
     pub(super) beta: CudaSlice<f32>,
     pub(super) prior: Option<(CudaSlice<f32>, CudaSlice<f32>)>,
     pub(super) constant_prior: (f32, f32),
-    pub(super) features: Option<(CudaSlice<f16>, CudaSlice<f16>)>,
+    pub(super) features: Option<DeviceFeatures>,
     pub(super) scalars: CudaSlice<u64>,
     pub(super) _digits: CudaSlice<u16>,
     pub(super) _bitmap: CudaSlice<u32>,
@@ -189,8 +189,8 @@ impl CudaPool {
         if let Some((a0, b0)) = &prior {
             (p.alpha0, p.beta0) = (ptr(a0, s), ptr(b0, s));
         }
-        if let Some((w, st)) = &features {
-            (p.fw, p.fs) = (ptr(w, s), ptr(st, s));
+        if let Some(f) = &features {
+            (p.fw, p.fs) = f.ptrs(s);
         }
         stream.synchronize().map_err(cuda_err)?;
         Ok(CudaPool {
@@ -536,9 +536,47 @@ pub(super) fn upload_prior(s: &Arc<CudaStream>, prior: &Prior) -> Result<PriorSl
     })
 }
 
-pub(super) fn upload_features(s: &Arc<CudaStream>, f: Option<&Features>) -> Result<Option<(CudaSlice<f16>, CudaSlice<f16>)>> {
-    f.map(|f| Ok((s.clone_htod(&f.weak).map_err(cuda_err)?, s.clone_htod(&f.strong).map_err(cuda_err)?)))
-        .transpose()
+pub(super) fn upload_features(s: &Arc<CudaStream>, f: Option<&Features>) -> Result<Option<DeviceFeatures>> {
+    Ok(match f {
+        Some(Features::F16 { weak, strong }) => {
+            Some(DeviceFeatures::F16(s.clone_htod(weak).map_err(cuda_err)?, s.clone_htod(strong).map_err(cuda_err)?))
+        }
+        Some(Features::F32 { weak, strong }) => {
+            Some(DeviceFeatures::F32(s.clone_htod(weak).map_err(cuda_err)?, s.clone_htod(strong).map_err(cuda_err)?))
+        }
+        None => None,
+    })
+}
+
+/// The pool's feature columns on the device, in the form the host holds them.
+pub(super) enum DeviceFeatures {
+    F16(CudaSlice<f16>, CudaSlice<f16>),
+    F32(CudaSlice<f32>, CudaSlice<f32>),
+}
+
+impl DeviceFeatures {
+    pub(super) fn form(&self) -> FeatureForm {
+        match self {
+            DeviceFeatures::F16(..) => FeatureForm::F16,
+            DeviceFeatures::F32(..) => FeatureForm::F32,
+        }
+    }
+
+    /// Device pointers of the weak and strong columns.
+    pub(super) fn ptrs(&self, s: &CudaStream) -> (u64, u64) {
+        match self {
+            DeviceFeatures::F16(w, st) => (ptr(w, s), ptr(st, s)),
+            DeviceFeatures::F32(w, st) => (ptr(w, s), ptr(st, s)),
+        }
+    }
+
+    /// The columns read back to the host.
+    pub(super) fn to_host(&self, s: &Arc<CudaStream>) -> Result<Features> {
+        Ok(match self {
+            DeviceFeatures::F16(w, st) => Features::F16 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? },
+            DeviceFeatures::F32(w, st) => Features::F32 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? },
+        })
+    }
 }
 
 // A pool can move to another thread (`bots::open` returns `Box<dyn Backend + Send>`): checked here.
