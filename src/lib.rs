@@ -24,6 +24,8 @@
 //! ```
 
 pub mod backend;
+#[cfg(feature = "candle")]
+pub mod candle;
 pub mod checkpoint;
 pub mod config;
 pub mod dist;

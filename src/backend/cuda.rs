@@ -192,6 +192,13 @@ impl Module {
     }
 }
 
+// SAFETY: a `CUmodule` and its `CUfunction`s are driver handles owned by a context, not by a thread:
+// the driver API lets any thread use them once that context is current, and every use here (launches,
+// the unload in `drop`) binds `ctx` to the calling thread first. Moving the owner to another thread is
+// therefore sound. Not `Sync`: `CudaPool` mutates host mirrors (`Cell`) and shares scratch buffers
+// between calls, so it takes `&mut self` for every launch and stays single-owner.
+unsafe impl Send for Module {}
+
 impl Drop for Module {
     fn drop(&mut self) {
         if self.ctx.bind_to_thread().is_ok() {
@@ -460,7 +467,10 @@ impl CudaPool {
     /// pool.select_into(32, &mut out)?;
     /// # Ok::<(), bots::BotsError>(())
     /// ```
-    pub fn select_into(&mut self, k: usize, out: &mut CudaSlice<u32>) -> Result<()> {
+    ///
+    /// `out` is any device buffer of `u32` on this pool's context: a [`CudaSlice`], or a view
+    /// (`slice.slice_mut(a..b)`), such as the storage of a framework's tensor at an offset.
+    pub fn select_into(&mut self, k: usize, out: &mut impl DevicePtrMut<u32>) -> Result<()> {
         if out.len() < k {
             return Err(BotsError::LengthMismatch { what: "select_into output".into(), expected: k, got: out.len() });
         }
@@ -514,11 +524,14 @@ impl CudaPool {
     /// assert_eq!(report.step, 1);
     /// # Ok::<(), bots::BotsError>(())
     /// ```
+    ///
+    /// Each argument is any device buffer on this pool's context: a [`CudaSlice`] or a view of one
+    /// (`slice.slice(a..b)`), so a tensor's storage at an offset goes in without a copy.
     pub fn update_from_device(
         &mut self,
-        tasks: &CudaSlice<u32>,
-        successes: &CudaSlice<f32>,
-        failures: &CudaSlice<f32>,
+        tasks: &impl DevicePtr<u32>,
+        successes: &impl DevicePtr<f32>,
+        failures: &impl DevicePtr<f32>,
     ) -> Result<()> {
         let len = tasks.len();
         for (what, got) in [("successes", successes.len()), ("failures", failures.len())] {
@@ -543,7 +556,7 @@ impl CudaPool {
     /// pool.update_from_device_rates(&tasks, &rates)?;
     /// # Ok::<(), bots::BotsError>(())
     /// ```
-    pub fn update_from_device_rates(&mut self, tasks: &CudaSlice<u32>, rates: &CudaSlice<f32>) -> Result<()> {
+    pub fn update_from_device_rates(&mut self, tasks: &impl DevicePtr<u32>, rates: &impl DevicePtr<f32>) -> Result<()> {
         let len = tasks.len();
         if rates.len() != len {
             return Err(BotsError::LengthMismatch { what: "pass rates".into(), expected: len, got: rates.len() });
@@ -781,7 +794,7 @@ fn context(ordinal: usize) -> Result<Arc<CudaContext>> {
     if kernels::BOTS_PTX.is_none() {
         return Err(BotsError::CudaUnavailable(kernels::NO_PTX_REASON.into()));
     }
-    if !unsafe { sys::is_culib_present() } {
+    if !crate::backend::driver_present() {
         return Err(BotsError::CudaUnavailable("no CUDA driver (libcuda) found on this machine".into()));
     }
     CudaContext::new(ordinal).map_err(|e| BotsError::CudaUnavailable(format!("cannot open CUDA device {ordinal}: {e:?}")))
@@ -929,10 +942,17 @@ impl Backend for CudaPool {
 mod tests {
     use super::*;
 
+    /// A trainer's state holding a pool can cross threads (issue 12); checked at compile time.
+    #[test]
+    fn pool_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<CudaPool>();
+    }
+
     /// Without a driver (or without PTX) construction is a typed error, never a panic.
     #[test]
     fn unavailable_is_a_typed_error() {
-        let present = kernels::BOTS_PTX.is_some() && unsafe { sys::is_culib_present() };
+        let present = crate::backend::cuda_usable();
         if present {
             crate::test_skip("a CUDA driver is present: the no-driver refusal cannot be shown here");
             return;
