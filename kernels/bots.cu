@@ -16,7 +16,7 @@
 // not written; only their top 16 bits go to `digit_cache` (2 bytes/task) so the next pass recomputes
 // keys only for tasks that can still be selected.
 extern "C" __global__ void update_sample_score(Params p, float* alpha, float* beta, const float* alpha0,
-                                               const float* beta0, const uint16_t* fw, const uint16_t* fs,
+                                               const float* beta0, const void* fw, const void* fs,
                                                const Scalars* sc, unsigned short* digit_cache, uint32_t* hist0) {
     __shared__ uint32_t h[BOTS_RADIX_BINS];
     for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x) h[b] = 0;
@@ -40,7 +40,7 @@ extern "C" __global__ void update_sample_score(Params p, float* alpha, float* be
 // Pool-wide part of a pending update without sampling (flush before a second update, or before a
 // readback). CPU twin: update::apply_pending. clear_pending must follow it.
 extern "C" __global__ void apply_pending(Params p, float* alpha, float* beta, const float* alpha0, const float* beta0,
-                                         const uint16_t* fw, const uint16_t* fs, const Scalars* sc) {
+                                         const void* fw, const void* fs, const Scalars* sc) {
     if (!sc->pending) return;
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
@@ -280,7 +280,7 @@ extern "C" __global__ void batch_validate(Params p, const uint32_t* tasks, const
 // order) and writes mu, rho, miss; on a flagged batch, records the error instead and changes nothing.
 extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const float* rates, const float* succ,
                                         const float* fail, uint32_t counts, unsigned long long len,
-                                        const uint16_t* fw, const uint16_t* fs, Scalars* sc) {
+                                        const void* fw, const void* fs, Scalars* sc) {
     __shared__ double red[3][1024];
     __shared__ float mu_sh;
     const uint32_t t = threadIdx.x;
@@ -300,15 +300,15 @@ extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const f
         }
         return;
     }
-    if (!p.has_features || fw == nullptr || fs == nullptr || len == 0) return;  // mu, rho unchanged
+    if (!has_features(p.feature_form, fw, fs) || len == 0) return;  // mu, rho unchanged
     double sr = 0.0, sw = 0.0, ss = 0.0;
     for (unsigned long long i = t; i < len; i += nt) {
         float s, f, n, r;
         batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);  // valid: checked by batch_validate
         const uint32_t k = tasks[i];
         sr += (double)r;
-        sw += (double)half_to_float(fw[k]);
-        ss += (double)half_to_float(fs[k]);
+        sw += (double)load_feature(fw, p.feature_form, k);
+        ss += (double)load_feature(fs, p.feature_form, k);
     }
     red[0][t] = sr; red[1][t] = sw; red[2][t] = ss;
     __syncthreads();
@@ -332,7 +332,7 @@ extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const f
         float s, f, n, r;
         batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);
         const uint32_t k = tasks[i];
-        miss += (double)fabsf(interpolate(mu, half_to_float(fw[k]), half_to_float(fs[k])) - r);
+        miss += (double)fabsf(interpolate(mu, load_feature(fw, p.feature_form, k), load_feature(fs, p.feature_form, k)) - r);
     }
     __syncthreads();
     red[0][t] = miss;

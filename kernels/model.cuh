@@ -4,7 +4,7 @@
 #pragma once
 #include "dist.cuh"
 
-// f16 -> f32 (exact), without cuda_fp16.h (which needs the CCCL headers). Features are stored as the raw
+// f16 -> f32 (exact), without cuda_fp16.h (which needs the CCCL headers). F16-form features are the raw
 // bits of IEEE binary16 (Rust half::f16).
 __device__ __forceinline__ float half_to_float(uint16_t h) {
 #ifdef BOTS_HOST_EMU
@@ -14,6 +14,25 @@ __device__ __forceinline__ float half_to_float(uint16_t h) {
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
 #endif
+}
+
+// Feature forms (Params::feature_form). Mirrors `FeatureForm` in src/pool/mod.rs through
+// `KernelParams::feature_form` in src/backend/cuda.rs (a test there reads these lines).
+#define BOTS_FEATURES_NONE 0u
+#define BOTS_FEATURES_F16 1u  // two columns of IEEE binary16 bits, 2 bytes per value
+#define BOTS_FEATURES_F32 2u  // two columns of f32, 4 bytes per value
+
+// Feature k of one column in the pool's form: the value pool::Features::get returns. The host uploads
+// each column in the form it passes, n values long (any other form reads nothing and gives 0).
+__device__ __forceinline__ float load_feature(const void* col, uint32_t form, unsigned long long k) {
+    if (form == BOTS_FEATURES_F32) return ((const float*)col)[k];
+    if (form == BOTS_FEATURES_F16) return half_to_float(((const uint16_t*)col)[k]);
+    return 0.0f;
+}
+
+// True when the kernels have features to read: a known form and both columns.
+__device__ __forceinline__ bool has_features(uint32_t form, const void* fw, const void* fs) {
+    return (form == BOTS_FEATURES_F16 || form == BOTS_FEATURES_F32) && fw != nullptr && fs != nullptr;
 }
 
 // Hyper-parameters, passed by value. Mirrors `KernelParams` in src/backend/cuda.rs (56 bytes).
@@ -29,7 +48,7 @@ struct Params {
     float beta0;
     uint32_t do_sample;
     uint32_t adaptive_rho;
-    uint32_t has_features;
+    uint32_t feature_form;  // BOTS_FEATURES_*
 };
 
 #define BOTS_NO_ERROR 0xFFFFFFFFFFFFFFFFull
@@ -109,7 +128,7 @@ __device__ __forceinline__ void task_prior(const Params& p, const float* alpha0,
 
 // The pool-wide part of a pending update for task k (apply_pending_task).
 __device__ __forceinline__ void apply_pending_task(const Params& p, float* alpha, float* beta, const float* alpha0,
-                                                   const float* beta0, const uint16_t* fw, const uint16_t* fs,
+                                                   const float* beta0, const void* fw, const void* fs,
                                                    float mu, uint32_t mu_set, float rho, unsigned long long k) {
     const float a = alpha[k];
     const float b = beta[k];
@@ -118,7 +137,8 @@ __device__ __forceinline__ void apply_pending_task(const Params& p, float* alpha
         return;
     }
     float pt = 0.0f;
-    if (p.has_features && fw != nullptr && fs != nullptr && mu_set) pt = interpolate(mu, half_to_float(fw[k]), half_to_float(fs[k]));
+    if (has_features(p.feature_form, fw, fs) && mu_set)
+        pt = interpolate(mu, load_feature(fw, p.feature_form, k), load_feature(fs, p.feature_form, k));
     float a0, b0;
     task_prior(p, alpha0, beta0, k, &a0, &b0);
     float na, nb;

@@ -51,7 +51,7 @@ if python3 -c 'import numpy' 2>/dev/null; then
   run 60 python3 bench/baselines/numpy_bots.py --tasks 1000000 --batch 1024 --steps 5 --json
   run 60 python3 bench/baselines/numpy_bots.py --etr --tasks 20000 --steps 300
 fi
-run 60 "$bots" simulate --tasks 20000 --steps 300 --selectors random,bots --backend cuda --json
+run 60 "$bots" simulate --world informative --tasks 20000 --steps 300 --selectors random,bots --backend cuda --json
 if (( torch_ok )); then
   run 60 python3 bench/baselines/torch_bots.py --etr --tasks 20000 --steps 300
   run 120 python3 bench/baselines/torch_bots.py --tasks 100000000 --batch 1024 --steps 20 --compile --json

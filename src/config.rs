@@ -202,13 +202,7 @@ impl Config {
     ///
     /// In the two Trinity shapes a key left out takes [`Config::trinity_defaults`], as it would there.
     pub fn from_str_format(text: &str, format: &str) -> std::result::Result<Config, String> {
-        let value: serde_json::Value = match format {
-            "yaml" | "yml" => serde_yaml::from_str(text).map_err(|e| e.to_string())?,
-            "toml" => toml::from_str(text).map_err(|e| e.to_string())?,
-            "json" => serde_json::from_str(text).map_err(|e| e.to_string())?,
-            other => return Err(format!("unknown config format `{other}`: use .yaml, .yml, .toml or .json")),
-        };
-        let serde_json::Value::Object(mut top) = value else {
+        let serde_json::Value::Object(mut top) = parse_value(text, format)? else {
             return Err("the config must be a map of keys to values".into());
         };
         let (keys, defaults) = if top.contains_key("buffer") {
@@ -248,6 +242,17 @@ impl Config {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         Config::from_str_format(&text, &ext).map_err(|m| BotsError::parse(path, 0, m))
     }
+}
+
+/// Parses YAML, TOML or JSON text (by `format`: "yaml"/"yml", "toml", "json") into one value tree, so
+/// every file the crate reads (configs, simulator worlds) accepts the same three formats.
+pub fn parse_value(text: &str, format: &str) -> std::result::Result<serde_json::Value, String> {
+    Ok(match format {
+        "yaml" | "yml" => serde_yaml::from_str(text).map_err(|e| e.to_string())?,
+        "toml" => toml::from_str(text).map_err(|e| e.to_string())?,
+        "json" => serde_json::from_str(text).map_err(|e| e.to_string())?,
+        other => return Err(format!("unknown file format `{other}`: use .yaml, .yml, .toml or .json")),
+    })
 }
 
 /// A whole Trinity-RFT config: the one `difficulty_based` selector block among the tasksets under

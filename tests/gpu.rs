@@ -71,7 +71,21 @@ fn features(n: usize, seed: u64) -> Features {
             (f16::from_f32(a.min(c)), f16::from_f32(a.max(c)))
         })
         .unzip();
-    Features { weak: w, strong: s }
+    Features::F16 { weak: w, strong: s }
+}
+
+/// [`features`] with the full f32 values (not f16 values: the 8-byte form the kernels also read).
+fn features_f32(n: usize, seed: u64) -> Features {
+    let (w, s): (Vec<f32>, Vec<f32>) = (0..n)
+        .map(|t| {
+            let b = TaskStream::new(seed, 0, t as u32).block(Purpose::User, 7);
+            let (a, c) = (u01(b[0]), u01(b[1]));
+            (a.min(c), a.max(c))
+        })
+        .unzip();
+    let f = Features::from_f32(&w, &s).unwrap();
+    assert_eq!(f.form(), bots::FeatureForm::F32);
+    f
 }
 
 /// Synthetic outcomes of `tasks` at `step`: pass rates, or counts with some groups smaller than m.
@@ -270,24 +284,28 @@ struct Case {
     cfg: Config,
     features: bool,
     counts: bool,
+    /// Features in the f32 form (else f16).
+    f32: bool,
 }
 
 fn cases() -> Vec<Case> {
     let base = Config { seed: 7, ..Default::default() };
     vec![
-        Case { name: "default", cfg: base.clone(), features: true, counts: false },
-        Case { name: "tau", cfg: Config { tau: 0.3, ..base.clone() }, features: true, counts: false },
-        Case { name: "mean", cfg: Config { do_sample: false, ..base.clone() }, features: true, counts: true },
-        Case { name: "adaptive", cfg: Config { rho: 0.6, adaptive_rho: true, ..base.clone() }, features: true, counts: false },
-        Case { name: "prior", cfg: Config { prior_strength: Some(4.0), tau: 0.1, ..base.clone() }, features: true, counts: true },
-        Case { name: "no-features", cfg: Config { rho: 0.0, lambda: 0.2, ..base.clone() }, features: false, counts: true },
+        Case { name: "default", cfg: base.clone(), features: true, counts: false, f32: false },
+        Case { name: "tau", cfg: Config { tau: 0.3, ..base.clone() }, features: true, counts: false, f32: false },
+        Case { name: "mean", cfg: Config { do_sample: false, ..base.clone() }, features: true, counts: true, f32: false },
+        Case { name: "adaptive", cfg: Config { rho: 0.6, adaptive_rho: true, ..base.clone() }, features: true, counts: false, f32: false },
+        Case { name: "prior", cfg: Config { prior_strength: Some(4.0), tau: 0.1, ..base.clone() }, features: true, counts: true, f32: false },
+        Case { name: "no-features", cfg: Config { rho: 0.0, lambda: 0.2, ..base.clone() }, features: false, counts: true, f32: false },
+        Case { name: "f32-features", cfg: base.clone(), features: true, counts: false, f32: true },
+        Case { name: "f32-prior-adaptive", cfg: Config { prior_strength: Some(3.0), rho: 0.6, adaptive_rho: true, ..base.clone() }, features: true, counts: true, f32: true },
     ]
 }
 
 /// Runs `steps` steps of a case on both backends; returns (positions compared, agreement).
 fn twin_run(case: &Case, n: usize, batch: usize, steps: usize, ks: &[usize]) -> (usize, Agreement) {
     let cfg = Config { batch, ..case.cfg.clone() };
-    let f = case.features.then(|| features(n, 3));
+    let f = case.features.then(|| if case.f32 { features_f32(n, 3) } else { features(n, 3) });
     let mut cpu = CpuPool::new(cfg.clone(), n, f.clone()).unwrap();
     let mut gpu = CudaPool::new(cfg.clone(), n, f).unwrap_or_else(|e| panic!("{} n={n}: opening the CUDA pool: {e}", case.name));
     let what = format!("{} n={n} batch={batch}", case.name);
@@ -353,7 +371,7 @@ fn gpu_matches_cpu_twin_million() {
     }
     let t0 = std::time::Instant::now();
     let (mut compared, mut agree) = (0, Agreement::default());
-    for case in cases().into_iter().filter(|c| ["default", "mean", "tau"].contains(&c.name)) {
+    for case in cases().into_iter().filter(|c| ["default", "mean", "tau", "f32-features"].contains(&c.name)) {
         let ks = [1usize, 255, 256, 257, 2048, 2049, 65_536, 1_000_000];
         let (c, a) = twin_run(&case, 1_000_000, 256, 12, &ks);
         compared += c;
@@ -454,7 +472,7 @@ fn restore_round_trips() {
         return;
     }
     let cfg = Config { batch: 4, prior_strength: Some(2.0), ..Default::default() };
-    let mut cpu = CpuPool::new(cfg.clone(), 300, Some(features(300, 5))).unwrap();
+    let mut cpu = CpuPool::new(cfg.clone(), 300, Some(features_f32(300, 5))).unwrap();
     for step in 0..5 {
         let t = cpu.select(4).unwrap();
         cpu.update(&evidence(&t, step, cfg.m, true)).unwrap();

@@ -255,7 +255,7 @@ fn cli_matches_cpu_pool_with_a_config_file_and_feature_override() {
             }
         })
         .collect();
-    let config = "{\"task_selector\": {\"kwargs\": {\"m\": 8, \"lamb\": 0.2, \"rho\": 0.3, \"adaptive_rho\": true}}}";
+    let config = "{\"task_selector\": {\"selector_type\": \"difficulty_based\", \"kwargs\": {\"m\": 8, \"lamb\": 0.2, \"rho\": 0.3, \"adaptive_rho\": true}}}";
     let got = c.ok(&pool, &log, Some(config), &["--features", "w,s"]);
     let cfg = Config { m: 8, lambda: 0.2, rho: 0.3, adaptive_rho: true, feature_keys: vec!["w".into(), "s".into()], ..Default::default() };
     let loaded = load_pool(&pool, Some(["w", "s"])).unwrap();

@@ -4,8 +4,8 @@
 Trinity-RFT's `DifficultyBasedSelector` draws `Generator.beta(alphas, betas)` over the whole pool with
 `default_rng(seed + step)`, scores `-|target - p|`, and takes the top k; its
 `InterpolationBetaPREstimator` updates every task with the vectorized rule of BOTS-ALGORITHM.md §3-4.
-This file times that step (update + sample + select) and checks, on the same synthetic world as
-`bots simulate`, that it selects tasks with the same statistics (ETR) as the crate.
+This file times that step (update + sample + select) and checks, on a one-skill Rasch world (the
+crate's simulator world before its skill worlds), that it selects informative tasks (ETR).
 
 usage: numpy_bots.py --tasks N --batch K --steps S [--json]      time full steps
        numpy_bots.py --etr [--tasks N --steps S]                  ETR on the synthetic world
@@ -86,7 +86,9 @@ def time_steps(n, k, steps, warmup=3):
 
 
 def etr_on_world(n, steps, batch=32, m=16, seed=42):
-    """The world of `bots simulate` (see src/sim/mod.rs), drawn with numpy's generator."""
+    """A one-skill Rasch world (the crate's simulator world before its skill worlds of src/sim/world.rs),
+    drawn with numpy's generator: a sanity check that this peer selects informative tasks, not a
+    reproduction of `bots simulate`'s numbers."""
     rng = np.random.default_rng(seed)
     d = rng.normal(0.0, 6.0, n)
     sig = lambda x: 1 / (1 + np.exp(-x))

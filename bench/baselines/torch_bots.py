@@ -4,7 +4,7 @@ the device, `torch._standard_gamma` for the Beta sample (what `torch.distributio
 `torch.topk`, an in-place update; and the same step under `torch.compile`.
 
 It times update + sample + select per step (CUDA events, after a warm-up) and checks that it selects
-with the same statistics as the crate: the ETR of `bots simulate`'s world (see numpy_bots.py).
+informative tasks: its ETR on the one-skill Rasch world of numpy_bots.py.
 
 usage: torch_bots.py --tasks N --batch K --steps S [--compile] [--json]
        torch_bots.py --etr [--tasks N --steps S]

@@ -1,7 +1,8 @@
 //! The CUDA backend: the pool's state lives in device memory and one step is a few fused passes over it.
 //!
-//! # Device state (about 12 bytes per task, plus 2 of scratch)
-//! `alpha`, `beta` (f32), the reference features `f_w`, `f_s` (f16), per-task priors only when the
+//! # Device state (12 or 16 bytes per task, plus 2 of scratch)
+//! `alpha`, `beta` (f32), the reference features `f_w`, `f_s` in the pool's form (f16, 4 bytes per
+//! task, or f32, 8: [`crate::FeatureForm`]; the kernels read either), per-task priors only when the
 //! state has them (+8 bytes/task), and 128 bytes of device scalars (step, mu, rho, the pending flag, the
 //! error record, the radix-select state). Scratch: a 2-byte digit cache per task, a bitmap of n bits for
 //! duplicate detection, histograms, and candidate/output buffers sized at construction for `k` up to a
@@ -57,7 +58,7 @@ use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::evidence::{Evidence, Outcomes};
 use crate::kernels;
-use crate::pool::{Features, Globals, PoolState, Prior};
+use crate::pool::{FeatureForm, Features, Globals, PoolState, Prior};
 
 /// Hyper-parameters as the kernels read them (`struct Params` in `kernels/model.cuh`).
 #[repr(C)]
@@ -74,15 +75,48 @@ struct KernelParams {
     beta0: f32,
     do_sample: u32,
     adaptive_rho: u32,
-    has_features: u32,
+    /// `BOTS_FEATURES_*` of `kernels/model.cuh`: 0 none, 1 f16, 2 f32 ([`feature_code`]).
+    feature_form: u32,
 }
 const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(size_of::<KernelParams>() == 56);
     assert!(offset_of!(KernelParams, lambda) == 16);
     assert!(offset_of!(KernelParams, beta0) == 40);
-    assert!(offset_of!(KernelParams, has_features) == 52);
+    assert!(offset_of!(KernelParams, feature_form) == 52);
 };
+
+/// The kernels' code for a pool's feature form (`BOTS_FEATURES_*` in `kernels/model.cuh`).
+fn feature_code(form: Option<FeatureForm>) -> u32 {
+    match form {
+        None => 0,
+        Some(FeatureForm::F16) => 1,
+        Some(FeatureForm::F32) => 2,
+    }
+}
+
+/// The pool's feature columns on the device, in the form the host holds them.
+enum DeviceFeatures {
+    F16(CudaSlice<f16>, CudaSlice<f16>),
+    F32(CudaSlice<f32>, CudaSlice<f32>),
+}
+
+impl DeviceFeatures {
+    fn form(&self) -> FeatureForm {
+        match self {
+            DeviceFeatures::F16(..) => FeatureForm::F16,
+            DeviceFeatures::F32(..) => FeatureForm::F32,
+        }
+    }
+
+    /// Device pointers of the weak and strong columns.
+    fn ptrs(&self, s: &CudaStream) -> (u64, u64) {
+        match self {
+            DeviceFeatures::F16(w, st) => (ptr(w, s), ptr(st, s)),
+            DeviceFeatures::F32(w, st) => (ptr(w, s), ptr(st, s)),
+        }
+    }
+}
 
 /// The device scalars (`struct Scalars` in `kernels/model.cuh`).
 #[repr(C)]
@@ -272,7 +306,7 @@ pub struct CudaPool {
     beta: CudaSlice<f32>,
     prior: Option<(CudaSlice<f32>, CudaSlice<f32>)>,
     constant_prior: (f32, f32),
-    features: Option<(CudaSlice<f16>, CudaSlice<f16>)>,
+    features: Option<DeviceFeatures>,
     scalars: CudaSlice<u64>,
     _digits: CudaSlice<u16>,
     _bitmap: CudaSlice<u32>,
@@ -401,8 +435,8 @@ impl CudaPool {
         if let Some((a0, b0)) = &prior {
             (p.alpha0, p.beta0) = (ptr(a0, s), ptr(b0, s));
         }
-        if let Some((w, st)) = &features {
-            (p.fw, p.fs) = (ptr(w, s), ptr(st, s));
+        if let Some(f) = &features {
+            (p.fw, p.fs) = f.ptrs(s);
         }
         stream.synchronize().map_err(cuda_err)?;
         Ok(CudaPool {
@@ -660,7 +694,7 @@ impl CudaPool {
             beta0: self.constant_prior.1,
             do_sample: c.do_sample as u32,
             adaptive_rho: c.adaptive_rho as u32,
-            has_features: self.features.is_some() as u32,
+            feature_form: feature_code(self.features.as_ref().map(DeviceFeatures::form)),
         }
     }
 
@@ -811,9 +845,16 @@ fn upload_prior(s: &Arc<CudaStream>, prior: &Prior) -> Result<PriorSlices> {
     })
 }
 
-fn upload_features(s: &Arc<CudaStream>, f: Option<&Features>) -> Result<Option<(CudaSlice<f16>, CudaSlice<f16>)>> {
-    f.map(|f| Ok((s.clone_htod(&f.weak).map_err(cuda_err)?, s.clone_htod(&f.strong).map_err(cuda_err)?)))
-        .transpose()
+fn upload_features(s: &Arc<CudaStream>, f: Option<&Features>) -> Result<Option<DeviceFeatures>> {
+    Ok(match f {
+        Some(Features::F16 { weak, strong }) => {
+            Some(DeviceFeatures::F16(s.clone_htod(weak).map_err(cuda_err)?, s.clone_htod(strong).map_err(cuda_err)?))
+        }
+        Some(Features::F32 { weak, strong }) => {
+            Some(DeviceFeatures::F32(s.clone_htod(weak).map_err(cuda_err)?, s.clone_htod(strong).map_err(cuda_err)?))
+        }
+        None => None,
+    })
 }
 
 /// Host-side validation of host evidence, with the CPU backend's typed errors.
@@ -905,7 +946,12 @@ impl Backend for CudaPool {
             None => Prior::Constant { alpha0: self.constant_prior.0, beta0: self.constant_prior.1 },
         };
         let features = match &self.features {
-            Some((w, st)) => Some(Features { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? }),
+            Some(DeviceFeatures::F16(w, st)) => {
+                Some(Features::F16 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? })
+            }
+            Some(DeviceFeatures::F32(w, st)) => {
+                Some(Features::F32 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? })
+            }
             None => None,
         };
         s.synchronize().map_err(cuda_err)?;
@@ -927,7 +973,7 @@ impl Backend for CudaPool {
         s.memcpy_htod(&state.beta, &mut self.beta).map_err(cuda_err)?;
         s.memcpy_htod(&scalar_words(&state.globals), &mut self.scalars).map_err(cuda_err)?;
         (self.p.alpha0, self.p.beta0) = prior.as_ref().map_or((0, 0), |(a, b)| (ptr(a, &s), ptr(b, &s)));
-        (self.p.fw, self.p.fs) = features.as_ref().map_or((0, 0), |(a, b)| (ptr(a, &s), ptr(b, &s)));
+        (self.p.fw, self.p.fs) = features.as_ref().map_or((0, 0), |f| f.ptrs(&s));
         self.prior = prior;
         self.constant_prior = constant_prior;
         self.features = features;
@@ -977,6 +1023,16 @@ mod tests {
         let short = Evidence::pass_rates(vec![1, 2], vec![0.5]);
         assert!(matches!(validate_host(10, 16, &short), Err(BotsError::LengthMismatch { .. })));
         validate_host(10, 16, &ev(vec![0, 9])).unwrap();
+    }
+
+    /// The feature-form codes are the `BOTS_FEATURES_*` of `kernels/model.cuh`.
+    #[test]
+    fn feature_codes_match_the_kernels() {
+        let header = include_str!("../../kernels/model.cuh");
+        for (name, form) in [("NONE", None), ("F16", Some(FeatureForm::F16)), ("F32", Some(FeatureForm::F32))] {
+            let line = format!("#define BOTS_FEATURES_{name} {}u", feature_code(form));
+            assert!(header.contains(&line), "kernels/model.cuh lacks `{line}`");
+        }
     }
 
     #[test]

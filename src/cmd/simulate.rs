@@ -1,45 +1,57 @@
-//! `bots simulate`: compare selectors on one synthetic RL-finetuning run (see `bots::sim`).
+//! `bots simulate`: compare selectors on synthetic RL-finetuning runs in named or file-defined worlds
+//! (see `bots::sim`).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use bots::backend::BackendKind;
-use bots::sim::{run_selector, summarize, Selector, SelectorRun, SimConfig, Summary, World};
+use bots::sim::{run_selector, summarize, Selector, SelectorRun, Summary, World, WorldSpec, NAMED_WORLDS, SELECTORS};
 use bots::Config;
 
 /// Arguments of `bots simulate`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Tasks in the pool.
-    #[arg(long, default_value_t = SimConfig::default().tasks)]
-    tasks: usize,
-    /// Training steps.
-    #[arg(long, default_value_t = SimConfig::default().steps)]
-    steps: usize,
-    /// Tasks per step (B); overrides the config's batch.
+    /// Worlds to run, comma-separated: named worlds (informative, misleading, small-pool), world
+    /// files (.toml, .yaml or .json), or `all` for every named world.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    world: Vec<String>,
+    /// Tasks in the pool; overrides every world's `tasks`.
+    #[arg(long)]
+    tasks: Option<usize>,
+    /// Training steps; overrides every world's `steps`.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Tasks per step (B); overrides every world's `batch` (and the config's).
     #[arg(long)]
     batch: Option<usize>,
-    /// Rollouts per task (m); overrides the config's m.
+    /// Rollouts per task (m); overrides every world's `rollouts` (and the config's m).
     #[arg(long)]
     rollouts: Option<u32>,
-    /// Seed of the world and of every selector; overrides the config's seed.
+    /// Seed of the worlds and of every selector; overrides the config's seed.
     #[arg(long)]
     seed: Option<u64>,
     /// Comma-separated selectors: random, bots, bots-explicit, bots-implicit, oracle.
-    #[arg(long, value_delimiter = ',', default_value = "random,bots,bots-explicit,bots-implicit,oracle")]
+    #[arg(long, value_delimiter = ',', default_values_t = SELECTORS.map(String::from))]
     selectors: Vec<String>,
     /// Backend of the BOTS selectors: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
-    /// BOTS hyper-parameters (YAML, TOML or JSON; Trinity-RFT keys accepted).
+    /// BOTS hyper-parameters (YAML, TOML or JSON; Trinity-RFT keys accepted). Its batch and m are
+    /// replaced by the world's.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Draw ability and ETR over steps for every selector into this PNG file.
+    /// Draw held-out accuracy and ETR over steps, one row per world, into this PNG file.
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Print JSON instead of the table.
+    /// Print JSON instead of the tables.
     #[arg(long)]
     json: bool,
+}
+
+/// One world's runs.
+struct WorldRuns {
+    world: World,
+    runs: Vec<SelectorRun>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -47,26 +59,23 @@ pub fn run(args: Args) -> Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if let Some(b) = args.batch {
-        config.batch = b;
-    }
-    if let Some(m) = args.rollouts {
-        config.m = m;
-    }
     if let Some(s) = args.seed {
         config.seed = s;
     }
-    config.validate()?;
-    let sim = SimConfig {
-        tasks: args.tasks,
-        steps: args.steps,
-        batch: config.batch,
-        rollouts: config.m,
-        seed: config.seed,
-        ..SimConfig::default()
-    };
-    if sim.steps == 0 {
-        anyhow::bail!("--steps must be at least 1");
+    let mut specs = Vec::new();
+    for name in args.world.iter().map(|w| w.trim()) {
+        if name == "all" {
+            specs.extend(NAMED_WORLDS.iter().map(|(n, _)| WorldSpec::named(n).expect("named world")));
+        } else {
+            specs.push(WorldSpec::named_or_file(name)?);
+        }
+    }
+    for spec in &mut specs {
+        spec.tasks = args.tasks.unwrap_or(spec.tasks);
+        spec.steps = args.steps.unwrap_or(spec.steps);
+        spec.batch = args.batch.unwrap_or(spec.batch);
+        spec.rollouts = args.rollouts.unwrap_or(spec.rollouts);
+        spec.validate().with_context(|| format!("world `{}`", spec.name))?;
     }
     let selectors = args
         .selectors
@@ -74,30 +83,52 @@ pub fn run(args: Args) -> Result<()> {
         .map(|s| Selector::by_name(s.trim(), &config))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    let world = World::new(sim.clone())?;
+    config.validate()?;
 
-    let bar = indicatif::ProgressBar::new((sim.steps * selectors.len()) as u64);
+    let total: usize = specs.iter().map(|s| s.steps * selectors.len()).sum();
+    let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:>14} [{bar:40}] {pos}/{len} steps ({eta} left)")
+        indicatif::ProgressStyle::with_template("{msg:>28} [{bar:40}] {pos}/{len} steps ({eta} left)")
             .expect("static template")
             .progress_chars("=> "),
     );
-    let mut runs = Vec::with_capacity(selectors.len());
-    for sel in &selectors {
-        bar.set_message(sel.name().to_string());
-        let run = run_selector(&world, sel, args.backend, || bar.inc(1))
-            .with_context(|| format!("selector `{}`", sel.name()))?;
-        runs.push(run);
+    let mut results = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let name = spec.name.clone();
+        let world = World::new(spec, config.seed).with_context(|| format!("world `{name}`"))?;
+        let mut runs = Vec::with_capacity(selectors.len());
+        for sel in &selectors {
+            bar.set_message(format!("{name}: {}", sel.name()));
+            let run = run_selector(&world, sel, args.backend, || bar.inc(1))
+                .with_context(|| format!("world `{name}`, selector `{}`", sel.name()))?;
+            runs.push(run);
+        }
+        results.push(WorldRuns { world, runs });
     }
     bar.finish_and_clear();
-    let summary = summarize(&runs);
     if args.json {
-        println!("{}", serde_json::to_string(&serde_json::json!({ "selectors": summary }))?);
+        let worlds: Vec<_> = results
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "world": r.world.spec,
+                    "seed": r.world.seed,
+                    "feature_correlation": { "weak": r.world.feature_correlation(&r.world.weak),
+                                             "strong": r.world.feature_correlation(&r.world.strong) },
+                    "selectors": summarize(&r.runs),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string(&serde_json::json!({ "worlds": worlds }))?);
     } else {
-        print_table(&sim, &summary);
+        for r in &results {
+            print_table(&r.world, &summarize(&r.runs));
+        }
+        println!("TTB: steps to reach random's final held-out accuracy, relative to random (- = never).");
+        println!("held-out: final held-out accuracy. ETR: share of selected tasks with 0 < pass rate < 1.");
     }
     if let Some(path) = &args.plot {
-        plot(path, &runs).with_context(|| format!("drawing {}", path.display()))?;
+        plot(path, &results).with_context(|| format!("drawing {}", path.display()))?;
         if !args.json {
             println!("plot written to {}", path.display());
         }
@@ -105,65 +136,90 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn print_table(sim: &SimConfig, rows: &[Summary]) {
+fn print_table(world: &World, rows: &[Summary]) {
+    let s = &world.spec;
+    println!("world `{}`: {}", s.name, s.description);
     println!(
-        "{} tasks, {} steps, batch {}, {} rollouts, seed {}",
-        sim.tasks, sim.steps, sim.batch, sim.rollouts, sim.seed
+        "{} tasks ({} held out), {} skills, {} steps, batch {}, {} rollouts, seed {}",
+        s.tasks,
+        s.held_out,
+        s.skills(),
+        s.steps,
+        s.batch,
+        s.rollouts,
+        world.seed,
     );
-    println!("{:<14} {:>6} {:>6} {:>14} {:>10}", "selector", "ETR", "TTB", "final ability", "select ms");
+    println!(
+        "features: {} rollouts, {:.0}% missing; correlation with the learner's pass rates: weak {:.2}, strong {:.2}",
+        s.reference_rollouts,
+        100.0 * s.missing_share,
+        world.feature_correlation(&world.weak),
+        world.feature_correlation(&world.strong),
+    );
+    println!("{:<14} {:>6} {:>9} {:>6} {:>10}", "selector", "TTB", "held-out", "ETR", "select ms");
     for r in rows {
         let ttb = r.ttb.map_or_else(|| "-".to_string(), |t| format!("{t:.2}"));
-        println!("{:<14} {:>6.3} {:>6} {:>14.3} {:>10.3}", r.name, r.etr, ttb, r.final_ability, r.select_ms);
+        println!("{:<14} {:>6} {:>9.3} {:>6.3} {:>10.3}", r.name, ttb, r.final_accuracy, r.etr, r.select_ms);
     }
-    println!("ETR: share of selected tasks with 0 < pass rate < 1. TTB: steps to reach random's final ability, relative to random (- = never).");
+    println!();
 }
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
 
-fn plot(path: &std::path::Path, runs: &[SelectorRun]) -> Result<()> {
+fn plot(path: &std::path::Path, results: &[WorldRuns]) -> Result<()> {
     use plotters::prelude::*;
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
         .map_err(|_| anyhow::anyhow!("the bundled font could not be loaded"))?;
-    let root = BitMapBackend::new(path, (1100, 500)).into_drawing_area();
+    let rows = results.len().max(1);
+    let root = BitMapBackend::new(path, (1100, 420 * rows as u32)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(550);
-    let steps = runs.iter().map(|r| r.etr.len()).max().unwrap_or(1);
-    let (lo, hi) = runs.iter().flat_map(|r| r.ability.iter()).fold((f32::MAX, f32::MIN), |(lo, hi), &a| (lo.min(a), hi.max(a)));
-    let window = (steps / 20).max(1);
-    for (area, title, is_ability) in [(left, "ability", true), (right, "ETR (moving average)", false)] {
-        let y = if is_ability { lo..hi.max(lo + 1e-3) } else { 0f32..1f32 };
-        let mut chart = ChartBuilder::on(&area)
-            .caption(title, ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0..steps, y)?;
-        chart.configure_mesh().x_desc("step").draw()?;
-        for (i, r) in runs.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let points: Vec<(usize, f32)> = if is_ability {
-                r.ability.iter().copied().enumerate().collect()
-            } else {
-                (0..r.etr.len())
-                    .map(|t| {
-                        let from = t.saturating_sub(window - 1);
-                        let w = &r.etr[from..=t];
-                        (t, w.iter().sum::<f32>() / w.len() as f32)
-                    })
-                    .collect()
-            };
+    for (result, row) in results.iter().zip(root.split_evenly((rows, 1))) {
+        let runs = &result.runs;
+        let name = &result.world.spec.name;
+        let (left, right) = row.split_horizontally(550);
+        let steps = runs.iter().map(|r| r.etr.len()).max().unwrap_or(1);
+        let (lo, hi) = runs
+            .iter()
+            .flat_map(|r| r.accuracy.iter())
+            .fold((f32::MAX, f32::MIN), |(lo, hi), &a| (lo.min(a), hi.max(a)));
+        let window = (steps / 20).max(1);
+        for (area, title, is_accuracy) in
+            [(left, format!("{name}: held-out accuracy"), true), (right, format!("{name}: ETR (moving average)"), false)]
+        {
+            let y = if is_accuracy { lo..hi.max(lo + 1e-3) } else { 0f32..1f32 };
+            let mut chart = ChartBuilder::on(&area)
+                .caption(title, ("sans-serif", 20))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(45)
+                .build_cartesian_2d(0..steps, y)?;
+            chart.configure_mesh().x_desc("step").draw()?;
+            for (i, r) in runs.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                let points: Vec<(usize, f32)> = if is_accuracy {
+                    r.accuracy.iter().copied().enumerate().collect()
+                } else {
+                    (0..r.etr.len())
+                        .map(|t| {
+                            let from = t.saturating_sub(window - 1);
+                            let w = &r.etr[from..=t];
+                            (t, w.iter().sum::<f32>() / w.len() as f32)
+                        })
+                        .collect()
+                };
+                chart
+                    .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+                    .label(r.name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            }
+            let corner = if is_accuracy { SeriesLabelPosition::UpperLeft } else { SeriesLabelPosition::LowerRight };
             chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-                .label(r.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .configure_series_labels()
+                .position(corner)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
         }
-        let corner = if is_ability { SeriesLabelPosition::UpperLeft } else { SeriesLabelPosition::LowerRight };
-        chart
-            .configure_series_labels()
-            .position(corner)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
     }
     root.present()?;
     Ok(())

@@ -1,73 +1,44 @@
-//! A synthetic RL-finetuning loop for comparing task selectors before spending GPU weeks.
+//! A synthetic RL-finetuning loop for comparing task selectors before spending GPU weeks, in worlds
+//! where they can be told apart and where BOTS can lose.
 //!
-//! # The learner model
-//! - Task k has a latent difficulty `d_k ~ N(0, difficulty_sd²)`; a model of ability θ passes one
-//!   rollout of it with probability `sigmoid(θ - d_k)` (a Rasch / 1-PL item-response model).
-//! - The learner starts at ability `theta0`. Each step the selector picks B tasks, each gets m
-//!   Bernoulli rollouts, and only tasks with some but not all rollouts passing give GRPO a non-zero
-//!   advantage. The learner's ability grows with the share of such informative tasks:
-//!   `θ_{t+1} = θ_t + learning_rate · (informative tasks / B)`.
-//! - Reference features are what a weaker (`theta_weak`) and a stronger (`theta_strong`) model scored
-//!   on each task: pass rates of `reference_rollouts` Bernoulli rollouts at their abilities.
-//! - All randomness is Philox keyed by the seed, so every selector faces the same pool, the same
-//!   features, and the same rollout coin flips for the same (step, task) (common random numbers).
+//! # The learner model (see [`world`])
+//! - K skills. Each task loads on 1 to `skills_per_task` of them with equal weights `w` that sum to
+//!   one, and has a difficulty d; a model with skill profile θ passes one rollout with probability
+//!   `sigmoid(Σ_j w_j θ_j - d)` (a multidimensional Rasch model).
+//! - The learner and the two reference models have their own profiles, so the reference pass rates
+//!   predict the learner only as far as the profiles agree.
+//! - Each step the selector picks B tasks, each gets m Bernoulli rollouts at the learner's current
+//!   profile, and every trained task moves the skills it loads on by
+//!   `learning_rate · w_j · s(m-s)/m²`: the variance of its m outcomes, the GRPO signal (zero when all
+//!   pass or all fail).
+//! - Reference features are pass rates of `reference_rollouts` rollouts by each reference model; a
+//!   share `missing_share` of tasks is missing from each reference eval and filled as Trinity-RFT's
+//!   `ref_eval_collect.py` fills them ([`world::MISSING_FILL`]).
+//! - Progress is held-out accuracy: the learner's expected pass rate on a held-out task set drawn
+//!   like the pool and never trained on.
+//! - All randomness is Philox keyed by the seed, so every selector faces the same pool, held-out set,
+//!   features, and rollout coin flips for the same (step, task) (common random numbers).
 //!
-//! Metrics: ETR (share of selected tasks with a pass rate strictly between 0 and 1, over the whole
-//! run), TTB (steps to reach the random selector's final ability, relative to random's step count),
-//! final ability, and selection + update time per step.
+//! Metrics: TTB (steps to reach the random selector's final held-out accuracy, relative to random's
+//! step count), final held-out accuracy, ETR (share of selected tasks with a pass rate strictly
+//! between 0 and 1, over the whole run), and selection + update time per step.
 
 use std::time::Instant;
 
+pub mod world;
+
+pub use world::{grpo_signal, learn, Task, World, WorldSpec, MISSING_FILL, NAMED_WORLDS};
+
 use crate::backend::{open, Backend, BackendKind};
 use crate::config::Config;
-use crate::dist::box_muller;
-use crate::error::{BotsError, Result};
+use crate::error::Result;
 use crate::evidence::Evidence;
-use crate::pool::Features;
-use crate::rng::{u01, Purpose, TaskStream};
+use crate::rng::{Purpose, TaskStream};
 use crate::select::{score_key, select_top_k};
+use world::{rollouts, SIM_SALT, STEP_RANDOM};
 
-/// Salt that separates the simulator's streams from the selectors' draws under the same seed.
-const SIM_SALT: u64 = 0x5EED_51A7_0000_0001;
-/// Pseudo-steps of the streams that make the pool (never reached by a run).
-const STEP_DIFFICULTY: u64 = u64::MAX;
-const STEP_WEAK: u64 = u64::MAX - 1;
-const STEP_STRONG: u64 = u64::MAX - 2;
-const STEP_RANDOM: u64 = u64::MAX - 3;
-
-/// Parameters of the simulated world.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SimConfig {
-    pub tasks: usize,
-    pub steps: usize,
-    pub batch: usize,
-    pub rollouts: u32,
-    pub seed: u64,
-    pub difficulty_sd: f32,
-    pub theta0: f32,
-    pub theta_weak: f32,
-    pub theta_strong: f32,
-    pub reference_rollouts: u32,
-    pub learning_rate: f32,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig {
-            tasks: 100_000,
-            steps: 500,
-            batch: 32,
-            rollouts: 16,
-            seed: 42,
-            difficulty_sd: 6.0,
-            theta0: 0.0,
-            theta_weak: -1.0,
-            theta_strong: 2.0,
-            reference_rollouts: 16,
-            learning_rate: 0.005,
-        }
-    }
-}
+/// The selectors `bots simulate` runs by default, in order.
+pub const SELECTORS: [&str; 5] = ["random", "bots", "bots-explicit", "bots-implicit", "oracle"];
 
 /// A task selector to compare.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,7 +47,8 @@ pub enum Selector {
     Random,
     /// BOTS with the given config (on the chosen backend).
     Bots { name: String, config: Config },
-    /// The tasks whose true pass rate at the current ability is nearest the target (an upper bound).
+    /// The tasks whose true pass rate for the learner's current profile is nearest the target (the
+    /// best ETR; not by construction the best held-out accuracy).
     Oracle { target: f32 },
 }
 
@@ -100,81 +72,8 @@ impl Selector {
             "bots-explicit" => Ok(bots("bots-explicit", 0.0)),
             "bots-implicit" => Ok(bots("bots-implicit", 1.0)),
             "oracle" => Ok(Selector::Oracle { target: base.target }),
-            other => Err(format!(
-                "unknown selector `{other}`: choose from random, bots, bots-explicit, bots-implicit, oracle"
-            )),
+            other => Err(format!("unknown selector `{other}`: choose from {}", SELECTORS.join(", "))),
         }
-    }
-}
-
-/// The simulated pool: difficulties and reference features.
-#[derive(Clone, Debug)]
-pub struct World {
-    pub config: SimConfig,
-    pub difficulty: Vec<f32>,
-    pub weak: Vec<f32>,
-    pub strong: Vec<f32>,
-}
-
-#[inline]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// Passing rollouts out of `m` for a task of true pass rate `p`, from `stream` (purpose User).
-fn rollouts(p: f32, m: u32, stream: &TaskStream) -> u32 {
-    let mut s = 0;
-    for j in 0..m {
-        let w = stream.block(Purpose::User, j / 4);
-        if u01(w[(j % 4) as usize]) < p {
-            s += 1;
-        }
-    }
-    s
-}
-
-impl World {
-    /// Draws the pool of `config.tasks` tasks.
-    pub fn new(config: SimConfig) -> Result<World> {
-        if config.tasks == 0 {
-            return Err(BotsError::Empty("the simulated pool (--tasks 0)"));
-        }
-        if config.batch == 0 || config.batch > config.tasks {
-            return Err(BotsError::InvalidK { k: config.batch, len: config.tasks });
-        }
-        if config.rollouts == 0 || config.reference_rollouts == 0 {
-            return Err(BotsError::config("rollouts", "must be at least 1"));
-        }
-        let seed = config.seed ^ SIM_SALT;
-        let n = config.tasks;
-        let difficulty: Vec<f32> = (0..n)
-            .map(|k| {
-                let w = TaskStream::new(seed, STEP_DIFFICULTY, k as u32).block(Purpose::User, 0);
-                box_muller(w[0], w[1]).0 * config.difficulty_sd
-            })
-            .collect();
-        let reference = |theta: f32, step: u64| -> Vec<f32> {
-            let m = config.reference_rollouts;
-            (0..n)
-                .map(|k| {
-                    let p = sigmoid(theta - difficulty[k]);
-                    rollouts(p, m, &TaskStream::new(seed, step, k as u32)) as f32 / m as f32
-                })
-                .collect()
-        };
-        let weak = reference(config.theta_weak, STEP_WEAK);
-        let strong = reference(config.theta_strong, STEP_STRONG);
-        Ok(World { config, difficulty, weak, strong })
-    }
-
-    /// The features as the library takes them.
-    pub fn features(&self) -> Result<Features> {
-        Features::from_f32(&self.weak, &self.strong)
-    }
-
-    /// True pass rate of task k at ability theta.
-    pub fn pass_rate(&self, theta: f32, k: usize) -> f32 {
-        sigmoid(theta - self.difficulty[k])
     }
 }
 
@@ -182,10 +81,12 @@ impl World {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SelectorRun {
     pub name: String,
-    /// Ability after each step (length steps + 1, starting at theta0).
-    pub ability: Vec<f32>,
+    /// Held-out accuracy after each step (length steps + 1, starting before the first step).
+    pub accuracy: Vec<f32>,
     /// Share of informative tasks in each step's batch.
     pub etr: Vec<f32>,
+    /// The learner's skill profile at the end.
+    pub final_profile: Vec<f32>,
     /// Mean wall time of selection + update per step, in milliseconds.
     pub select_ms: f64,
 }
@@ -195,13 +96,13 @@ impl SelectorRun {
     pub fn mean_etr(&self) -> f64 {
         self.etr.iter().map(|&e| e as f64).sum::<f64>() / self.etr.len().max(1) as f64
     }
-    /// Final ability.
-    pub fn final_ability(&self) -> f32 {
-        *self.ability.last().unwrap_or(&f32::NAN)
+    /// Final held-out accuracy.
+    pub fn final_accuracy(&self) -> f32 {
+        *self.accuracy.last().unwrap_or(&f32::NAN)
     }
-    /// First step at which the ability reaches `level`, if it does.
+    /// First step at which the held-out accuracy reaches `level`, if it does.
     pub fn steps_to(&self, level: f32) -> Option<usize> {
-        self.ability.iter().position(|&a| a >= level)
+        self.accuracy.iter().position(|&a| a >= level)
     }
 }
 
@@ -212,9 +113,9 @@ pub fn run_selector(
     backend: BackendKind,
     mut on_step: impl FnMut(),
 ) -> Result<SelectorRun> {
-    let c = &world.config;
+    let c = &world.spec;
     let (n, b, m) = (c.tasks, c.batch, c.rollouts);
-    let seed = c.seed ^ SIM_SALT;
+    let seed = world.seed ^ SIM_SALT;
     let mut pool: Option<Box<dyn Backend>> = match selector {
         Selector::Bots { config, .. } => {
             let cfg = Config { batch: b, m, ..config.clone() };
@@ -222,48 +123,52 @@ pub fn run_selector(
         }
         _ => None,
     };
-    let mut theta = c.theta0;
-    let mut ability = vec![theta];
+    let mut theta = c.learner.clone();
+    let mut accuracy = Vec::with_capacity(c.steps + 1);
+    accuracy.push(world.held_out_accuracy(&theta));
     let mut etr = Vec::with_capacity(c.steps);
     let mut busy = 0.0f64;
     for t in 0..c.steps {
         let started = Instant::now();
         let tasks: Vec<u32> = match (selector, pool.as_mut()) {
             (Selector::Random, _) => select_top_k(n, b, |k| {
-                let w = TaskStream::new(seed, STEP_RANDOM - 1 - t as u64, k as u32).block(Purpose::User, 0);
+                let w = TaskStream::new(seed, STEP_RANDOM - t as u64, k as u32).block(Purpose::User, 0);
                 ((w[0] as u64) << 32) | (!(k as u32)) as u64
             }),
-            (Selector::Oracle { target }, _) => {
-                select_top_k(n, b, |k| score_key(-(target - world.pass_rate(theta, k)).abs(), k as u32))
-            }
+            (Selector::Oracle { target }, _) => select_top_k(n, b, |k| {
+                score_key(-(target - world.pool[k].pass_rate(&theta)).abs(), k as u32)
+            }),
             (Selector::Bots { .. }, Some(pool)) => pool.select(b)?,
             (Selector::Bots { .. }, None) => unreachable!("a BOTS selector always has a pool"),
         };
         let mut selection_time = started.elapsed().as_secs_f64();
+        // Every rollout of the batch comes from the profile at the start of the step.
         let successes: Vec<u32> = tasks
             .iter()
-            .map(|&k| rollouts(world.pass_rate(theta, k as usize), m, &TaskStream::new(seed, t as u64, k)))
+            .map(|&k| rollouts(world.pool[k as usize].pass_rate(&theta), m, &TaskStream::new(seed, t as u64, k)))
             .collect();
         let informative = successes.iter().filter(|&&s| s > 0 && s < m).count();
         if let Some(pool) = pool.as_mut() {
             let started = Instant::now();
             let s: Vec<f32> = successes.iter().map(|&s| s as f32).collect();
             let f: Vec<f32> = successes.iter().map(|&s| (m - s) as f32).collect();
-            pool.update(&Evidence::counts(tasks, s, f))?;
+            pool.update(&Evidence::counts(tasks.clone(), s, f))?;
             selection_time += started.elapsed().as_secs_f64();
         }
         busy += selection_time;
-        let share = informative as f32 / b as f32;
-        theta += c.learning_rate * share;
-        ability.push(theta);
-        etr.push(share);
+        for (&k, &s) in tasks.iter().zip(&successes) {
+            learn(&mut theta, &world.pool[k as usize], grpo_signal(s, m), c.learning_rate);
+        }
+        accuracy.push(world.held_out_accuracy(&theta));
+        etr.push(informative as f32 / b as f32);
         on_step();
     }
     Ok(SelectorRun {
         name: selector.name().to_string(),
-        ability,
+        accuracy,
         etr,
-        select_ms: 1e3 * busy / c.steps.max(1) as f64,
+        final_profile: theta,
+        select_ms: 1e3 * busy / c.steps as f64,
     })
 }
 
@@ -271,11 +176,12 @@ pub fn run_selector(
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Summary {
     pub name: String,
-    pub etr: f64,
-    /// Steps to reach random's final ability relative to random's steps; `None` if never reached or
-    /// if random was not run.
+    /// Steps to reach random's final held-out accuracy relative to random's steps; `None` if never
+    /// reached or if random was not run.
     pub ttb: Option<f64>,
-    pub final_ability: f32,
+    /// Held-out accuracy at the end.
+    pub final_accuracy: f32,
+    pub etr: f64,
     pub select_ms: f64,
 }
 
@@ -285,12 +191,18 @@ pub fn summarize(runs: &[SelectorRun]) -> Vec<Summary> {
     runs.iter()
         .map(|r| {
             let ttb = random.and_then(|base| {
-                let target = base.final_ability();
+                let target = base.final_accuracy();
                 let base_steps = base.steps_to(target)?;
                 let steps = r.steps_to(target)?;
                 Some(steps as f64 / base_steps.max(1) as f64)
             });
-            Summary { name: r.name.clone(), etr: r.mean_etr(), ttb, final_ability: r.final_ability(), select_ms: r.select_ms }
+            Summary {
+                name: r.name.clone(),
+                ttb,
+                final_accuracy: r.final_accuracy(),
+                etr: r.mean_etr(),
+                select_ms: r.select_ms,
+            }
         })
         .collect()
 }
@@ -299,44 +211,76 @@ pub fn summarize(runs: &[SelectorRun]) -> Vec<Summary> {
 mod tests {
     use super::*;
 
-    fn small() -> SimConfig {
-        SimConfig { tasks: 3000, steps: 120, ..SimConfig::default() }
+    fn runs(spec: WorldSpec, seed: u64, names: &[&str]) -> Vec<SelectorRun> {
+        let world = World::new(spec, seed).unwrap();
+        let base = Config { seed, ..Config::default() };
+        names
+            .iter()
+            .map(|name| run_selector(&world, &Selector::by_name(name, &base).unwrap(), BackendKind::Cpu, || {}).unwrap())
+            .collect()
+    }
+
+    fn world(name: &str, tasks: usize, steps: usize) -> WorldSpec {
+        WorldSpec { tasks, steps, ..WorldSpec::named(name).unwrap() }
+    }
+
+    fn by<'a>(s: &'a [Summary], name: &str) -> &'a Summary {
+        s.iter().find(|r| r.name == name).unwrap()
     }
 
     #[test]
-    fn world_is_deterministic_and_features_are_rollout_rates() {
-        let a = World::new(small()).unwrap();
-        let b = World::new(small()).unwrap();
-        assert_eq!(a.difficulty, b.difficulty);
-        assert_eq!(a.weak, b.weak);
-        assert!(a.weak.iter().chain(&a.strong).all(|&f| (0.0..=1.0).contains(&f) && (f * 16.0).fract() == 0.0));
-        // The stronger reference passes more on average (2 + 1 ability units stronger).
-        let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
-        assert!(mean(&a.strong) > mean(&a.weak) + 0.1);
+    fn same_seed_same_numbers() {
+        let spec = world("small-pool", 1000, 60);
+        let a = runs(spec.clone(), 9, &SELECTORS);
+        let b = runs(spec.clone(), 9, &SELECTORS);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((&x.accuracy, &x.etr, &x.final_profile), (&y.accuracy, &y.etr, &y.final_profile), "{}", x.name);
+        }
+        let c = runs(spec, 10, &["bots"]);
+        assert_ne!(a[1].accuracy, c[0].accuracy);
+        // Held-out accuracy never falls: learning only adds to skills.
+        assert!(a.iter().all(|r| r.accuracy.windows(2).all(|w| w[1] >= w[0])));
+        assert!(a.iter().all(|r| r.accuracy.len() == 61 && r.etr.len() == 60));
     }
 
-    /// The claim of the paper on this world: BOTS's ETR well above random's and TTB below 1. Random's
-    /// ETR here is the pool's share of informative tasks (about 0.4 with sd 3); BOTS must beat it by a
-    /// margin far outside the binomial noise of 120·32 selections (sd < 0.01).
+    /// The README's claims at a reduced size. ETR over 200 steps of 32 tasks has a binomial standard
+    /// deviation below 0.5/√6400 < 0.007, so the margins below are many standard deviations wide.
     #[test]
-    fn bots_beats_random() {
-        let world = World::new(small()).unwrap();
-        let base = Config { batch: 32, m: 16, ..Config::default() };
-        let run = |name: &str| {
-            run_selector(&world, &Selector::by_name(name, &base).unwrap(), BackendKind::Cpu, || {}).unwrap()
-        };
-        let runs = vec![run("random"), run("bots"), run("oracle")];
-        let s = summarize(&runs);
-        assert!(s[1].etr > s[0].etr + 0.2, "{s:?}");
-        assert!(s[2].etr >= s[1].etr - 0.05, "{s:?}");
-        assert!(s[1].ttb.unwrap() < 1.0, "{s:?}");
-        assert_eq!(s[0].ttb, Some(1.0));
+    fn informative_features_carry_bots() {
+        let s = summarize(&runs(world("informative", 10_000, 200), 42, &SELECTORS));
+        let (random, bots, implicit, oracle) = (by(&s, "random"), by(&s, "bots"), by(&s, "bots-implicit"), by(&s, "oracle"));
+        assert_eq!(random.ttb, Some(1.0));
+        assert!(bots.etr > random.etr + 0.3, "{s:?}");
+        assert!(bots.ttb.unwrap() < 0.6 && implicit.ttb.unwrap() < 0.6, "{s:?}");
+        assert!(oracle.etr > 0.95, "{s:?}");
+        // Explicit evidence alone rarely sees a task twice in a large pool: no better than random.
+        assert!((by(&s, "bots-explicit").etr - random.etr).abs() < 0.05, "{s:?}");
     }
 
     #[test]
-    fn bad_sizes_are_errors() {
-        assert!(World::new(SimConfig { tasks: 0, ..small() }).is_err());
-        assert!(World::new(SimConfig { batch: 5000, ..small() }).is_err());
-        assert!(Selector::by_name("bogus", &Config::default()).is_err());
+    fn misleading_features_make_bots_lose_to_random() {
+        let s = summarize(&runs(world("misleading", 10_000, 200), 42, &SELECTORS));
+        let (random, bots, implicit) = (by(&s, "random"), by(&s, "bots"), by(&s, "bots-implicit"));
+        assert!(implicit.etr < random.etr - 0.1 && bots.etr < random.etr - 0.05, "{s:?}");
+        assert!(bots.final_accuracy < random.final_accuracy, "{s:?}");
+        assert_eq!((bots.ttb, implicit.ttb), (None, None), "{s:?}");
+        assert!(by(&s, "oracle").ttb.unwrap() < 0.5, "{s:?}");
+    }
+
+    /// In the small pool every task is trained on many times: BOTS, which combines the task's own
+    /// outcomes with the partly right features, beats either evidence alone, and both beat random.
+    #[test]
+    fn small_pool_rewards_explicit_evidence() {
+        let s = summarize(&runs(world("small-pool", 1000, 300), 42, &SELECTORS));
+        let ttb = |name: &str| by(&s, name).ttb.unwrap();
+        assert!(ttb("bots") < ttb("bots-implicit") && ttb("bots") < ttb("bots-explicit"), "{s:?}");
+        assert!(ttb("bots-explicit") < 0.9 && ttb("bots-implicit") < 0.9, "{s:?}");
+        assert!(by(&s, "bots-explicit").etr > by(&s, "random").etr + 0.05, "{s:?}");
+    }
+
+    #[test]
+    fn unknown_selector_is_an_error() {
+        let err = Selector::by_name("bogus", &Config::default()).unwrap_err();
+        assert!(err.contains("random, bots, bots-explicit, bots-implicit, oracle"), "{err}");
     }
 }

@@ -1,0 +1,501 @@
+//! The simulated world: tasks that load on a few of K skills, a learner and two reference models
+//! with their own skill profiles, reference features from a few rollouts (some of them missing), and
+//! the learner's update from the GRPO signal of each trained task.
+//!
+//! A world is described by a [`WorldSpec`] (a TOML, YAML or JSON file; the named worlds live in
+//! `worlds/` and are compiled in) and drawn by [`World::new`] from Philox streams keyed by the seed.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dist::box_muller;
+use crate::dist::fmath::exp;
+use crate::error::{BotsError, Result};
+use crate::pool::Features;
+use crate::rng::{u01, Purpose, TaskStream};
+
+/// Salt that separates the simulator's streams from the selectors' draws under the same seed.
+pub(crate) const SIM_SALT: u64 = 0x5EED_51A7_0000_0001;
+/// Pseudo-steps of the streams that make the world (a run's steps never reach them).
+const STEP_POOL: u64 = u64::MAX;
+const STEP_HELD_OUT: u64 = u64::MAX - 1;
+const STEP_WEAK: u64 = u64::MAX - 2;
+const STEP_STRONG: u64 = u64::MAX - 3;
+const STEP_MISSING: u64 = u64::MAX - 4;
+/// First pseudo-step of the random selector's draws (step t uses `STEP_RANDOM - t`).
+pub(crate) const STEP_RANDOM: u64 = u64::MAX - 5;
+
+/// Most skills one task loads on.
+pub const MAX_LOADS: usize = 4;
+/// Most skill dimensions of a world.
+pub const MAX_SKILLS: usize = 64;
+
+/// The value a missing reference eval gets. Trinity-RFT's `examples/bots/ref_eval_collect.py` starts
+/// the new feature column at `0.0` for every row of the data set and overwrites only the rows found in
+/// the reference eval log, so a task missing from the eval keeps a pass rate of 0.0.
+pub const MISSING_FILL: f32 = 0.0;
+
+/// The parameters of a world, as a world file holds them (every key required, unknown keys are errors).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorldSpec {
+    /// Short name (what `--world` takes for the named worlds).
+    pub name: String,
+    /// One line on what the world is for.
+    pub description: String,
+    /// Tasks in the training pool.
+    pub tasks: usize,
+    /// Tasks in the held-out set (drawn like the pool, never trained on).
+    pub held_out: usize,
+    /// Training steps.
+    pub steps: usize,
+    /// Tasks per step (B).
+    pub batch: usize,
+    /// Rollouts per task (m, the GRPO group size).
+    pub rollouts: u32,
+    /// Each task loads on 1 to this many distinct skills (uniformly), with equal weights summing to 1.
+    pub skills_per_task: usize,
+    /// Task difficulty `d ~ N(difficulty_mean, difficulty_sd²)`.
+    pub difficulty_mean: f32,
+    pub difficulty_sd: f32,
+    /// The learner's starting skill profile; its length is the number of skills K.
+    pub learner: Vec<f32>,
+    /// The weaker reference model's skill profile (K values).
+    pub weak: Vec<f32>,
+    /// The stronger reference model's skill profile (K values).
+    pub strong: Vec<f32>,
+    /// Rollouts behind each reference pass rate (n_ref).
+    pub reference_rollouts: u32,
+    /// Share of tasks missing from each reference model's eval, independently per model; they get
+    /// [`MISSING_FILL`].
+    pub missing_share: f32,
+    /// Step size of the learner: see [`learn`].
+    pub learning_rate: f32,
+}
+
+/// The named worlds, compiled in from `worlds/*.toml` (in the order `--world all` runs them).
+pub const NAMED_WORLDS: [(&str, &str); 3] = [
+    ("informative", include_str!("../../worlds/informative.toml")),
+    ("misleading", include_str!("../../worlds/misleading.toml")),
+    ("small-pool", include_str!("../../worlds/small-pool.toml")),
+];
+
+impl WorldSpec {
+    /// Parses a world from text in the given format (`toml`, `yaml`/`yml` or `json`) and validates it.
+    pub fn from_str_format(text: &str, format: &str) -> std::result::Result<WorldSpec, String> {
+        let value = crate::config::parse_value(text, format)?;
+        let spec: WorldSpec = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        spec.validate().map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+
+    /// Loads a world file; the format follows the extension.
+    pub fn load(path: &Path) -> Result<WorldSpec> {
+        let text = std::fs::read_to_string(path).map_err(|e| BotsError::io(path, e))?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        WorldSpec::from_str_format(&text, &ext).map_err(|m| BotsError::parse(path, 0, m))
+    }
+
+    /// A named world (`informative`, `misleading`, `small-pool`).
+    pub fn named(name: &str) -> Option<WorldSpec> {
+        let (_, text) = NAMED_WORLDS.iter().find(|(n, _)| *n == name)?;
+        Some(WorldSpec::from_str_format(text, "toml").expect("the named worlds are valid (tested)"))
+    }
+
+    /// A named world, or else a world file at that path.
+    pub fn named_or_file(name_or_path: &str) -> Result<WorldSpec> {
+        if let Some(spec) = WorldSpec::named(name_or_path) {
+            return Ok(spec);
+        }
+        let path = Path::new(name_or_path);
+        if !path.exists() {
+            let names: Vec<&str> = NAMED_WORLDS.iter().map(|(n, _)| *n).collect();
+            return Err(BotsError::config(
+                "world",
+                format!("`{name_or_path}` is neither a named world ({}) nor an existing file", names.join(", ")),
+            ));
+        }
+        WorldSpec::load(path)
+    }
+
+    /// The number of skill dimensions K.
+    pub fn skills(&self) -> usize {
+        self.learner.len()
+    }
+
+    /// Checks every parameter; the error names the key and what to fix.
+    pub fn validate(&self) -> Result<()> {
+        let k = self.skills();
+        let bad = |key: &str, reason: String| Err(BotsError::config(key, reason));
+        let most = u32::MAX as usize; // task ids are 32-bit
+        if !(1..=most).contains(&self.tasks) {
+            return bad("tasks", format!("must be in 1..={most}"));
+        }
+        if !(1..=most).contains(&self.held_out) {
+            return bad("held_out", format!("must be in 1..={most} (held-out accuracy is the progress measure)"));
+        }
+        if self.steps == 0 {
+            return bad("steps", "must be at least 1".into());
+        }
+        if self.batch == 0 || self.batch > self.tasks {
+            return bad("batch", format!("must be in 1..={} (the pool's size), got {}", self.tasks, self.batch));
+        }
+        if self.rollouts == 0 || self.reference_rollouts == 0 {
+            return bad("rollouts", "rollouts and reference_rollouts must be at least 1".into());
+        }
+        if !(1..=MAX_SKILLS).contains(&k) {
+            return bad("learner", format!("needs 1 to {MAX_SKILLS} skills, got {k}"));
+        }
+        for (key, profile) in [("weak", &self.weak), ("strong", &self.strong)] {
+            if profile.len() != k {
+                return bad(key, format!("has {} skills but the learner has {k}: give one value per skill", profile.len()));
+            }
+        }
+        if let Some((key, _)) = [("learner", &self.learner), ("weak", &self.weak), ("strong", &self.strong)]
+            .into_iter()
+            .find(|(_, p)| p.iter().any(|v| !v.is_finite()))
+        {
+            return bad(key, "every skill must be a finite number".into());
+        }
+        if !(1..=MAX_LOADS.min(k)).contains(&self.skills_per_task) {
+            return bad("skills_per_task", format!("must be in 1..={}", MAX_LOADS.min(k)));
+        }
+        let sd_ok = self.difficulty_sd >= 0.0 && self.difficulty_sd.is_finite();
+        if !self.difficulty_mean.is_finite() || !sd_ok {
+            return bad("difficulty_sd", "difficulty_mean must be finite and difficulty_sd finite and >= 0".into());
+        }
+        if !(0.0..=1.0).contains(&self.missing_share) {
+            return bad("missing_share", format!("must be in [0, 1], got {}", self.missing_share));
+        }
+        if !(self.learning_rate >= 0.0 && self.learning_rate.is_finite()) {
+            return bad("learning_rate", format!("must be finite and >= 0, got {}", self.learning_rate));
+        }
+        Ok(())
+    }
+}
+
+/// One task: up to [`MAX_LOADS`] skills with weights summing to 1 (unused slots have weight 0), and a
+/// difficulty. A model with skill profile θ passes one rollout with probability
+/// `sigmoid(Σ_i weight_i · θ[skill_i] - difficulty)` (a multidimensional Rasch model).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Task {
+    pub skill: [u8; MAX_LOADS],
+    pub weight: [f32; MAX_LOADS],
+    pub difficulty: f32,
+}
+
+#[inline]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+impl Task {
+    /// Draws task `k` of the stream at pseudo-step `step`: difficulty from block 0, the number of
+    /// skills and which ones (a partial Fisher–Yates shuffle of 0..K) from block 1.
+    fn draw(spec: &WorldSpec, seed: u64, step: u64, k: usize) -> Task {
+        let stream = TaskStream::new(seed, step, k as u32);
+        let w0 = stream.block(Purpose::User, 0);
+        let w1 = stream.block(Purpose::User, 1);
+        let difficulty = spec.difficulty_mean + spec.difficulty_sd * box_muller(w0[0], w0[1]).0;
+        let n_skills = spec.skills();
+        let loads = 1 + (w0[2] as usize % spec.skills_per_task);
+        let mut order: Vec<u8> = (0..n_skills as u8).collect();
+        let mut task = Task { skill: [0; MAX_LOADS], weight: [0.0; MAX_LOADS], difficulty };
+        for i in 0..loads {
+            let j = i + w1[i] as usize % (n_skills - i);
+            order.swap(i, j);
+            task.skill[i] = order[i];
+            task.weight[i] = 1.0 / loads as f32;
+        }
+        task
+    }
+
+    /// The logit of one rollout's pass probability for skill profile `theta`.
+    #[inline]
+    pub fn logit(&self, theta: &[f32]) -> f32 {
+        let mut z = -self.difficulty;
+        for i in 0..MAX_LOADS {
+            z += self.weight[i] * theta[self.skill[i] as usize];
+        }
+        z
+    }
+
+    /// The pass probability of one rollout for skill profile `theta`.
+    #[inline]
+    pub fn pass_rate(&self, theta: &[f32]) -> f32 {
+        sigmoid(self.logit(theta))
+    }
+}
+
+/// Passing rollouts out of `m` for a task of true pass rate `p`, from `stream` (purpose User).
+pub(crate) fn rollouts(p: f32, m: u32, stream: &TaskStream) -> u32 {
+    let mut s = 0;
+    for j in 0..m {
+        let w = stream.block(Purpose::User, j / 4);
+        if u01(w[(j % 4) as usize]) < p {
+            s += 1;
+        }
+    }
+    s
+}
+
+/// The GRPO signal of a group of m binary outcomes with s passes: their variance `s(m-s)/m²`
+/// (0 when all pass or all fail, at most 1/4). GRPO's advantages are the outcomes centred on the
+/// group mean (and divided by the group's standard deviation): a group with no variance has none.
+pub fn grpo_signal(successes: u32, m: u32) -> f32 {
+    let (s, m) = (successes as f32, m as f32);
+    s * (m - s) / (m * m)
+}
+
+/// The learner's update from one trained task: every skill the task loads on moves by
+/// `learning_rate · weight · signal`; no other skill moves.
+pub fn learn(theta: &mut [f32], task: &Task, signal: f32, learning_rate: f32) {
+    for i in 0..MAX_LOADS {
+        if task.weight[i] > 0.0 {
+            theta[task.skill[i] as usize] += learning_rate * task.weight[i] * signal;
+        }
+    }
+}
+
+/// Whether task k is missing from reference model `which`'s eval (0 = weak, 1 = strong).
+fn is_missing(spec: &WorldSpec, salted_seed: u64, k: usize, which: usize) -> bool {
+    u01(TaskStream::new(salted_seed, STEP_MISSING, k as u32).block(Purpose::User, 0)[which]) < spec.missing_share
+}
+
+/// A drawn world: the training pool, the held-out set and the reference features.
+#[derive(Clone, Debug)]
+pub struct World {
+    pub spec: WorldSpec,
+    pub seed: u64,
+    pub pool: Vec<Task>,
+    pub held_out: Vec<Task>,
+    /// The weaker reference's pass rate on each pool task (`reference_rollouts` rollouts, or
+    /// [`MISSING_FILL`] where missing).
+    pub weak: Vec<f32>,
+    /// The stronger reference's pass rate on each pool task.
+    pub strong: Vec<f32>,
+}
+
+impl World {
+    /// Draws the world of `spec` under `seed`.
+    pub fn new(spec: WorldSpec, seed: u64) -> Result<World> {
+        spec.validate()?;
+        let salted = seed ^ SIM_SALT;
+        let pool: Vec<Task> = (0..spec.tasks).map(|k| Task::draw(&spec, salted, STEP_POOL, k)).collect();
+        let held_out: Vec<Task> = (0..spec.held_out).map(|k| Task::draw(&spec, salted, STEP_HELD_OUT, k)).collect();
+        let reference = |profile: &[f32], step: u64, which: usize| -> Vec<f32> {
+            let m = spec.reference_rollouts;
+            pool.iter()
+                .enumerate()
+                .map(|(k, task)| {
+                    if is_missing(&spec, salted, k, which) {
+                        MISSING_FILL
+                    } else {
+                        let stream = TaskStream::new(salted, step, k as u32);
+                        rollouts(task.pass_rate(profile), m, &stream) as f32 / m as f32
+                    }
+                })
+                .collect()
+        };
+        let weak = reference(&spec.weak, STEP_WEAK, 0);
+        let strong = reference(&spec.strong, STEP_STRONG, 1);
+        Ok(World { spec, seed, pool, held_out, weak, strong })
+    }
+
+    /// The features as the library takes them.
+    pub fn features(&self) -> Result<Features> {
+        Features::from_f32(&self.weak, &self.strong)
+    }
+
+    /// Held-out accuracy of skill profile `theta`: the mean pass probability over the held-out set.
+    pub fn held_out_accuracy(&self, theta: &[f32]) -> f32 {
+        let sum: f64 = self.held_out.iter().map(|t| t.pass_rate(theta) as f64).sum();
+        (sum / self.held_out.len() as f64) as f32
+    }
+
+    /// Pearson correlation, over the pool, between a reference feature column and the learner's
+    /// starting pass rates: how much the features tell about the learner.
+    pub fn feature_correlation(&self, feature: &[f32]) -> f64 {
+        let learner: Vec<f32> = self.pool.iter().map(|t| t.pass_rate(&self.spec.learner)).collect();
+        pearson(feature, &learner)
+    }
+}
+
+/// Pearson correlation of two equally long columns (0 where either is constant).
+pub fn pearson(x: &[f32], y: &[f32]) -> f64 {
+    let n = x.len().min(y.len()) as f64;
+    let mean = |v: &[f32]| v.iter().map(|&a| a as f64).sum::<f64>() / n;
+    let (mx, my) = (mean(x), mean(y));
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (&a, &b) in x.iter().zip(y) {
+        let (dx, dy) = (a as f64 - mx, b as f64 - my);
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    if sxx == 0.0 || syy == 0.0 {
+        0.0
+    } else {
+        sxy / (sxx * syy).sqrt()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shrunk(name: &str, tasks: usize) -> WorldSpec {
+        WorldSpec { tasks, ..WorldSpec::named(name).unwrap() }
+    }
+
+    #[test]
+    fn named_worlds_load_and_are_what_they_say() {
+        for (name, _) in NAMED_WORLDS {
+            let spec = WorldSpec::named(name).unwrap();
+            assert_eq!(spec.name, name);
+            let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("worlds").join(format!("{name}.toml"));
+            assert_eq!(WorldSpec::load(&file).unwrap(), spec);
+            assert_eq!(WorldSpec::named_or_file(file.to_str().unwrap()).unwrap(), spec);
+        }
+        assert_eq!(WorldSpec::named("small-pool").unwrap().tasks, 1000);
+    }
+
+    #[test]
+    fn bad_world_files_say_what_to_fix() {
+        let text = include_str!("../../worlds/informative.toml");
+        let err = WorldSpec::from_str_format(&format!("{text}\nbogus = 1\n"), "toml").unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+        let short = text.replace("weak    = [-0.5, -1.0, -1.5, 0.0, -2.0, -1.0, -0.5, -1.5]", "weak = [0.0]");
+        let err = WorldSpec::from_str_format(&short, "toml").unwrap_err();
+        assert!(err.contains("`weak`") && err.contains("one value per skill"), "{err}");
+        let err = WorldSpec::from_str_format(&text.replace("missing_share = 0.0", "missing_share = 1.5"), "toml")
+            .unwrap_err();
+        assert!(err.contains("missing_share"), "{err}");
+        let err = WorldSpec::named_or_file("no-such-world").unwrap_err().to_string();
+        assert!(err.contains("informative, misleading, small-pool"), "{err}");
+        assert!(World::new(WorldSpec { batch: 2000, ..shrunk("informative", 1000) }, 1).is_err());
+        assert!(WorldSpec { held_out: 0, ..shrunk("informative", 1000) }.validate().is_err());
+        assert!(WorldSpec { skills_per_task: 5, ..shrunk("informative", 1000) }.validate().is_err());
+        let nan = WorldSpec { learner: vec![f32::NAN; 8], ..shrunk("informative", 1000) };
+        assert!(nan.validate().unwrap_err().to_string().contains("`learner`"));
+    }
+
+    #[test]
+    fn world_is_deterministic_and_tasks_are_well_formed() {
+        let spec = shrunk("informative", 3000);
+        let a = World::new(spec.clone(), 42).unwrap();
+        let b = World::new(spec.clone(), 42).unwrap();
+        assert_eq!((&a.pool, &a.held_out, &a.weak, &a.strong), (&b.pool, &b.held_out, &b.weak, &b.strong));
+        let c = World::new(spec.clone(), 43).unwrap();
+        assert_ne!(a.pool, c.pool);
+        assert_ne!(a.pool[..100], a.held_out[..100], "the held-out set is its own draw");
+        for t in a.pool.iter().chain(&a.held_out) {
+            let loads = t.weight.iter().filter(|&&w| w > 0.0).count();
+            assert!((1..=spec.skills_per_task).contains(&loads), "{t:?}");
+            assert!((t.weight.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{t:?}");
+            let mut skills = t.skill[..loads].to_vec();
+            skills.sort();
+            skills.dedup();
+            assert_eq!(skills.len(), loads, "distinct skills: {t:?}");
+            assert!(skills.iter().all(|&j| (j as usize) < spec.skills()));
+        }
+        // Features are pass rates of `reference_rollouts` rollouts.
+        let n = spec.reference_rollouts as f32;
+        assert!(a.weak.iter().chain(&a.strong).all(|&f| (0.0..=1.0).contains(&f) && (f * n).fract() == 0.0));
+    }
+
+    /// A missing reference eval is filled with 0.0 as `ref_eval_collect.py` does; every other task
+    /// keeps the value it has when nothing is missing, and the number missing is Binomial(n, share).
+    #[test]
+    fn missing_reference_evals_are_filled_with_zero() {
+        let full = WorldSpec { missing_share: 0.0, ..shrunk("informative", 20_000) };
+        let holed = WorldSpec { missing_share: 0.3, ..full.clone() };
+        let (a, b) = (World::new(full.clone(), 5).unwrap(), World::new(holed.clone(), 5).unwrap());
+        let salted = 5 ^ SIM_SALT;
+        for (which, (fa, fb)) in [(&a.weak, &b.weak), (&a.strong, &b.strong)].into_iter().enumerate() {
+            let mut missing = 0usize;
+            for k in 0..full.tasks {
+                if is_missing(&holed, salted, k, which) {
+                    missing += 1;
+                    assert_eq!(fb[k], MISSING_FILL);
+                } else {
+                    assert_eq!(fb[k], fa[k], "task {k}");
+                }
+            }
+            let (n, p) = (full.tasks as f64, holed.missing_share as f64);
+            let sd = (n * p * (1.0 - p)).sqrt();
+            assert!((missing as f64 - n * p).abs() < 5.0 * sd, "{missing} missing of {n}");
+        }
+        assert_eq!(MISSING_FILL, 0.0);
+    }
+
+    #[test]
+    fn learning_moves_only_the_skills_a_task_loads_on() {
+        assert_eq!(grpo_signal(0, 16), 0.0);
+        assert_eq!(grpo_signal(16, 16), 0.0);
+        assert_eq!(grpo_signal(8, 16), 0.25);
+        assert_eq!(grpo_signal(4, 16), 4.0 * 12.0 / 256.0);
+        let task = Task { skill: [1, 3, 0, 0], weight: [0.5, 0.5, 0.0, 0.0], difficulty: 0.0 };
+        let before = vec![0.25f32, -1.0, 2.0, 0.5, 3.0];
+        let mut theta = before.clone();
+        learn(&mut theta, &task, grpo_signal(8, 16), 0.1);
+        for j in 0..before.len() {
+            if j == 1 || j == 3 {
+                assert_eq!(theta[j], before[j] + 0.1 * 0.5 * 0.25, "skill {j}");
+            } else {
+                assert_eq!(theta[j].to_bits(), before[j].to_bits(), "skill {j} moved");
+            }
+        }
+        // No signal (all rollouts passed or all failed): nothing moves.
+        let mut same = before.clone();
+        learn(&mut same, &task, grpo_signal(16, 16), 0.1);
+        assert_eq!(same, before);
+        // Every drawn task of a world: only its skills move.
+        let world = World::new(shrunk("informative", 500), 3).unwrap();
+        for t in &world.pool {
+            let mut th = world.spec.learner.clone();
+            learn(&mut th, t, 0.25, 1.0);
+            for (j, (after, before)) in th.iter().zip(&world.spec.learner).enumerate() {
+                let loaded = t.skill.iter().zip(&t.weight).any(|(&s, &w)| s as usize == j && w > 0.0);
+                assert_eq!(after != before, loaded, "{t:?}, skill {j}");
+            }
+        }
+    }
+
+    /// The worlds differ as designed. The logits of one task for two profiles differ by the profiles'
+    /// difference on its skills, so (one skill per task, d ~ N(mean, sd²), skill groups of equal size):
+    /// - informative: each reference is the learner's profile plus a constant, so over the pool the
+    ///   reference and learner logits correlate exactly (1, up to rounding);
+    /// - misleading: the learner sits at ±3 and the references at the mean ∓3 on the two groups, so
+    ///   cov = sd² - 9 = -5 and var = sd² + 9 = 13: the logits correlate at -5/13; sampling sd of a
+    ///   correlation over n tasks is about (1 - r²)/√n.
+    ///   The features (monotone in the logit, plus rollout noise and missing evals) then correlate
+    ///   negatively with the learner's pass rates.
+    #[test]
+    fn worlds_differ_as_designed() {
+        let logit_corr = |w: &World, profile: &[f32]| {
+            let a: Vec<f32> = w.pool.iter().map(|t| t.logit(&w.spec.learner)).collect();
+            let b: Vec<f32> = w.pool.iter().map(|t| t.logit(profile)).collect();
+            pearson(&a, &b)
+        };
+        let inf = World::new(shrunk("informative", 20_000), 42).unwrap();
+        for profile in [&inf.spec.weak, &inf.spec.strong] {
+            assert!(logit_corr(&inf, profile) > 1.0 - 1e-6);
+        }
+        let mis = World::new(shrunk("misleading", 20_000), 42).unwrap();
+        let spec = &mis.spec;
+        assert_eq!(spec.skills_per_task, 1);
+        let sd2 = (spec.difficulty_sd as f64).powi(2);
+        let expected = (sd2 - 9.0) / (sd2 + 9.0);
+        let tolerance = 5.0 * (1.0 - expected * expected) / (spec.tasks as f64).sqrt();
+        for profile in [&spec.weak, &spec.strong] {
+            let r = logit_corr(&mis, profile);
+            assert!((r - expected).abs() < tolerance, "logit correlation {r}, expected {expected} ± {tolerance}");
+        }
+        assert!(mis.feature_correlation(&mis.weak) < 0.0 && mis.feature_correlation(&mis.strong) < 0.0);
+        // Informative features track the learner much better than misleading ones.
+        assert!(inf.feature_correlation(&inf.strong) > 0.5);
+        assert!(inf.feature_correlation(&inf.weak) > 0.5);
+    }
+}

@@ -1,0 +1,113 @@
+//! `bots simulate` end to end: the real binary on shrunk worlds (every selector, every named world,
+//! world files, the plot, JSON) and its refusal of an unknown world.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::bots_bin;
+
+fn simulate(args: &[&str]) -> Output {
+    Command::new(bots_bin()).arg("simulate").args(args).output().expect("run bots simulate")
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = simulate(&[args, &["--json"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON document on stdout")
+}
+
+/// Without `--world`, every named world runs, each with every selector; the same seed gives the
+/// same numbers (all but the timings).
+#[test]
+fn all_named_worlds_every_selector_deterministic() {
+    let args = ["--tasks", "1500", "--steps", "25", "--seed", "3"];
+    let mut a = json(&args);
+    let worlds = a["worlds"].as_array().unwrap();
+    let names: Vec<&str> = worlds.iter().map(|w| w["world"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["informative", "misleading", "small-pool"]);
+    for w in worlds {
+        assert_eq!(w["world"]["tasks"], 1500);
+        assert_eq!(w["world"]["steps"], 25);
+        let sel: Vec<&str> = w["selectors"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(sel, ["random", "bots", "bots-explicit", "bots-implicit", "oracle"]);
+        assert_eq!(w["selectors"][0]["ttb"], 1.0);
+        for s in w["selectors"].as_array().unwrap() {
+            let acc = s["final_accuracy"].as_f64().unwrap();
+            let etr = s["etr"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&acc) && (0.0..=1.0).contains(&etr), "{s}");
+        }
+    }
+    let mut b = json(&args);
+    for doc in [&mut a, &mut b] {
+        for w in doc["worlds"].as_array_mut().unwrap() {
+            for s in w["selectors"].as_array_mut().unwrap() {
+                s.as_object_mut().unwrap().remove("select_ms");
+            }
+        }
+    }
+    assert_eq!(a, b);
+}
+
+/// A world file (here YAML) runs like a named world, the table names it, and the plot is a PNG.
+#[test]
+fn world_file_table_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("tiny.yaml");
+    std::fs::write(
+        &world,
+        "name: tiny\ndescription: two skills\ntasks: 300\nheld_out: 100\nsteps: 15\nbatch: 8\nrollouts: 8\n\
+         skills_per_task: 2\ndifficulty_mean: 0.0\ndifficulty_sd: 3.0\nlearner: [0.0, 1.0]\nweak: [-1.0, 0.0]\n\
+         strong: [1.0, 2.0]\nreference_rollouts: 10\nmissing_share: 0.5\nlearning_rate: 0.01\n",
+    )
+    .unwrap();
+    let png = dir.path().join("sim.png");
+    let out = simulate(&["--world", world.to_str().unwrap(), "--plot", png.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("world `tiny`: two skills"), "{stdout}");
+    assert!(stdout.contains("300 tasks (100 held out), 2 skills, 15 steps, batch 8, 8 rollouts"), "{stdout}");
+    assert!(stdout.contains("features: 10 rollouts, 50% missing"), "{stdout}");
+    for name in ["random", "bots", "bots-explicit", "bots-implicit", "oracle"] {
+        assert!(stdout.lines().any(|l| l.split_whitespace().next() == Some(name)), "{name}: {stdout}");
+    }
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+#[test]
+fn unknown_world_is_refused_with_the_names() {
+    let out = simulate(&["--world", "no-such-world"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("informative, misleading, small-pool"), "{err}");
+}
+
+/// The README's table is the literal output of `bots simulate` at the defaults, timings aside (the
+/// last column, `select ms`, is measured wall time and differs from machine to machine).
+#[test]
+fn readme_table_is_the_output_of_simulate() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let path = if manifest.exists() { manifest } else { "README.md".into() };
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let shown: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("world `informative`"))
+        .take_while(|l| !l.starts_with("```"))
+        .collect();
+    assert!(shown.len() > 20, "README has no `bots simulate` output block");
+    let out = simulate(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let printed: Vec<&str> = stdout.lines().collect();
+    assert_eq!(shown.len(), printed.len(), "README:\n{}\n\nbots simulate:\n{stdout}", shown.join("\n"));
+    let selectors = ["random", "bots", "bots-explicit", "bots-implicit", "oracle"];
+    for (a, b) in shown.iter().zip(&printed) {
+        let (ta, tb): (Vec<&str>, Vec<&str>) = (a.split_whitespace().collect(), b.split_whitespace().collect());
+        if ta.first().is_some_and(|t| selectors.contains(t)) {
+            assert_eq!(ta[..ta.len() - 1], tb[..tb.len().saturating_sub(1)], "README row differs:\n{a}\n{b}");
+        } else {
+            assert_eq!(a.trim_end(), b.trim_end(), "README line differs");
+        }
+    }
+}
