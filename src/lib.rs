@@ -25,6 +25,8 @@
 
 pub mod abi;
 pub mod backend;
+#[cfg(feature = "candle")]
+pub mod candle;
 pub mod checkpoint;
 pub mod config;
 pub mod dist;

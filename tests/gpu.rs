@@ -42,8 +42,7 @@ macro_rules! log {
 static KEEP_CONTEXT: OnceLock<Arc<CudaContext>> = OnceLock::new();
 
 fn gpu_available() -> bool {
-    let ok = bots::kernels::BOTS_PTX.is_some()
-        && unsafe { sys::is_culib_present() }
+    let ok = bots::backend::cuda_usable()
         && CudaContext::device_count().map(|c| c > 0).unwrap_or(false);
     if ok {
         KEEP_CONTEXT.get_or_init(|| CudaContext::new(0).expect("a context on device 0"));

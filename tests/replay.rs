@@ -399,7 +399,7 @@ fn other_refusals() {
     assert!(err.contains("rho = 0"), "{err}");
     // Without PTX or a CUDA driver the CUDA backend is refused before any output (on a GPU machine it
     // would run, so the check is skipped there).
-    let cuda_usable = bots::kernels::BOTS_PTX.is_some() && unsafe { cudarc::driver::sys::is_culib_present() };
+    let cuda_usable = bots::backend::cuda_usable();
     if !cuda_usable {
         let err = c.fails(&pool, GOOD0, None, &["--backend", "cuda"]);
         assert!(err.to_lowercase().contains("cuda"), "{err}");

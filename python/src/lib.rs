@@ -29,31 +29,20 @@ fn py_err(e: BotsError) -> PyErr {
 /// released during the O(N) passes) and the CUDA verbs on raw device pointers stay reachable.
 enum Inner {
     Cpu(Box<CpuPool>),
-    Cuda(SendCuda),
+    Cuda(Box<CudaPool>), // `CudaPool: Send`: Ray and asyncio call a selector from other threads
 }
-
-/// A CUDA pool that may move between Python threads (Ray and asyncio call a selector from threads
-/// other than the one that built it).
-struct SendCuda(Box<CudaPool>);
-
-// SAFETY: `CudaPool` is not `Send` only because it holds raw driver handles (module, functions,
-// device pointers), which belong to its CUDA context, not to a thread. Every `CudaPool` verb makes that
-// context current on the calling thread before any driver call (`ctx.bind_to_thread()`, and cudarc's
-// stream calls do the same), and the pyclass hands out `&mut` access to one caller at a time (PyO3's
-// borrow flag), so the pool is never used from two threads at once.
-unsafe impl Send for SendCuda {}
 
 impl Inner {
     fn backend(&mut self) -> &mut dyn Backend {
         match self {
             Inner::Cpu(p) => p.as_mut(),
-            Inner::Cuda(p) => p.0.as_mut(),
+            Inner::Cuda(p) => p.as_mut(),
         }
     }
     fn backend_ref(&self) -> &dyn Backend {
         match self {
             Inner::Cpu(p) => p.as_ref(),
-            Inner::Cuda(p) => p.0.as_ref(),
+            Inner::Cuda(p) => p.as_ref(),
         }
     }
 }
@@ -69,7 +58,7 @@ fn open(kind: BackendKind, config: Config, state: Option<bots::PoolState>, n: us
             if let Some(s) = state {
                 pool.restore(s)?;
             }
-            Ok(Inner::Cuda(SendCuda(Box::new(pool))))
+            Ok(Inner::Cuda(Box::new(pool)))
         }
     }
 }
@@ -309,7 +298,7 @@ impl PyPool {
 
     fn with_cuda<T>(&self, f: impl FnOnce(&mut CudaPool) -> bots::Result<T>) -> PyResult<T> {
         match &mut *self.lock() {
-            Inner::Cuda(p) => f(&mut p.0).map_err(py_err),
+            Inner::Cuda(p) => f(p).map_err(py_err),
             Inner::Cpu(_) => Err(PyValueError::new_err("device tensors need a pool opened with backend=\"cuda\"")),
         }
     }

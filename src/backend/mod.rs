@@ -2,6 +2,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod driver;
 
 use crate::config::Config;
 use crate::error::Result;
@@ -9,6 +10,7 @@ use crate::evidence::Evidence;
 use crate::pool::PoolState;
 
 pub use cpu::CpuPool;
+pub use driver::{cuda_usable, driver_present};
 
 /// What an update reports back (the batch statistics of §3).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -66,7 +66,7 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{sys, CudaContext};
+use cudarc::driver::CudaContext;
 
 use crate::error::{BotsError, Result};
 use crate::kernels;
@@ -92,8 +92,7 @@ fn context(ordinal: usize) -> Result<Arc<CudaContext>> {
     if kernels::BOTS_PTX.is_none() {
         return Err(BotsError::CudaUnavailable(kernels::NO_PTX_REASON.into()));
     }
-    // SAFETY: only tries to dlopen the driver library by its usual names.
-    if !unsafe { sys::is_culib_present() } {
+    if !crate::backend::driver_present() {
         return Err(BotsError::CudaUnavailable("no CUDA driver (libcuda) found on this machine".into()));
     }
     CudaContext::new(ordinal).map_err(|e| BotsError::CudaUnavailable(format!("cannot open CUDA device {ordinal}: {e:?}")))
@@ -112,7 +111,7 @@ mod tests {
     /// Without a driver (or without PTX) construction is a typed error, never a panic.
     #[test]
     fn unavailable_is_a_typed_error() {
-        let present = kernels::BOTS_PTX.is_some() && unsafe { sys::is_culib_present() };
+        let present = crate::backend::cuda_usable();
         if present {
             crate::test_skip("a CUDA driver is present: the no-driver refusal cannot be shown here");
             return;

@@ -255,7 +255,10 @@ impl CudaPool {
     /// pool.select_into(32, &mut out)?;
     /// # Ok::<(), bots::BotsError>(())
     /// ```
-    pub fn select_into(&mut self, k: usize, out: &mut CudaSlice<u32>) -> Result<()> {
+    ///
+    /// `out` is any device buffer of `u32` on this pool's context: a [`CudaSlice`], or a view
+    /// (`slice.slice_mut(a..b)`), such as the storage of a framework's tensor at an offset.
+    pub fn select_into(&mut self, k: usize, out: &mut impl DevicePtrMut<u32>) -> Result<()> {
         if out.len() < k {
             return Err(BotsError::LengthMismatch { what: "select_into output".into(), expected: k, got: out.len() });
         }
@@ -313,11 +316,14 @@ impl CudaPool {
     /// assert_eq!(report.step, 1);
     /// # Ok::<(), bots::BotsError>(())
     /// ```
+    ///
+    /// Each argument is any device buffer on this pool's context: a [`CudaSlice`] or a view of one
+    /// (`slice.slice(a..b)`), so a tensor's storage at an offset goes in without a copy.
     pub fn update_from_device(
         &mut self,
-        tasks: &CudaSlice<u32>,
-        successes: &CudaSlice<f32>,
-        failures: &CudaSlice<f32>,
+        tasks: &impl DevicePtr<u32>,
+        successes: &impl DevicePtr<f32>,
+        failures: &impl DevicePtr<f32>,
     ) -> Result<()> {
         let len = tasks.len();
         for (what, got) in [("successes", successes.len()), ("failures", failures.len())] {
@@ -344,7 +350,7 @@ impl CudaPool {
     /// pool.update_from_device_rates(&tasks, &rates)?;
     /// # Ok::<(), bots::BotsError>(())
     /// ```
-    pub fn update_from_device_rates(&mut self, tasks: &CudaSlice<u32>, rates: &CudaSlice<f32>) -> Result<()> {
+    pub fn update_from_device_rates(&mut self, tasks: &impl DevicePtr<u32>, rates: &impl DevicePtr<f32>) -> Result<()> {
         let len = tasks.len();
         if rates.len() != len {
             return Err(BotsError::LengthMismatch { what: "pass rates".into(), expected: len, got: rates.len() });
