@@ -1,5 +1,6 @@
 //! Compiles every `kernels/*.cu` to PTX with nvcc (candle-kernels style). The PTX goes to
-//! `$OUT_DIR/<name>.ptx` and is embedded by `src/kernels.rs` when the `bots_ptx` cfg is set.
+//! `$OUT_DIR/<name>.ptx` and is embedded by `src/kernels.rs` when the `bots_ptx` cfg is set. `-lineinfo`
+//! adds source lines for compute-sanitizer and profilers (the instructions are the same).
 //!
 //! nvcc is found through `NVCC`, `CUDA_HOME/bin/nvcc`, `CUDA_PATH/bin/nvcc`, `/usr/local/cuda/bin/nvcc`,
 //! then `PATH`. Target: `CUDA_ARCH` (default `compute_80`). `--fmad=false` keeps nvcc from contracting
@@ -8,6 +9,21 @@
 //! `CudaUnavailable`; `BOTS_REQUIRE_NVCC=1` turns a missing or failing nvcc into a build error.
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The kernel boundary, shared with the crate (`src/abi.rs`), rendered into `kernels/abi.cuh`.
+#[allow(dead_code)]
+#[path = "src/abi.rs"]
+mod abi;
+
+/// Writes `kernels/abi.cuh` from `src/abi.rs` when it differs (a checked-in, generated file: the
+/// kernels and the CPU emulators include it; `abi::tests` checks it is current).
+fn write_abi_header() {
+    let want = abi::abi_cuh();
+    let path = Path::new("kernels/abi.cuh");
+    if std::fs::read_to_string(path).ok().as_deref() != Some(want.as_str()) {
+        std::fs::write(path, want).expect("writing kernels/abi.cuh");
+    }
+}
 
 fn find_nvcc() -> Option<PathBuf> {
     let env_path = |v: &str| std::env::var_os(v).map(PathBuf::from);
@@ -25,6 +41,8 @@ fn find_nvcc() -> Option<PathBuf> {
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(bots_ptx)");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/abi.rs");
+    write_abi_header();
     println!("cargo:rerun-if-changed=kernels");
     for v in ["NVCC", "CUDA_HOME", "CUDA_PATH", "CUDA_ARCH", "BOTS_REQUIRE_NVCC", "PATH"] {
         println!("cargo:rerun-if-env-changed={v}");
@@ -57,7 +75,7 @@ fn main() {
     for cu in &kernels {
         let ptx = out.join(Path::new(cu.file_stem().expect("a .cu file name")).with_extension("ptx"));
         let status = Command::new(&nvcc)
-            .args(["--ptx", "-O3", "-std=c++17", "--fmad=false", &format!("-arch={arch}"), "-Ikernels", "-o"])
+            .args(["--ptx", "-O3", "-std=c++17", "--fmad=false", "-lineinfo", &format!("-arch={arch}"), "-Ikernels", "-o"])
             .arg(&ptx)
             .arg(cu)
             .status();

@@ -65,7 +65,7 @@ fn cpu(c: &mut Criterion) {
 }
 
 fn cuda(c: &mut Criterion) {
-    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+    if !bots::backend::driver_present() {
         eprintln!("skipping CUDA benches: no CUDA driver");
         return;
     }

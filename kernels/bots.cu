@@ -1,5 +1,5 @@
 // BOTS kernels. Every kernel has a CPU twin of the same name (see each comment); host code in
-// src/backend/cuda.rs launches them on one stream, in the order documented there.
+// src/backend/cuda/ launches them on one stream, in the order documented there (mod.rs).
 //
 // Safety rules followed throughout: every index is bounds-checked against a length passed by the host
 // (never trusted from device data), loops are grid-stride with 64-bit indices, and every block reaches
@@ -15,8 +15,8 @@
 // the histogram of the first radix digit of the keys (hist0, 2048 bins, zeroed by select_init). Keys are
 // not written; only their top 16 bits go to `digit_cache` (2 bytes/task) so the next pass recomputes
 // keys only for tasks that can still be selected.
-extern "C" __global__ void update_sample_score(Params p, float* alpha, float* beta, const float* alpha0,
-                                               const float* beta0, const uint16_t* fw, const uint16_t* fs,
+extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params p, float* alpha, float* beta, const float* alpha0,
+                                               const float* beta0, const void* fw, const void* fs,
                                                const Scalars* sc, unsigned short* digit_cache, uint32_t* hist0) {
     __shared__ uint32_t h[BOTS_RADIX_BINS];
     for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x) h[b] = 0;
@@ -40,7 +40,7 @@ extern "C" __global__ void update_sample_score(Params p, float* alpha, float* be
 // Pool-wide part of a pending update without sampling (flush before a second update, or before a
 // readback). CPU twin: update::apply_pending. clear_pending must follow it.
 extern "C" __global__ void apply_pending(Params p, float* alpha, float* beta, const float* alpha0, const float* beta0,
-                                         const uint16_t* fw, const uint16_t* fs, const Scalars* sc) {
+                                         const void* fw, const void* fs, const Scalars* sc) {
     if (!sc->pending) return;
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
@@ -149,7 +149,7 @@ extern "C" __global__ void __launch_bounds__(1024) radix_find_bin(Scalars* sc, c
 // cand[pass & 1]), keys whose higher digits match the prefix and whose digit is above the chosen bin
 // are final (written to out_keys); keys in the bin are either final too (when the bin completes the
 // selection), or counted in the next digit's histogram and appended to cand[(pass + 1) & 1].
-extern "C" __global__ void radix_filter(Params p, const float* alpha, const float* beta, Scalars* sc, const unsigned short* digit_cache, uint32_t* hist_all,
+extern "C" __global__ void __launch_bounds__(256, 4) radix_filter(Params p, const float* alpha, const float* beta, Scalars* sc, const unsigned short* digit_cache, uint32_t* hist_all,
                                         unsigned long long* cand, unsigned long long cap, unsigned long long* out_keys,
                                         unsigned long long out_cap, int pass) {
     __shared__ uint32_t h[BOTS_RADIX_BINS];
@@ -243,9 +243,14 @@ extern "C" __global__ void bitonic_step(unsigned long long* a, unsigned long lon
     }
 }
 
-// out[i] = task id of key i (key_task), for i < k.
-extern "C" __global__ void keys_to_tasks(const unsigned long long* keys, unsigned long long k, uint32_t* out) {
-    GRID_STRIDE(i, k) out[i] = ~(uint32_t)keys[i];
+// out[i] = task id of key i (key_task), for i < k. A zero key is padding the radix select did not
+// overwrite (fewer than k keys came out, which consistent input never causes): flagged as ERR_INTERNAL.
+extern "C" __global__ void keys_to_tasks(const unsigned long long* keys, unsigned long long k, uint32_t* out, Scalars* sc) {
+    GRID_STRIDE(i, k) {
+        const unsigned long long key = keys[i];
+        if (key == 0 && atomicCAS(&sc->err_code, 0u, ERR_INTERNAL) == 0u) sc->err_pos = BOTS_RADIX_PASSES;
+        out[i] = ~(uint32_t)key;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -276,11 +281,12 @@ extern "C" __global__ void batch_validate(Params p, const uint32_t* tasks, const
     }
 }
 
-// One block (any power-of-two size <= 1024; the host uses 256). Reduces the batch in f64 (fixed tree
-// order) and writes mu, rho, miss; on a flagged batch, records the error instead and changes nothing.
+// One block (any power-of-two size <= 1024; the host uses BATCH_LANES = 256). Reduces the batch in f64:
+// thread t adds rows t, t + 256, ..., then a tree, the order of evidence::batch_sum on the CPU. Writes
+// mu, rho, miss; on a flagged batch, records the error instead and changes nothing.
 extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const float* rates, const float* succ,
                                         const float* fail, uint32_t counts, unsigned long long len,
-                                        const uint16_t* fw, const uint16_t* fs, Scalars* sc) {
+                                        const void* fw, const void* fs, Scalars* sc) {
     __shared__ double red[3][1024];
     __shared__ float mu_sh;
     const uint32_t t = threadIdx.x;
@@ -300,15 +306,15 @@ extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const f
         }
         return;
     }
-    if (!p.has_features || fw == nullptr || fs == nullptr || len == 0) return;  // mu, rho unchanged
+    if (!has_features(p.feature_form, fw, fs) || len == 0) return;  // mu, rho unchanged
     double sr = 0.0, sw = 0.0, ss = 0.0;
     for (unsigned long long i = t; i < len; i += nt) {
         float s, f, n, r;
         batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);  // valid: checked by batch_validate
         const uint32_t k = tasks[i];
         sr += (double)r;
-        sw += (double)half_to_float(fw[k]);
-        ss += (double)half_to_float(fs[k]);
+        sw += (double)load_feature(fw, p.feature_form, k);
+        ss += (double)load_feature(fs, p.feature_form, k);
     }
     red[0][t] = sr; red[1][t] = sw; red[2][t] = ss;
     __syncthreads();
@@ -322,7 +328,7 @@ extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const f
     }
     if (t == 0) {
         const double inv = 1.0 / (double)len;
-        const float mu_est = (float)((red[0][0] * inv - red[1][0] * inv) / (red[2][0] * inv - red[1][0] * inv + 1e-6));
+        const float mu_est = (float)((red[0][0] * inv - red[1][0] * inv) / (red[2][0] * inv - red[1][0] * inv + BOTS_MU_EPS));
         mu_sh = sc->mu_set ? p.gamma * sc->mu + (1.0f - p.gamma) * mu_est : mu_est;
     }
     __syncthreads();
@@ -332,7 +338,7 @@ extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const f
         float s, f, n, r;
         batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);
         const uint32_t k = tasks[i];
-        miss += (double)fabsf(interpolate(mu, half_to_float(fw[k]), half_to_float(fs[k])) - r);
+        miss += (double)fabsf(interpolate(mu, load_feature(fw, p.feature_form, k), load_feature(fs, p.feature_form, k)) - r);
     }
     __syncthreads();
     red[0][t] = miss;
@@ -345,7 +351,7 @@ extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const f
         const double m = red[0][0] * (1.0 / (double)len);
         sc->mu = mu;
         sc->mu_set = 1;
-        if (p.adaptive_rho && m >= 0.25) sc->rho = sc->rho / 2.0f;
+        if (p.adaptive_rho && m >= BOTS_ADAPTIVE_RHO_MISS) sc->rho = sc->rho / 2.0f;
         sc->miss = (float)m;
         sc->miss_set = 1;
     }

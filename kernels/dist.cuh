@@ -4,10 +4,10 @@
 // correctly rounded sqrtf only, never libdevice's logf/expf/sinf or the __ intrinsics), so results agree
 // with the CPU bit for bit.
 #pragma once
+#include "abi.cuh"
 #include "philox.cuh"
 #include "fmath.cuh"
 
-#define BOTS_MAX_GAMMA_BLOCKS 64u
 
 __device__ __forceinline__ void box_muller(uint32_t w0, uint32_t w1, float* z0, float* z1) {
     const float r = sqrtf(-2.0f * bots_ln(u01(w0)));

@@ -1,10 +1,11 @@
-// Shared layouts (mirrored by #[repr(C)] structs in src/backend/cuda.rs) and the model formulas: the
+// The model formulas (layouts and constants: abi.cuh, generated from src/abi.rs): the
 // device twins of src/select (score_task, score_key), src/evidence (batch_row, interpolate) and
 // src/update (update_task, apply_pending_task).
 #pragma once
+#include "abi.cuh"
 #include "dist.cuh"
 
-// f16 -> f32 (exact), without cuda_fp16.h (which needs the CCCL headers). Features are stored as the raw
+// f16 -> f32 (exact), without cuda_fp16.h (which needs the CCCL headers). F16-form features are the raw
 // bits of IEEE binary16 (Rust half::f16).
 __device__ __forceinline__ float half_to_float(uint16_t h) {
 #ifdef BOTS_HOST_EMU
@@ -16,55 +17,19 @@ __device__ __forceinline__ float half_to_float(uint16_t h) {
 #endif
 }
 
-// Hyper-parameters, passed by value. Mirrors `KernelParams` in src/backend/cuda.rs (56 bytes).
-struct Params {
-    unsigned long long seed;
-    unsigned long long n;   // tasks in the pool
-    float lambda;
-    float m;                // rollouts per task, as f32
-    float target;
-    float tau;
-    float gamma;
-    float alpha0;           // constant prior (used when the per-task prior pointers are null)
-    float beta0;
-    uint32_t do_sample;
-    uint32_t adaptive_rho;
-    uint32_t has_features;
-};
+// Feature k of one column in the pool's form (BOTS_FEATURES_* of abi.cuh, from src/abi.rs): the value
+// pool::Features::get returns. The host uploads each column in the form it passes, n values long (any
+// other form reads nothing and gives 0).
+__device__ __forceinline__ float load_feature(const void* col, uint32_t form, unsigned long long k) {
+    if (form == BOTS_FEATURES_F32) return ((const float*)col)[k];
+    if (form == BOTS_FEATURES_F16) return half_to_float(((const uint16_t*)col)[k]);
+    return 0.0f;
+}
 
-#define BOTS_NO_ERROR 0xFFFFFFFFFFFFFFFFull
-
-// Error codes (the low 8 bits of a packed (position << 8 | code) batch error).
-#define ERR_OUT_OF_RANGE 1u
-#define ERR_DUPLICATE 2u
-#define ERR_PASS_RATE 3u
-#define ERR_NOT_FINITE 4u
-#define ERR_NEGATIVE 5u
-#define ERR_EMPTY 6u
-#define ERR_TOO_MANY 7u
-#define ERR_INTERNAL 255u
-
-// Device-resident scalars. Mirrors `DeviceScalars` in src/backend/cuda.rs (128 bytes).
-struct Scalars {
-    unsigned long long step;       // updates applied so far (read by every kernel from here)
-    float mu; uint32_t mu_set;
-    float rho; uint32_t pending;   // pending: a pool-wide update is waiting for the next fused pass
-    float miss; uint32_t miss_set; // last batch's mean |p_tilde - r|
-    uint32_t err_code; uint32_t err_pos;  // sticky first error, 0 = none; cleared by the host on report
-    uint32_t err_task; float err_v0;
-    float err_v1; uint32_t pad0;
-    unsigned long long batch_err;  // this batch's min (position << 8 | code), BOTS_NO_ERROR = none
-    // radix select state
-    unsigned long long prefix;     // known high digits of the k-th largest key
-    unsigned long long k_rem;      // keys still to take from the current bin
-    unsigned long long set_size;   // size of the current bin
-    unsigned long long n_out;      // keys written to the output so far
-    unsigned long long cand_cnt[2];
-    uint32_t done;                 // 0, or 1 + the pass whose bin completes the selection
-    uint32_t read_buf;             // this pass reads the candidate buffer (1) or the pool (0)
-    uint32_t write_buf;            // this pass appends its bin to the other candidate buffer
-    uint32_t pad1;
-};
+// True when the kernels have features to read: a known form and both columns.
+__device__ __forceinline__ bool has_features(uint32_t form, const void* fw, const void* fs) {
+    return (form == BOTS_FEATURES_F16 || form == BOTS_FEATURES_F32) && fw != nullptr && fs != nullptr;
+}
 
 __device__ __forceinline__ float score_task(const Params& p, float alpha, float beta, unsigned long long step, uint32_t task) {
     const TaskStream st(p.seed, step, task);
@@ -109,7 +74,7 @@ __device__ __forceinline__ void task_prior(const Params& p, const float* alpha0,
 
 // The pool-wide part of a pending update for task k (apply_pending_task).
 __device__ __forceinline__ void apply_pending_task(const Params& p, float* alpha, float* beta, const float* alpha0,
-                                                   const float* beta0, const uint16_t* fw, const uint16_t* fs,
+                                                   const float* beta0, const void* fw, const void* fs,
                                                    float mu, uint32_t mu_set, float rho, unsigned long long k) {
     const float a = alpha[k];
     const float b = beta[k];
@@ -118,7 +83,8 @@ __device__ __forceinline__ void apply_pending_task(const Params& p, float* alpha
         return;
     }
     float pt = 0.0f;
-    if (p.has_features && fw != nullptr && fs != nullptr && mu_set) pt = interpolate(mu, half_to_float(fw[k]), half_to_float(fs[k]));
+    if (has_features(p.feature_form, fw, fs) && mu_set)
+        pt = interpolate(mu, load_feature(fw, p.feature_form, k), load_feature(fs, p.feature_form, k));
     float a0, b0;
     task_prior(p, alpha0, beta0, k, &a0, &b0);
     float na, nb;
@@ -153,10 +119,8 @@ __device__ __forceinline__ uint32_t batch_row(const float* rates, const float* s
 }
 
 // Radix digits of the 64-bit keys, most significant first: 11, 11, 11, 11, 10, 10 bits.
-#define BOTS_RADIX_PASSES 6
-#define BOTS_RADIX_BINS 2048
+// 53, 42, 31, 20, 10, 0: arithmetic, not a table (a runtime index into a local array costs stack).
 __device__ __forceinline__ uint32_t radix_shift(int pass) {
-    const uint32_t s[6] = {53, 42, 31, 20, 10, 0};
-    return s[pass];
+    return pass < 4 ? 53u - 11u * (uint32_t)pass : 10u * (uint32_t)(5 - pass);
 }
 __device__ __forceinline__ uint32_t radix_bits(int pass) { return pass < 4 ? 11u : 10u; }

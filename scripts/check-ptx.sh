@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the embedded PTX: every kernel entry point listed in src/kernels.rs (BOTS_ENTRIES) is a
+# Checks the embedded PTX: every kernel entry point listed in src/abi.rs (`kernels!`) is a
 # `.entry` of the PTX, and the PTX `.version` is <= 9.0 (driver 580 / CUDA 13.0 loads it).
 # Uses the newest target/*/build/bots-*/out/bots.ptx; builds first (BOTS_REQUIRE_NVCC=1) if none exists.
 # Exits non-zero on any failure. CI: `BOTS_REQUIRE_NVCC=1 cargo build && scripts/check-ptx.sh`.
@@ -25,8 +25,8 @@ if (( major > 9 || (major == 9 && minor > 0) )); then
 fi
 echo "PTX .version $version <= 9.0: ok"
 
-entries="$(sed -n '/pub const BOTS_ENTRIES/,/];/p' src/kernels.rs | grep -oE '"[A-Za-z_][A-Za-z0-9_]*"' | tr -d '"')"
-[[ -n "$entries" ]] || { echo "FAIL: no entries parsed from src/kernels.rs" >&2; exit 1; }
+entries="$(sed -n '/^kernels! {/,/^}/p' src/abi.rs | grep -oE '"[A-Za-z_][A-Za-z0-9_]*"' | tr -d '"')"
+[[ -n "$entries" ]] || { echo "FAIL: no entries parsed from src/abi.rs" >&2; exit 1; }
 status=0
 count=0
 for e in $entries; do

@@ -59,9 +59,9 @@ fi
 
 # Criterion, CUDA rows only, up to 10^7 (the CPU rows are re-run on developer machines), if time is left.
 left=$((deadline - SECONDS))
-if [[ -x .device/bin/bench-step ]] && (( left >= 60 )); then
+if [[ -x .device/bin/test-bench-step ]] && (( left >= 60 )); then
   echo "== [$SECONDS s] criterion (${left} s left)" >&2
-  BOTS_BENCH_MAX_N=10000000 timeout "$left" .device/bin/bench-step --bench cuda >"$out/criterion.txt" 2>&1 || echo "!! criterion failed or timed out" >&2
+  BOTS_BENCH_MAX_N=10000000 timeout "$left" .device/bin/test-bench-step --bench cuda >"$out/criterion.txt" 2>&1 || echo "!! criterion failed or timed out" >&2
 fi
 
 python3 - "$rows" "$out" <<'PY'

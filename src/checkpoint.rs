@@ -1,10 +1,10 @@
 //! Checkpoint and restore of the whole posterior state: alpha, beta, the prior (constant or per
-//! task), the reference features (f16), mu (including "unset"), rho, the step counter, the seed, and
+//! task), the reference features (f16 or f32, as the pool holds them), mu (including "unset"), rho, the step counter, the seed, and
 //! the [`Config`] (embedded as JSON). Restoring a checkpoint and continuing selects exactly the tasks
 //! an uninterrupted run would have selected (selection at step t is a pure function of
 //! (seed, t, state); see `tests/checkpoint.rs`).
 //!
-//! # File format, version 1
+//! # File format, version 2
 //!
 //! All integers and floats are **little-endian**; arrays are written as `bytemuck` casts of the
 //! in-memory slices (byte-swapped on a big-endian host).
@@ -12,8 +12,8 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `b"BOTSCKPT"` |
-//! | 8 | 4 | version, u32 = 1 |
-//! | 12 | 4 | flags, u32: bit 0 `PER_TASK_PRIOR`, bit 1 `FEATURES`, bit 2 `MU_SET`; other bits must be 0 |
+//! | 8 | 4 | version, u32 = 2 (version 1 files are read too: see below) |
+//! | 12 | 4 | flags, u32: bit 0 `PER_TASK_PRIOR`, bit 1 `FEATURES`, bit 2 `MU_SET`, bit 3 `FEATURES_F32` (only with `FEATURES`); other bits must be 0 |
 //! | 16 | 8 | N, u64: number of tasks (1 ..= 2^32 - 1) |
 //! | 24 | 8 | step, u64 |
 //! | 32 | 8 | seed, u64 (equal to the config's seed) |
@@ -28,10 +28,13 @@
 //! | | 4N | beta, f32\[N\] |
 //! | | 4N | alpha0, f32\[N\], only with `PER_TASK_PRIOR` |
 //! | | 4N | beta0, f32\[N\], only with `PER_TASK_PRIOR` |
-//! | | 2N | weak feature f_w, f16\[N\], only with `FEATURES` |
-//! | | 2N | strong feature f_s, f16\[N\], only with `FEATURES` |
+//! | | 2N or 4N | weak feature f_w, f16\[N\] (f32\[N\] with `FEATURES_F32`), only with `FEATURES` |
+//! | | 2N or 4N | strong feature f_s, likewise |
 //! | | 0 or 2 | zero padding to a multiple of 4 bytes |
 //! | end - 4 | 4 | file CRC-32 over every byte before it (header, config, padding and payload) |
+//!
+//! Version 1 is the same layout without `FEATURES_F32` (features always f16); [`load`] reads it, and
+//! [`save`] always writes version 2.
 //!
 //! So the file length is a function of (C, N, flags) alone: a reader computes it from the header and
 //! refuses any file whose length differs **before** allocating anything of size N.
@@ -63,23 +66,41 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::error::{BotsError, Result};
-use crate::pool::{Features, Globals, PoolState, Prior};
+use crate::pool::{FeatureForm, Features, Globals, PoolState, Prior};
 
 /// The 8 bytes every checkpoint starts with.
 pub const MAGIC: [u8; 8] = *b"BOTSCKPT";
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this build writes (it reads this one and [`VERSION_1`]).
+pub const VERSION: u32 = 2;
+/// The previous version: the same layout, features always f16 (no `FLAG_FEATURES_F32`).
+pub const VERSION_1: u32 = 1;
 /// Size of the fixed header in bytes.
 pub const HEADER_LEN: usize = 64;
 /// Largest accepted embedded config (bytes).
 pub const MAX_CONFIG_LEN: u32 = 1 << 20;
 /// Flag: the prior is per task (alpha0 and beta0 arrays follow beta).
 pub const FLAG_PER_TASK_PRIOR: u32 = 1 << 0;
-/// Flag: the pool has reference features (two f16 arrays).
+/// Flag: the pool has reference features (two f16 arrays, or f32 with [`FLAG_FEATURES_F32`]).
 pub const FLAG_FEATURES: u32 = 1 << 1;
 /// Flag: mu is set (an update with features has happened).
 pub const FLAG_MU_SET: u32 = 1 << 2;
-const KNOWN_FLAGS: u32 = FLAG_PER_TASK_PRIOR | FLAG_FEATURES | FLAG_MU_SET;
+/// Flag (version 2): the features are f32 arrays ([`FeatureForm::F32`]); only with [`FLAG_FEATURES`].
+pub const FLAG_FEATURES_F32: u32 = 1 << 3;
+
+/// The flag bits a file of `version` may set.
+fn known_flags(version: u32) -> u32 {
+    let v1 = FLAG_PER_TASK_PRIOR | FLAG_FEATURES | FLAG_MU_SET;
+    if version == VERSION_1 { v1 } else { v1 | FLAG_FEATURES_F32 }
+}
+
+/// The feature form the flags say, `None` without features.
+fn feature_form(flags: u32) -> Option<FeatureForm> {
+    match (flags & FLAG_FEATURES != 0, flags & FLAG_FEATURES_F32 != 0) {
+        (false, _) => None,
+        (true, false) => Some(FeatureForm::F16),
+        (true, true) => Some(FeatureForm::F32),
+    }
+}
 
 /// What a checkpoint's header says, verified against its own checksum and the file length.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -100,8 +121,8 @@ pub struct Header {
     pub rho: f32,
     /// The constant prior `(alpha0, beta0)`, or `None` for a per-task prior.
     pub constant_prior: Option<(f32, f32)>,
-    /// Whether reference features are stored.
-    pub has_features: bool,
+    /// Whether reference features are stored, and in which form.
+    pub features: Option<FeatureForm>,
     /// The hyper-parameters the pool ran with.
     pub config: Config,
     /// Total file length in bytes.
@@ -122,8 +143,8 @@ fn expected_len(config_len: u32, n: u64, flags: u32) -> Option<u64> {
     if flags & FLAG_PER_TASK_PRIOR != 0 {
         per_task += 8;
     }
-    if flags & FLAG_FEATURES != 0 {
-        per_task += 4;
+    if let Some(form) = feature_form(flags) {
+        per_task += form.bytes_per_task() as u64;
     }
     let payload = n.checked_mul(per_task)?;
     (HEADER_LEN as u64 + pad_to(config_len as u64, 8)).checked_add(pad_to(payload, 4))?.checked_add(4)
@@ -193,8 +214,10 @@ fn header_bytes(config: &Config, state: &PoolState, config_json: &[u8]) -> Resul
             (0.0, 0.0)
         }
     };
-    if state.features.is_some() {
-        flags |= FLAG_FEATURES;
+    match state.features.as_ref().map(Features::form) {
+        Some(FeatureForm::F16) => flags |= FLAG_FEATURES,
+        Some(FeatureForm::F32) => flags |= FLAG_FEATURES | FLAG_FEATURES_F32,
+        None => {}
     }
     if g.mu.is_some() {
         flags |= FLAG_MU_SET;
@@ -281,10 +304,19 @@ fn save_impl(path: &Path, config: &Config, state: &PoolState, pause: Option<(u64
             sink.put_words(beta0)?;
             payload += state.len() as u64 * 8;
         }
+        match &state.features {
+            Some(Features::F16 { weak, strong }) => {
+                sink.put_words(weak)?;
+                sink.put_words(strong)?;
+            }
+            Some(Features::F32 { weak, strong }) => {
+                sink.put_words(weak)?;
+                sink.put_words(strong)?;
+            }
+            None => {}
+        }
         if let Some(f) = &state.features {
-            sink.put_words(&f.weak)?;
-            sink.put_words(&f.strong)?;
-            payload += state.len() as u64 * 4;
+            payload += state.len() as u64 * f.form().bytes_per_task() as u64;
         }
         let pad = (pad_to(payload, 4) - payload) as usize;
         sink.put(&[0u8; 4][..pad])?;
@@ -337,7 +369,7 @@ fn parse_header(path: &Path, h: &[u8; HEADER_LEN], config_json: &[u8], file_len:
         mu,
         rho: f32_at(44),
         constant_prior,
-        has_features: flags & FLAG_FEATURES != 0,
+        features: feature_form(flags),
         config,
         file_len,
     })
@@ -355,12 +387,16 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
         return Err(ckpt_err(path, format!("not a BOTS checkpoint: magic is {:?}, expected \"BOTSCKPT\"", String::from_utf8_lossy(&h[0..8]))));
     }
     let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(ckpt_err(path, format!("unsupported checkpoint version {version}: this build reads version {VERSION}")));
+    if version != VERSION && version != VERSION_1 {
+        return Err(ckpt_err(path, format!("unsupported checkpoint version {version}: this build reads versions {VERSION_1} and {VERSION}")));
     }
     let flags = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
-    if flags & !KNOWN_FLAGS != 0 {
-        return Err(ckpt_err(path, format!("unknown flag bits {:#x} in the header (damaged, or written by a newer build)", flags & !KNOWN_FLAGS)));
+    let unknown = flags & !known_flags(version);
+    if unknown != 0 {
+        return Err(ckpt_err(path, format!("unknown flag bits {unknown:#x} in a version {version} header (damaged, or written by a newer build)")));
+    }
+    if flags & FLAG_FEATURES_F32 != 0 && flags & FLAG_FEATURES == 0 {
+        return Err(ckpt_err(path, format!("flags {flags:#x} set FEATURES_F32 without FEATURES (damaged header?)")));
     }
     let n = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
     if n == 0 || n > u32::MAX as u64 {
@@ -447,12 +483,12 @@ pub fn load(path: &Path) -> Result<(Config, PoolState)> {
             Prior::PerTask { alpha0: src.words(path, n)?, beta0: src.words(path, n)? }
         }
     };
-    let features = if header.has_features {
-        payload += header.n * 4;
-        Some(Features { weak: src.words(path, n)?, strong: src.words(path, n)? })
-    } else {
-        None
+    let features = match header.features {
+        Some(FeatureForm::F16) => Some(Features::F16 { weak: src.words(path, n)?, strong: src.words(path, n)? }),
+        Some(FeatureForm::F32) => Some(Features::F32 { weak: src.words(path, n)?, strong: src.words(path, n)? }),
+        None => None,
     };
+    payload += header.n * header.features.map_or(0, |f| f.bytes_per_task() as u64);
     let mut pad = [0u8; 4];
     src.fill(path, &mut pad[..(pad_to(payload, 4) - payload) as usize])?;
     let computed = src.crc.clone().finalize();
@@ -498,7 +534,7 @@ pub fn restore_backend(path: &Path, backend: &mut dyn Backend) -> Result<Config>
 }
 
 /// Opens a pool on backend `kind` from a checkpoint, with the config it was saved with.
-pub fn open_backend(kind: crate::backend::BackendKind, path: &Path) -> Result<Box<dyn Backend>> {
+pub fn open_backend(kind: crate::backend::BackendKind, path: &Path) -> Result<Box<dyn Backend + Send>> {
     let (config, state) = load(path)?;
     match kind {
         crate::backend::BackendKind::Cpu => Ok(Box::new(crate::backend::CpuPool::from_state(config, state)?)),

@@ -246,7 +246,7 @@ impl Config {
 
 /// Parses YAML, TOML or JSON text (by `format`: "yaml"/"yml", "toml", "json") into one value tree, so
 /// every file the crate reads (configs, simulator worlds) accepts the same three formats.
-pub(crate) fn parse_value(text: &str, format: &str) -> std::result::Result<serde_json::Value, String> {
+pub fn parse_value(text: &str, format: &str) -> std::result::Result<serde_json::Value, String> {
     Ok(match format {
         "yaml" | "yml" => serde_yaml::from_str(text).map_err(|e| e.to_string())?,
         "toml" => toml::from_str(text).map_err(|e| e.to_string())?,

@@ -71,6 +71,10 @@ pub enum BotsError {
     #[error("CUDA error: {0}")]
     Cuda(String),
 
+    /// A tensor handed to [`crate::candle`] has the wrong shape, dtype or device.
+    #[error("tensor `{what}` {reason}")]
+    Tensor { what: String, reason: String },
+
     /// A device-side check found bad input (flagged by a kernel, reported at the next synchronizing call).
     #[error("invalid input found on the device: {0}; the state was left unchanged")]
     DeviceInput(String),

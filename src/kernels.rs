@@ -16,24 +16,6 @@ pub const BOTS_PTX: Option<&str> = None;
 pub const NO_PTX_REASON: &str =
     "built without nvcc: the kernels were not compiled; set NVCC or CUDA_HOME and rebuild";
 
-/// Every kernel entry point of [`BOTS_PTX`] (`scripts/check-ptx.sh` checks each is a `.entry`).
-pub const BOTS_ENTRIES: &[&str] = &[
-    "update_sample_score",
-    "apply_pending",
-    "clear_pending",
-    "clear_error",
-    "select_init",
-    "radix_find_bin",
-    "radix_filter",
-    "bitonic_sort_block",
-    "bitonic_step",
-    "keys_to_tasks",
-    "batch_validate",
-    "batch_reduce",
-    "batch_scatter",
-    "batch_finish",
-];
-
 #[cfg(test)]
 mod tests {
     /// When the PTX is present, every listed entry point is in it and its ISA version is <= 9.0.
@@ -43,8 +25,8 @@ mod tests {
             crate::test_skip("built without nvcc: no PTX to check");
             return;
         };
-        for e in super::BOTS_ENTRIES {
-            assert!(ptx.contains(&format!(".entry {e}(")), "missing .entry {e}");
+        for k in crate::abi::Kernel::ALL {
+            assert!(ptx.contains(&format!(".entry {}(", k.name())), "missing .entry {}", k.name());
         }
         let v = ptx.lines().find_map(|l| l.trim().strip_prefix(".version ")).expect(".version line");
         let (maj, min) = v.trim().split_once('.').expect("major.minor");

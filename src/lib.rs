@@ -23,7 +23,10 @@
 //! assert_eq!(pool.step(), 3);
 //! ```
 
+pub mod abi;
 pub mod backend;
+#[cfg(feature = "candle")]
+pub mod candle;
 pub mod checkpoint;
 pub mod config;
 pub mod dist;
@@ -40,7 +43,7 @@ pub use backend::{open, Backend, BackendKind, CpuPool, UpdateReport};
 pub use config::Config;
 pub use error::{BotsError, Result};
 pub use evidence::{Evidence, Outcomes};
-pub use pool::{Features, Globals, PoolState, Prior};
+pub use pool::{FeatureForm, Features, Globals, PoolState, Prior};
 pub mod kernels;
 
 /// Unit tests that skip their checks say so on the real stderr, which libtest does not capture, so

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use bots::checkpoint::{self, HEADER_LEN};
 use common::{reseal, reseal_file_only};
-use bots::{BackendKind, Backend, BotsError, Config, CpuPool, Evidence, Features, PoolState};
+use bots::{BackendKind, Backend, BotsError, Config, CpuPool, Evidence, FeatureForm, Features, PoolState};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -18,7 +18,18 @@ fn features(n: usize) -> Features {
     let h = |k: usize, s: u64| ((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(s) >> 40) as f32 / (1u64 << 24) as f32;
     let weak: Vec<f32> = (0..n).map(|k| 0.6 * h(k, 1)).collect();
     let strong: Vec<f32> = (0..n).map(|k| (weak[k] + 0.4 * h(k, 7)).min(1.0)).collect();
-    Features::from_f32(&weak, &strong).unwrap()
+    let f = Features::from_f32(&weak, &strong).unwrap();
+    assert_eq!(f.form(), FeatureForm::F32, "pseudo-random pass rates are not f16 values");
+    f
+}
+
+/// [`features`] rounded to sixteenths: exact in f16, so stored in the 2-byte form.
+fn features_f16(n: usize) -> Features {
+    let f = features(n);
+    let (w, s): (Vec<f32>, Vec<f32>) = (0..n).map(|k| f.get(k)).map(|(w, s)| ((w * 16.0).round() / 16.0, (s * 16.0).round() / 16.0)).unzip();
+    let f = Features::from_f32(&w, &s).unwrap();
+    assert_eq!(f.form(), FeatureForm::F16);
+    f
 }
 
 /// The trainer's observation for `task` at `step`: a deterministic pass rate on the m = 16 grid
@@ -163,19 +174,28 @@ fn resume_is_exact_with_features_tau_adaptive_rho() {
 #[test]
 fn resume_is_exact_per_task_prior_counts_posterior_mean() {
     let cfg = Config { rho: 0.2, prior_strength: Some(4.0), do_sample: false, m: 8, ..Default::default() };
-    let s = check_resume(cfg, 2500, Some(features(2500)), true);
+    let s = check_resume(cfg, 2500, Some(features_f16(2500)), true);
     assert!(matches!(s.prior, bots::Prior::PerTask { .. }));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Format: round trips and refusals
 
-fn small_state() -> (Config, PoolState) {
+/// A 3-task state with f32 features (`form` F32) or f16 ones.
+fn small_state_in(form: FeatureForm) -> (Config, PoolState) {
     let cfg = Config { rho: 0.3, prior_strength: Some(2.0), batch: 2, ..Default::default() };
-    let mut pool = CpuPool::new(cfg.clone(), 3, Some(features(3))).unwrap();
+    let f = match form {
+        FeatureForm::F32 => features(3),
+        FeatureForm::F16 => features_f16(3),
+    };
+    let mut pool = CpuPool::new(cfg.clone(), 3, Some(f)).unwrap();
     let t = pool.select_batch().unwrap();
     pool.update(&Evidence::pass_rates(t, vec![0.25, 0.75])).unwrap();
     (cfg, pool.to_host().unwrap())
+}
+
+fn small_state() -> (Config, PoolState) {
+    small_state_in(FeatureForm::F32)
 }
 
 fn expect_ckpt_err(r: bots::Result<impl std::fmt::Debug>, path: &Path, what: &str) -> String {
@@ -194,9 +214,12 @@ fn round_trip_every_flag_combination() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.ckpt");
     let n = 1001; // odd: exercises the f16 padding
-    for (rho, strength, feats) in [(0.0, None, false), (0.0, None, true), (0.2, Some(3.0), true), (1.0, None, true)] {
+    let (f16, f32) = (Some(FeatureForm::F16), Some(FeatureForm::F32));
+    for (rho, strength, form) in [(0.0, None, None), (0.0, None, f16), (0.0, None, f32), (0.2, Some(3.0), f16), (0.2, Some(3.0), f32), (1.0, None, f32)] {
+        let feats = form.is_some();
         let cfg = Config { rho, prior_strength: strength, seed: 0xDEAD_BEEF_1234, ..Default::default() };
-        let mut pool = CpuPool::new(cfg.clone(), n, feats.then(|| features(n))).unwrap();
+        let f = form.map(|f| if f == FeatureForm::F16 { features_f16(n) } else { features(n) });
+        let mut pool = CpuPool::new(cfg.clone(), n, f).unwrap();
         let before = checkpoint::save_backend(&path, &pool);
         before.unwrap();
         let (c0, s0) = checkpoint::load(&path).unwrap();
@@ -213,7 +236,8 @@ fn round_trip_every_flag_combination() {
         assert_eq!(s.globals.mu.is_some(), feats);
         let h = checkpoint::read_header(&path).unwrap();
         assert_eq!((h.n, h.step, h.seed, h.version), (n as u64, 3, cfg.seed, checkpoint::VERSION));
-        assert_eq!(h.has_features, feats);
+        assert_eq!(h.features, form);
+        assert_eq!(s.features.as_ref().map(Features::form), form, "the loaded state keeps the form");
         assert_eq!(h.constant_prior.is_none(), strength.is_some());
         assert_eq!(h.file_len, std::fs::metadata(&path).unwrap().len());
     }
@@ -224,7 +248,8 @@ fn every_bit_flip_and_truncation_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.ckpt");
     let bad = dir.path().join("bad.ckpt");
-    let (cfg, state) = small_state();
+    for form in [FeatureForm::F32, FeatureForm::F16] {
+    let (cfg, state) = small_state_in(form);
     checkpoint::save(&good, &cfg, &state).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     assert!(bytes.len() > HEADER_LEN);
@@ -251,6 +276,7 @@ fn every_bit_flip_and_truncation_is_refused() {
     assert_eq!(refused, bytes.len() * 9);
     // The original is still fine.
     assert_eq!(checkpoint::load(&good).unwrap().1, state);
+    }
 }
 
 
@@ -273,7 +299,12 @@ fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
         assert!(shown.contains("bad.ckpt"), "{shown}");
     };
     case(&|b| b[0..8].copy_from_slice(b"NOTACKPT"), "not a BOTS checkpoint");
-    case(&|b| { b[8..12].copy_from_slice(&2u32.to_le_bytes()); reseal(b) }, "unsupported checkpoint version 2");
+    case(&|b| { b[8..12].copy_from_slice(&3u32.to_le_bytes()); reseal(b) }, "unsupported checkpoint version 3");
+    // f32 features are a version 2 feature: a version 1 header with FEATURES_F32 is refused.
+    assert_ne!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()) & checkpoint::FLAG_FEATURES_F32, 0);
+    case(&|b| { b[8..12].copy_from_slice(&1u32.to_le_bytes()); reseal(b) }, "unknown flag bits 0x8 in a version 1 header");
+    // FEATURES_F32 without FEATURES.
+    case(&|b| { let f = u32::from_le_bytes(b[12..16].try_into().unwrap()) & !checkpoint::FLAG_FEATURES; b[12..16].copy_from_slice(&f.to_le_bytes()); reseal(b) }, "FEATURES_F32 without FEATURES");
     case(&|b| { b[8..12].copy_from_slice(&0u32.to_le_bytes()); reseal(b) }, "unsupported checkpoint version 0");
     case(&|b| { b[12..16].copy_from_slice(&0x100u32.to_le_bytes()); reseal(b) }, "unknown flag bits");
     // An absurd N must be refused from the file length alone; allocating 2^32 * 20 bytes would abort.
@@ -287,11 +318,13 @@ fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
     case(&|b| { b[alpha_off..alpha_off + 4].copy_from_slice(&(-1.0f32).to_le_bytes()); reseal(b) }, "stored state is invalid");
     case(&|b| { b[32..40].copy_from_slice(&7u64.to_le_bytes()); reseal(b) }, "seed");
     case(&|b| { b[40..44].copy_from_slice(&f32::INFINITY.to_le_bytes()); reseal(b) }, "mu");
-    // weak[0] of N = 3: before weak[1..3], strong (6 bytes) and the CRC (the payload, 60 bytes, needs
-    // no padding).
-    let feat_off = bytes.len() - 4 - 6 - 6;
-    assert_eq!(bytes[feat_off..feat_off + 2], state.features.as_ref().unwrap().weak[0].to_bits().to_le_bytes());
-    case(&|b| { b[feat_off..feat_off + 2].copy_from_slice(&half::f16::NAN.to_bits().to_le_bytes()); reseal(b) }, "feature");
+    // weak[0] of N = 3, f32: before weak[1..3], strong (12 bytes) and the CRC (the payload, 72 bytes,
+    // needs no padding).
+    let feat_off = bytes.len() - 4 - 12 - 12;
+    let Some(Features::F32 { weak, .. }) = &state.features else { panic!("f32 features expected") };
+    assert_eq!(bytes[feat_off..feat_off + 4], weak[0].to_le_bytes());
+    case(&|b| { b[feat_off..feat_off + 4].copy_from_slice(&f32::NAN.to_le_bytes()); reseal(b) }, "feature");
+    case(&|b| { b[feat_off..feat_off + 4].copy_from_slice(&1.5f32.to_le_bytes()); reseal(b) }, "feature");
     case(&|b| { b[44..48].copy_from_slice(&2.0f32.to_le_bytes()); reseal(b) }, "rho");
     case(&|b| { let e = b.len() - 4; b[e] ^= 1 }, "checksum mismatch");
     case(&|b| { b[61] ^= 1 }, "header checksum mismatch");
@@ -343,10 +376,17 @@ fn restore_refuses_non_finite_mu_and_bad_features() {
         assert!(pool.restore(s).is_err(), "restore with mu = {mu}");
         assert_bit_identical(&pool.to_host().unwrap(), &state, "refused restore");
     }
-    for v in [half::f16::NAN, half::f16::from_f32(1.5), half::f16::from_f32(-0.25)] {
+    let (cfg16, state16) = small_state_in(FeatureForm::F16);
+    for v in [f32::NAN, 1.5, -0.25] {
         let mut s = state.clone();
-        s.features.as_mut().unwrap().strong[1] = v;
+        let Some(Features::F32 { strong, .. }) = s.features.as_mut() else { panic!("f32 features expected") };
+        strong[1] = v;
         let err = CpuPool::from_state(cfg.clone(), s).unwrap_err();
+        assert!(matches!(err, BotsError::InvalidFeature { task: 1, .. }), "{err}");
+        let mut s = state16.clone();
+        let Some(Features::F16 { strong, .. }) = s.features.as_mut() else { panic!("f16 features expected") };
+        strong[1] = half::f16::from_f32(v);
+        let err = CpuPool::from_state(cfg16.clone(), s).unwrap_err();
         assert!(matches!(err, BotsError::InvalidFeature { task: 1, .. }), "{err}");
     }
 }
@@ -459,7 +499,8 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["header"]["n"], 3);
     assert_eq!(v["header"]["step"], 1);
-    assert_eq!(v["header"]["version"], 1);
+    assert_eq!(v["header"]["version"], 2);
+    assert_eq!(v["header"]["features"], "f32");
     assert_eq!(v["header"]["config"]["rho"].as_f64().unwrap() as f32, 0.3);
     let amax = state.alpha.iter().cloned().fold(f32::MIN, f32::max) as f64;
     assert_eq!(v["alpha"]["max"].as_f64().unwrap(), amax);
@@ -469,7 +510,7 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     let out = Command::new(&bin).args(["checkpoint", "inspect"]).arg(&path).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for want in ["version      1", "tasks (N)    3", "step         1", "posterior mean", "alpha+beta (ESS)", "prior        per task"] {
+    for want in ["version      2", "tasks (N)    3", "step         1", "posterior mean", "alpha+beta (ESS)", "prior        per task", "features-f32, mu-set]", "features     F32 (8 bytes per task)"] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
     }
 
@@ -481,4 +522,28 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("checksum mismatch") && err.contains("cli.ckpt"), "{err}");
+}
+
+/// A version 1 file (f16 features, the layout before f32 features existed) still loads, bit for bit;
+/// only the version word differs from what this build writes for the same state.
+#[test]
+fn version_1_files_still_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.ckpt");
+    let (cfg, state) = small_state_in(FeatureForm::F16);
+    checkpoint::save(&path, &cfg, &state).unwrap();
+    let mut b = std::fs::read(&path).unwrap();
+    assert_eq!(u32::from_le_bytes(b[8..12].try_into().unwrap()), checkpoint::VERSION);
+    b[8..12].copy_from_slice(&checkpoint::VERSION_1.to_le_bytes());
+    reseal(&mut b);
+    std::fs::write(&path, &b).unwrap();
+    let h = checkpoint::read_header(&path).unwrap();
+    assert_eq!((h.version, h.features), (1, Some(FeatureForm::F16)));
+    let (c, s) = checkpoint::load(&path).unwrap();
+    assert_eq!(c, cfg);
+    assert_bit_identical(&s, &state, "version 1");
+    // Resumes exactly like the state it holds.
+    let mut a = CpuPool::from_state(cfg.clone(), s).unwrap();
+    let mut o = CpuPool::from_state(cfg, state).unwrap();
+    assert_eq!(a.select_batch().unwrap(), o.select_batch().unwrap());
 }

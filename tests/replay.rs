@@ -220,22 +220,40 @@ fn cli_matches_cpu_pool_on_the_sample_data() {
     let c = Case::new();
     for pool in ["sample_pool.jsonl", "sample_pool.parquet"] {
         for out in ["post.jsonl", "post.parquet"] {
-            let out = c.path(out);
-            let status = Command::new(bots_bin())
-                .args(["replay", "--backend", "cpu", "--pool"])
-                .arg(data.join(pool))
-                .arg("--log")
-                .arg(&log)
-                .arg("--out")
-                .arg(&out)
-                .output()
-                .unwrap();
-            assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-            let got = read_posterior(&out).unwrap();
+            let got = replay_cli("cpu", &data.join(pool), &log, &c.path(out));
             // Bit for bit: the same update code, and files that round-trip f32 exactly.
-            assert_eq!(got, want, "{pool} -> {}", out.display());
+            assert_eq!(got, want, "{pool} -> {out}");
         }
     }
+}
+
+/// `bots replay --backend cuda` writes exactly what the CPU library does, on the sample data (skipped,
+/// saying so, without a CUDA driver; a failure under `BOTS_REQUIRE_GPU=1`).
+#[test]
+fn cuda_replay_matches_the_cpu_bit_for_bit() {
+    if !common::gpu_available() {
+        return;
+    }
+    let data = data_dir();
+    let log = data.join("sample_log.jsonl");
+    let want = library_posterior(&data.join("sample_pool.jsonl"), &log, Config::default());
+    let c = Case::new();
+    assert_eq!(replay_cli("cuda", &data.join("sample_pool.jsonl"), &log, &c.path("post.jsonl")), want);
+}
+
+/// `bots replay --backend BACKEND --pool POOL --log LOG --out OUT`, which must succeed; what it wrote.
+fn replay_cli(backend: &str, pool: &Path, log: &Path, out: &Path) -> Posterior {
+    let run = Command::new(bots_bin())
+        .args(["replay", "--backend", backend, "--pool"])
+        .arg(pool)
+        .arg("--log")
+        .arg(log)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    read_posterior(out).unwrap()
 }
 
 #[test]
@@ -255,7 +273,7 @@ fn cli_matches_cpu_pool_with_a_config_file_and_feature_override() {
             }
         })
         .collect();
-    let config = "{\"task_selector\": {\"kwargs\": {\"m\": 8, \"lamb\": 0.2, \"rho\": 0.3, \"adaptive_rho\": true}}}";
+    let config = "{\"task_selector\": {\"selector_type\": \"difficulty_based\", \"kwargs\": {\"m\": 8, \"lamb\": 0.2, \"rho\": 0.3, \"adaptive_rho\": true}}}";
     let got = c.ok(&pool, &log, Some(config), &["--features", "w,s"]);
     let cfg = Config { m: 8, lambda: 0.2, rho: 0.3, adaptive_rho: true, feature_keys: vec!["w".into(), "s".into()], ..Default::default() };
     let loaded = load_pool(&pool, Some(["w", "s"])).unwrap();
@@ -381,7 +399,7 @@ fn other_refusals() {
     assert!(err.contains("rho = 0"), "{err}");
     // Without PTX or a CUDA driver the CUDA backend is refused before any output (on a GPU machine it
     // would run, so the check is skipped there).
-    let cuda_usable = bots::kernels::BOTS_PTX.is_some() && unsafe { cudarc::driver::sys::is_culib_present() };
+    let cuda_usable = bots::backend::cuda_usable();
     if !cuda_usable {
         let err = c.fails(&pool, GOOD0, None, &["--backend", "cuda"]);
         assert!(err.to_lowercase().contains("cuda"), "{err}");

@@ -74,8 +74,8 @@ fn reference(st: &PoolState, cfg: &Config, ev: &Evidence, force_halve: Option<bo
     let mut miss_out = None;
     let mut miss_tol = 0.0;
     if let Some(f) = &st.features {
-        let fw = |k: usize| f.weak[k].to_f64();
-        let fs = |k: usize| f.strong[k].to_f64();
+        let fw = |k: usize| f.get(k).0 as f64;
+        let fs = |k: usize| f.get(k).1 as f64;
         let b = rows.len() as f64;
         let mr = rows.iter().map(|r| r.4).sum::<f64>() / b;
         let mw = rows.iter().map(|r| fw(r.0)).sum::<f64>() / b;

@@ -1,8 +1,9 @@
 // Drives kernels/bots.cu compiled for the host (cuda_shim.h) through the launch sequence of
-// src/backend/cuda.rs, on a deterministic scenario, and prints what it selected and the final state in
+// src/backend/cuda/, on a deterministic scenario, and prints what it selected and the final state in
 // the format of scripts/emu/twin (the CPU backend on the same scenario); run.sh diffs the two.
 //
 // usage: emu N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES COUNTS PRIOR_STRENGTH(-1 = none) [K...]
+// FEATURES: 0 none, 1 f16 (multiples of 1/64), 2 f32 (multiples of 1/10: not f16 values).
 #include "cuda_shim.h"
 #include "../../kernels/bots.cu"
 #include <algorithm>
@@ -20,7 +21,8 @@ static uint16_t f2h_exact(float v) {  // v = j/64 in [0, 1]: exact in f16
 struct Emu {
     Params p{};
     std::vector<float> alpha, beta, a0, b0;
-    std::vector<uint16_t> fw, fs, digits;
+    std::vector<uint16_t> fw16, fs16, digits;
+    std::vector<float> fw32, fs32;
     std::vector<uint32_t> bitmap, hist, out_tasks;
     std::vector<unsigned long long> cand, out_keys;
     Scalars sc{};
@@ -30,8 +32,9 @@ struct Emu {
 
     float* A0() { return a0.empty() ? nullptr : a0.data(); }
     float* B0() { return b0.empty() ? nullptr : b0.data(); }
-    uint16_t* FW() { return fw.empty() ? nullptr : fw.data(); }
-    uint16_t* FS() { return fs.empty() ? nullptr : fs.data(); }
+    // The feature columns in the form Params::feature_form says.
+    const void* FW() { return p.feature_form == BOTS_FEATURES_F32 ? (const void*)fw32.data() : p.feature_form == BOTS_FEATURES_F16 ? (const void*)fw16.data() : nullptr; }
+    const void* FS() { return p.feature_form == BOTS_FEATURES_F32 ? (const void*)fs32.data() : p.feature_form == BOTS_FEATURES_F16 ? (const void*)fs16.data() : nullptr; }
 
     void flush() {
         if (!pending) return;
@@ -47,7 +50,7 @@ struct Emu {
         out_tasks.assign(k, 0xffffffffu);
         emu_launch(G, B, select_init, &sc, k, hist.data(), out_keys.data(), pow2);
         emu_launch(G, B, update_sample_score, p, alpha.data(), beta.data(), (const float*)A0(), (const float*)B0(),
-                   (const uint16_t*)FW(), (const uint16_t*)FS(), (const Scalars*)&sc, digits.data(), hist.data());
+                   FW(), FS(), (const Scalars*)&sc, digits.data(), hist.data());
         pending = false;
         for (int pass = 0; pass < 6; ++pass) {
             emu_launch(1, 1024, radix_find_bin, &sc, (const uint32_t*)hist.data(), pass, cand_cap);
@@ -61,7 +64,7 @@ struct Emu {
                 for (unsigned long long size = 2; size <= pow2; size <<= 1)
                     for (unsigned long long j = size >> 1; j > 0; j >>= 1) emu_launch(G, B, bitonic_step, out_keys.data(), pow2, size, j);
         }
-        emu_launch(G, B, keys_to_tasks, (const unsigned long long*)out_keys.data(), k, out_tasks.data());
+        emu_launch(G, B, keys_to_tasks, (const unsigned long long*)out_keys.data(), k, out_tasks.data(), &sc);
         return out_tasks;
     }
 
@@ -72,7 +75,7 @@ struct Emu {
         const float* s = counts ? a.data() : nullptr;
         const float* f = counts ? b.data() : nullptr;
         emu_launch(G, B, batch_validate, p, t.data(), r, s, f, (uint32_t)counts, len, bitmap.data(), &sc);
-        emu_launch(1, 256, batch_reduce, p, t.data(), r, s, f, (uint32_t)counts, len, (const uint16_t*)FW(), (const uint16_t*)FS(), &sc);
+        emu_launch(1, 256, batch_reduce, p, t.data(), r, s, f, (uint32_t)counts, len, FW(), FS(), &sc);
         emu_launch(G, B, batch_scatter, p, t.data(), r, s, f, (uint32_t)counts, len, alpha.data(), beta.data(),
                    (const float*)A0(), (const float*)B0(), bitmap.data(), (const Scalars*)&sc);
         emu_launch(1, 1, batch_finish, &sc);
@@ -95,19 +98,22 @@ int main(int argc, char** argv) {
     for (int i = 11; i < argc; ++i) ks.push_back(strtoull(argv[i], 0, 10));
     Emu e;
     e.p = Params{7, n, 0.1f, 16.0f, 0.5f, tau, 0.9f, 1.0f, 1.0f, (uint32_t)do_sample, (uint32_t)adaptive, (uint32_t)features};
-    if (features) {
-        for (unsigned long long t = 0; t < n; ++t) {
-            const float w = (float)((t * 37) % 65) / 64.0f;
-            const float s = std::min(1.0f, w + (float)((t * 11) % 33) / 64.0f);
-            e.fw.push_back(f2h_exact(w));
-            e.fs.push_back(f2h_exact(s));
-        }
+    for (unsigned long long t = 0; features == 1 && t < n; ++t) {
+        const float w = (float)((t * 37) % 65) / 64.0f;
+        const float s = std::min(1.0f, w + (float)((t * 11) % 33) / 64.0f);
+        e.fw16.push_back(f2h_exact(w));
+        e.fs16.push_back(f2h_exact(s));
+    }
+    for (unsigned long long t = 0; features == 2 && t < n; ++t) {
+        const float w = (float)((t * 37) % 11) / 10.0f;
+        e.fw32.push_back(w);
+        e.fs32.push_back(std::min(1.0f, w + (float)((t * 11) % 7) / 10.0f));
     }
     e.alpha.assign(n, 1.0f);
     e.beta.assign(n, 1.0f);
     if (c >= 0.0f) {
         for (unsigned long long t = 0; t < n; ++t) {
-            const float fs = half_to_float(e.fs[t]);
+            const float fs = load_feature(e.FS(), e.p.feature_form, t);
             e.a0.push_back(1.0f + c * fs);
             e.b0.push_back(1.0f + c * (1.0f - fs));
         }

@@ -15,7 +15,7 @@ if [[ -z "${TWIN:-}" ]]; then
   TWIN="$out/twin-target/debug/bots-emu-twin"
 fi
 g++ -std=c++20 -O1 -pthread -ffp-contract=off -fno-fast-math -I. emu_main.cpp -o "$out/emu"
-# N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES COUNTS PRIOR [K...]
+# N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES(0 none, 1 f16, 2 f32) COUNTS PRIOR [K...]
 scenarios=(
   "1 1 12 0 1 0.1 0 1 0 -1 1"
   "2 1 12 0 1 0.1 0 1 1 -1 1 2"
@@ -28,6 +28,9 @@ scenarios=(
   "300 8 21 0 1 0 0 0 1 -1 1 300"
   "3000 16 6 0 0 0 0 0 1 -1 2049 3000"
   "3000 16 6 0.2 1 0.1 0 1 0 -1 2500"
+  "300 8 11 0 1 0.3 0 2 0 -1 1 300"
+  "300 8 11 0.1 1 0.1 0 2 1 4.0 150"
+  "300 8 11 0 0 0.6 1 2 1 -1 299"
 )
 fail=0
 for s in "${scenarios[@]}"; do

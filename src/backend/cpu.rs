@@ -68,11 +68,7 @@ pub(crate) fn check_state_fits(config: &Config, state: &PoolState) -> Result<()>
         }
     }
     if let Some(f) = &state.features {
-        for (name, col) in [("weak", &f.weak), ("strong", &f.strong)] {
-            if let Some((task, v)) = col.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(&v.to_f32())) {
-                return Err(BotsError::InvalidFeature { task, name: name.into(), value: v.to_f32() });
-            }
-        }
+        f.validate()?;
     }
     let _ = config;
     Ok(())

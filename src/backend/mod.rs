@@ -2,6 +2,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod driver;
 
 use crate::config::Config;
 use crate::error::Result;
@@ -9,6 +10,7 @@ use crate::evidence::Evidence;
 use crate::pool::PoolState;
 
 pub use cpu::CpuPool;
+pub use driver::{cuda_usable, driver_present};
 
 /// What an update reports back (the batch statistics of §3).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,13 +83,13 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
-/// Opens a pool of `n` tasks on the chosen backend.
+/// Opens a pool of `n` tasks on the chosen backend (either can move to another thread).
 pub fn open(
     kind: BackendKind,
     config: Config,
     n: usize,
     features: Option<crate::pool::Features>,
-) -> Result<Box<dyn Backend>> {
+) -> Result<Box<dyn Backend + Send>> {
     match kind {
         BackendKind::Cpu => Ok(Box::new(CpuPool::new(config, n, features)?)),
         BackendKind::Cuda { ordinal } => Ok(Box::new(cuda::CudaPool::on_device(ordinal, config, n, features)?)),

@@ -1,8 +1,9 @@
 //! `bots bench`: times full steps (select + update) on a backend.
 //!
 //! Byte model (what `gbps` divides by): the bytes one step must move per task, whatever the backend:
-//! read and write alpha and beta (16 bytes), read the two f16 features (4) and, with per-task priors,
-//! read alpha0 and beta0 (8); so 20 bytes/task for the default pool with features. Scratch traffic
+//! read and write alpha and beta (16 bytes), read the two features (4 as f16, 8 as f32 with
+//! `--f32-features`) and, with per-task priors, read alpha0 and beta0 (8); so 20 bytes/task for the
+//! default pool with features. Scratch traffic
 //! (the CUDA backend's 2-byte digit cache, written and read once) and the batch itself are not counted,
 //! so the figure is a lower bound on the bandwidth actually used.
 
@@ -10,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use bots::rng::{u01, Purpose, TaskStream};
-use bots::{BackendKind, Config, Evidence, Features};
+use bots::{BackendKind, Config, Evidence, FeatureForm, Features};
 use half::f16;
 
 /// Arguments of `bots bench`.
@@ -42,11 +43,15 @@ pub struct Args {
     /// of the host verbs (`select` + `update`, which copy and synchronize every step).
     #[arg(long)]
     device_verbs: bool,
+    /// Store the synthetic features as f32 (8 bytes/task, the form of non-dyadic pass rates such as
+    /// k/10) instead of f16 (4 bytes/task).
+    #[arg(long)]
+    f32_features: bool,
 }
 
 /// Bytes per task one step must read and write (see the module doc).
-pub fn bytes_per_task(features: bool, per_task_prior: bool) -> u64 {
-    16 + if features { 4 } else { 0 } + if per_task_prior { 8 } else { 0 }
+pub fn bytes_per_task(features: Option<FeatureForm>, per_task_prior: bool) -> u64 {
+    16 + features.map_or(0, |f| f.bytes_per_task() as u64) + if per_task_prior { 8 } else { 0 }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -56,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!((1..=args.tasks).contains(&args.batch), "--batch must be in 1..=--tasks");
     let config = Config { batch: args.batch, seed: args.seed, ..Default::default() };
     let t_setup = Instant::now();
-    let features = synthetic_features(args.tasks, args.seed);
+    let features = synthetic_features(args.tasks, args.seed, args.f32_features);
     if args.device_verbs {
         let BackendKind::Cuda { ordinal } = kind else { anyhow::bail!("--device-verbs needs --backend cuda") };
         let pool = bots::backend::cuda::CudaPool::on_device(ordinal, config.clone(), args.tasks, Some(features))
@@ -91,18 +96,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Synthetic reference features (the weak model below the strong one, both in [0, 1]), made in
-/// parallel and straight to f16: at 10^9 tasks a serial loop would take most of a device-run budget.
-fn synthetic_features(n: usize, seed: u64) -> Features {
+/// parallel and straight to the chosen form: at 10^9 tasks a serial loop would take most of a
+/// device-run budget.
+fn synthetic_features(n: usize, seed: u64, f32_form: bool) -> Features {
     use rayon::prelude::*;
-    let (weak, strong): (Vec<f16>, Vec<f16>) = (0..n)
-        .into_par_iter()
-        .map(|t| {
-            let w = TaskStream::new(seed ^ 0x5eed, 0, t as u32).block(Purpose::User, 0);
-            let (a, b) = (u01(w[0]), u01(w[1]));
-            (f16::from_f32(a.min(b)), f16::from_f32(a.max(b)))
-        })
-        .unzip();
-    Features { weak, strong }
+    let pair = |t: usize| {
+        let w = TaskStream::new(seed ^ 0x5eed, 0, t as u32).block(Purpose::User, 0);
+        let (a, b) = (u01(w[0]), u01(w[1]));
+        (a.min(b), a.max(b))
+    };
+    if f32_form {
+        let (weak, strong): (Vec<f32>, Vec<f32>) = (0..n).into_par_iter().map(pair).unzip();
+        Features::F32 { weak, strong }
+    } else {
+        let (weak, strong): (Vec<f16>, Vec<f16>) =
+            (0..n).into_par_iter().map(pair).map(|(a, b)| (f16::from_f32(a), f16::from_f32(b))).unzip();
+        Features::F16 { weak, strong }
+    }
 }
 
 /// The device-resident loop: no host round trip inside the timed steps.
@@ -130,7 +140,8 @@ fn device_loop(mut pool: bots::backend::cuda::CudaPool, args: &Args, setup: f64)
 
 fn report(args: &Args, name: &str, secs: f64, setup: f64) -> anyhow::Result<()> {
     let ms = secs * 1e3 / args.steps as f64;
-    let bytes = bytes_per_task(true, false) as f64 * args.tasks as f64;
+    let form = if args.f32_features { FeatureForm::F32 } else { FeatureForm::F16 };
+    let bytes = bytes_per_task(Some(form), false) as f64 * args.tasks as f64;
     let gbps = bytes / (ms * 1e-3) / 1e9;
     let (backend, device) = match name.split_once(':') {
         Some((b, d)) => (b.to_string(), d.to_string()),
@@ -140,7 +151,7 @@ fn report(args: &Args, name: &str, secs: f64, setup: f64) -> anyhow::Result<()> 
         // Written by hand to keep the documented key order.
         let s = |v: &str| serde_json::Value::from(v).to_string();
         println!(
-            "{{\"backend\":{},\"device\":{},\"tasks\":{},\"batch\":{},\"ms_per_step\":{},\"gbps\":{},\"verbs\":{},\"setup_s\":{}}}",
+            "{{\"backend\":{},\"device\":{},\"tasks\":{},\"batch\":{},\"ms_per_step\":{},\"gbps\":{},\"verbs\":{},\"setup_s\":{},\"features\":{}}}",
             s(&backend),
             s(&device),
             args.tasks,
@@ -148,16 +159,18 @@ fn report(args: &Args, name: &str, secs: f64, setup: f64) -> anyhow::Result<()> 
             serde_json::Value::from(ms),
             serde_json::Value::from(gbps),
             s(if args.device_verbs { "device" } else { "host" }),
-            serde_json::Value::from((setup * 1e3).round() / 1e3)
+            serde_json::Value::from((setup * 1e3).round() / 1e3),
+            s(if args.f32_features { "f32" } else { "f16" })
         );
     } else {
         println!(
             "{backend} ({device}): {} tasks, batch {}, {} steps: {ms:.3} ms/step, {gbps:.2} GB/s effective \
-             ({} bytes/task/step: alpha, beta read+write, features read); {} verbs; setup {setup:.1} s",
+             ({} bytes/task/step: alpha, beta read+write, {:?} features read); {} verbs; setup {setup:.1} s",
             args.tasks,
             args.batch,
             args.steps,
-            bytes_per_task(true, false),
+            bytes_per_task(Some(form), false),
+            form,
             if args.device_verbs { "device" } else { "host" }
         );
     }

@@ -83,6 +83,9 @@ fn print_text(r: &Report) -> anyhow::Result<()> {
     if h.flags & checkpoint::FLAG_FEATURES != 0 {
         flags.push("features");
     }
+    if h.flags & checkpoint::FLAG_FEATURES_F32 != 0 {
+        flags.push("features-f32");
+    }
     if h.flags & checkpoint::FLAG_MU_SET != 0 {
         flags.push("mu-set");
     }
@@ -97,6 +100,10 @@ fn print_text(r: &Report) -> anyhow::Result<()> {
     match h.constant_prior {
         Some((a0, b0)) => println!("prior        constant Beta({a0}, {b0})"),
         None => println!("prior        per task"),
+    }
+    match h.features {
+        Some(form) => println!("features     {form:?} ({} bytes per task)", form.bytes_per_task()),
+        None => println!("features     none"),
     }
     println!("config       {}", serde_json::to_string(&h.config)?);
     println!("{:<22} {:>14} {:>14} {:>14}", "", "min", "mean", "max");

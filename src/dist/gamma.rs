@@ -9,7 +9,7 @@ use crate::dist::normal::box_muller;
 /// Block budget of the rejection loop: each block is two attempts, each accepted with probability
 /// at least 0.95 for shapes of 1 or more, so running out has probability below 0.05^128. The fallback
 /// (the mode-like value `d`) keeps the kernel's work bounded whatever the input.
-pub const MAX_GAMMA_BLOCKS: u32 = 64;
+pub const MAX_GAMMA_BLOCKS: u32 = crate::abi::MAX_GAMMA_BLOCKS;
 
 /// `ln X` for `X ~ Gamma(shape, 1)`, drawn from the `purpose` blocks of `stream`.
 ///

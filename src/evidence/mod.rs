@@ -11,10 +11,8 @@ use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::pool::PoolState;
 
-/// Offset in the denominator of mu_est, as in Trinity-RFT.
-pub const MU_EPS: f64 = 1e-6;
-/// Mean absolute interpolation error at which adaptive rho halves rho.
-pub const ADAPTIVE_RHO_MISS: f64 = 0.25;
+pub use crate::abi::MU_EPS;
+pub use crate::abi::ADAPTIVE_RHO_MISS;
 
 /// Observed outcomes of the tasks of one batch, in the order of `Evidence::tasks`.
 #[derive(Clone, Debug, PartialEq)]
@@ -176,26 +174,51 @@ pub fn batch_evidence(state: &PoolState, config: &Config, evidence: &Evidence) -
     let Some(features) = &state.features else {
         return Ok(Pending { rows, mu: g.mu, rho: g.rho, miss: None });
     };
-    // Batch means in f64 (the kernel reduces in f64 too, so the order of the sum barely matters).
+    // Batch means in f64, summed in the one order the `batch_reduce` kernel uses (see `batch_sum`), so
+    // that mu and miss are bit-identical on both backends.
     let inv = 1.0 / len as f64;
-    let (mut sr, mut sw, mut ss) = (0.0f64, 0.0f64, 0.0f64);
-    for row in &rows {
-        let (fw, fs) = features.get(row.task as usize);
-        sr += row.r as f64;
-        sw += fw as f64;
-        ss += fs as f64;
-    }
+    let feat = |i: usize| features.get(rows[i].task as usize);
+    let sr = batch_sum(len, |i| rows[i].r as f64);
+    let sw = batch_sum(len, |i| feat(i).0 as f64);
+    let ss = batch_sum(len, |i| feat(i).1 as f64);
     let mu_est = ((sr * inv - sw * inv) / (ss * inv - sw * inv + MU_EPS)) as f32;
     let mu = match g.mu {
         None => mu_est,
         Some(prev) => config.gamma * prev + (1.0 - config.gamma) * mu_est,
     };
-    let mut miss = 0.0f64;
-    for row in &rows {
-        let (fw, fs) = features.get(row.task as usize);
-        miss += (interpolate(mu, fw, fs) - row.r).abs() as f64;
-    }
+    let miss = batch_sum(len, |i| {
+        let (fw, fs) = feat(i);
+        (interpolate(mu, fw, fs) - rows[i].r).abs() as f64
+    });
     let miss = miss * inv;
     let rho = if config.adaptive_rho && miss >= ADAPTIVE_RHO_MISS { g.rho / 2.0 } else { g.rho };
     Ok(Pending { rows, mu: Some(mu), rho, miss: Some(miss as f32) })
 }
+
+/// Lanes of the batch sums: the block size of the `batch_reduce` kernel, which launches with it.
+pub const BATCH_LANES: usize = crate::abi::BATCH_LANES as usize;
+
+/// The sum of `f(0) + ... + f(len - 1)` in the order both backends use: lane `t` adds rows `t`,
+/// `t + BATCH_LANES`, ... in turn, then the lanes are combined as a tree (`lane[t] += lane[t + h]` for
+/// `h = BATCH_LANES / 2, ..., 1`), as the threads of `batch_reduce` do.
+///
+/// ```
+/// use bots::evidence::batch_sum;
+/// assert_eq!(batch_sum(1000, |i| i as f64), 499_500.0);
+/// ```
+pub fn batch_sum(len: usize, f: impl Fn(usize) -> f64) -> f64 {
+    let mut lanes = [0.0f64; BATCH_LANES];
+    for i in 0..len {
+        lanes[i % BATCH_LANES] += f(i);
+    }
+    let mut h = BATCH_LANES / 2;
+    while h > 0 {
+        let (lo, hi) = lanes.split_at_mut(h);
+        for (a, b) in lo.iter_mut().zip(&hi[..h]) {
+            *a += *b;
+        }
+        h /= 2;
+    }
+    lanes[0]
+}
+

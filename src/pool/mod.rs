@@ -28,51 +28,131 @@ impl Prior {
     }
 }
 
-/// Reference-model pass rates per task, the inputs of implicit evidence, stored as f16 (a pass rate
-/// of m <= 2048 rollouts is exact in f16; other values round to 11 significant bits).
+/// How a pool stores its reference features: 2 bytes per value where every value round-trips exactly
+/// through IEEE binary16, 4 otherwise. Both forms read back as the same f32 values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureForm {
+    /// IEEE binary16 (`half::f16`): exact for every value of the pool (e.g. pass rates of m rollouts
+    /// when m is a power of two <= 2048, and 0 and 1), 4 bytes per task for the two columns.
+    F16,
+    /// f32: any pass rate (k/10, k/3, ...) exactly as given in f32, 8 bytes per task.
+    F32,
+}
+
+impl FeatureForm {
+    /// Bytes per task of the two feature columns.
+    pub const fn bytes_per_task(self) -> usize {
+        match self {
+            FeatureForm::F16 => 4,
+            FeatureForm::F32 => 8,
+        }
+    }
+}
+
+/// Reference-model pass rates per task, the inputs of implicit evidence: the weak `f_w` and strong
+/// `f_s` columns, in the compact [`FeatureForm::F16`] when every value of both columns is exactly an
+/// f16 (k/2^j pass rates, 0, 1), in f32 otherwise (k/10, k/3, ... are not f16 values and would be
+/// rounded by up to 2^-11 relative there). Either way [`Features::get`] returns the f32 value given.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Features {
-    /// Pass rate of the weaker reference model (`f_w`).
-    pub weak: Vec<f16>,
-    /// Pass rate of the stronger reference model (`f_s`).
-    pub strong: Vec<f16>,
+pub enum Features {
+    /// Both columns as f16 bits; build with [`Features::from_f32`] or [`Features::from_f16`].
+    F16 { weak: Vec<f16>, strong: Vec<f16> },
+    /// Both columns as f32; build with [`Features::from_f32`] or [`Features::f32_form`].
+    F32 { weak: Vec<f32>, strong: Vec<f32> },
 }
 
 impl Features {
-    /// Builds features from f32 pass rates, checking lengths and that each value is in [0, 1].
+    /// Features from f32 pass rates, checking lengths and that each value is in [0, 1]; stored as f16
+    /// when every value of both columns round-trips exactly through f16, as f32 otherwise.
+    ///
+    /// ```
+    /// use bots::{FeatureForm, Features};
+    /// let sixteenths = Features::from_f32(&[0.0, 0.25, 0.0625], &[1.0, 0.5, 0.9375]).unwrap();
+    /// assert_eq!(sixteenths.form(), FeatureForm::F16);
+    /// let tenths = Features::from_f32(&[0.0, 0.1, 0.7], &[1.0, 0.5, 0.8]).unwrap();
+    /// assert_eq!(tenths.form(), FeatureForm::F32);
+    /// assert_eq!(tenths.get(1), (0.1, 0.5));
+    /// ```
     pub fn from_f32(weak: &[f32], strong: &[f32]) -> Result<Features> {
-        if weak.len() != strong.len() {
-            return Err(BotsError::LengthMismatch {
-                what: "strong feature column (one value per task)".into(),
-                expected: weak.len(),
-                got: strong.len(),
-            });
+        let exact = |col: &[f32]| col.iter().all(|&v| f16::from_f32(v).to_f32().to_bits() == v.to_bits());
+        let f = if exact(weak) && exact(strong) {
+            let half = |col: &[f32]| col.iter().map(|&v| f16::from_f32(v)).collect();
+            Features::F16 { weak: half(weak), strong: half(strong) }
+        } else {
+            Features::F32 { weak: weak.to_vec(), strong: strong.to_vec() }
+        };
+        f.validate()?;
+        Ok(f)
+    }
+
+    /// f32 features whatever the values (checked like [`Features::from_f32`]).
+    pub fn f32_form(weak: Vec<f32>, strong: Vec<f32>) -> Result<Features> {
+        let f = Features::F32 { weak, strong };
+        f.validate()?;
+        Ok(f)
+    }
+
+    /// f16 features (checked like [`Features::from_f32`]).
+    pub fn from_f16(weak: Vec<f16>, strong: Vec<f16>) -> Result<Features> {
+        let f = Features::F16 { weak, strong };
+        f.validate()?;
+        Ok(f)
+    }
+
+    /// Which form the columns are stored in.
+    pub fn form(&self) -> FeatureForm {
+        match self {
+            Features::F16 { .. } => FeatureForm::F16,
+            Features::F32 { .. } => FeatureForm::F32,
         }
-        for (name, col) in [("weak", weak), ("strong", strong)] {
-            if let Some((task, &value)) = col.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
-                return Err(BotsError::InvalidFeature { task, name: name.into(), value });
-            }
-        }
-        Ok(Features {
-            weak: weak.iter().map(|&v| f16::from_f32(v)).collect(),
-            strong: strong.iter().map(|&v| f16::from_f32(v)).collect(),
-        })
     }
 
     /// `(f_w, f_s)` of task `k` as f32.
     #[inline(always)]
     pub fn get(&self, k: usize) -> (f32, f32) {
-        (self.weak[k].to_f32(), self.strong[k].to_f32())
+        match self {
+            Features::F16 { weak, strong } => (weak[k].to_f32(), strong[k].to_f32()),
+            Features::F32 { weak, strong } => (weak[k], strong[k]),
+        }
     }
 
-    /// Number of tasks.
+    /// Number of tasks (of the weak column; [`Features::validate`] checks the strong one matches).
     pub fn len(&self) -> usize {
-        self.weak.len()
+        match self {
+            Features::F16 { weak, .. } => weak.len(),
+            Features::F32 { weak, .. } => weak.len(),
+        }
     }
 
     /// True when there are no tasks.
     pub fn is_empty(&self) -> bool {
-        self.weak.is_empty()
+        self.len() == 0
+    }
+
+    fn strong_len(&self) -> usize {
+        match self {
+            Features::F16 { strong, .. } => strong.len(),
+            Features::F32 { strong, .. } => strong.len(),
+        }
+    }
+
+    /// Checks that both columns have one value per task and every value is in [0, 1] (NaN is not).
+    pub fn validate(&self) -> Result<()> {
+        if self.strong_len() != self.len() {
+            return Err(BotsError::LengthMismatch {
+                what: "strong feature column (one value per task)".into(),
+                expected: self.len(),
+                got: self.strong_len(),
+            });
+        }
+        for (c, name) in ["weak", "strong"].into_iter().enumerate() {
+            let value = |k: usize| if c == 0 { self.get(k).0 } else { self.get(k).1 };
+            if let Some((task, value)) = (0..self.len()).map(|k| (k, value(k))).find(|(_, v)| !(0.0..=1.0).contains(v)) {
+                return Err(BotsError::InvalidFeature { task, name: name.into(), value });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -179,8 +259,8 @@ impl PoolState {
             check_len("beta0", beta0.len())?;
         }
         if let Some(f) = &self.features {
-            check_len("weak feature", f.weak.len())?;
-            check_len("strong feature", f.strong.len())?;
+            check_len("weak feature", f.len())?;
+            check_len("strong feature", f.strong_len())?;
         }
         for k in 0..n {
             let (a0, b0) = self.prior.get(k);
@@ -193,5 +273,83 @@ impl PoolState {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Backend, CpuPool, Evidence};
+
+    fn column(n: usize, den: u32, shift: usize) -> Vec<f32> {
+        (0..n).map(|k| ((k * 7 + shift) % (den as usize + 1)) as f32 / den as f32).collect()
+    }
+
+    #[test]
+    fn f16_for_power_of_two_grids_f32_otherwise() {
+        for den in [1, 2, 8, 16, 64, 1024, 2048] {
+            let f = Features::from_f32(&column(100, den, 0), &column(100, den, 3)).unwrap();
+            assert_eq!(f.form(), FeatureForm::F16, "k/{den}");
+        }
+        for den in [3, 5, 10, 12, 100] {
+            let f = Features::from_f32(&column(100, den, 0), &column(100, den, 3)).unwrap();
+            assert_eq!(f.form(), FeatureForm::F32, "k/{den}");
+        }
+        // One non-f16 value in either column is enough; values read back as given in both forms.
+        let mut strong = column(50, 16, 1);
+        strong[49] = 0.1;
+        let f = Features::from_f32(&column(50, 16, 0), &strong).unwrap();
+        assert_eq!(f.form(), FeatureForm::F32);
+        assert_eq!(f.get(49).1.to_bits(), 0.1f32.to_bits());
+        let tenths = column(11, 10, 0);
+        let f = Features::from_f32(&tenths, &tenths).unwrap();
+        assert!((0..11).all(|k| f.get(k) == (tenths[k], tenths[k])), "f32 features are exact");
+        // 2^-25 is below f16's smallest subnormal: f32.
+        assert_eq!(Features::from_f32(&[2f32.powi(-25)], &[1.0]).unwrap().form(), FeatureForm::F32);
+        assert_eq!(Features::from_f32(&[2f32.powi(-24)], &[1.0]).unwrap().form(), FeatureForm::F16);
+        assert_eq!((FeatureForm::F16.bytes_per_task(), FeatureForm::F32.bytes_per_task()), (4, 8));
+    }
+
+    #[test]
+    fn invalid_features_are_refused_in_either_form() {
+        assert!(matches!(Features::from_f32(&[0.1, 1.5], &[0.2, 0.3]), Err(BotsError::InvalidFeature { task: 1, .. })));
+        assert!(matches!(Features::from_f32(&[0.5], &[f32::NAN]), Err(BotsError::InvalidFeature { task: 0, .. })));
+        assert!(matches!(Features::from_f32(&[0.5, 0.5], &[0.5]), Err(BotsError::LengthMismatch { .. })));
+        assert!(matches!(Features::f32_form(vec![0.5, -0.1], vec![0.5, 0.5]), Err(BotsError::InvalidFeature { task: 1, .. })));
+        let h = |v: f32| f16::from_f32(v);
+        assert!(matches!(Features::from_f16(vec![h(0.5)], vec![h(2.0)]), Err(BotsError::InvalidFeature { task: 0, .. })));
+    }
+
+    /// The same dyadic values stored as f16 or as f32 give the same selections and bit-identical
+    /// states (pass-rate and count evidence, adaptive rho, per-task priors, Gumbel noise).
+    #[test]
+    fn both_forms_select_and_update_identically() {
+        let n = 2000;
+        let (w, s) = (column(n, 16, 0), column(n, 16, 5));
+        let (w, s): (Vec<f32>, Vec<f32>) = w.iter().zip(&s).map(|(&a, &b)| (a.min(b), a.max(b))).unzip();
+        let half = Features::from_f32(&w, &s).unwrap();
+        let full = Features::f32_form(w.clone(), s.clone()).unwrap();
+        assert_eq!((half.form(), full.form()), (FeatureForm::F16, FeatureForm::F32));
+        for cfg in [
+            Config { batch: 16, ..Default::default() },
+            Config { batch: 8, rho: 0.6, adaptive_rho: true, prior_strength: Some(3.0), tau: 0.2, ..Default::default() },
+        ] {
+            let mut a = CpuPool::new(cfg.clone(), n, Some(half.clone())).unwrap();
+            let mut b = CpuPool::new(cfg.clone(), n, Some(full.clone())).unwrap();
+            for step in 0..30u32 {
+                let (ta, tb) = (a.select_batch().unwrap(), b.select_batch().unwrap());
+                assert_eq!(ta, tb, "step {step}");
+                let ev = if step % 2 == 0 {
+                    Evidence::pass_rates(ta.clone(), ta.iter().map(|&t| ((t + step) % 17) as f32 / 16.0).collect())
+                } else {
+                    Evidence::counts(ta.clone(), ta.iter().map(|&t| (t % 5) as f32).collect(), ta.iter().map(|&t| (t % 3) as f32 + 1.0).collect())
+                };
+                assert_eq!(a.update(&ev).unwrap(), b.update(&ev).unwrap(), "step {step}");
+            }
+            let (sa, sb) = (a.to_host().unwrap(), b.to_host().unwrap());
+            assert!(sa.alpha.iter().zip(&sb.alpha).all(|(x, y)| x.to_bits() == y.to_bits()), "alpha");
+            assert!(sa.beta.iter().zip(&sb.beta).all(|(x, y)| x.to_bits() == y.to_bits()), "beta");
+            assert_eq!((sa.globals, sa.prior), (sb.globals, sb.prior));
+        }
     }
 }

@@ -307,9 +307,20 @@ fn fill_keys_lanes(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: us
             }
             let mut pt = [0f32; LANES];
             if let (Some(f), Some(mu)) = (ctx.features, p.mu) {
-                let (w, s) = (&f.weak[base + i..base + i + LANES], &f.strong[base + i..base + i + LANES]);
-                for j in 0..LANES {
-                    pt[j] = interpolate(mu, f16_bits_to_f32(w[j].to_bits()), f16_bits_to_f32(s[j].to_bits()));
+                let r = base + i..base + i + LANES;
+                match f {
+                    Features::F16 { weak, strong } => {
+                        let (w, s) = (&weak[r.clone()], &strong[r]);
+                        for j in 0..LANES {
+                            pt[j] = interpolate(mu, f16_bits_to_f32(w[j].to_bits()), f16_bits_to_f32(s[j].to_bits()));
+                        }
+                    }
+                    Features::F32 { weak, strong } => {
+                        let (w, s) = (&weak[r.clone()], &strong[r]);
+                        for j in 0..LANES {
+                            pt[j] = interpolate(mu, w[j], s[j]);
+                        }
+                    }
                 }
             }
             let (lambda, m) = (cfg.lambda, cfg.m as f32);
@@ -454,6 +465,15 @@ mod tests {
             check(cfg, &per_task, Some(&feats), Some(&pend), n);
         }
         check(&cfgs[0], &constant, Some(&feats), Some(&pend_nomu), n);
+        // f32 features (tenths, not f16 values), in both lane builds.
+        let tenths = {
+            let w: Vec<f32> = (0..n).map(|k| ((k * 7) % 11) as f32 / 10.0).collect();
+            let s: Vec<f32> = w.iter().map(|x| (x + 0.3).min(1.0)).collect();
+            Features::from_f32(&w, &s).unwrap()
+        };
+        assert_eq!(tenths.form(), crate::pool::FeatureForm::F32);
+        check(&cfgs[0], &per_task, Some(&tenths), Some(&pend), n);
+        check(&cfgs[2], &constant, Some(&tenths), Some(&pend), n);
         check(&cfgs[1], &constant, None, Some(&pend), 1003);
     }
 }

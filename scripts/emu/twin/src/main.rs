@@ -1,5 +1,5 @@
 // CPU side of scripts/emu/run.sh: the same scenarios as emu_main.cpp, on the CPU backend, same output.
-use bots::{Backend, Config, CpuPool, Evidence, Features};
+use bots::{Backend, Config, CpuPool, Evidence, FeatureForm, Features};
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let n: usize = a[1].parse().unwrap();
@@ -9,16 +9,28 @@ fn main() {
     let do_sample = a[5] == "1";
     let rho: f32 = a[6].parse().unwrap();
     let adaptive = a[7] == "1";
-    let features = a[8] == "1";
+    let features: u32 = a[8].parse().unwrap(); // 0 none, 1 f16 (j/64), 2 f32 (j/10)
     let counts = a[9] == "1";
     let c: f32 = a[10].parse().unwrap();
     let ks: Vec<usize> = a[11..].iter().map(|s| s.parse().unwrap()).collect();
     let cfg = Config { batch, seed: 7, tau, do_sample, rho, adaptive_rho: adaptive, prior_strength: (c >= 0.0).then_some(c), ..Default::default() };
-    let f = features.then(|| {
-        let w: Vec<f32> = (0..n).map(|t| ((t * 37) % 65) as f32 / 64.0).collect();
-        let s: Vec<f32> = (0..n).map(|t| (w[t] + ((t * 11) % 33) as f32 / 64.0).min(1.0)).collect();
-        Features::from_f32(&w, &s).unwrap()
-    });
+    let f = match features {
+        0 => None,
+        1 => {
+            let w: Vec<f32> = (0..n).map(|t| ((t * 37) % 65) as f32 / 64.0).collect();
+            let s: Vec<f32> = (0..n).map(|t| (w[t] + ((t * 11) % 33) as f32 / 64.0).min(1.0)).collect();
+            let f = Features::from_f32(&w, &s).unwrap();
+            assert_eq!(f.form(), FeatureForm::F16);
+            Some(f)
+        }
+        _ => {
+            let w: Vec<f32> = (0..n).map(|t| ((t * 37) % 11) as f32 / 10.0).collect();
+            let s: Vec<f32> = (0..n).map(|t| (w[t] + ((t * 11) % 7) as f32 / 10.0).min(1.0)).collect();
+            let f = Features::from_f32(&w, &s).unwrap();
+            assert_eq!(f.form(), FeatureForm::F32, "tenths are not f16 values");
+            Some(f)
+        }
+    };
     let mut pool = CpuPool::new(cfg, n, f).unwrap();
     for s in 0..steps {
         let sel = pool.select(batch).unwrap();

@@ -1,0 +1,237 @@
+"""bots: Bayesian Online Task Selection (BOTS) for RL finetuning, from Python.
+
+The Rust crate `bots` behind a small Python API::
+
+    import bots
+    pool = bots.Pool(n_tasks, features=(weak, strong), config={"batch": 32, "seed": 7})
+    tasks = pool.select(32)                     # numpy uint32, best first
+    pool.update(tasks, pass_rates=rates)        # or successes=..., failures=...
+    pool.save("bots.ckpt"); pool = bots.Pool.load("bots.ckpt")
+
+Adapters: `bots.trinity.BotsSelector` (Trinity-RFT's task selector) and `bots.verl.BotsSampler`
+(verl's curriculum sampler). Config keys are the crate's (README "Config keys"), Trinity-RFT's names
+(`lamb`, `target_reward`, a `task_selector:` block with `kwargs:`) included.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from bots._bots import _Pool, cuda_build_info
+
+__all__ = ["Pool", "cuda_build_info"]
+
+ConfigLike = Union[None, Mapping[str, Any], str, "os.PathLike[str]"]
+
+
+def _config_text(config: ConfigLike) -> Tuple[str, str]:
+    """(text, format) for the crate's parser: a mapping becomes JSON, a path is read as it is."""
+    if config is None:
+        return "{}", "json"
+    if isinstance(config, Mapping):
+        return json.dumps(dict(config)), "json"
+    if isinstance(config, (str, os.PathLike)):
+        path = os.fspath(config)
+        ext = os.path.splitext(path)[1].lstrip(".").lower()
+        with open(path, encoding="utf-8") as f:
+            return f.read(), ext
+    raise ValueError(f"config must be a dict or a path to a .yaml/.toml/.json file, got {type(config).__name__}")
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "data_ptr")
+
+
+def _task_array(tasks: Any) -> np.ndarray:
+    """Task ids as a 1-D integer numpy array (uint32 passes through without a copy)."""
+    a = np.asarray(tasks)
+    if a.ndim != 1:
+        raise ValueError(f"tasks must be a 1-D array of task ids, got shape {a.shape}")
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"tasks must be integer task ids, got dtype {a.dtype}")
+    return a
+
+
+def _float_array(name: str, values: Any) -> np.ndarray:
+    """A 1-D float32 array (float32 input passes through without a copy)."""
+    a = np.asarray(values)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array, got shape {a.shape}")
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be real numbers, got dtype {a.dtype}")
+    return a if a.dtype == np.float32 else a.astype(np.float32)
+
+
+class Pool:
+    """The BOTS posterior over a pool of tasks, on the CPU or a CUDA GPU.
+
+    Args:
+        n_tasks: number of tasks; task ids are 0..n_tasks.
+        features: ``(weak, strong)``, the pass rates in [0, 1] of a weaker and a stronger reference
+            model on every task (needed when rho > 0, the implicit evidence).
+        config: a dict of config keys, or a path to a YAML/TOML/JSON file (a Trinity-RFT
+            ``task_selector:`` block works as it is). Unknown keys are errors.
+        backend: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        **keys: more config keys, overriding ``config`` (only with a dict or no config).
+
+    Bad input raises ``ValueError`` with the crate's message and leaves the pool unchanged.
+    """
+
+    def __init__(
+        self,
+        n_tasks: int,
+        features: Optional[Tuple[Any, Any]] = None,
+        config: ConfigLike = None,
+        backend: str = "cpu",
+        **keys: Any,
+    ) -> None:
+        if keys:
+            if config is not None and not isinstance(config, Mapping):
+                raise ValueError("extra config keys need config to be a dict (or None), not a path")
+            config = {**(config or {}), **keys}
+        text, fmt = _config_text(config)
+        weak = strong = None
+        if features is not None:
+            if len(features) != 2:
+                raise ValueError(f"features must be (weak, strong): 2 columns, got {len(features)}")
+            weak, strong = (_float_array(name, col) for name, col in zip(("weak feature", "strong feature"), features))
+        if isinstance(n_tasks, bool) or not isinstance(n_tasks, (int, np.integer)) or n_tasks < 1:
+            raise ValueError(f"n_tasks must be a positive integer, got {n_tasks!r}")
+        self._pool = _Pool(int(n_tasks), text, fmt, weak, strong, backend)
+        self._ordinal = _ordinal(backend)
+
+    @classmethod
+    def load(cls, path: Union[str, "os.PathLike[str]"], backend: str = "cpu") -> "Pool":
+        """A pool from a checkpoint written by `save` (or the `bots` crate/CLI), with its saved config."""
+        self = cls.__new__(cls)
+        self._pool = _Pool.load(os.fspath(path), backend)
+        self._ordinal = _ordinal(backend)
+        return self
+
+    # ---- the two verbs ----
+
+    def select(self, k: Optional[int] = None, out: Any = None):
+        """The ``k`` (default: config batch) tasks to train on now, best first, as numpy uint32.
+
+        Does not advance the step: calling it twice gives the same tasks. On a CUDA pool, ``out`` may
+        be a torch CUDA int32 tensor of at least k elements: the selection is written into it on
+        torch's current stream, without a copy or a synchronization, and ``out`` is returned.
+        """
+        k = self.config["batch"] if k is None else k
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if out is not None:
+            _check_tensor(out, "out", ("int32", "uint32"), self._ordinal)
+            if out.numel() < k:
+                raise ValueError(f"out holds {out.numel()} elements, fewer than k = {k}")
+            self._pool._select_into_device(int(k), out.data_ptr(), _stream(out))
+            return out
+        return self._pool.select(int(k))
+
+    def update(self, tasks, pass_rates=None, *, successes=None, failures=None) -> Optional[dict]:
+        """Applies one step's outcomes and advances the step.
+
+        Give ``pass_rates`` (mean reward of the config's m rollouts, one per task, in [0, 1]) or
+        ``successes`` and ``failures`` (counts, 1 <= s + f <= m per task). Returns the update report
+        (``step``, ``mu``, ``rho``, ``miss``). On a CUDA pool, torch CUDA tensors (int32 ids, float32
+        outcomes) are read in place on torch's current stream; then nothing is returned and bad values
+        raise at the next `sync` / `state` / host call.
+        """
+        counts = successes is not None or failures is not None
+        if counts == (pass_rates is not None):
+            raise ValueError("give either pass_rates or both successes and failures")
+        if counts and (successes is None or failures is None):
+            raise ValueError("counts need both successes and failures")
+        if _is_torch(tasks):
+            return self._update_device(tasks, pass_rates, successes, failures)
+        t = _task_array(tasks)
+        if counts:
+            return self._pool.update_counts(t, _float_array("successes", successes), _float_array("failures", failures))
+        return self._pool.update_pass_rates(t, _float_array("pass_rates", pass_rates))
+
+    def _update_device(self, tasks, pass_rates, successes, failures) -> None:
+        _check_tensor(tasks, "tasks", ("int32", "uint32"), self._ordinal)
+        n = tasks.numel()
+        outs = {"pass_rates": pass_rates} if pass_rates is not None else {"successes": successes, "failures": failures}
+        for name, t in outs.items():
+            _check_tensor(t, name, ("float32",), self._ordinal)
+            if t.numel() != n:
+                raise ValueError(f"{name}: expected {n} values, got {t.numel()}")
+        ptrs = {name: t.data_ptr() for name, t in outs.items()}
+        self._pool._update_from_device(tasks.data_ptr(), n, _stream(tasks), **ptrs)
+        return None
+
+    def sync(self) -> dict:
+        """CUDA pools: waits for the pool and returns the last update's report (raises a device-side
+        input error found since the last call)."""
+        return self._pool._sync()
+
+    # ---- state ----
+
+    def state(self) -> dict:
+        """The whole state as numpy arrays: ``alpha``, ``beta`` (float32 per task), ``weak``,
+        ``strong`` (features, if any), ``prior_alpha``/``prior_beta`` (scalars, or arrays for per-task
+        priors), and ``mu``, ``rho``, ``step``."""
+        return self._pool.state()
+
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Writes the whole posterior and config to ``path`` (the crate's checkpoint format; atomic)."""
+        self._pool.save(os.fspath(path))
+
+    @property
+    def step(self) -> int:
+        """Updates applied so far."""
+        return self._pool.step
+
+    @property
+    def n_tasks(self) -> int:
+        return self._pool.n_tasks
+
+    def __len__(self) -> int:
+        return self._pool.n_tasks
+
+    @property
+    def backend(self) -> str:
+        """``"cpu"`` or ``"cuda:<device name>"``."""
+        return self._pool.backend
+
+    @property
+    def config(self) -> dict:
+        """The config, with the crate's key names."""
+        return json.loads(self._pool.config_json())
+
+    def __repr__(self) -> str:
+        return f"bots.Pool(n_tasks={self.n_tasks}, step={self.step}, backend={self.backend!r})"
+
+
+def _ordinal(backend: str) -> Optional[int]:
+    if backend == "cuda":
+        return 0
+    if backend.startswith("cuda:"):
+        return int(backend[5:])
+    return None
+
+
+def _check_tensor(t: Any, name: str, dtypes: Tuple[str, ...], ordinal: Optional[int]) -> None:
+    """A torch tensor the CUDA pool can read or write in place: on its device, of a dtype it
+    understands, 1-D and contiguous."""
+    if ordinal is None:
+        raise ValueError(f"{name}: device tensors need a pool opened with backend='cuda'")
+    if not _is_torch(t) or not getattr(t, "is_cuda", False):
+        raise ValueError(f"{name} must be a torch CUDA tensor")
+    if t.device.index != ordinal:
+        raise ValueError(f"{name} is on cuda:{t.device.index}, the pool on cuda:{ordinal}")
+    dtype = str(t.dtype).replace("torch.", "")
+    if dtype not in dtypes:
+        raise ValueError(f"{name} must have dtype {' or '.join(dtypes)}, got {dtype}")
+    if t.dim() != 1 or not t.is_contiguous():
+        raise ValueError(f"{name} must be a contiguous 1-D tensor")
+
+
+def _stream(t: Any) -> int:
+    import torch  # only on the CUDA path
+
+    return torch.cuda.current_stream(t.device).cuda_stream

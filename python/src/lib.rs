@@ -1,0 +1,338 @@
+//! `bots._bots`: the Rust core of the Python package `bots` (the Python side is `python/bots/`).
+//!
+//! Arrays cross without copies where the layout allows: `uint32` task ids and `float32` outcomes are
+//! read in place, and every array handed back owns the `Vec` the crate produced (no copy). Errors
+//! keep the crate's message: bad input is `ValueError`, a file problem `OSError`, a missing CUDA
+//! driver or GPU `RuntimeError`. Every verb validates before it writes, so a raised error leaves the
+//! pool as it was.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use bots::backend::cuda::{CudaPool, RawOutcomes};
+use bots::{checkpoint, Backend, BackendKind, BotsError, Config, CpuPool, Evidence, Features, Prior};
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// A crate error as the Python exception a caller expects.
+fn py_err(e: BotsError) -> PyErr {
+    match e {
+        BotsError::Io { .. } => PyOSError::new_err(e.to_string()),
+        BotsError::CudaUnavailable(_) | BotsError::Cuda(_) => PyRuntimeError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+/// One pool on one backend. An enum rather than `Box<dyn Backend>` so the pool is `Send` (the GIL is
+/// released during the O(N) passes) and the CUDA verbs on raw device pointers stay reachable.
+enum Inner {
+    Cpu(Box<CpuPool>),
+    Cuda(Box<CudaPool>), // `CudaPool: Send`: Ray and asyncio call a selector from other threads
+}
+
+impl Inner {
+    fn backend(&mut self) -> &mut dyn Backend {
+        match self {
+            Inner::Cpu(p) => p.as_mut(),
+            Inner::Cuda(p) => p.as_mut(),
+        }
+    }
+    fn backend_ref(&self) -> &dyn Backend {
+        match self {
+            Inner::Cpu(p) => p.as_ref(),
+            Inner::Cuda(p) => p.as_ref(),
+        }
+    }
+}
+
+fn open(kind: BackendKind, config: Config, state: Option<bots::PoolState>, n: usize, features: Option<Features>) -> bots::Result<Inner> {
+    match kind {
+        BackendKind::Cpu => Ok(Inner::Cpu(Box::new(match state {
+            Some(s) => CpuPool::from_state(config, s)?,
+            None => CpuPool::new(config, n, features)?,
+        }))),
+        BackendKind::Cuda { ordinal } => {
+            let mut pool = CudaPool::on_device(ordinal, config, n, features)?;
+            if let Some(s) = state {
+                pool.restore(s)?;
+            }
+            Ok(Inner::Cuda(Box::new(pool)))
+        }
+    }
+}
+
+/// Task ids from any integer numpy array, checked against the pool (the crate's message), as the
+/// `Vec<u32>` the crate's `Evidence` holds. `uint32` is read in place.
+fn task_ids(tasks: &Bound<'_, PyAny>, n: usize) -> PyResult<Vec<u32>> {
+    fn check<T: Copy + TryInto<u64>>(v: &[T], n: usize) -> PyResult<Vec<u32>> {
+        v.iter()
+            .enumerate()
+            .map(|(position, &t)| match t.try_into() {
+                Ok(t) if t < n as u64 => Ok(t as u32),
+                Ok(t) => Err(py_err(BotsError::TaskOutOfRange { task: t, position, len: n })),
+                Err(_) => Err(PyValueError::new_err(format!(
+                    "task id at position {position} of the batch is negative: task ids are 0..{n}"
+                ))),
+            })
+            .collect()
+    }
+    macro_rules! try_dtype {
+        ($($t:ty),*) => {$(
+            if let Ok(a) = tasks.extract::<PyReadonlyArray1<'_, $t>>() {
+                return match a.as_slice() {
+                    Ok(s) => check(s, n),
+                    Err(_) => check(&a.as_array().to_vec(), n),
+                };
+            }
+        )*};
+    }
+    try_dtype!(u32, i64, u64, i32, u16, i16, u8, i8);
+    Err(PyValueError::new_err(
+        "tasks must be a 1-D numpy array of integer task ids (uint32 is read without a copy)",
+    ))
+}
+
+/// A 1-D float32 array as a slice-backed Vec (the crate's `Evidence` owns its values).
+fn f32_values(a: &PyReadonlyArray1<'_, f32>) -> Vec<f32> {
+    match a.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => a.as_array().to_vec(),
+    }
+}
+
+/// The BOTS posterior of a pool of tasks (see `help(bots.Pool)` for the Python-facing API).
+#[pyclass(module = "bots._bots", name = "_Pool")]
+struct PyPool {
+    /// A mutex makes the pyclass `Sync` (PyO3 needs it); calls never contend in practice.
+    inner: Mutex<Inner>,
+}
+
+#[pymethods]
+impl PyPool {
+    /// `_Pool(n, config_text, config_format, weak, strong, backend)`: the Python wrapper parses the
+    /// arguments; `config_format` is "json", "yaml" or "toml" (the crate's parser, Trinity names too).
+    #[new]
+    #[pyo3(signature = (n, config_text, config_format, weak=None, strong=None, backend="cpu"))]
+    fn new(
+        py: Python<'_>,
+        n: usize,
+        config_text: &str,
+        config_format: &str,
+        weak: Option<PyReadonlyArray1<'_, f32>>,
+        strong: Option<PyReadonlyArray1<'_, f32>>,
+        backend: &str,
+    ) -> PyResult<Self> {
+        let kind: BackendKind = backend.parse().map_err(PyValueError::new_err)?;
+        let config = Config::from_str_format(config_text, config_format).map_err(PyValueError::new_err)?;
+        let features = match (&weak, &strong) {
+            (Some(w), Some(s)) => {
+                let (w, s) = (f32_values(w), f32_values(s));
+                if w.len() != n {
+                    return Err(py_err(BotsError::LengthMismatch { what: "weak feature column (one value per task)".into(), expected: n, got: w.len() }));
+                }
+                Some(Features::from_f32(&w, &s).map_err(py_err)?)
+            }
+            (None, None) => None,
+            _ => return Err(PyValueError::new_err("features need both columns: features=(weak, strong)")),
+        };
+        let inner = py.detach(|| open(kind, config, None, n, features)).map_err(py_err)?;
+        Ok(PyPool { inner: Mutex::new(inner) })
+    }
+
+    /// Opens a checkpoint written by `save` (or the crate / CLI) on `backend`, with its stored config.
+    #[staticmethod]
+    #[pyo3(signature = (path, backend="cpu"))]
+    fn load(py: Python<'_>, path: PathBuf, backend: &str) -> PyResult<Self> {
+        let kind: BackendKind = backend.parse().map_err(PyValueError::new_err)?;
+        let inner = py
+            .detach(|| {
+                let (config, state) = checkpoint::load(&path)?;
+                let n = state.len();
+                let features = state.features.clone();
+                open(kind, config, Some(state), n, features)
+            })
+            .map_err(py_err)?;
+        Ok(PyPool { inner: Mutex::new(inner) })
+    }
+
+    /// The `k` tasks to train on at the current step, best first (numpy uint32). Does not advance the step.
+    fn select<'py>(&mut self, py: Python<'py>, k: usize) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let inner = &mut *self.lock();
+        let tasks = py.detach(|| inner.backend().select(k)).map_err(py_err)?;
+        Ok(PyArray1::from_vec(py, tasks))
+    }
+
+    /// One batch of pass rates (float32, one per task) for `tasks`; returns the update report.
+    fn update_pass_rates<'py>(
+        &mut self,
+        py: Python<'py>,
+        tasks: &Bound<'py, PyAny>,
+        pass_rates: PyReadonlyArray1<'py, f32>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let n = self.lock().backend_ref().len();
+        let tasks = task_ids(tasks, n)?;
+        let evidence = Evidence::pass_rates(tasks, f32_values(&pass_rates));
+        self.apply(py, evidence)
+    }
+
+    /// One batch of success/failure counts (float32) for `tasks`; returns the update report.
+    fn update_counts<'py>(
+        &mut self,
+        py: Python<'py>,
+        tasks: &Bound<'py, PyAny>,
+        successes: PyReadonlyArray1<'py, f32>,
+        failures: PyReadonlyArray1<'py, f32>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let n = self.lock().backend_ref().len();
+        let tasks = task_ids(tasks, n)?;
+        let evidence = Evidence::counts(tasks, f32_values(&successes), f32_values(&failures));
+        self.apply(py, evidence)
+    }
+
+    /// CUDA pools: selects `k` tasks into the `uint32` device buffer at `out`, enqueued on `stream`
+    /// (a `CUstream` handle, e.g. `torch.cuda.current_stream().cuda_stream`). The Python wrapper checks
+    /// the tensor (device, dtype, contiguity, length) before calling.
+    fn _select_into_device(&mut self, k: usize, out: u64, stream: u64) -> PyResult<()> {
+        if out == 0 {
+            return Err(PyValueError::new_err("null device pointer for the selection output"));
+        }
+        // SAFETY: the Python wrapper passes `data_ptr()` of a contiguous CUDA uint32-compatible (int32)
+        // tensor of at least k elements on this pool's device, and the live stream torch reports for it.
+        self.with_cuda(|pool| unsafe { pool.select_into_raw(k, out as _, stream as _) })
+    }
+
+    /// CUDA pools: an update from device buffers (`tasks` uint32-compatible, counts or rates float32)
+    /// of `len` elements, enqueued on `stream`. Bad values are reported by the next host verb.
+    #[pyo3(signature = (tasks, len, stream, pass_rates=0, successes=0, failures=0))]
+    fn _update_from_device(&mut self, tasks: u64, len: usize, stream: u64, pass_rates: u64, successes: u64, failures: u64) -> PyResult<()> {
+        let outcomes = if pass_rates != 0 {
+            RawOutcomes::PassRates(pass_rates as _)
+        } else {
+            RawOutcomes::Counts { successes: successes as _, failures: failures as _ }
+        };
+        // SAFETY: the Python wrapper passes `data_ptr()` of contiguous CUDA tensors of `len` elements
+        // each on this pool's device (int32 ids, float32 outcomes), kept alive by the caller, and torch's
+        // live current stream; null pointers are refused by `update_raw`.
+        self.with_cuda(|pool| unsafe { pool.update_raw(tasks as _, outcomes, len, stream as _) })
+    }
+
+    /// CUDA pools: waits for the pool's stream and returns the last update's report (or raises the
+    /// device-side input error found since the last call).
+    fn _sync<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let report = self.with_cuda(|pool| pool.sync())?;
+        report_dict(py, &report)
+    }
+
+    /// Writes the whole posterior and the config to `path` (the crate's checkpoint format, atomic).
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let mut guard = self.lock();
+        let b = &mut *guard;
+        py.detach(move || checkpoint::save_backend(&path, b.backend_ref())).map_err(py_err)
+    }
+
+    /// The whole state as numpy arrays (copies of the backend's state, brought up to date).
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let mut guard = self.lock();
+        let b = &mut *guard;
+        let s = py.detach(move || b.backend_ref().to_host()).map_err(py_err)?;
+        let d = PyDict::new(py);
+        let n = s.len();
+        d.set_item("step", s.globals.step)?;
+        d.set_item("mu", s.globals.mu)?;
+        d.set_item("rho", s.globals.rho)?;
+        match &s.prior {
+            Prior::Constant { alpha0, beta0 } => {
+                d.set_item("prior_alpha", *alpha0)?;
+                d.set_item("prior_beta", *beta0)?;
+            }
+            Prior::PerTask { alpha0, beta0 } => {
+                d.set_item("prior_alpha", PyArray1::from_slice(py, alpha0))?;
+                d.set_item("prior_beta", PyArray1::from_slice(py, beta0))?;
+            }
+        }
+        if let Some(f) = &s.features {
+            let (w, st): (Vec<f32>, Vec<f32>) = (0..n).map(|k| f.get(k)).unzip();
+            d.set_item("weak", PyArray1::from_vec(py, w))?;
+            d.set_item("strong", PyArray1::from_vec(py, st))?;
+        }
+        d.set_item("alpha", PyArray1::from_vec(py, s.alpha))?;
+        d.set_item("beta", PyArray1::from_vec(py, s.beta))?;
+        Ok(d)
+    }
+
+    /// The config as JSON text (the crate's key names).
+    fn config_json(&self) -> PyResult<String> {
+        serde_json::to_string(self.lock().backend_ref().config()).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    #[getter]
+    fn step(&self) -> u64 {
+        self.lock().backend_ref().step()
+    }
+
+    #[getter]
+    fn n_tasks(&self) -> usize {
+        self.lock().backend_ref().len()
+    }
+
+    #[getter]
+    fn backend(&self) -> String {
+        self.lock().backend_ref().name()
+    }
+}
+
+impl PyPool {
+    fn apply<'py>(&mut self, py: Python<'py>, evidence: Evidence) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &mut *self.lock();
+        let report = py.detach(|| inner.backend().update(&evidence)).map_err(py_err)?;
+        report_dict(py, &report)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic inside a verb cannot leave the state half-written (verbs validate first), so a
+        // poisoned lock is still a consistent pool.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_cuda<T>(&self, f: impl FnOnce(&mut CudaPool) -> bots::Result<T>) -> PyResult<T> {
+        match &mut *self.lock() {
+            Inner::Cuda(p) => f(p).map_err(py_err),
+            Inner::Cpu(_) => Err(PyValueError::new_err("device tensors need a pool opened with backend=\"cuda\"")),
+        }
+    }
+}
+
+fn report_dict<'py>(py: Python<'py>, r: &bots::UpdateReport) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("step", r.step)?;
+    d.set_item("mu", r.mu)?;
+    d.set_item("rho", r.rho)?;
+    d.set_item("miss", r.miss)?;
+    Ok(d)
+}
+
+/// Whether this build carries the CUDA kernels (compiled with nvcc), and why not when it does not.
+#[pyfunction]
+fn cuda_build_info() -> (bool, String) {
+    match bots::kernels::BOTS_PTX {
+        Some(_) => (true, "kernels compiled".into()),
+        None => (false, bots::kernels::NO_PTX_REASON.into()),
+    }
+}
+
+/// Config text (`fmt` "yaml", "toml" or "json") as JSON text, keys not yet checked: the adapters take
+/// out their own keys before `_Pool` checks the rest.
+#[pyfunction]
+fn parse_config_keys(text: &str, fmt: &str) -> PyResult<String> {
+    bots::config::parse_value(text, fmt).map(|v| v.to_string()).map_err(PyValueError::new_err)
+}
+
+#[pymodule]
+fn _bots(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyPool>()?;
+    m.add_function(wrap_pyfunction!(cuda_build_info, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_config_keys, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Proves the emulated-driver run (test.sh) bites: plants one fault at a time in a copy of this checkout
+# and checks that test.sh fails on it. The checkout itself is never modified. Faults:
+#   swap-args  two kernel arguments swapped in the Rust launch (alpha and beta of radix_filter)
+#   no-sync    a __syncthreads removed (update_sample_score, after zeroing the shared histogram)
+#   oob-store  a one-past-the-end store (keys_to_tasks writes k + 1 task ids)
+# Usage: scripts/emu-driver/mutate.sh [FAULT...]   (default: all three; minutes each on 2 cores)
+# Builds go to target/mutate (shared by the faults, so dependencies compile once); logs to
+# target/mutate-FAULT.log.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+faults=("$@")
+(( ${#faults[@]} )) || faults=(swap-args no-sync oob-store)
+export CARGO_TARGET_DIR="$root/target/mutate"
+if [[ -z "${NVCC:-}" ]]; then  # the copies have no .cuda/ of their own
+  NVCC="$(ls -d "$root"/.cuda/lib/python3*/site-packages/nvidia/cu13/bin/nvcc 2>/dev/null | head -1 || true)"
+  if [[ -n "$NVCC" ]]; then export NVCC; fi
+fi
+mkdir -p "$CARGO_TARGET_DIR"
+
+# One snapshot of the working tree at the start (edits made while this runs do not leak in).
+snap="$(mktemp -d)"
+trap 'rm -rf "$snap"' EXIT
+(cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$snap")
+status=0
+for f in "${faults[@]}"; do
+  tmp="$(mktemp -d)"
+  cp -a "$snap/." "$tmp/"
+  python3 - "$tmp" "$f" <<'PY'
+import sys
+tmp, fault = sys.argv[1], sys.argv[2]
+faults = {
+    "swap-args": ("src/backend/cuda/launch.rs", "p.alpha, p.beta, p.scalars, p.digits", "p.beta, p.alpha, p.scalars, p.digits"),
+    "no-sync": ("kernels/bots.cu", "    __syncthreads();\n    const uint32_t pending = sc->pending;", "    const uint32_t pending = sc->pending;"),
+    "oob-store": ("kernels/bots.cu", "    GRID_STRIDE(i, k) {\n        const unsigned long long key = keys[i];",
+                  "    GRID_STRIDE(i, k + 1) {\n        const unsigned long long key = keys[i];"),
+}
+if fault not in faults:
+    sys.exit(f"unknown fault {fault}: use {', '.join(faults)}")
+path, old, new = faults[fault]
+p = f"{tmp}/{path}"
+s = open(p).read()
+if s.count(old) != 1:
+    sys.exit(f"fault {fault}: the text to change occurs {s.count(old)} times in {path}; update mutate.sh")
+open(p, "w").write(s.replace(old, new))
+print(f"planted {fault} in {path}")
+PY
+  log="$root/target/mutate-$f.log"
+  if bash "$tmp/scripts/emu-driver/test.sh" >"$log" 2>&1; then
+    echo "NOT CAUGHT: $f (the emulated-driver run passed; log: $log)"; status=1
+  elif ! grep -q '^== GPU tests on the emulated driver' "$log" || grep -qE '^error(\[E[0-9]+\]|: could not compile)' "$log"; then
+    echo "BROKEN: $f did not build or run (not a test failure; log: $log)"; status=1
+  else
+    echo "caught: $f -- $(grep -m1 -E 'emulated CUDA driver:|panicked at|FAILED' "$log" | cut -c1-240)"
+  fi
+  rm -rf "$tmp"
+done
+exit $status

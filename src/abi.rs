@@ -1,0 +1,255 @@
+//! The boundary between the Rust host code and the CUDA kernels, declared once: the by-value
+//! parameter block, the device scalars, the device error codes, the radix-select shape, the model
+//! constants the kernels share with the CPU twin, and the kernels in launch-table order.
+//!
+//! `build.rs` includes this file too (`#[path]`) and renders [`abi_cuh`] into `kernels/abi.cuh`, which
+//! the kernels include; a test checks the checked-in file is what this module renders. So a change here
+//! reaches both sides, and nothing here may name the rest of the crate.
+
+/// Declares a `#[repr(C)]` struct and the text of its C twin (`C_DECL`), field by field.
+macro_rules! c_struct {
+    ($(#[$m:meta])* $name:ident = $cname:literal { $($(#[$fm:meta])* $f:ident : $t:ty = $ct:literal $([$len:literal])?,)* }) => {
+        $(#[$m])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name { $($(#[$fm])* pub $f: $t,)* }
+        impl $name {
+            /// The C declaration of this struct (in `kernels/abi.cuh`).
+            pub const C_DECL: &'static str = concat!(
+                "struct ", $cname, " {\n",
+                $("    ", $ct, " ", stringify!($f), $("[", $len, "]",)? ";\n",)*
+                "};\n"
+            );
+        }
+    };
+}
+
+c_struct! {
+    /// Hyper-parameters, passed by value to the kernels (`struct Params`).
+    KernelParams = "Params" {
+        seed: u64 = "unsigned long long",
+        /// Tasks in the pool.
+        n: u64 = "unsigned long long",
+        lambda: f32 = "float",
+        /// Rollouts per task, as f32.
+        m: f32 = "float",
+        target: f32 = "float",
+        tau: f32 = "float",
+        gamma: f32 = "float",
+        /// The constant prior (used when the per-task prior pointers are null).
+        alpha0: f32 = "float",
+        beta0: f32 = "float",
+        do_sample: u32 = "uint32_t",
+        adaptive_rho: u32 = "uint32_t",
+        /// The pool's feature form: [`FEATURES_NONE`], [`FEATURES_F16`] or [`FEATURES_F32`].
+        feature_form: u32 = "uint32_t",
+    }
+}
+
+c_struct! {
+    /// The device-resident scalars (`struct Scalars`): the step, the batch statistics, the sticky error
+    /// record and the radix-select state.
+    DeviceScalars = "Scalars" {
+        /// Updates applied so far (every kernel reads it from here).
+        step: u64 = "unsigned long long",
+        mu: f32 = "float",
+        mu_set: u32 = "uint32_t",
+        rho: f32 = "float",
+        /// A pool-wide update waits for the next fused pass.
+        pending: u32 = "uint32_t",
+        /// Last batch's mean |p_tilde - r|.
+        miss: f32 = "float",
+        miss_set: u32 = "uint32_t",
+        /// Sticky first error ([`DeviceError`] code, 0 = none), cleared by the host when it reports it.
+        err_code: u32 = "uint32_t",
+        err_pos: u32 = "uint32_t",
+        err_task: u32 = "uint32_t",
+        err_v0: f32 = "float",
+        err_v1: f32 = "float",
+        pad0: u32 = "uint32_t",
+        /// This batch's smallest `position << 8 | code`, [`NO_ERROR`] = none.
+        batch_err: u64 = "unsigned long long",
+        /// Known high digits of the k-th largest key.
+        prefix: u64 = "unsigned long long",
+        /// Keys still to take from the current bin.
+        k_rem: u64 = "unsigned long long",
+        /// Size of the current bin.
+        set_size: u64 = "unsigned long long",
+        /// Keys written to the output so far.
+        n_out: u64 = "unsigned long long",
+        cand_cnt: [u64; 2] = "unsigned long long" [2],
+        /// 0, or 1 + the pass whose bin completes the selection.
+        done: u32 = "uint32_t",
+        /// This pass reads the candidate buffer (1) or the pool (0).
+        read_buf: u32 = "uint32_t",
+        /// This pass appends its bin to the other candidate buffer.
+        write_buf: u32 = "uint32_t",
+        pad1: u32 = "uint32_t",
+    }
+}
+
+/// 64-bit words of [`DeviceScalars`].
+pub const SCALAR_WORDS: usize = std::mem::size_of::<DeviceScalars>() / 8;
+const _: () = assert!(std::mem::size_of::<KernelParams>() == 56 && std::mem::size_of::<DeviceScalars>() == 128);
+
+/// `batch_err` when the batch is valid.
+pub const NO_ERROR: u64 = u64::MAX;
+
+/// What a device-side check found (the `err_code` of [`DeviceScalars`], the low 8 bits of `batch_err`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum DeviceError {
+    OutOfRange = 1,
+    Duplicate = 2,
+    PassRate = 3,
+    NotFinite = 4,
+    Negative = 5,
+    Empty = 6,
+    TooMany = 7,
+    /// The radix select came out inconsistent (never caused by input).
+    Internal = 255,
+}
+
+impl DeviceError {
+    /// Every code, for the C header.
+    pub const ALL: [DeviceError; 8] = [
+        DeviceError::OutOfRange,
+        DeviceError::Duplicate,
+        DeviceError::PassRate,
+        DeviceError::NotFinite,
+        DeviceError::Negative,
+        DeviceError::Empty,
+        DeviceError::TooMany,
+        DeviceError::Internal,
+    ];
+
+    /// The code's name in C (`ERR_...`).
+    pub fn c_name(self) -> &'static str {
+        match self {
+            DeviceError::OutOfRange => "ERR_OUT_OF_RANGE",
+            DeviceError::Duplicate => "ERR_DUPLICATE",
+            DeviceError::PassRate => "ERR_PASS_RATE",
+            DeviceError::NotFinite => "ERR_NOT_FINITE",
+            DeviceError::Negative => "ERR_NEGATIVE",
+            DeviceError::Empty => "ERR_EMPTY",
+            DeviceError::TooMany => "ERR_TOO_MANY",
+            DeviceError::Internal => "ERR_INTERNAL",
+        }
+    }
+
+    /// The code read back from the device, if it is one.
+    pub fn from_code(code: u32) -> Option<DeviceError> {
+        DeviceError::ALL.into_iter().find(|e| *e as u32 == code)
+    }
+}
+
+/// `feature_form` of [`KernelParams`]: no features (the kernels read none).
+pub const FEATURES_NONE: u32 = 0;
+/// Two columns of IEEE binary16 bits, 2 bytes per value.
+pub const FEATURES_F16: u32 = 1;
+/// Two columns of f32, 4 bytes per value.
+pub const FEATURES_F32: u32 = 2;
+
+/// Radix digits of the 64-bit keys, most significant first: 11, 11, 11, 11, 10, 10 bits.
+pub const RADIX_PASSES: u32 = 6;
+/// Bins of one radix histogram (the widest digit).
+pub const RADIX_BINS: u32 = 2048;
+/// Offset in the denominator of mu_est, as in Trinity-RFT.
+pub const MU_EPS: f64 = 1e-6;
+/// Adaptive rho halves rho when the batch's mean interpolation miss is at least this.
+pub const ADAPTIVE_RHO_MISS: f64 = 0.25;
+/// Philox blocks one Gamma draw may use (two Marsaglia-Tsang attempts per block).
+pub const MAX_GAMMA_BLOCKS: u32 = 64;
+/// Threads of the one `batch_reduce` block: lanes of the batch sums on both backends.
+pub const BATCH_LANES: u32 = 256;
+
+/// Declares the kernel enum, in launch-table order, with each kernel's PTX entry name.
+macro_rules! kernels {
+    ($($(#[$m:meta])* $v:ident = $name:literal,)*) => {
+        /// Every kernel entry point of the PTX, in launch-table order.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Kernel { $($(#[$m])* $v,)* }
+        impl Kernel {
+            /// Every kernel, in order (`Kernel::ALL[k as usize] == k`).
+            pub const ALL: &'static [Kernel] = &[$(Kernel::$v,)*];
+            /// The `.entry` name in the PTX (`extern "C"` in `kernels/bots.cu`).
+            pub const fn name(self) -> &'static str {
+                match self { $(Kernel::$v => $name,)* }
+            }
+        }
+    };
+}
+
+kernels! {
+    UpdateSampleScore = "update_sample_score",
+    ApplyPending = "apply_pending",
+    ClearPending = "clear_pending",
+    ClearError = "clear_error",
+    SelectInit = "select_init",
+    RadixFindBin = "radix_find_bin",
+    RadixFilter = "radix_filter",
+    BitonicSortBlock = "bitonic_sort_block",
+    BitonicStep = "bitonic_step",
+    KeysToTasks = "keys_to_tasks",
+    BatchValidate = "batch_validate",
+    BatchReduce = "batch_reduce",
+    BatchScatter = "batch_scatter",
+    BatchFinish = "batch_finish",
+}
+
+/// The text of `kernels/abi.cuh`.
+pub fn abi_cuh() -> String {
+    let mut s = String::from(
+        "// GENERATED by build.rs from src/abi.rs: edit that file, not this one (a test checks they agree).\n\
+         // The Rust/CUDA boundary: layouts, error codes, radix shape, shared constants, the kernel list.\n\
+         #pragma once\n#include <stdint.h>\n\n",
+    );
+    s += &format!("#define BOTS_NO_ERROR 0x{NO_ERROR:X}ull\n");
+    for e in DeviceError::ALL {
+        s += &format!("#define {} {}u\n", e.c_name(), e as u32);
+    }
+    s += &format!(
+        "#define BOTS_FEATURES_NONE {FEATURES_NONE}u\n#define BOTS_FEATURES_F16 {FEATURES_F16}u\n#define BOTS_FEATURES_F32 {FEATURES_F32}u\n"
+    );
+    s += &format!("#define BOTS_RADIX_PASSES {RADIX_PASSES}\n#define BOTS_RADIX_BINS {RADIX_BINS}\n");
+    s += &format!("#define BOTS_MU_EPS {MU_EPS:e}\n#define BOTS_ADAPTIVE_RHO_MISS {ADAPTIVE_RHO_MISS:?}\n");
+    s += &format!("#define BOTS_MAX_GAMMA_BLOCKS {MAX_GAMMA_BLOCKS}u\n#define BOTS_BATCH_LANES {BATCH_LANES}u\n\n");
+    s += "// X-macro of every kernel, in launch-table order (scripts/emu-driver registers them from it).\n";
+    s += "#define BOTS_KERNELS(X)";
+    for k in Kernel::ALL {
+        s += &format!(" X({})", k.name());
+    }
+    s += "\n\n";
+    s += KernelParams::C_DECL;
+    s += "\n";
+    s += DeviceScalars::C_DECL;
+    s += &format!(
+        "\nstatic_assert(sizeof(Params) == {}, \"Params layout\");\nstatic_assert(sizeof(Scalars) == {}, \"Scalars layout\");\n",
+        std::mem::size_of::<KernelParams>(),
+        std::mem::size_of::<DeviceScalars>()
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    /// The checked-in header is what this module renders (build.rs rewrites it on every build).
+    #[test]
+    fn abi_header_is_current() {
+        let on_disk = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kernels/abi.cuh")).unwrap();
+        assert_eq!(on_disk, super::abi_cuh(), "kernels/abi.cuh is stale: rebuild (build.rs regenerates it)");
+    }
+
+    #[test]
+    fn kernels_are_in_order_and_codes_round_trip() {
+        for (i, k) in super::Kernel::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
+        for e in super::DeviceError::ALL {
+            assert_eq!(super::DeviceError::from_code(e as u32), Some(e));
+        }
+        assert_eq!(super::DeviceError::from_code(0), None);
+    }
+}
+

@@ -1,0 +1,135 @@
+//! The [`Backend`] host verbs of [`CudaPool`].
+
+use super::cuda_err;
+use super::launch::ptr;
+use super::pool::{scalar_words, upload_features, upload_prior, CudaPool, RawOutcomes};
+use crate::backend::cpu::check_state_fits;
+use crate::backend::{Backend, UpdateReport};
+use crate::config::Config;
+use crate::error::{BotsError, Result};
+use crate::evidence::{Evidence, Outcomes};
+use crate::pool::{Globals, PoolState, Prior};
+
+/// Host-side validation of host evidence, with the CPU backend's typed errors.
+pub(super) fn validate_host(n: usize, m: u32, ev: &Evidence) -> Result<()> {
+    crate::evidence::validate_batch(n, m, ev).map(|_| ())
+}
+
+impl Backend for CudaPool {
+    fn name(&self) -> String {
+        format!("cuda:{}", self.device)
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn step(&self) -> u64 {
+        self.step.get()
+    }
+
+    fn select(&mut self, k: usize) -> Result<Vec<u32>> {
+        if k == 0 || k > self.n {
+            return Err(BotsError::InvalidK { k, len: self.n });
+        }
+        let stream = self.stream.clone();
+        if k <= self.k_cap {
+            let out = self.p.out_tasks;
+            // SAFETY: `out_tasks` holds k_cap >= k u32 of this pool, on the pool's own stream.
+            unsafe { self.select_into_raw(k, out, stream.cu_stream())? };
+            let tasks = stream.clone_dtoh(&self.out_tasks.slice(0..k)).map_err(cuda_err)?;
+            stream.synchronize().map_err(cuda_err)?;
+            self.check_select()?;
+            return Ok(tasks);
+        }
+        // Larger than the preallocated capacity: gather into a temporary buffer and sort on the host.
+        self.ctx.bind_to_thread().map_err(cuda_err)?;
+        let keys = stream.alloc_zeros::<u64>(k).map_err(cuda_err)?;
+        let kp = ptr(&keys, &stream);
+        self.launch_select(k, kp, k as u64, 0, stream.cu_stream())?;
+        let mut keys = stream.clone_dtoh(&keys).map_err(cuda_err)?;
+        stream.synchronize().map_err(cuda_err)?;
+        if keys.contains(&0) {
+            return Err(BotsError::Cuda("internal error in the radix select: fewer than k keys came out".into()));
+        }
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(keys.into_iter().map(crate::select::key_task).collect())
+    }
+
+    fn update(&mut self, evidence: &Evidence) -> Result<UpdateReport> {
+        validate_host(self.n, self.config.m, evidence)?;
+        let len = evidence.len();
+        let stream = self.stream.clone();
+        let (a, b) = match &evidence.outcomes {
+            Outcomes::PassRates(r) => (r.as_slice(), None),
+            Outcomes::Counts { successes, failures } => (successes.as_slice(), Some(failures.as_slice())),
+        };
+        if len <= self.ev_tasks.len() {
+            stream.memcpy_htod(&evidence.tasks, &mut self.ev_tasks.slice_mut(0..len)).map_err(cuda_err)?;
+            stream.memcpy_htod(a, &mut self.ev_a.slice_mut(0..len)).map_err(cuda_err)?;
+            if let Some(b) = b {
+                stream.memcpy_htod(b, &mut self.ev_b.slice_mut(0..len)).map_err(cuda_err)?;
+            }
+            let (t, pa, pb) = (self.p.ev_tasks, self.p.ev_a, self.p.ev_b);
+            let o = if b.is_some() { RawOutcomes::Counts { successes: pa, failures: pb } } else { RawOutcomes::PassRates(pa) };
+            // SAFETY: the pool's own evidence buffers hold ev_cap >= len elements, on its own stream.
+            unsafe { self.update_raw(t, o, len, stream.cu_stream())? };
+        } else {
+            let t = stream.clone_htod(&evidence.tasks).map_err(cuda_err)?;
+            let da = stream.clone_htod(a).map_err(cuda_err)?;
+            match b {
+                Some(b) => {
+                    let db = stream.clone_htod(b).map_err(cuda_err)?;
+                    self.update_from_device(&t, &da, &db)?;
+                }
+                None => self.update_from_device_rates(&t, &da)?,
+            }
+            stream.synchronize().map_err(cuda_err)?;
+        }
+        self.sync()
+    }
+
+    fn to_host(&self) -> Result<PoolState> {
+        self.ctx.bind_to_thread().map_err(cuda_err)?;
+        self.flush_on(self.stream.cu_stream())?;
+        let sc = self.read_scalars()?;
+        let s = &self.stream;
+        let alpha = s.clone_dtoh(&self.alpha).map_err(cuda_err)?;
+        let beta = s.clone_dtoh(&self.beta).map_err(cuda_err)?;
+        let prior = match &self.prior {
+            Some((a0, b0)) => Prior::PerTask { alpha0: s.clone_dtoh(a0).map_err(cuda_err)?, beta0: s.clone_dtoh(b0).map_err(cuda_err)? },
+            None => Prior::Constant { alpha0: self.constant_prior.0, beta0: self.constant_prior.1 },
+        };
+        let features = self.features.as_ref().map(|f| f.to_host(s)).transpose()?;
+        s.synchronize().map_err(cuda_err)?;
+        let globals = Globals { mu: (sc.mu_set != 0).then_some(sc.mu), rho: sc.rho, step: sc.step };
+        Ok(PoolState { alpha, beta, prior, features, globals })
+    }
+
+    fn restore(&mut self, state: PoolState) -> Result<()> {
+        check_state_fits(&self.config, &state)?;
+        if state.len() != self.n {
+            return Err(BotsError::LengthMismatch { what: "restored state (tasks)".into(), expected: self.n, got: state.len() });
+        }
+        self.ctx.bind_to_thread().map_err(cuda_err)?;
+        let s = self.stream.clone();
+        s.synchronize().map_err(cuda_err)?;
+        let (prior, constant_prior) = upload_prior(&s, &state.prior)?;
+        let features = upload_features(&s, state.features.as_ref())?;
+        s.memcpy_htod(&state.alpha, &mut self.alpha).map_err(cuda_err)?;
+        s.memcpy_htod(&state.beta, &mut self.beta).map_err(cuda_err)?;
+        s.memcpy_htod(&scalar_words(&state.globals), &mut self.scalars).map_err(cuda_err)?;
+        (self.p.alpha0, self.p.beta0) = prior.as_ref().map_or((0, 0), |(a, b)| (ptr(a, &s), ptr(b, &s)));
+        (self.p.fw, self.p.fs) = features.as_ref().map_or((0, 0), |f| f.ptrs(&s));
+        self.prior = prior;
+        self.constant_prior = constant_prior;
+        self.features = features;
+        s.synchronize().map_err(cuda_err)?;
+        self.step.set(state.globals.step);
+        Ok(())
+    }
+}

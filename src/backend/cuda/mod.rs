@@ -1,0 +1,150 @@
+//! The CUDA backend: the pool's state lives in device memory and one step is a few fused passes over it.
+//!
+//! # Device state (12 or 16 bytes per task, plus 2 of scratch)
+//! `alpha`, `beta` (f32), the reference features `f_w`, `f_s` in the pool's form (f16, 4 bytes per
+//! task, or f32, 8: [`crate::FeatureForm`]; the kernels read either), per-task priors only when the
+//! state has them (+8 bytes/task), and 128 bytes of device scalars (step, mu, rho, the pending flag, the
+//! error record, the radix-select state). Scratch: a 2-byte digit cache per task, a bitmap of n bits for
+//! duplicate detection, histograms, and candidate/output buffers sized at construction for `k` up to a
+//! capacity, so the trainer verbs allocate nothing per step.
+//!
+//! # One step, in launch order (all on one stream, no host round trip)
+//! - `select_into`: `select_init`, `update_sample_score` (applies the pending pool-wide update, samples,
+//!   scores and builds the first radix histogram), 6 × (`radix_find_bin`, `radix_filter`) over the
+//!   shrinking candidate set, a bitonic sort of the k keys (descending) and `keys_to_tasks`.
+//! - `update_from_device`: `apply_pending` + `clear_pending` (no-ops on the device unless an older
+//!   update is still pending; always launched, so a captured graph replays correctly), then
+//!   `batch_validate`, `batch_reduce`, `batch_scatter`, `batch_finish`. Invalid input leaves the state
+//!   unchanged and sets a device error flag that the next synchronizing call ([`CudaPool::sync`],
+//!   [`Backend::to_host`], [`Backend::update`]'s report) reports as [`BotsError::DeviceInput`] and
+//!   clears. Only the invalid batch is skipped: valid batches issued after it still apply, and a host
+//!   `update` whose own batch was applied may be the call that reports an earlier device batch's error.
+//!   Host evidence ([`Backend::update`]) is also validated on the host first, with the CPU backend's
+//!   typed errors.
+//!
+//! The step counter lives on the device and every kernel reads it from there, so a captured CUDA graph of
+//! a step replays correctly. The host mirrors it ([`Backend::step`]); after an invalid device batch the
+//! mirror runs ahead until the next synchronizing call resyncs it.
+//!
+//! # Agreement with the CPU backend
+//! The kernels are compiled with `--fmad=false`, IEEE division and square root, and draw with the same
+//! `fmath` functions as the CPU (`kernels/fmath.cuh` is `src/dist/fmath.rs` expression for expression:
+//! no libm, no `__` intrinsics), so samples, keys, selections and the update arithmetic match
+//! [`crate::CpuPool`] bit for bit (the CPU emulator in `scripts/emu` checks the device code this way).
+//! The batch means are f64 sums in one defined order on both backends ([`crate::evidence::batch_sum`]:
+//! 256 strided lanes, then a tree), so mu, miss and rho agree bit for bit too.
+//!
+//! # Tested without a GPU
+//! `scripts/emu/run.sh` runs the kernels (compiled for the host with `scripts/emu/cuda_shim.h`: a
+//! block's threads are fibers in shuffled order with checked barriers, on `fmath`) through a C++ copy
+//! of the launch sequence; `scripts/emu-driver/test.sh` runs this Rust host code itself on an emulated
+//! CUDA driver built from the same kernels (PTX parameter lists checked at module load, lazily run
+//! streams, guard-paged buffers, graph capture). Both run in CI.
+//!
+//! # Assumed on real hardware (not checkable without a GPU)
+//! - The PTX (ISA <= 9.0, `compute_80`) JIT-compiles on driver 580 for sm_90; a refusal carries the JIT
+//!   log in the error. The driver's JIT cache makes later pools' module loads cheap.
+//! - All static shared memory stays under the 48 KB that needs no opt-in (largest: `batch_reduce`,
+//!   24.6 KB); no kernel uses dynamic shared memory, so no `cuFuncSetAttribute` is needed. Register
+//!   counts (`nvcc --cubin -arch=sm_90 -Xptxas -v`, CUDA 13.0): `update_sample_score` 61 and
+//!   `radix_filter` 59 under `__launch_bounds__(256, 4)`, no spills, no stack; the pool-sized grids are
+//!   sized from `cuOccupancyMaxActiveBlocksPerMultiprocessor`.
+//! - The pool runs on a non-blocking stream of its own ([`CudaPool::on_device`]) or the caller's;
+//!   nothing allocates, frees or synchronizes inside `select_into`/`update_from_device*`, and cudarc's
+//!   event bookkeeping of the caller's buffers stays outside a capture, so they can be graph-captured
+//!   with event tracking on or off.
+
+//!
+//! # Where things are
+//! - `module.rs`: loading the PTX (with the JIT log) and looking up every kernel of [`crate::abi::Kernel`].
+//! - `launch.rs`: the one `unsafe` launch, the kernel parameters and the launch sequences (select, sort,
+//!   flush).
+//! - `pool.rs`: [`CudaPool`], its construction and the trainer verbs (`select_into`, `update_from_device*`,
+//!   their raw forms, `sync`).
+//! - `backend_impl.rs`: the [`crate::Backend`] host verbs (`select`, `update`, `to_host`, `restore`).
+//! - The boundary with the kernels (layouts, error codes, constants, kernel names) is `src/abi.rs`.
+
+use std::sync::Arc;
+
+use cudarc::driver::CudaContext;
+
+use crate::error::{BotsError, Result};
+use crate::kernels;
+
+/// Pointers of kernel arguments for `cuLaunchKernel`: each argument must be an lvalue or a temporary
+/// that lives to the end of the statement.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => { [$( &$a as *const _ as *mut std::ffi::c_void ),*] };
+}
+
+mod backend_impl;
+mod launch;
+mod module;
+mod pool;
+
+pub use pool::{CudaPool, RawOutcomes};
+
+fn cuda_err(e: impl std::fmt::Debug) -> BotsError {
+    BotsError::Cuda(format!("{e:?}"))
+}
+
+fn context(ordinal: usize) -> Result<Arc<CudaContext>> {
+    if kernels::BOTS_PTX.is_none() {
+        return Err(BotsError::CudaUnavailable(kernels::NO_PTX_REASON.into()));
+    }
+    if !crate::backend::driver_present() {
+        return Err(BotsError::CudaUnavailable("no CUDA driver (libcuda) found on this machine".into()));
+    }
+    CudaContext::new(ordinal).map_err(|e| BotsError::CudaUnavailable(format!("cannot open CUDA device {ordinal}: {e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backend_impl::validate_host;
+    use super::pool::scalar_words;
+    use super::*;
+    use crate::abi::{DeviceScalars, NO_ERROR};
+    use crate::evidence::Evidence;
+    use crate::pool::Globals;
+    use crate::Config;
+
+    /// Without a driver (or without PTX) construction is a typed error, never a panic.
+    #[test]
+    fn unavailable_is_a_typed_error() {
+        let present = crate::backend::cuda_usable();
+        if present {
+            crate::test_skip("a CUDA driver is present: the no-driver refusal cannot be shown here");
+            return;
+        }
+        let cfg = Config { rho: 0.0, ..Default::default() };
+        match CudaPool::new(cfg.clone(), 10, None) {
+            Err(BotsError::CudaUnavailable(_)) => {}
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("a pool without a driver"),
+        }
+        assert!(matches!(crate::open(crate::BackendKind::Cuda { ordinal: 0 }, cfg, 10, None), Err(BotsError::CudaUnavailable(_))));
+    }
+
+    #[test]
+    fn host_validation_matches_the_cpu_errors() {
+        let ev = |t: Vec<u32>| Evidence::pass_rates(t.clone(), vec![0.5; t.len()]);
+        assert!(matches!(validate_host(10, 16, &ev(vec![])), Err(BotsError::Empty(_))));
+        assert!(matches!(validate_host(10, 16, &ev(vec![10])), Err(BotsError::TaskOutOfRange { task: 10, .. })));
+        assert!(matches!(validate_host(10, 16, &ev(vec![1, 2, 1])), Err(BotsError::DuplicateTask { task: 1, first: 0, second: 2 })));
+        let bad = Evidence::counts(vec![1], vec![f32::NAN], vec![1.0]);
+        assert!(matches!(validate_host(10, 16, &bad), Err(BotsError::InvalidCounts { .. })));
+        let short = Evidence::pass_rates(vec![1, 2], vec![0.5]);
+        assert!(matches!(validate_host(10, 16, &short), Err(BotsError::LengthMismatch { .. })));
+        validate_host(10, 16, &ev(vec![0, 9])).unwrap();
+    }
+
+    #[test]
+    fn scalars_start_clean() {
+        let w = scalar_words(&Globals { mu: Some(0.25), rho: 0.1, step: 7 });
+        let sc: DeviceScalars = bytemuck::cast(w);
+        assert_eq!((sc.step, sc.mu, sc.mu_set, sc.rho, sc.pending, sc.err_code), (7, 0.25, 1, 0.1, 0, 0));
+        assert_eq!(sc.batch_err, NO_ERROR);
+        let sc: DeviceScalars = bytemuck::cast(scalar_words(&Globals { mu: None, rho: 0.0, step: 0 }));
+        assert_eq!(sc.mu_set, 0);
+    }
+}

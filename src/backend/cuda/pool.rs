@@ -1,0 +1,592 @@
+//! [`CudaPool`]: construction and the trainer verbs.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
+use half::f16;
+
+use super::launch::{grid_for, ptr, Ptrs, BLOCK};
+use super::module::Module;
+use super::{context, cuda_err};
+use crate::abi::{DeviceError, DeviceScalars, Kernel as K, NO_ERROR, RADIX_BINS, RADIX_PASSES, SCALAR_WORDS};
+use crate::backend::cpu::check_state_fits;
+use crate::backend::UpdateReport;
+use crate::config::Config;
+use crate::error::{BotsError, Result};
+use crate::kernels;
+use crate::pool::{FeatureForm, Features, Globals, PoolState, Prior};
+
+/// Outcomes of a batch given as raw device pointers (see [`CudaPool::update_raw`]).
+#[derive(Clone, Copy, Debug)]
+pub enum RawOutcomes {
+    /// `len` f32 pass rates in [0, 1].
+    PassRates(sys::CUdeviceptr),
+    /// `len` f32 success counts and `len` f32 failure counts.
+    Counts { successes: sys::CUdeviceptr, failures: sys::CUdeviceptr },
+}
+
+/// A pool on one CUDA device.
+///
+/// ```no_run
+/// use bots::{Backend, Config, Evidence};
+/// use bots::backend::cuda::CudaPool;
+/// let mut pool = CudaPool::new(Config { rho: 0.0, batch: 4, ..Default::default() }, 1000, None)?;
+/// let tasks = pool.select_batch()?;
+/// pool.update(&Evidence::pass_rates(tasks, vec![0.5; 4]))?;
+/// assert_eq!(pool.step(), 1);
+/// # Ok::<(), bots::BotsError>(())
+/// ```
+pub struct CudaPool {
+    pub(super) config: Config,
+    pub(super) n: usize,
+    pub(super) ctx: Arc<CudaContext>,
+    pub(super) stream: Arc<CudaStream>,
+    pub(super) module: Module,
+    pub(super) alpha: CudaSlice<f32>,
+    pub(super) beta: CudaSlice<f32>,
+    pub(super) prior: Option<(CudaSlice<f32>, CudaSlice<f32>)>,
+    pub(super) constant_prior: (f32, f32),
+    pub(super) features: Option<DeviceFeatures>,
+    pub(super) scalars: CudaSlice<u64>,
+    pub(super) _digits: CudaSlice<u16>,
+    pub(super) _bitmap: CudaSlice<u32>,
+    pub(super) _hist: CudaSlice<u32>,
+    pub(super) _cand: CudaSlice<u64>,
+    pub(super) cand_cap: usize,
+    pub(super) _out_keys: CudaSlice<u64>,
+    pub(super) out_tasks: CudaSlice<u32>,
+    pub(super) k_cap: usize,
+    pub(super) ev_tasks: CudaSlice<u32>,
+    pub(super) ev_a: CudaSlice<f32>,
+    pub(super) ev_b: CudaSlice<f32>,
+    pub(super) p: Ptrs,
+    pub(super) grid_n: u32,
+    pub(super) device: String,
+    /// Never captured: takes cudarc's event bookkeeping of the caller's buffers while `stream` is
+    /// capturing (see [`CudaPool::bookkeeping_stream`]).
+    pub(super) side: Arc<CudaStream>,
+    /// Host mirror of the device step counter.
+    pub(super) step: Cell<u64>,
+}
+
+impl CudaPool {
+    /// A fresh pool of `n` tasks on device 0, with capacity `config.batch` for [`CudaPool::select_into`]
+    /// and the device update verbs.
+    ///
+    /// ```no_run
+    /// let pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, ..Default::default() }, 1 << 20, None)?;
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub fn new(config: Config, n: usize, features: Option<Features>) -> Result<CudaPool> {
+        Self::on_device(0, config, n, features)
+    }
+
+    /// A fresh pool on device `ordinal`, on a new non-blocking stream of its own ([`CudaPool::stream`]),
+    /// so that the pool's work can be graph-captured (the legacy NULL stream cannot be).
+    ///
+    /// ```no_run
+    /// let pool = bots::backend::cuda::CudaPool::on_device(1, bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub fn on_device(ordinal: usize, config: Config, n: usize, features: Option<Features>) -> Result<CudaPool> {
+        let ctx = context(ordinal)?;
+        let stream = ctx.new_stream().map_err(cuda_err)?;
+        let k_cap = config.batch;
+        Self::with_capacity(stream, config, n, features, k_cap)
+    }
+
+    /// A fresh pool whose kernels run on the caller's stream (e.g. the trainer's), so selection and
+    /// update are ordered with the caller's own work. `k_capacity` bounds `k` of the trainer verbs.
+    ///
+    /// ```no_run
+    /// let ctx = cudarc::driver::CudaContext::new(0).unwrap();
+    /// let stream = ctx.new_stream().unwrap();
+    /// let pool = bots::backend::cuda::CudaPool::with_capacity(stream, bots::Config { rho: 0.0, ..Default::default() }, 1000, None, 64)?;
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub fn with_capacity(
+        stream: Arc<CudaStream>,
+        config: Config,
+        n: usize,
+        features: Option<Features>,
+        k_capacity: usize,
+    ) -> Result<CudaPool> {
+        let state = PoolState::new(&config, n, features)?;
+        Self::from_state(stream, config, state, k_capacity)
+    }
+
+    /// A pool resuming from a saved state, on the given stream.
+    ///
+    /// ```no_run
+    /// let cfg = bots::Config { rho: 0.0, ..Default::default() };
+    /// let state = bots::PoolState::new(&cfg, 1000, None)?;
+    /// let ctx = cudarc::driver::CudaContext::new(0).unwrap();
+    /// let pool = bots::backend::cuda::CudaPool::from_state(ctx.default_stream(), cfg, state, 32)?;
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub fn from_state(stream: Arc<CudaStream>, config: Config, state: PoolState, k_capacity: usize) -> Result<CudaPool> {
+        config.validate()?;
+        check_state_fits(&config, &state)?;
+        if kernels::BOTS_PTX.is_none() {
+            return Err(BotsError::CudaUnavailable(kernels::NO_PTX_REASON.into()));
+        }
+        let n = state.len();
+        let ctx = stream.context().clone();
+        let module = Module::load(&ctx)?;
+        let k_cap = k_capacity.clamp(1, n);
+        let cand_cap = n.min((1usize << 20).max(2 * k_cap));
+        let ev_cap = config.batch.max(1);
+        let pow2 = k_cap.next_power_of_two();
+        let s = &stream;
+        let alloc_err = |e| BotsError::Cuda(format!("allocating the pool of {n} tasks: {e:?}"));
+        let alpha = s.clone_htod(&state.alpha).map_err(alloc_err)?;
+        let beta = s.clone_htod(&state.beta).map_err(alloc_err)?;
+        let (prior, constant_prior) = upload_prior(s, &state.prior)?;
+        let features = upload_features(s, state.features.as_ref())?;
+        let scalars = s.clone_htod(&scalar_words(&state.globals)).map_err(alloc_err)?;
+        let digits = s.alloc_zeros::<u16>(n).map_err(alloc_err)?;
+        let bitmap = s.alloc_zeros::<u32>(n.div_ceil(32)).map_err(alloc_err)?;
+        let hist = s.alloc_zeros::<u32>((RADIX_PASSES as usize + 1) * RADIX_BINS as usize).map_err(alloc_err)?;
+        let cand = s.alloc_zeros::<u64>(2 * cand_cap).map_err(alloc_err)?;
+        let out_keys = s.alloc_zeros::<u64>(pow2).map_err(alloc_err)?;
+        let out_tasks = s.alloc_zeros::<u32>(k_cap).map_err(alloc_err)?;
+        let ev_tasks = s.alloc_zeros::<u32>(ev_cap).map_err(alloc_err)?;
+        let ev_a = s.alloc_zeros::<f32>(ev_cap).map_err(alloc_err)?;
+        let ev_b = s.alloc_zeros::<f32>(ev_cap).map_err(alloc_err)?;
+        let sms = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(cuda_err)?
+            .max(1) as u64;
+        // The pool-sized kernels run as many blocks as fit on the device at once (grid-stride loops).
+        let mut per_sm = u64::MAX;
+        for k in [K::UpdateSampleScore, K::RadixFilter, K::ApplyPending] {
+            let mut blocks = 0i32;
+            // SAFETY: `module.funcs[k]` is a live function of the module loaded above, in this context.
+            unsafe { sys::cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut blocks, module.funcs[k as usize], BLOCK as i32, 0) }
+                .result()
+                .map_err(|e| BotsError::Cuda(format!("occupancy of {}: {e:?}", k.name())))?;
+            per_sm = per_sm.min(blocks.max(1) as u64);
+        }
+        let grid_n = (n as u64).div_ceil(BLOCK as u64).clamp(1, sms * per_sm) as u32;
+        let side = ctx.new_stream().map_err(cuda_err)?;
+        let device = ctx.name().unwrap_or_else(|_| "unknown".into());
+        let mut p = Ptrs {
+            alpha: ptr(&alpha, s),
+            beta: ptr(&beta, s),
+            scalars: ptr(&scalars, s),
+            digits: ptr(&digits, s),
+            bitmap: ptr(&bitmap, s),
+            hist: ptr(&hist, s),
+            cand: ptr(&cand, s),
+            out_keys: ptr(&out_keys, s),
+            out_tasks: ptr(&out_tasks, s),
+            ev_tasks: ptr(&ev_tasks, s),
+            ev_a: ptr(&ev_a, s),
+            ev_b: ptr(&ev_b, s),
+            ..Default::default()
+        };
+        if let Some((a0, b0)) = &prior {
+            (p.alpha0, p.beta0) = (ptr(a0, s), ptr(b0, s));
+        }
+        if let Some(f) = &features {
+            (p.fw, p.fs) = f.ptrs(s);
+        }
+        stream.synchronize().map_err(cuda_err)?;
+        Ok(CudaPool {
+            step: Cell::new(state.globals.step),
+            config,
+            n,
+            ctx,
+            stream,
+            module,
+            alpha,
+            beta,
+            prior,
+            constant_prior,
+            features,
+            scalars,
+            _digits: digits,
+            _bitmap: bitmap,
+            _hist: hist,
+            _cand: cand,
+            cand_cap,
+            _out_keys: out_keys,
+            out_tasks,
+            k_cap,
+            ev_tasks,
+            ev_a,
+            ev_b,
+            p,
+            grid_n,
+            device,
+            side,
+        })
+    }
+
+    /// The stream every kernel of this pool runs on (unless a raw verb names another).
+    ///
+    /// ```no_run
+    /// # let pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
+    /// let buf = pool.stream().alloc_zeros::<u32>(32).unwrap();
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// The largest `k` of [`CudaPool::select_into`] (chosen at construction).
+    ///
+    /// ```no_run
+    /// # let pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 32, ..Default::default() }, 1000, None)?;
+    /// assert_eq!(pool.k_capacity(), 32);
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub fn k_capacity(&self) -> usize {
+        self.k_cap
+    }
+
+    /// Device-side selection for a trainer: the `k` best tasks at the current step, best first, written to
+    /// `out[0..k]`. Never synchronizes and allocates nothing; needs `k <= k_capacity()`.
+    ///
+    /// ```no_run
+    /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 32, ..Default::default() }, 1 << 20, None)?;
+    /// let mut out = pool.stream().alloc_zeros::<u32>(32).unwrap();
+    /// pool.select_into(32, &mut out)?;
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    ///
+    /// `out` is any device buffer of `u32` on this pool's context: a [`CudaSlice`], or a view
+    /// (`slice.slice_mut(a..b)`), such as the storage of a framework's tensor at an offset.
+    pub fn select_into(&mut self, k: usize, out: &mut impl DevicePtrMut<u32>) -> Result<()> {
+        if out.len() < k {
+            return Err(BotsError::LengthMismatch { what: "select_into output".into(), expected: k, got: out.len() });
+        }
+        let stream = self.stream.clone();
+        let book = self.bookkeeping_stream()?;
+        let (dst, _guard) = out.device_ptr_mut(&book);
+        // SAFETY: `out` holds at least k u32 (checked above) of this pool's context, and the pool's
+        // own stream is live for as long as the pool.
+        unsafe { self.select_into_raw(k, dst, stream.cu_stream()) }
+    }
+
+    /// [`CudaPool::select_into`] with a raw device pointer and stream, for trainers in other frameworks.
+    ///
+    /// # Safety
+    /// `out` must point to at least `k` writable `u32` in this pool's context, and `stream` must be a
+    /// live stream of that context. Calls on one pool must be ordered: issue all of them on one stream
+    /// (or synchronize between streams yourself); the pool's scratch buffers are shared between calls.
+    /// The host verbs (`select`, `update`, `to_host`, `sync`, `restore`) run on [`CudaPool::stream`]:
+    /// when `stream` is another stream, synchronize it (or make the pool's stream wait on it) first.
+    ///
+    /// ```no_run
+    /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 8, ..Default::default() }, 1000, None)?;
+    /// let out = pool.stream().alloc_zeros::<u32>(8).unwrap();
+    /// let raw = cudarc::driver::DevicePtr::device_ptr(&out, pool.stream()).0;
+    /// unsafe { pool.select_into_raw(8, raw, pool.stream().cu_stream())? };
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub unsafe fn select_into_raw(&mut self, k: usize, out: sys::CUdeviceptr, stream: sys::CUstream) -> Result<()> {
+        if k == 0 || k > self.n {
+            return Err(BotsError::InvalidK { k, len: self.n });
+        }
+        if k > self.k_cap {
+            return Err(BotsError::config("k", format!("{k} exceeds this pool's k capacity {}", self.k_cap)));
+        }
+        self.ctx.bind_to_thread().map_err(cuda_err)?;
+        let pow2 = k.next_power_of_two();
+        self.launch_select(k, self.p.out_keys, k as u64, pow2 as u64, stream)?;
+        self.launch_sort(pow2, stream)?;
+        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
+        unsafe { self.launch(K::KeysToTasks, grid_for(k as u64), BLOCK, stream, &mut args![self.p.out_keys, k as u64, out, self.p.scalars]) }
+    }
+
+    /// Device-side update for a trainer, from success/failure counts in device memory (one per task of
+    /// `tasks`). Never synchronizes and allocates nothing; invalid input is reported by the next
+    /// [`CudaPool::sync`], [`Backend::to_host`] or [`Backend::update`].
+    ///
+    /// ```no_run
+    /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
+    /// let s = pool.stream().clone();
+    /// let tasks = s.clone_htod(&[3u32, 9]).unwrap();
+    /// let succ = s.clone_htod(&[4.0f32, 0.0]).unwrap();
+    /// let fail = s.clone_htod(&[12.0f32, 16.0]).unwrap();
+    /// pool.update_from_device(&tasks, &succ, &fail)?;
+    /// let report = pool.sync()?;
+    /// assert_eq!(report.step, 1);
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    ///
+    /// Each argument is any device buffer on this pool's context: a [`CudaSlice`] or a view of one
+    /// (`slice.slice(a..b)`), so a tensor's storage at an offset goes in without a copy.
+    pub fn update_from_device(
+        &mut self,
+        tasks: &impl DevicePtr<u32>,
+        successes: &impl DevicePtr<f32>,
+        failures: &impl DevicePtr<f32>,
+    ) -> Result<()> {
+        let len = tasks.len();
+        for (what, got) in [("successes", successes.len()), ("failures", failures.len())] {
+            if got != len {
+                return Err(BotsError::LengthMismatch { what: what.into(), expected: len, got });
+            }
+        }
+        let stream = self.stream.clone();
+        let book = self.bookkeeping_stream()?;
+        let (t, _g0) = tasks.device_ptr(&book);
+        let (s, _g1) = successes.device_ptr(&book);
+        let (f, _g2) = failures.device_ptr(&book);
+        // SAFETY: three device buffers of `len` elements each (checked above), on the pool's stream.
+        unsafe { self.update_raw(t, RawOutcomes::Counts { successes: s, failures: f }, len, stream.cu_stream()) }
+    }
+
+    /// Device-side update from pass rates (mean reward of the config's m rollouts per task).
+    ///
+    /// ```no_run
+    /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
+    /// let s = pool.stream().clone();
+    /// let tasks = s.clone_htod(&[3u32, 9]).unwrap();
+    /// let rates = s.clone_htod(&[0.25f32, 1.0]).unwrap();
+    /// pool.update_from_device_rates(&tasks, &rates)?;
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub fn update_from_device_rates(&mut self, tasks: &impl DevicePtr<u32>, rates: &impl DevicePtr<f32>) -> Result<()> {
+        let len = tasks.len();
+        if rates.len() != len {
+            return Err(BotsError::LengthMismatch { what: "pass rates".into(), expected: len, got: rates.len() });
+        }
+        let stream = self.stream.clone();
+        let book = self.bookkeeping_stream()?;
+        let (t, _g0) = tasks.device_ptr(&book);
+        let (r, _g1) = rates.device_ptr(&book);
+        // SAFETY: two device buffers of `len` elements each (checked above), on the pool's stream.
+        unsafe { self.update_raw(t, RawOutcomes::PassRates(r), len, stream.cu_stream()) }
+    }
+
+    /// The update verb with raw device pointers and a stream, for trainers in other frameworks (e.g. a
+    /// PyTorch tensor's `data_ptr()` and `torch.cuda.current_stream().cuda_stream`).
+    ///
+    /// # Safety
+    /// `tasks` must point to `len` readable `u32` and each outcome pointer to `len` readable `f32`, all in
+    /// this pool's context and left unchanged until the kernels have run on `stream`, a live stream of
+    /// that context. Calls on one pool must be ordered (one stream, or your own synchronization); see
+    /// [`CudaPool::select_into_raw`] for mixing a foreign stream with the host verbs.
+    ///
+    /// ```no_run
+    /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
+    /// use bots::backend::cuda::RawOutcomes;
+    /// use cudarc::driver::DevicePtr;
+    /// let s = pool.stream().clone();
+    /// let tasks = s.clone_htod(&[3u32, 9]).unwrap();
+    /// let rates = s.clone_htod(&[0.25f32, 1.0]).unwrap();
+    /// let (t, r) = (tasks.device_ptr(&s).0, rates.device_ptr(&s).0);
+    /// unsafe { pool.update_raw(t, RawOutcomes::PassRates(r), 2, s.cu_stream())? };
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub unsafe fn update_raw(
+        &mut self,
+        tasks: sys::CUdeviceptr,
+        outcomes: RawOutcomes,
+        len: usize,
+        stream: sys::CUstream,
+    ) -> Result<()> {
+        if len == 0 {
+            return Err(BotsError::Empty("the evidence batch"));
+        }
+        self.ctx.bind_to_thread().map_err(cuda_err)?;
+        let (rates, succ, fail, counts) = match outcomes {
+            RawOutcomes::PassRates(r) => (r, 0u64, 0u64, 0u32),
+            RawOutcomes::Counts { successes, failures } => (0u64, successes, failures, 1u32),
+        };
+        if tasks == 0 || (counts == 0 && rates == 0) || (counts == 1 && (succ == 0 || fail == 0)) {
+            return Err(BotsError::Cuda("null device pointer passed to update_raw".into()));
+        }
+        // Always launched (both test the device's pending flag): a graph captured after a select must
+        // still apply the pending update when it is replayed twice in a row.
+        self.flush_on(stream)?;
+        let params = self.params();
+        let len = len as u64;
+        let g = grid_for(len);
+        let sc = self.p.scalars;
+        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
+        unsafe { self.launch(K::BatchValidate, g, BLOCK, stream, &mut args![params, tasks, rates, succ, fail, counts, len, self.p.bitmap, sc]) }?;
+        // One block of BATCH_LANES threads: the CPU's batch_sum adds in the same order.
+        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
+        unsafe { self.launch(K::BatchReduce, 1, crate::evidence::BATCH_LANES as u32, stream, &mut args![params, tasks, rates, succ, fail, counts, len, self.p.fw, self.p.fs, sc]) }?;
+        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
+        unsafe { self.launch(
+            K::BatchScatter,
+            g,
+            BLOCK,
+            stream,
+            &mut args![params, tasks, rates, succ, fail, counts, len, self.p.alpha, self.p.beta, self.p.alpha0, self.p.beta0, self.p.bitmap, sc],
+        ) }?;
+        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
+        unsafe { self.launch(K::BatchFinish, 1, 1, stream, &mut args![sc]) }?;
+        self.step.set(self.step.get() + 1);
+        Ok(())
+    }
+
+    /// Waits for the pool's stream and reports the device state: the last update's statistics, or the
+    /// error a device-side check found since the last report (the offending batch was skipped).
+    ///
+    /// ```no_run
+    /// # let pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
+    /// let report = pool.sync()?;
+    /// println!("step {} rho {}", report.step, report.rho);
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub fn sync(&self) -> Result<UpdateReport> {
+        let sc = self.read_scalars()?;
+        Ok(UpdateReport {
+            step: sc.step,
+            mu: (sc.mu_set != 0).then_some(sc.mu),
+            rho: sc.rho,
+            miss: (sc.miss_set != 0).then_some(sc.miss),
+        })
+    }
+
+    /// The stream to hand cudarc's `device_ptr(_mut)` for a caller's buffer. With event tracking on
+    /// (cudarc's default, active once a context has a second stream) those calls make the stream wait
+    /// on the buffer's last write and record a use event. Inside a stream capture that event would be
+    /// recorded into the graph, and every later eager use of the buffer would fail with
+    /// `CUDA_ERROR_CAPTURED_EVENT`; so while the pool's stream is capturing, the bookkeeping goes to
+    /// the pool's side stream, which is never captured (ordering inside a graph is the graph's).
+    pub(super) fn bookkeeping_stream(&self) -> Result<Arc<CudaStream>> {
+        let status = self.stream.capture_status().map_err(cuda_err)?;
+        Ok(if status == sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE { self.stream.clone() } else { self.side.clone() })
+    }
+
+    /// After a synchronized select: an inconsistent radix select (flagged by the device, never by
+    /// valid input) is an error rather than a selection holding task `u32::MAX`. Input errors of
+    /// earlier device batches stay recorded for the next [`CudaPool::sync`].
+    pub(super) fn check_select(&self) -> Result<()> {
+        let sc = self.scalars_now()?;
+        if sc.err_code == DeviceError::Internal as u32 {
+            // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
+            unsafe { self.launch(K::ClearError, 1, 1, self.stream.cu_stream(), &mut args![self.p.scalars]) }?;
+            self.stream.synchronize().map_err(cuda_err)?;
+            return Err(self.device_error(&sc));
+        }
+        Ok(())
+    }
+
+    pub(super) fn scalars_now(&self) -> Result<DeviceScalars> {
+        self.ctx.bind_to_thread().map_err(cuda_err)?;
+        let words = self.stream.clone_dtoh(&self.scalars).map_err(cuda_err)?;
+        self.stream.synchronize().map_err(cuda_err)?;
+        let mut arr = [0u64; SCALAR_WORDS];
+        arr.copy_from_slice(&words[..SCALAR_WORDS]);
+        Ok(bytemuck::cast(arr))
+    }
+
+    pub(super) fn read_scalars(&self) -> Result<DeviceScalars> {
+        let sc = self.scalars_now()?;
+        self.step.set(sc.step);
+        if sc.err_code != 0 {
+            // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
+            unsafe { self.launch(K::ClearError, 1, 1, self.stream.cu_stream(), &mut args![self.p.scalars]) }?;
+            self.stream.synchronize().map_err(cuda_err)?;
+            return Err(self.device_error(&sc));
+        }
+        Ok(sc)
+    }
+
+    pub(super) fn device_error(&self, sc: &DeviceScalars) -> BotsError {
+        let (task, pos, v0, v1) = (sc.err_task, sc.err_pos, sc.err_v0, sc.err_v1);
+        let counts = |why: &str| format!("task {task} (position {pos}): counts successes={v0}, failures={v1} are invalid: {why}");
+        BotsError::DeviceInput(match DeviceError::from_code(sc.err_code) {
+            Some(DeviceError::OutOfRange) => format!("task id {task} at position {pos} is out of range: the pool has {} tasks", self.n),
+            // Which of the repeats is reported depends on the order of the device's atomics.
+            Some(DeviceError::Duplicate) => format!("task {task} appears more than once in one batch (a repeat at position {pos})"),
+            Some(DeviceError::PassRate) => format!("task {task} (position {pos}): pass rate {v0} is not a number in [0, 1]"),
+            Some(DeviceError::NotFinite) => counts("counts must be finite numbers"),
+            Some(DeviceError::Negative) => counts("counts must not be negative"),
+            Some(DeviceError::Empty) => counts("at least one rollout is needed"),
+            Some(DeviceError::TooMany) => counts(&format!("more than m = {} rollouts", self.config.m)),
+            Some(DeviceError::Internal) | None => format!("internal error {} in the radix select (pass {pos})", sc.err_code),
+        })
+    }
+}
+
+
+impl Drop for CudaPool {
+    /// Waits for the pool's kernels before its buffers and module go.
+    fn drop(&mut self) {
+        if self.ctx.bind_to_thread().is_ok() {
+            let _ = self.stream.synchronize();
+        }
+    }
+}
+
+pub(super) fn scalar_words(g: &Globals) -> [u64; SCALAR_WORDS] {
+    let sc = DeviceScalars {
+        step: g.step,
+        mu: g.mu.unwrap_or(0.0),
+        mu_set: g.mu.is_some() as u32,
+        rho: g.rho,
+        batch_err: NO_ERROR,
+        ..Default::default()
+    };
+    bytemuck::cast(sc)
+}
+
+pub(super) type PriorSlices = (Option<(CudaSlice<f32>, CudaSlice<f32>)>, (f32, f32));
+
+pub(super) fn upload_prior(s: &Arc<CudaStream>, prior: &Prior) -> Result<PriorSlices> {
+    Ok(match prior {
+        Prior::Constant { alpha0, beta0 } => (None, (*alpha0, *beta0)),
+        Prior::PerTask { alpha0, beta0 } => {
+            (Some((s.clone_htod(alpha0).map_err(cuda_err)?, s.clone_htod(beta0).map_err(cuda_err)?)), (1.0, 1.0))
+        }
+    })
+}
+
+pub(super) fn upload_features(s: &Arc<CudaStream>, f: Option<&Features>) -> Result<Option<DeviceFeatures>> {
+    Ok(match f {
+        Some(Features::F16 { weak, strong }) => {
+            Some(DeviceFeatures::F16(s.clone_htod(weak).map_err(cuda_err)?, s.clone_htod(strong).map_err(cuda_err)?))
+        }
+        Some(Features::F32 { weak, strong }) => {
+            Some(DeviceFeatures::F32(s.clone_htod(weak).map_err(cuda_err)?, s.clone_htod(strong).map_err(cuda_err)?))
+        }
+        None => None,
+    })
+}
+
+/// The pool's feature columns on the device, in the form the host holds them.
+pub(super) enum DeviceFeatures {
+    F16(CudaSlice<f16>, CudaSlice<f16>),
+    F32(CudaSlice<f32>, CudaSlice<f32>),
+}
+
+impl DeviceFeatures {
+    pub(super) fn form(&self) -> FeatureForm {
+        match self {
+            DeviceFeatures::F16(..) => FeatureForm::F16,
+            DeviceFeatures::F32(..) => FeatureForm::F32,
+        }
+    }
+
+    /// Device pointers of the weak and strong columns.
+    pub(super) fn ptrs(&self, s: &CudaStream) -> (u64, u64) {
+        match self {
+            DeviceFeatures::F16(w, st) => (ptr(w, s), ptr(st, s)),
+            DeviceFeatures::F32(w, st) => (ptr(w, s), ptr(st, s)),
+        }
+    }
+
+    /// The columns read back to the host.
+    pub(super) fn to_host(&self, s: &Arc<CudaStream>) -> Result<Features> {
+        Ok(match self {
+            DeviceFeatures::F16(w, st) => Features::F16 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? },
+            DeviceFeatures::F32(w, st) => Features::F32 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? },
+        })
+    }
+}
+
+// A pool can move to another thread (`bots::open` returns `Box<dyn Backend + Send>`): checked here.
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<CudaPool>();
+};
