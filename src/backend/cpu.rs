@@ -2,7 +2,7 @@
 //!
 //! Like the GPU, it defers the pool-wide part of an update into the next selection pass
 //! ([`update_sample_score`]), so a step is one pass over the pool: `update` touches only the batch.
-//! That pass ([`crate::select::select_fused`]) computes keys in SIMD lanes (`select::lanes`, AVX2 picked
+//! That pass ([`crate::select::select_fused`]) computes keys in SIMD lanes (`select::lanes`, AVX-512 or AVX2 picked
 //! at run time), bit for bit the keys [`update_sample_score`] gives task by task.
 
 use crate::backend::{Backend, UpdateReport};
