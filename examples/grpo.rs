@@ -460,7 +460,7 @@ fn write_pool(path: &Path, s: &Setup) -> Result<()> {
         let digits: String = task.iter().map(|d| char::from(b'0' + d)).collect();
         out.push_str(&format!("{{\"digits\": \"{digits}\", \"weak_pass_rate\": {w}, \"strong_pass_rate\": {st}}}\n"));
     }
-    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    Ok(bots::io::write_bytes_atomic(path, out.as_bytes())?)
 }
 
 /// One GRPO run with `selector`, from the shared initial weights and seed.

@@ -14,8 +14,7 @@
 //! cargo run --example make_sample_pool -- OUT_DIR
 //! ```
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -74,11 +73,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // JSONL pool.
-    let mut w = BufWriter::new(File::create(out.join("sample_pool.jsonl"))?);
+    let mut w = String::new();
     for k in 0..N {
         writeln!(w, "{{\"id\": {k}, \"qwen2.5_7b_pass_rate\": {}, \"qwen3_30b_pass_rate\": {}}}", weak[k], strong[k])?;
     }
-    w.flush()?;
+    bots::io::write_bytes_atomic(&out.join("sample_pool.jsonl"), w.as_bytes())?;
 
     // Parquet pool, the same rows.
     write_parquet(&out.join("sample_pool.parquet"), &weak, &strong)?;
@@ -88,7 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let w32: Vec<f32> = weak.iter().map(|&v| v as f32).collect();
     let s32: Vec<f32> = strong.iter().map(|&v| v as f32).collect();
     let mut pool = CpuPool::new(Config::default(), N, Some(Features::from_f32(&w32, &s32)?))?;
-    let mut log = BufWriter::new(File::create(out.join("sample_log.jsonl"))?);
+    let mut log = String::new();
     for step in 0..4u64 {
         let tasks = pool.select_batch()?;
         let ids = tasks.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
@@ -112,7 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         pool.update(&evidence)?;
     }
-    log.flush()?;
+    bots::io::write_bytes_atomic(&out.join("sample_log.jsonl"), log.as_bytes())?;
     println!("wrote {N} tasks and 4 logged steps to {}", out.display());
     Ok(())
 }
@@ -125,7 +124,8 @@ fn write_parquet(path: &Path, weak: &[f64], strong: &[f64]) -> Result<(), Box<dy
         field("qwen3_30b_pass_rate", PhysicalType::DOUBLE)?,
     ];
     let schema = Arc::new(Type::group_type_builder("pool").with_fields(fields).build()?);
-    let mut writer = SerializedFileWriter::new(File::create(path)?, schema, Arc::new(WriterProperties::builder().build()))?;
+    let mut buf = Vec::new();
+    let mut writer = SerializedFileWriter::new(&mut buf, schema, Arc::new(WriterProperties::builder().build()))?;
     let mut group = writer.next_row_group()?;
     let ids: Vec<i64> = (0..weak.len() as i64).collect();
     let mut col = group.next_column()?.ok_or("no id column")?;
@@ -138,5 +138,6 @@ fn write_parquet(path: &Path, weak: &[f64], strong: &[f64]) -> Result<(), Box<dy
     }
     group.close()?;
     writer.close()?;
+    bots::io::write_bytes_atomic(path, &buf)?;
     Ok(())
 }

@@ -40,7 +40,7 @@
 //! refuses any file whose length differs **before** allocating anything of size N.
 //!
 //! # Guarantees
-//! - [`save`] is atomic: it writes a temporary file `.<name>.<pid>.<counter>.tmp` in the target's
+//! - [`save`] is atomic ([`crate::io::write_atomic`], the crate's one writer): it writes a temporary file `.<name>.<pid>.<counter>.tmp` in the target's
 //!   folder, fsyncs it, renames it over the target and fsyncs the folder. A crash at any point leaves
 //!   either the old or the new checkpoint at the target path, never a mix; a crashed writer may leave
 //!   its temporary file behind (safe to delete; never read as a checkpoint, and its name never equals
@@ -56,8 +56,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use bytemuck::Pod;
 use half::f16;
@@ -270,48 +269,39 @@ pub fn save_pausing(path: &Path, config: &Config, state: &PoolState, after_bytes
 
 fn save_impl(path: &Path, config: &Config, state: &PoolState, pause: Option<(u64, &mut dyn FnMut())>) -> Result<()> {
     config.validate()?;
-    crate::backend::cpu::check_state_fits(config, state)?;
+    state.check_fits(config)?;
     let config_json = serde_json::to_vec(config).map_err(|e| ckpt_err(path, format!("cannot encode the config: {e}")))?;
     if config_json.len() > MAX_CONFIG_LEN as usize {
         return Err(ckpt_err(path, format!("the config encodes to {} bytes, over the {MAX_CONFIG_LEN} allowed", config_json.len())));
     }
     let header = header_bytes(config, state, &config_json)?;
 
-    let name = path
-        .file_name()
-        .ok_or_else(|| ckpt_err(path, "the path names no file"))?
-        .to_string_lossy()
-        .into_owned();
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-
-    let result = (|| -> std::io::Result<()> {
-        let file = File::options().write(true).create_new(true).open(&tmp)?;
+    if path.file_name().is_none() {
+        return Err(ckpt_err(path, "the path names no file"));
+    }
+    crate::io::write_atomic(path, |file| {
+        let io = |e: std::io::Error| BotsError::io(path, e);
         let mut sink = Sink { out: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new(), written: 0, pause };
-        sink.put(&header)?;
-        sink.put(&config_json)?;
+        sink.put(&header).map_err(io)?;
+        sink.put(&config_json).map_err(io)?;
         let cfg_pad = (pad_to(config_json.len() as u64, 8) - config_json.len() as u64) as usize;
-        sink.put(&[0u8; 8][..cfg_pad])?;
-        sink.put_words(&state.alpha)?;
-        sink.put_words(&state.beta)?;
+        sink.put(&[0u8; 8][..cfg_pad]).map_err(io)?;
+        sink.put_words(&state.alpha).map_err(io)?;
+        sink.put_words(&state.beta).map_err(io)?;
         let mut payload = state.len() as u64 * 8;
         if let Prior::PerTask { alpha0, beta0 } = &state.prior {
-            sink.put_words(alpha0)?;
-            sink.put_words(beta0)?;
+            sink.put_words(alpha0).map_err(io)?;
+            sink.put_words(beta0).map_err(io)?;
             payload += state.len() as u64 * 8;
         }
         match &state.features {
             Some(Features::F16 { weak, strong }) => {
-                sink.put_words(weak)?;
-                sink.put_words(strong)?;
+                sink.put_words(weak).map_err(io)?;
+                sink.put_words(strong).map_err(io)?;
             }
             Some(Features::F32 { weak, strong }) => {
-                sink.put_words(weak)?;
-                sink.put_words(strong)?;
+                sink.put_words(weak).map_err(io)?;
+                sink.put_words(strong).map_err(io)?;
             }
             None => {}
         }
@@ -319,21 +309,10 @@ fn save_impl(path: &Path, config: &Config, state: &PoolState, pause: Option<(u64
             payload += state.len() as u64 * f.form().bytes_per_task() as u64;
         }
         let pad = (pad_to(payload, 4) - payload) as usize;
-        sink.put(&[0u8; 4][..pad])?;
+        sink.put(&[0u8; 4][..pad]).map_err(io)?;
         let crc = sink.crc.clone().finalize();
-        sink.out.write_all(&crc.to_le_bytes())?;
-        let file = sink.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable (POSIX; other systems cannot open a folder as a file).
-        #[cfg(unix)]
-        File::open(&dir)?.sync_all()?;
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        BotsError::io(path, e)
+        sink.out.write_all(&crc.to_le_bytes()).map_err(io)?;
+        sink.out.into_inner().map_err(|e| io(e.into_error()))
     })
 }
 
@@ -509,7 +488,7 @@ pub fn load(path: &Path) -> Result<(Config, PoolState)> {
 /// Validation of a state whose bytes are intact (a writer bug or a hand-made file): the same checks
 /// as every restore (`CpuPool::from_state`, `Backend::restore`), reported as a checkpoint error.
 fn check_loaded(path: &Path, config: &Config, state: &PoolState) -> Result<()> {
-    crate::backend::cpu::check_state_fits(config, state).map_err(|e| ckpt_err(path, format!("stored state is invalid: {e}")))
+    state.check_fits(config).map_err(|e| ckpt_err(path, format!("stored state is invalid: {e}")))
 }
 
 /// Saves a backend's whole state (brought up to date with `to_host`) and config.

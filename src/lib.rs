@@ -41,7 +41,7 @@ pub mod update;
 
 pub use backend::{open, Backend, BackendKind, CpuPool, UpdateReport};
 pub use config::Config;
-pub use error::{BotsError, Result};
+pub use error::{BotsError, CountsProblem, Result};
 pub use evidence::{Evidence, Outcomes};
 pub use pool::{FeatureForm, Features, Globals, PoolState, Prior};
 pub mod kernels;

@@ -309,6 +309,16 @@ fn upload<T: cudarc::driver::DeviceRepr>(pool: &CudaPool, v: &[T]) -> CudaSlice<
     pool.stream().clone_htod(v).unwrap()
 }
 
+/// `device` is [`bots::BotsError::DeviceInput`] wrapping the variant and message of `host`, the error the
+/// host validation gives for the same batch.
+fn assert_device_error_is(device: &bots::BotsError, host: &bots::BotsError, what: &str) {
+    let bots::BotsError::DeviceInput(cause) = device else { panic!("{what}: not a device input error: {device}") };
+    assert_eq!(std::mem::discriminant(&**cause), std::mem::discriminant(host), "{what}: {device} vs host {host}");
+    assert_eq!(cause.to_string(), host.to_string(), "{what}: device and host messages differ");
+    assert_eq!(device.cause().to_string(), host.to_string(), "{what}");
+    assert!(device.to_string().starts_with(&host.to_string()) && device.to_string().contains("state was left unchanged"), "{what}: {device}");
+}
+
 #[test]
 fn invalid_device_input_leaves_state_unchanged() {
     let _g = GPU.lock().unwrap_or_else(|e| e.into_inner());
@@ -335,21 +345,26 @@ fn invalid_device_input_leaves_state_unchanged() {
         ("too many rollouts", vec![4, 5], vec![m, 1.0], vec![1.0, 1.0]),
         ("duplicate", vec![7, 8, 7], vec![1.0, 1.0, 1.0], vec![1.0, 1.0, 1.0]),
     ];
+    // The same batches through the host validation (a CPU pool of the same size and m): the device's
+    // error wraps the same variant with the same message.
+    let mut cpu = CpuPool::new(cfg.clone(), n, Some(features(n, 2))).unwrap();
     for (what, t, s, f) in bad {
+        let host = cpu.update(&Evidence::counts(t.clone(), s.clone(), f.clone())).unwrap_err();
         let (t, s, f) = (upload(&gpu, &t), upload(&gpu, &s), upload(&gpu, &f));
         gpu.update_from_device(&t, &s, &f).unwrap();
         let err = gpu.sync().unwrap_err();
-        assert!(matches!(err, bots::BotsError::DeviceInput(_)), "{what}: {err}");
+        assert_device_error_is(&err, &host, what);
         println!("{what}: {err}");
         assert_states_identical(&before, &gpu.to_host().unwrap(), &format!("{what}: state changed"));
         assert_eq!(gpu.step(), before.globals.step, "{what}: step mirror not resynced");
     }
     // Pass rates out of [0, 1], and the error reported by to_host as well.
     for r in [1.5f32, -0.25, f32::NAN] {
+        let host = cpu.update(&Evidence::pass_rates(vec![3, 4], vec![0.5, r])).unwrap_err();
         let (t, rr) = (upload(&gpu, &[3u32, 4]), upload(&gpu, &[0.5f32, r]));
         gpu.update_from_device_rates(&t, &rr).unwrap();
         let err = gpu.to_host().unwrap_err();
-        assert!(matches!(err, bots::BotsError::DeviceInput(_)), "rate {r}: {err}");
+        assert_device_error_is(&err, &host, &format!("rate {r}"));
         assert_states_identical(&before, &gpu.to_host().unwrap(), &format!("rate {r}: state changed"));
     }
     // A bad batch followed by a good one before any sync: the good one applies, the error is reported.

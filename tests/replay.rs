@@ -303,12 +303,12 @@ fn bad_log(line2: &str, want: &[&str]) {
 
 #[test]
 fn unknown_task_id() {
-    bad_log("{\"step\": 1, \"tasks\": [0, 3], \"pass_rates\": [0.5, 0.5]}", &["task 3", "not in the pool"]);
+    bad_log("{\"step\": 1, \"tasks\": [0, 3], \"pass_rates\": [0.5, 0.5]}", &["task id 3", "out of range"]);
 }
 
 #[test]
 fn duplicate_task_in_one_step() {
-    bad_log("{\"step\": 1, \"tasks\": [2, 2], \"pass_rates\": [0.5, 0.5]}", &["task 2 appears twice"]);
+    bad_log("{\"step\": 1, \"tasks\": [2, 2], \"pass_rates\": [0.5, 0.5]}", &["task 2 appears more than once in one batch"]);
 }
 
 #[test]

@@ -1,17 +1,17 @@
 //! The CPU reference backend: the readable twin of the kernels, parallel over cores with rayon.
 //!
 //! Like the GPU, it defers the pool-wide part of an update into the next selection pass
-//! ([`update_sample_score`]), so a step is one pass over the pool: `update` touches only the batch.
+//! ([`crate::select::update_sample_score`]), so a step is one pass over the pool: `update` touches only the batch.
 //! That pass ([`crate::select::select_fused`]) computes keys in SIMD lanes (`select::lanes`, AVX-512 or AVX2 picked
-//! at run time), bit for bit the keys [`update_sample_score`] gives task by task.
+//! at run time), bit for bit the keys [`crate::select::update_sample_score`] gives task by task.
 
 use crate::backend::{Backend, UpdateReport};
 use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::evidence::{batch_evidence, Evidence};
 use crate::pool::{Features, PoolState};
-use crate::select::{score_key, score_task, select_fused};
-use crate::update::{apply_pending, apply_pending_task, scatter_batch, PendingScalars};
+use crate::select::select_fused;
+use crate::update::{apply_pending, scatter_batch, PendingScalars};
 
 /// A pool on the host.
 ///
@@ -42,7 +42,7 @@ impl CpuPool {
     /// A pool resuming from a saved state.
     pub fn from_state(config: Config, state: PoolState) -> Result<CpuPool> {
         config.validate()?;
-        check_state_fits(&config, &state)?;
+        state.check_fits(&config)?;
         Ok(CpuPool { config, state, pending: None })
     }
 
@@ -51,49 +51,6 @@ impl CpuPool {
             apply_pending(&mut self.state, &self.config, &p);
         }
     }
-}
-
-/// A restored state must be internally consistent and usable with the config.
-pub(crate) fn check_state_fits(config: &Config, state: &PoolState) -> Result<()> {
-    state.validate()?;
-    if state.features.is_none() && state.globals.rho > 0.0 {
-        return Err(BotsError::MissingFeatures { rho: state.globals.rho });
-    }
-    if !(0.0..=1.0).contains(&state.globals.rho) {
-        return Err(BotsError::config("rho", format!("restored rho {} is outside [0, 1]", state.globals.rho)));
-    }
-    if let Some(mu) = state.globals.mu {
-        if !mu.is_finite() {
-            return Err(BotsError::config("mu", format!("restored mu {mu} is not finite")));
-        }
-    }
-    if let Some(f) = &state.features {
-        f.validate()?;
-    }
-    let _ = config;
-    Ok(())
-}
-
-/// CPU twin of the `update_sample_score` kernel: applies the pending update of task `k` (if any),
-/// writes it back, and returns the task's selection key at `step`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub fn update_sample_score(
-    config: &Config,
-    alpha: &mut f32,
-    beta: &mut f32,
-    prior: (f32, f32),
-    features: Option<(f32, f32)>,
-    pending: Option<&PendingScalars>,
-    step: u64,
-    task: u32,
-) -> u64 {
-    if let Some(p) = pending {
-        let (a, b) = apply_pending_task(*alpha, *beta, prior, features, config.lambda, config.m as f32, p);
-        *alpha = a;
-        *beta = b;
-    }
-    score_key(score_task(config, *alpha, *beta, step, task), task)
 }
 
 impl Backend for CpuPool {
@@ -152,7 +109,7 @@ impl Backend for CpuPool {
         if state.len() != self.len() {
             return Err(BotsError::LengthMismatch { what: "restored state (tasks)".into(), expected: self.len(), got: state.len() });
         }
-        check_state_fits(&self.config, &state)?;
+        state.check_fits(&self.config)?;
         self.state = state;
         self.pending = None;
         Ok(())

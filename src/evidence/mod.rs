@@ -5,10 +5,10 @@
 //! its statistics (mu_est, the adaptive-rho test) and returns the [`Pending`] update that
 //! [`crate::update`] applies to every task.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use crate::config::Config;
-use crate::error::{BotsError, Result};
+use crate::error::{BotsError, CountsProblem, Result};
 use crate::pool::PoolState;
 
 pub use crate::abi::MU_EPS;
@@ -82,19 +82,19 @@ pub fn batch_row(task: u32, outcome: RowOutcome, m: u32) -> Result<BatchRow> {
             Ok(BatchRow { task, s_bar: mf * r, f_bar: mf * (1.0 - r), n: mf, r })
         }
         RowOutcome::Counts(s, f) => {
-            let bad = |reason: String| BotsError::InvalidCounts { task, successes: s, failures: f, reason };
+            let bad = |problem| BotsError::InvalidCounts { task, successes: s, failures: f, problem };
             if !(s.is_finite() && f.is_finite()) {
-                return Err(bad("counts must be finite numbers".into()));
+                return Err(bad(CountsProblem::NotFinite));
             }
             if s < 0.0 || f < 0.0 {
-                return Err(bad("counts must not be negative".into()));
+                return Err(bad(CountsProblem::Negative));
             }
             let n = s + f;
             if n <= 0.0 {
-                return Err(bad("at least one rollout is needed (successes + failures > 0)".into()));
+                return Err(bad(CountsProblem::NoRollouts));
             }
             if n > mf {
-                return Err(bad(format!("successes + failures = {n} exceeds m = {m} rollouts per task")));
+                return Err(bad(CountsProblem::TooMany { m }));
             }
             Ok(BatchRow { task, s_bar: s, f_bar: f, n, r: s / n })
         }
@@ -146,16 +146,15 @@ pub fn validate_batch(n: usize, m: u32, evidence: &Evidence) -> Result<Vec<Batch
         }
         _ => {}
     }
-    let mut seen: HashMap<u32, usize> = HashMap::with_capacity(len);
+    let mut seen: HashSet<u32> = HashSet::with_capacity(len);
     let mut rows = Vec::with_capacity(len);
     for (i, &task) in evidence.tasks.iter().enumerate() {
         if task as usize >= n {
             return Err(BotsError::TaskOutOfRange { task: task as u64, position: i, len: n });
         }
-        if let Some(&first) = seen.get(&task) {
-            return Err(BotsError::DuplicateTask { task, first, second: i });
+        if !seen.insert(task) {
+            return Err(BotsError::DuplicateTask { task });
         }
-        seen.insert(task, i);
         let outcome = match &evidence.outcomes {
             Outcomes::PassRates(r) => RowOutcome::PassRate(r[i]),
             Outcomes::Counts { successes, failures } => RowOutcome::Counts(successes[i], failures[i]),

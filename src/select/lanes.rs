@@ -3,7 +3,7 @@
 //! [`crate::dist::fmath`] functions, and the first block (two Marsaglia–Tsang attempts) of both Gamma
 //! draws for all lanes at once. A lane whose two attempts both reject (well under 1% of Gamma draws for
 //! shapes >= 1) is redone by the scalar [`sample_log_gamma`], which replays the same stream, so
-//! every key is bit for bit the key of the scalar twin [`crate::backend::cpu::update_sample_score`]
+//! every key is bit for bit the key of the scalar twin [`crate::select::update_sample_score`]
 //! (checked by the tests below on millions of tasks).
 //!
 //! [`fill_keys`] picks an AVX-512 or AVX2 build of the lane code at run time ([`simd_level`], through
@@ -11,7 +11,6 @@
 //! the baseline target. Every build gives the same bits: Rust never contracts `a * b + c` into an FMA,
 //! and LLVM uses no approximate reciprocal without fast-math flags.
 
-use crate::backend::cpu::update_sample_score;
 use crate::config::Config;
 use crate::dist::box_muller;
 use crate::dist::fmath::{exp, ln, ln_1p};
@@ -19,7 +18,7 @@ use crate::dist::sample_log_gamma;
 use crate::evidence::interpolate;
 use crate::pool::{Features, Prior};
 use crate::rng::{u01, Purpose, TaskStream, M0, M1, W0, W1};
-use crate::select::score_key;
+use crate::select::{score_key, update_sample_score};
 use crate::update::{update_task, PendingScalars};
 
 /// Tasks per lane group.

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::config::Config;
 use crate::pool::{Features, Prior};
-use crate::update::PendingScalars;
+use crate::update::{apply_pending_task, PendingScalars};
 use crate::dist::{sample_beta, sample_gumbel};
 use crate::rng::TaskStream;
 
@@ -123,6 +123,28 @@ impl TopK {
 
 /// Tasks per parallel chunk of [`select_fused`] (each keeps its own top k).
 const CHUNK: usize = 1 << 16;
+/// CPU twin of the `update_sample_score` kernel: applies the pending update of task `k` (if any),
+/// writes it back, and returns the task's selection key at `step`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn update_sample_score(
+    config: &Config,
+    alpha: &mut f32,
+    beta: &mut f32,
+    prior: (f32, f32),
+    features: Option<(f32, f32)>,
+    pending: Option<&PendingScalars>,
+    step: u64,
+    task: u32,
+) -> u64 {
+    if let Some(p) = pending {
+        let (a, b) = apply_pending_task(*alpha, *beta, prior, features, config.lambda, config.m as f32, p);
+        *alpha = a;
+        *beta = b;
+    }
+    score_key(score_task(config, *alpha, *beta, step, task), task)
+}
+
 /// Keys computed per call of [`lanes::fill_keys`] (a stack buffer).
 const BLOCK: usize = 512;
 

@@ -3,7 +3,6 @@
 use super::cuda_err;
 use super::launch::ptr;
 use super::pool::{scalar_words, upload_features, upload_prior, CudaPool, RawOutcomes};
-use crate::backend::cpu::check_state_fits;
 use crate::backend::{Backend, UpdateReport};
 use crate::config::Config;
 use crate::error::{BotsError, Result};
@@ -111,7 +110,7 @@ impl Backend for CudaPool {
     }
 
     fn restore(&mut self, state: PoolState) -> Result<()> {
-        check_state_fits(&self.config, &state)?;
+        state.check_fits(&self.config)?;
         if state.len() != self.n {
             return Err(BotsError::LengthMismatch { what: "restored state (tasks)".into(), expected: self.n, got: state.len() });
         }

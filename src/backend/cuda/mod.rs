@@ -16,7 +16,8 @@
 //!   update is still pending; always launched, so a captured graph replays correctly), then
 //!   `batch_validate`, `batch_reduce`, `batch_scatter`, `batch_finish`. Invalid input leaves the state
 //!   unchanged and sets a device error flag that the next synchronizing call ([`CudaPool::sync`],
-//!   [`Backend::to_host`], [`Backend::update`]'s report) reports as [`BotsError::DeviceInput`] and
+//!   [`Backend::to_host`], [`Backend::update`]'s report) reports as [`BotsError::DeviceInput`] (wrapping the
+//!   variant and message the host validation gives for the same input) and
 //!   clears. Only the invalid batch is skipped: valid batches issued after it still apply, and a host
 //!   `update` whose own batch was applied may be the call that reports an earlier device batch's error.
 //!   Host evidence ([`Backend::update`]) is also validated on the host first, with the CPU backend's
@@ -130,7 +131,7 @@ mod tests {
         let ev = |t: Vec<u32>| Evidence::pass_rates(t.clone(), vec![0.5; t.len()]);
         assert!(matches!(validate_host(10, 16, &ev(vec![])), Err(BotsError::Empty(_))));
         assert!(matches!(validate_host(10, 16, &ev(vec![10])), Err(BotsError::TaskOutOfRange { task: 10, .. })));
-        assert!(matches!(validate_host(10, 16, &ev(vec![1, 2, 1])), Err(BotsError::DuplicateTask { task: 1, first: 0, second: 2 })));
+        assert!(matches!(validate_host(10, 16, &ev(vec![1, 2, 1])), Err(BotsError::DuplicateTask { task: 1 })));
         let bad = Evidence::counts(vec![1], vec![f32::NAN], vec![1.0]);
         assert!(matches!(validate_host(10, 16, &bad), Err(BotsError::InvalidCounts { .. })));
         let short = Evidence::pass_rates(vec![1, 2], vec![0.5]);

@@ -10,7 +10,6 @@ use super::launch::{grid_for, ptr, Ptrs, BLOCK};
 use super::module::Module;
 use super::{context, cuda_err};
 use crate::abi::{DeviceError, DeviceScalars, Kernel as K, NO_ERROR, RADIX_BINS, RADIX_PASSES, SCALAR_WORDS};
-use crate::backend::cpu::check_state_fits;
 use crate::backend::UpdateReport;
 use crate::config::Config;
 use crate::error::{BotsError, Result};
@@ -127,7 +126,7 @@ impl CudaPool {
     /// ```
     pub fn from_state(stream: Arc<CudaStream>, config: Config, state: PoolState, k_capacity: usize) -> Result<CudaPool> {
         config.validate()?;
-        check_state_fits(&config, &state)?;
+        state.check_fits(&config)?;
         if kernels::BOTS_PTX.is_none() {
             return Err(BotsError::CudaUnavailable(kernels::NO_PTX_REASON.into()));
         }
@@ -492,20 +491,12 @@ impl CudaPool {
         Ok(sc)
     }
 
+    /// The device's error record as the host validation's error ([`BotsError::from_device_record`]), or
+    /// a [`BotsError::Cuda`] for an internal error of the radix select.
     pub(super) fn device_error(&self, sc: &DeviceScalars) -> BotsError {
-        let (task, pos, v0, v1) = (sc.err_task, sc.err_pos, sc.err_v0, sc.err_v1);
-        let counts = |why: &str| format!("task {task} (position {pos}): counts successes={v0}, failures={v1} are invalid: {why}");
-        BotsError::DeviceInput(match DeviceError::from_code(sc.err_code) {
-            Some(DeviceError::OutOfRange) => format!("task id {task} at position {pos} is out of range: the pool has {} tasks", self.n),
-            // Which of the repeats is reported depends on the order of the device's atomics.
-            Some(DeviceError::Duplicate) => format!("task {task} appears more than once in one batch (a repeat at position {pos})"),
-            Some(DeviceError::PassRate) => format!("task {task} (position {pos}): pass rate {v0} is not a number in [0, 1]"),
-            Some(DeviceError::NotFinite) => counts("counts must be finite numbers"),
-            Some(DeviceError::Negative) => counts("counts must not be negative"),
-            Some(DeviceError::Empty) => counts("at least one rollout is needed"),
-            Some(DeviceError::TooMany) => counts(&format!("more than m = {} rollouts", self.config.m)),
-            Some(DeviceError::Internal) | None => format!("internal error {} in the radix select (pass {pos})", sc.err_code),
-        })
+        DeviceError::from_code(sc.err_code)
+            .and_then(|code| BotsError::from_device_record(code, sc.err_task, sc.err_pos, sc.err_v0, sc.err_v1, self.n, self.config.m))
+            .unwrap_or_else(|| BotsError::Cuda(format!("internal error {} in the radix select (pass {})", sc.err_code, sc.err_pos)))
     }
 }
 
