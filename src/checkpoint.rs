@@ -40,8 +40,9 @@
 //! refuses any file whose length differs **before** allocating anything of size N.
 //!
 //! # Guarantees
-//! - [`save`] is atomic ([`crate::io::write_atomic`], the crate's one writer): it writes a temporary file `.<name>.<pid>.<counter>.tmp` in the target's
-//!   folder, fsyncs it, renames it over the target and fsyncs the folder. A crash at any point leaves
+//! - [`save`] is atomic ([`crate::io::write_atomic`], the crate's one writer): it writes a temporary
+//!   file `.<name>.<pid>.<counter>.tmp` in the target's folder, fsyncs it, renames it over the target
+//!   and fsyncs the folder. A crash at any point leaves
 //!   either the old or the new checkpoint at the target path, never a mix; a crashed writer may leave
 //!   its temporary file behind (safe to delete; never read as a checkpoint, and its name never equals
 //!   the target's).

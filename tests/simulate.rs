@@ -73,6 +73,9 @@ fn world_file_table_and_plot() {
     }
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // Written through the atomic writer: no temporary file left beside it.
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
 }
 
 #[test]

@@ -110,7 +110,7 @@ BAD_UPDATES = [
     ("out-of-range id", lambda t: dict(tasks=np.r_[t[:7].astype(np.int64), N], pass_rates=np.full(8, 0.5)), "out of range"),
     ("negative id", lambda t: dict(tasks=np.r_[t[:7].astype(np.int64), -1], pass_rates=np.full(8, 0.5)), "negative"),
     ("id beyond u32", lambda t: dict(tasks=np.r_[t[:7].astype(np.int64), 2**40], pass_rates=np.full(8, 0.5)), "out of range"),
-    ("duplicate id", lambda t: dict(tasks=np.r_[t[:7], t[0]], pass_rates=np.full(8, 0.5)), "twice"),
+    ("duplicate id", lambda t: dict(tasks=np.r_[t[:7], t[0]], pass_rates=np.full(8, 0.5)), "more than once"),
     ("mismatched lengths", lambda t: dict(tasks=t, pass_rates=np.full(7, 0.5)), "expected 8 values, got 7"),
     ("2-D ids", lambda t: dict(tasks=t.reshape(2, 4), pass_rates=np.full(8, 0.5)), "1-D"),
     ("counts above m", lambda t: dict(tasks=t, successes=np.full(8, 10), failures=np.full(8, 10)), "invalid"),

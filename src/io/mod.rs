@@ -3,9 +3,10 @@
 //!
 //! The format of every file follows its extension: `.jsonl` (also `.ndjson`) or `.parquet`.
 //! Every error names the file and, where it applies, the 1-based line (JSONL) or the 0-based row
-//! (Parquet) and the column, as [`crate::BotsError::Parse`]; nothing is written until the input is
-//! known good, and every output is written by [`write_atomic`] (a temporary file in the same folder, fsync, rename,
-//! fsync of the folder).
+//! (Parquet) and the column, as [`crate::BotsError::Parse`] (the file's shape) or
+//! [`crate::BotsError::InFile`] (a replay line's evidence, wrapping the variant every backend gives for
+//! it); nothing is written until the input is known good, and every output is written by
+//! [`write_atomic`] (a temporary file in the same folder, fsync, rename, fsync of the folder).
 
 pub mod pool_file;
 pub mod replay_log;

@@ -15,8 +15,11 @@
 //! No other field is allowed; blank lines are skipped. The log is streamed: [`ReplayLog`] reads and
 //! fully validates one line at a time (against the pool's size and m when given
 //! [`ReplayLog::check_against`]) before yielding it, so a bad line is reported, with the file and its
-//! 1-based line, before it can be applied. JSON has no NaN: a `null`, a string such as `"NaN"` or any
-//! other non-number where a number belongs is reported as such.
+//! 1-based line, before it can be applied: a malformed line as [`BotsError::Parse`], bad evidence
+//! (an unknown or repeated task, a pass rate or counts out of range) as [`BotsError::InFile`] wrapping
+//! the variant and message [`crate::evidence::validate_batch`] gives every backend. JSON has no NaN:
+//! a `null`, a string such as `"NaN"` or any other non-number where a number belongs is reported as
+//! such.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

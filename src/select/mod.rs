@@ -121,8 +121,6 @@ impl TopK {
     }
 }
 
-/// Tasks per parallel chunk of [`select_fused`] (each keeps its own top k).
-const CHUNK: usize = 1 << 16;
 /// CPU twin of the `update_sample_score` kernel: applies the pending update of task `k` (if any),
 /// writes it back, and returns the task's selection key at `step`.
 #[inline(always)]
@@ -145,6 +143,8 @@ pub fn update_sample_score(
     score_key(score_task(config, *alpha, *beta, step, task), task)
 }
 
+/// Tasks per parallel chunk of [`select_fused`] (each keeps its own top k).
+const CHUNK: usize = 1 << 16;
 /// Keys computed per call of [`lanes::fill_keys`] (a stack buffer).
 const BLOCK: usize = 512;
 
