@@ -1,10 +1,8 @@
 //! The fused pass (pending update + Thompson sample + score + key) over lanes of [`LANES`] tasks, in plain
 //! arrays and loops that LLVM autovectorizes: Philox with u64 multiplies, the branch-free
 //! [`crate::dist::fmath`] functions, and the first block (two Marsaglia–Tsang attempts) of both Gamma
-//! draws: attempt 0 and its squeeze for all lanes at once, then the exact test and attempt 1 only for
-//! the draws that need them, gathered 16 at a time from a block of [`GAMMA_GROUPS`] groups. A lane whose
-//! two attempts both reject (well under 1% of Gamma draws for shapes >= 1) is redone by the scalar
-//! [`sample_log_gamma`], which replays the same stream, so
+//! draws for all lanes at once. A lane whose two attempts both reject (well under 1% of Gamma draws for
+//! shapes >= 1) is redone by the scalar [`sample_log_gamma`], which replays the same stream, so
 //! every key is bit for bit the key of the scalar twin [`crate::backend::cpu::update_sample_score`]
 //! (checked by the tests below on millions of tasks).
 //!
@@ -108,38 +106,38 @@ pub fn simd_level() -> Simd {
 
 /// [`fill_keys_scalar`], computed in lanes at [`simd_level`]; the same keys and the same written-back
 /// alpha and beta.
-pub fn fill_keys(scratch: &mut Scratch, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
-    fill_keys_at(simd_level(), scratch, ctx, alpha, beta, base, out)
+pub fn fill_keys(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+    fill_keys_at(simd_level(), ctx, alpha, beta, base, out)
 }
 
 /// [`fill_keys`] at a given level, which must be one of [`Simd::available`] (a higher one runs the
 /// best available instead).
-pub fn fill_keys_at(level: Simd, scratch: &mut Scratch, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+pub fn fill_keys_at(level: Simd, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
     #[cfg(target_arch = "x86_64")]
     {
         let level = if level <= Simd::detect() { level } else { Simd::detect() };
         match level {
             // SAFETY: the CPU supports AVX-512 F/BW/DQ/VL (`Simd::detect` checked it).
-            Simd::Avx512 => return unsafe { fill_keys_avx512(scratch, ctx, alpha, beta, base, out) },
+            Simd::Avx512 => return unsafe { fill_keys_avx512(ctx, alpha, beta, base, out) },
             // SAFETY: the CPU supports AVX2 (`Simd::detect` checked it).
-            Simd::Avx2 => return unsafe { fill_keys_avx2(scratch, ctx, alpha, beta, base, out) },
+            Simd::Avx2 => return unsafe { fill_keys_avx2(ctx, alpha, beta, base, out) },
             Simd::Portable => {}
         }
     }
     let _ = level;
-    fill_keys_lanes(scratch, ctx, alpha, beta, base, out)
+    fill_keys_lanes(ctx, alpha, beta, base, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_keys_avx2(scratch: &mut Scratch, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
-    fill_keys_lanes(scratch, ctx, alpha, beta, base, out)
+unsafe fn fill_keys_avx2(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+    fill_keys_lanes(ctx, alpha, beta, base, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-unsafe fn fill_keys_avx512(scratch: &mut Scratch, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
-    fill_keys_lanes(scratch, ctx, alpha, beta, base, out)
+unsafe fn fill_keys_avx512(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+    fill_keys_lanes(ctx, alpha, beta, base, out)
 }
 
 /// IEEE binary16 bits to f32, exactly (the value `half::f16::to_f32` gives), without branches.
@@ -196,113 +194,18 @@ fn philox_lanes(task: &[u32; LANES], c1: u32, step: u64, key: [u32; 2]) -> [[u32
     [unpack(x0), unpack(x1), unpack(x2), unpack(x3)]
 }
 
-/// Gamma draws per compacted block: both draws (alpha, beta) of [`GAMMA_GROUPS`] lane groups.
-const GAMMA_GROUPS: usize = 16;
-const GAMMA_BLOCK: usize = GAMMA_GROUPS * LANES;
-const DRAWS: usize = 2 * GAMMA_BLOCK;
-
-/// The state of the Gamma draws of one block after attempt 0, indexed by draw (`draw * GAMMA_BLOCK +
-/// task`), kept so that the exact test and attempt 1 run only for the draws that need them, gathered
-/// [`LANES`] at a time from the whole block instead of for every lane of any group with one such lane.
-struct GammaBlock {
-    d: [f32; DRAWS],
-    c: [f32; DRAWS],
-    ln_d: [f32; DRAWS],
-    z0: [f32; DRAWS],
-    z1: [f32; DRAWS],
-    x: [f32; DRAWS],
-    u: [f32; DRAWS],
-    l: [f32; DRAWS],
-    w3: [u32; DRAWS],
-    out: [f32; DRAWS],
-    ok: [bool; DRAWS],
-}
-
-/// The working memory of [`fill_keys`] (~26 KB): made once per thread and reused by every call, so
-/// that no call clears or allocates it.
-pub struct Scratch {
-    st: GammaBlock,
-    exact: DrawList,
-    retry: DrawList,
-}
-
-impl Scratch {
-    pub fn new() -> Self {
-        let z = [0f32; DRAWS];
-        let st = GammaBlock { d: z, c: z, ln_d: z, z0: z, z1: z, x: z, u: z, l: z, w3: [0; DRAWS], out: z, ok: [false; DRAWS] };
-        Scratch { st, exact: DrawList { idx: [0; DRAWS], n: 0 }, retry: DrawList { idx: [0; DRAWS], n: 0 } }
-    }
-}
-
-impl Default for Scratch {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// A list of draw indices (each pushed at most once per block, so at most [`DRAWS`]).
-struct DrawList {
-    idx: [u16; DRAWS],
-    n: usize,
-}
-
-impl DrawList {
-    /// Pushes `o + j` for every set bit `j` of `mask`.
-    #[inline(always)]
-    fn push_mask(&mut self, mut mask: u32, o: usize) {
-        while mask != 0 {
-            self.idx[self.n % DRAWS] = (o + mask.trailing_zeros() as usize) as u16;
-            self.n += 1;
-            mask &= mask - 1;
-        }
-    }
-
-    /// The `k`-th chunk of [`LANES`] indices (`k * LANES < n`), the last one padded by repeating its
-    /// last index (computing the same draw twice writes the same value twice).
-    #[inline(always)]
-    fn chunk(&self, k: usize) -> [usize; LANES] {
-        let mut idx = [0usize; LANES];
-        for (j, x) in idx.iter_mut().enumerate() {
-            *x = self.idx[(k * LANES + j).min(self.n - 1) % DRAWS] as usize % DRAWS;
-        }
-        idx
-    }
-}
-
-/// The lanes set in `b`, as bits.
-#[inline(always)]
-fn mask16(b: &[bool; LANES]) -> u32 {
-    let mut m = 0u32;
-    for (j, &x) in b.iter().enumerate() {
-        m |= (x as u32) << j;
-    }
-    m
-}
-
-/// A fixed-size view of [`LANES`] draws from `o`.
-#[inline(always)]
-fn view<T>(a: &mut [T; DRAWS], o: usize) -> &mut [T; LANES] {
-    (&mut a[o..o + LANES]).try_into().expect("LANES draws")
-}
-
-#[inline(always)]
-fn gather<T: Copy + Default>(a: &[T; DRAWS], idx: &[usize; LANES]) -> [T; LANES] {
-    let mut g = [T::default(); LANES];
-    for j in 0..LANES {
-        g[j] = a[idx[j] % DRAWS];
-    }
-    g
-}
-
-/// Attempt 0 of [`sample_log_gamma`] for each lane, with the same expressions as the scalar code:
-/// the shape constants, the first block's normals and the squeeze, stored at `o` in `st`. Returns the
-/// lanes that need the exact test (`x > -1`, squeeze failed); `st.ok` marks those accepted so far.
+/// [`sample_log_gamma`] for each lane: the first block's two attempts in lanes, the rest (both
+/// rejected, rare) by the scalar code. The attempts use the same expressions as the scalar code; the
+/// exact acceptance test (`ln u < ...`) is evaluated only when some lane fails the squeeze, and the
+/// second attempt only when some lane rejects the first, which changes what is computed, never a result.
 // `!(x <= -1.0)` mirrors the scalar code's `if x <= -1.0 { continue }`, NaN included.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
 #[inline(always)]
-fn gamma_attempt0(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u64, purpose: Purpose, st: &mut GammaBlock, o: usize) -> u32 {
+fn log_gamma_lanes(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u64, purpose: Purpose) -> [f32; LANES] {
     let key = [seed as u32, (seed >> 32) as u32];
-    let (d, c, ln_d) = (view(&mut st.d, o), view(&mut st.c, o), view(&mut st.ln_d, o));
+    let mut d = [0f32; LANES];
+    let mut c = [0f32; LANES];
+    let mut ln_d = [0f32; LANES];
     for i in 0..LANES {
         let a = if shape[i] < 1.0 { shape[i] + 1.0 } else { shape[i] };
         d[i] = a - 1.0 / 3.0;
@@ -310,12 +213,16 @@ fn gamma_attempt0(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u6
         ln_d[i] = ln(d[i]);
     }
     let w = philox_lanes(task, ((purpose as u32) << 24) | 1, step, key);
-    let (z0, z1) = (view(&mut st.z0, o), view(&mut st.z1, o));
+    let (mut z0, mut z1) = ([0f32; LANES], [0f32; LANES]);
     for i in 0..LANES {
         (z0[i], z1[i]) = box_muller(w[0][i], w[1][i]);
     }
-    view(&mut st.w3, o).copy_from_slice(&w[3]);
-    let (x, u, l, out, ok) = (view(&mut st.x, o), view(&mut st.u, o), view(&mut st.l, o), view(&mut st.out, o), view(&mut st.ok, o));
+    let mut out = [0f32; LANES];
+    let mut ok = [false; LANES];
+    // Attempt 0: x = c z, accept if x > -1 and (squeeze or the exact test).
+    let mut x = [0f32; LANES];
+    let mut u = [0f32; LANES];
+    let mut l = [0f32; LANES];
     let mut need = [false; LANES];
     for i in 0..LANES {
         x[i] = c[i] * z0[i];
@@ -328,55 +235,29 @@ fn gamma_attempt0(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u6
         need[i] = valid & !squeeze;
         out[i] = ln_d[i] + l[i];
     }
-    mask16(&need)
-}
-
-/// The exact acceptance test of attempt 0 for the draws `idx` (which all passed `x > -1` and failed
-/// the squeeze).
-#[inline(always)]
-fn gamma_exact(st: &mut GammaBlock, idx: &[usize; LANES]) {
-    let (z, x, u, l, d) = (gather(&st.z0, idx), gather(&st.x, idx), gather(&st.u, idx), gather(&st.l, idx), gather(&st.d, idx));
-    let mut full = [false; LANES];
-    for i in 0..LANES {
-        let (z, x) = (z[i], x[i]);
-        let z2 = z * z;
-        full[i] = ln(u[i]) < 0.5 * z2 + d[i] * (l[i] - 3.0 * x - 3.0 * x * x - x * x * x);
+    if need.iter().any(|&b| b) {
+        for i in 0..LANES {
+            let (z, x) = (z0[i], x[i]);
+            let z2 = z * z;
+            let full = ln(u[i]) < 0.5 * z2 + d[i] * (l[i] - 3.0 * x - 3.0 * x * x - x * x * x);
+            ok[i] |= need[i] & full;
+        }
     }
-    for i in 0..LANES {
-        st.ok[idx[i] % DRAWS] = full[i];
+    // Attempt 1, for the lanes that rejected attempt 0.
+    if ok.iter().any(|&b| !b) {
+        for i in 0..LANES {
+            let z = z1[i];
+            let x = c[i] * z;
+            let u = u01(w[3][i]);
+            let z2 = z * z;
+            let l = 3.0 * ln_1p(x);
+            let squeeze = u < 1.0 - 0.0331 * (z2 * z2);
+            let full = ln(u) < 0.5 * z2 + d[i] * (l - 3.0 * x - 3.0 * x * x - x * x * x);
+            let acc = !(x <= -1.0) & (squeeze | full);
+            out[i] = if ok[i] { out[i] } else { ln_d[i] + l };
+            ok[i] |= acc;
+        }
     }
-}
-
-/// Attempt 1 (the first block's second normal) for the draws `idx`, which rejected attempt 0.
-#[allow(clippy::neg_cmp_op_on_partial_ord)]
-#[inline(always)]
-fn gamma_attempt1(st: &mut GammaBlock, idx: &[usize; LANES]) {
-    let (z, c, d, ln_d, w3) = (gather(&st.z1, idx), gather(&st.c, idx), gather(&st.d, idx), gather(&st.ln_d, idx), gather(&st.w3, idx));
-    let (mut out, mut ok) = ([0f32; LANES], [false; LANES]);
-    for i in 0..LANES {
-        let z = z[i];
-        let x = c[i] * z;
-        let u = u01(w3[i]);
-        let z2 = z * z;
-        let l = 3.0 * ln_1p(x);
-        let squeeze = u < 1.0 - 0.0331 * (z2 * z2);
-        let full = ln(u) < 0.5 * z2 + d[i] * (l - 3.0 * x - 3.0 * x * x - x * x * x);
-        ok[i] = !(x <= -1.0) & (squeeze | full);
-        out[i] = ln_d[i] + l;
-    }
-    for i in 0..LANES {
-        st.out[idx[i] % DRAWS] = out[i];
-        st.ok[idx[i] % DRAWS] = ok[i];
-    }
-}
-
-/// The end of [`sample_log_gamma`] for each lane after its first block (`out`, `ok` at `o` in `st`):
-/// the `shape < 1` boost, and the scalar code for the lanes whose two attempts both rejected (rare),
-/// which replays the same stream.
-#[inline(always)]
-fn gamma_finish(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u64, purpose: Purpose, st: &mut GammaBlock, o: usize) -> [f32; LANES] {
-    let key = [seed as u32, (seed >> 32) as u32];
-    let mut out = *view(&mut st.out, o);
     if shape.iter().any(|&s| s < 1.0) {
         let u = philox_lanes(task, (purpose as u32) << 24, step, key)[0];
         for i in 0..LANES {
@@ -384,7 +265,6 @@ fn gamma_finish(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u64,
             out[i] = if shape[i] < 1.0 { boosted } else { out[i] };
         }
     }
-    let ok = view(&mut st.ok, o);
     // One test for the whole group (a lane loop with a branch per lane costs ~5 instructions a lane).
     if ok.iter().any(|&b| !b) {
         for i in 0..LANES {
@@ -396,137 +276,93 @@ fn gamma_finish(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u64,
     out
 }
 
-/// The task ids of the group at `first`.
-#[inline(always)]
-fn group_tasks(first: usize) -> [u32; LANES] {
-    std::array::from_fn(|j| (first + j) as u32)
-}
-
-/// Applies the pending update (if any) to the group at `i` (lane by lane, `apply_pending_task`),
-/// writing it back, and returns the group's alpha and beta.
-#[inline(always)]
-fn update_group(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, i: usize) -> ([f32; LANES], [f32; LANES]) {
-    let mut a: [f32; LANES] = alpha[i..i + LANES].try_into().expect("LANES values");
-    let mut b: [f32; LANES] = beta[i..i + LANES].try_into().expect("LANES values");
-    let Some(p) = ctx.pending else { return (a, b) };
-    let cfg = ctx.config;
-    let (mut a0, mut b0) = ([0f32; LANES], [0f32; LANES]);
-    match ctx.prior {
-        Prior::Constant { alpha0, beta0 } => {
-            a0 = [*alpha0; LANES];
-            b0 = [*beta0; LANES];
-        }
-        Prior::PerTask { alpha0, beta0 } => {
-            a0.copy_from_slice(&alpha0[base + i..base + i + LANES]);
-            b0.copy_from_slice(&beta0[base + i..base + i + LANES]);
-        }
-    }
-    let mut pt = [0f32; LANES];
-    if let (Some(f), Some(mu)) = (ctx.features, p.mu) {
-        let r = base + i..base + i + LANES;
-        match f {
-            Features::F16 { weak, strong } => {
-                let (w, s) = (&weak[r.clone()], &strong[r]);
-                for j in 0..LANES {
-                    pt[j] = interpolate(mu, f16_bits_to_f32(w[j].to_bits()), f16_bits_to_f32(s[j].to_bits()));
-                }
-            }
-            Features::F32 { weak, strong } => {
-                let (w, s) = (&weak[r.clone()], &strong[r]);
-                for j in 0..LANES {
-                    pt[j] = interpolate(mu, w[j], s[j]);
-                }
-            }
-        }
-    }
-    let (lambda, m) = (cfg.lambda, cfg.m as f32);
-    for j in 0..LANES {
-        let (na, nb) = update_task(a[j], b[j], a0[j], b0[j], lambda, p.rho, 0.0, 0.0, m, pt[j]);
-        let marked = a[j] < 0.0;
-        let (na, nb) = if marked { (-a[j], b[j]) } else { (na, nb) };
-        a[j] = na;
-        b[j] = nb;
-    }
-    alpha[i..i + LANES].copy_from_slice(&a);
-    beta[i..i + LANES].copy_from_slice(&b);
-    (a, b)
-}
-
 /// The lane code proper (`#[inline(always)]` so that each caller compiles it for its own target
-/// features). Blocks of up to [`GAMMA_GROUPS`] groups: update and attempt 0 group by group, the exact
-/// test and attempt 1 over the block's draws that need them, then the keys group by group.
+/// features).
 #[inline(always)]
-fn fill_keys_lanes(scratch: &mut Scratch, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+fn fill_keys_lanes(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
     let n = out.len();
     assert!(alpha.len() >= n && beta.len() >= n);
     let cfg = ctx.config;
     let full = n / LANES * LANES;
-    let Scratch { st, exact, retry } = scratch;
     let mut i = 0;
     while i < full {
-        let groups = ((full - i) / LANES).min(GAMMA_GROUPS);
-        exact.n = 0;
-        for g in 0..groups {
-            let i0 = i + g * LANES;
-            let (a, b) = update_group(ctx, alpha, beta, base, i0);
-            if cfg.do_sample {
-                let task = group_tasks(base + i0);
-                let m = gamma_attempt0(&a, &task, cfg.seed, ctx.step, Purpose::GammaAlpha, st, g * LANES);
-                exact.push_mask(m, g * LANES);
-                let o = GAMMA_BLOCK + g * LANES;
-                let m = gamma_attempt0(&b, &task, cfg.seed, ctx.step, Purpose::GammaBeta, st, o);
-                exact.push_mask(m, o);
-            }
+        let mut a: [f32; LANES] = alpha[i..i + LANES].try_into().expect("LANES values");
+        let mut b: [f32; LANES] = beta[i..i + LANES].try_into().expect("LANES values");
+        let mut task = [0u32; LANES];
+        for (j, t) in task.iter_mut().enumerate() {
+            *t = (base + i + j) as u32;
         }
+        if let Some(p) = ctx.pending {
+            // apply_pending_task, lane by lane.
+            let (mut a0, mut b0) = ([0f32; LANES], [0f32; LANES]);
+            match ctx.prior {
+                Prior::Constant { alpha0, beta0 } => {
+                    a0 = [*alpha0; LANES];
+                    b0 = [*beta0; LANES];
+                }
+                Prior::PerTask { alpha0, beta0 } => {
+                    a0.copy_from_slice(&alpha0[base + i..base + i + LANES]);
+                    b0.copy_from_slice(&beta0[base + i..base + i + LANES]);
+                }
+            }
+            let mut pt = [0f32; LANES];
+            if let (Some(f), Some(mu)) = (ctx.features, p.mu) {
+                let r = base + i..base + i + LANES;
+                match f {
+                    Features::F16 { weak, strong } => {
+                        let (w, s) = (&weak[r.clone()], &strong[r]);
+                        for j in 0..LANES {
+                            pt[j] = interpolate(mu, f16_bits_to_f32(w[j].to_bits()), f16_bits_to_f32(s[j].to_bits()));
+                        }
+                    }
+                    Features::F32 { weak, strong } => {
+                        let (w, s) = (&weak[r.clone()], &strong[r]);
+                        for j in 0..LANES {
+                            pt[j] = interpolate(mu, w[j], s[j]);
+                        }
+                    }
+                }
+            }
+            let (lambda, m) = (cfg.lambda, cfg.m as f32);
+            for j in 0..LANES {
+                let (na, nb) = update_task(a[j], b[j], a0[j], b0[j], lambda, p.rho, 0.0, 0.0, m, pt[j]);
+                let marked = a[j] < 0.0;
+                let (na, nb) = if marked { (-a[j], b[j]) } else { (na, nb) };
+                a[j] = na;
+                b[j] = nb;
+            }
+            alpha[i..i + LANES].copy_from_slice(&a);
+            beta[i..i + LANES].copy_from_slice(&b);
+        }
+        let mut p_hat = [0f32; LANES];
         if cfg.do_sample {
-            for k in 0..exact.n.div_ceil(LANES) {
-                gamma_exact(st, &exact.chunk(k));
+            let la = log_gamma_lanes(&a, &task, cfg.seed, ctx.step, Purpose::GammaAlpha);
+            let lb = log_gamma_lanes(&b, &task, cfg.seed, ctx.step, Purpose::GammaBeta);
+            for j in 0..LANES {
+                p_hat[j] = 1.0 / (1.0 + exp(lb[j] - la[j]));
             }
-            retry.n = 0;
-            for g in 0..groups {
-                for o in [g * LANES, GAMMA_BLOCK + g * LANES] {
-                    retry.push_mask(!mask16(view(&mut st.ok, o)) & 0xffff, o);
-                }
-            }
-            for k in 0..retry.n.div_ceil(LANES) {
-                gamma_attempt1(st, &retry.chunk(k));
+        } else {
+            for j in 0..LANES {
+                p_hat[j] = a[j] / (a[j] + b[j]);
             }
         }
-        for g in 0..groups {
-            let i0 = i + g * LANES;
-            let task = group_tasks(base + i0);
-            let a: &[f32; LANES] = alpha[i0..i0 + LANES].try_into().expect("LANES values");
-            let b: &[f32; LANES] = beta[i0..i0 + LANES].try_into().expect("LANES values");
-            let mut p_hat = [0f32; LANES];
-            if cfg.do_sample {
-                let la = gamma_finish(a, &task, cfg.seed, ctx.step, Purpose::GammaAlpha, st, g * LANES);
-                let lb = gamma_finish(b, &task, cfg.seed, ctx.step, Purpose::GammaBeta, st, GAMMA_BLOCK + g * LANES);
-                for j in 0..LANES {
-                    p_hat[j] = 1.0 / (1.0 + exp(lb[j] - la[j]));
-                }
-            } else {
-                for j in 0..LANES {
-                    p_hat[j] = a[j] / (a[j] + b[j]);
-                }
-            }
-            let mut s = [0f32; LANES];
+        let mut s = [0f32; LANES];
+        for j in 0..LANES {
+            s[j] = -(cfg.target - p_hat[j]).abs();
+        }
+        if cfg.tau > 0.0 {
+            let key = [cfg.seed as u32, (cfg.seed >> 32) as u32];
+            let u = philox_lanes(&task, (Purpose::Gumbel as u32) << 24, ctx.step, key)[0];
             for j in 0..LANES {
-                s[j] = -(cfg.target - p_hat[j]).abs();
-            }
-            if cfg.tau > 0.0 {
-                let key = [cfg.seed as u32, (cfg.seed >> 32) as u32];
-                let u = philox_lanes(&task, (Purpose::Gumbel as u32) << 24, ctx.step, key)[0];
-                for j in 0..LANES {
-                    s[j] = s[j] / cfg.tau + -ln(-ln(u01(u[j])));
-                }
-            }
-            // A fixed-size view, so the loop has no bounds checks and vectorizes.
-            let keys: &mut [u64; LANES] = (&mut out[i0..i0 + LANES]).try_into().expect("LANES keys");
-            for j in 0..LANES {
-                keys[j] = score_key(s[j], task[j]);
+                s[j] = s[j] / cfg.tau + -ln(-ln(u01(u[j])));
             }
         }
-        i += groups * LANES;
+        // A fixed-size view, so the loop has no bounds checks and vectorizes.
+        let keys: &mut [u64; LANES] = (&mut out[i..i + LANES]).try_into().expect("LANES keys");
+        for j in 0..LANES {
+            keys[j] = score_key(s[j], task[j]);
+        }
+        i += LANES;
     }
     if i < n {
         fill_keys_scalar(ctx, &mut alpha[i..n], &mut beta[i..n], base + i, &mut out[i..]);
@@ -582,13 +418,13 @@ mod tests {
             let (mut a2, mut b2, mut k2) = (a0.clone(), b0.clone(), vec![0u64; n]);
             let lo = if matches!(prior, Prior::PerTask { .. }) || features.is_some() { 0 } else { base };
             fill_keys_scalar(&ctx, &mut a1, &mut b1, lo, &mut k1);
-            fill_keys(&mut Scratch::new(), &ctx, &mut a2, &mut b2, lo, &mut k2);
+            fill_keys(&ctx, &mut a2, &mut b2, lo, &mut k2);
             let first_diff = k1.iter().zip(&k2).position(|(x, y)| x != y);
             assert_eq!(first_diff, None, "dispatched lanes differ from scalar (cfg {cfg:?})");
             assert!(a1 == a2 && b1 == b2, "written-back posteriors differ (dispatched)");
             for level in Simd::available() {
                 let (mut a3, mut b3, mut k3) = (a0.clone(), b0.clone(), vec![0u64; n]);
-                fill_keys_at(level, &mut Scratch::new(), &ctx, &mut a3, &mut b3, lo, &mut k3);
+                fill_keys_at(level, &ctx, &mut a3, &mut b3, lo, &mut k3);
                 let first_diff = k1.iter().zip(&k3).position(|(x, y)| x != y);
                 assert_eq!(first_diff, None, "{level:?} lanes differ from scalar (cfg {cfg:?})");
                 assert!(a1 == a3 && b1 == b3, "written-back posteriors differ ({level:?})");

@@ -149,10 +149,9 @@ pub fn select_fused(
         .flat_map_iter(|(c, (a, b))| {
             let mut top = TopK::new(k);
             let mut keys = [0u64; BLOCK];
-            let mut scratch = lanes::Scratch::new();
             for (s, (ab, bb)) in a.chunks_mut(BLOCK).zip(b.chunks_mut(BLOCK)).enumerate() {
                 let out = &mut keys[..ab.len()];
-                lanes::fill_keys(&mut scratch, &ctx, ab, bb, c * CHUNK + s * BLOCK, out);
+                lanes::fill_keys(&ctx, ab, bb, c * CHUNK + s * BLOCK, out);
                 for &key in out.iter() {
                     top.push(key);
                 }
