@@ -250,6 +250,9 @@ kernels! {
     BatchFinish = "batch_finish",
 }
 
+/// A struct field as `c_struct!` lists it: name, C type, byte offset.
+type Field = (&'static str, &'static str, usize);
+
 /// The text of `kernels/abi.cuh`.
 pub fn abi_cuh() -> String {
     let mut s = String::from(
@@ -273,7 +276,7 @@ pub fn abi_cuh() -> String {
         s += &format!(" X({})", k.name());
     }
     s += "\n\n";
-    let structs: [(&str, &str, usize, &[(&str, &str, usize)]); 4] = [
+    let structs: [(&str, &str, usize, &[Field]); 4] = [
         (KernelParams::C_NAME, KernelParams::C_DECL, std::mem::size_of::<KernelParams>(), KernelParams::FIELDS),
         (DeviceScalars::C_NAME, DeviceScalars::C_DECL, std::mem::size_of::<DeviceScalars>(), DeviceScalars::FIELDS),
         (DevicePtrs::C_NAME, DevicePtrs::C_DECL, std::mem::size_of::<DevicePtrs>(), DevicePtrs::FIELDS),
