@@ -143,7 +143,7 @@ inline std::string warp_arrive(Fiber* f, uint32_t block, std::vector<Fiber*>& ru
         if (o.state == State::Done) return where + ": lane " + std::to_string(l) + " named in the mask has returned";
         if (o.state == State::AtBarrier) return where + ": lane " + std::to_string(l) + " named in the mask waits at __syncthreads (line " + std::to_string(o.site) + ")";
         if (o.state == State::AtWarp && (o.site != f->site || o.warp_mask != f->warp_mask))
-            return where + ": lane " + std::to_string(l) + " named in the mask waits at the intrinsic at line " + std::to_string(o.site) + " with another mask";
+            return where + ": lane " + std::to_string(l) + " named in the mask waits at another warp intrinsic call (line " + std::to_string(o.site) + ") or with another mask";
         if (o.state != State::AtWarp) return "";  // still running: it will arrive (or fail above later)
     }
     uint64_t vals[32] = {};
