@@ -15,9 +15,10 @@
 // the histogram of the first radix digit of the keys (hist0, 2048 bins, zeroed by select_init). Keys are
 // not written; only their top 16 bits go to `digit_cache` (2 bytes/task) so the next pass recomputes
 // keys only for tasks that can still be selected.
-extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params p, float* alpha, float* beta, const float* alpha0,
-                                               const float* beta0, const void* fw, const void* fs,
-                                               const Scalars* sc, unsigned short* digit_cache, uint32_t* hist0) {
+extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params p, Pool d) {
+    float* const alpha = d.alpha;
+    float* const beta = d.beta;
+    const Scalars* const sc = d.scalars;
     __shared__ uint32_t h[BOTS_RADIX_BINS];
     for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x) h[b] = 0;
     __syncthreads();
@@ -27,32 +28,33 @@ extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params 
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
     GRID_STRIDE(k, p.n) {
-        if (pending) apply_pending_task(p, alpha, beta, alpha0, beta0, fw, fs, mu, mu_set, rho, k);
+        if (pending) apply_pending_task(p, alpha, beta, d.alpha0, d.beta0, d.fw, d.fs, mu, mu_set, rho, k);
         const unsigned long long key = score_key(score_task(p, alpha[k], beta[k], step, (uint32_t)k), (uint32_t)k);
-        digit_cache[k] = (unsigned short)(key >> 48);
+        d.digits[k] = (unsigned short)(key >> 48);
         atomicAdd(&h[(uint32_t)(key >> 53)], 1u);
     }
     __syncthreads();
     for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x)
-        if (h[b]) atomicAdd(&hist0[b], h[b]);
+        if (h[b]) atomicAdd(&d.hist[b], h[b]);
 }
 
 // Pool-wide part of a pending update without sampling (flush before a second update, or before a
 // readback). CPU twin: update::apply_pending. clear_pending must follow it.
-extern "C" __global__ void apply_pending(Params p, float* alpha, float* beta, const float* alpha0, const float* beta0,
-                                         const void* fw, const void* fs, const Scalars* sc) {
+extern "C" __global__ void apply_pending(Params p, Pool d) {
+    const Scalars* const sc = d.scalars;
     if (!sc->pending) return;
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
-    GRID_STRIDE(k, p.n) apply_pending_task(p, alpha, beta, alpha0, beta0, fw, fs, mu, mu_set, rho, k);
+    GRID_STRIDE(k, p.n) apply_pending_task(p, d.alpha, d.beta, d.alpha0, d.beta0, d.fw, d.fs, mu, mu_set, rho, k);
 }
 
-extern "C" __global__ void clear_pending(Scalars* sc) {
-    if (blockIdx.x == 0 && threadIdx.x == 0) sc->pending = 0;
+extern "C" __global__ void clear_pending(Pool d) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) d.scalars->pending = 0;
 }
 
-extern "C" __global__ void clear_error(Scalars* sc) {
+extern "C" __global__ void clear_error(Pool d) {
+    Scalars* const sc = d.scalars;
     if (blockIdx.x == 0 && threadIdx.x == 0) {
         sc->err_code = 0;
         sc->err_pos = 0;
@@ -71,8 +73,9 @@ extern "C" __global__ void clear_error(Scalars* sc) {
 
 // Resets the select state, zeroes the 7 histograms and pads out_keys[0..pad_len) with 0 (no valid key
 // is 0: it would need task id 2^32 - 1).
-extern "C" __global__ void select_init(Scalars* sc, unsigned long long k, uint32_t* hist, unsigned long long* out_keys,
+extern "C" __global__ void select_init(Pool d, unsigned long long k, unsigned long long* out_keys,
                                        unsigned long long pad_len) {
+    Scalars* const sc = d.scalars;
     if (blockIdx.x == 0 && threadIdx.x == 0) {
         sc->prefix = 0;
         sc->k_rem = k;
@@ -84,22 +87,22 @@ extern "C" __global__ void select_init(Scalars* sc, unsigned long long k, uint32
         sc->read_buf = 0;
         sc->write_buf = 0;
     }
-    GRID_STRIDE(i, (unsigned long long)(BOTS_RADIX_PASSES + 1) * BOTS_RADIX_BINS) hist[i] = 0;
+    GRID_STRIDE(i, (unsigned long long)(BOTS_RADIX_PASSES + 1) * BOTS_RADIX_BINS) d.hist[i] = 0;
     GRID_STRIDE(i, pad_len) out_keys[i] = 0;
 }
 
 // One block of 1024 threads. Finds the bin of this pass's digit that holds the k_rem-th largest key of
 // the current set (bins scanned from the top), and records it in the select state. Pass 0 also clears
 // the pending flag, which update_sample_score has consumed.
-extern "C" __global__ void __launch_bounds__(1024) radix_find_bin(Scalars* sc, const uint32_t* hist_all, int pass,
-                                                                  unsigned long long cap) {
+extern "C" __global__ void __launch_bounds__(1024) radix_find_bin(Pool d, int pass, unsigned long long cap) {
     __shared__ unsigned long long scan[1024];
+    Scalars* const sc = d.scalars;
     if (pass < 0 || pass >= BOTS_RADIX_PASSES) return;
     if (blockDim.x != 1024) return;
     const uint32_t t = threadIdx.x;
     if (pass == 0 && t == 0) sc->pending = 0;
     if (sc->done) return;  // uniform across the block: read before any write to it below
-    const uint32_t* hist = hist_all + (unsigned long long)pass * BOTS_RADIX_BINS;
+    const uint32_t* hist = d.hist + (unsigned long long)pass * BOTS_RADIX_BINS;
     const uint32_t nb = 1u << radix_bits(pass);
     const unsigned long long k_rem = sc->k_rem;
     const uint32_t r0 = 2 * t, r1 = 2 * t + 1;  // ranks from the top: bin nb - 1 - r
@@ -145,15 +148,31 @@ extern "C" __global__ void __launch_bounds__(1024) radix_find_bin(Scalars* sc, c
     }
 }
 
+// Warp-aggregated slot allocation: one atomicAdd on *counter per warp for the lanes with `want`; a lane's
+// slot is the warp's base plus the number of wanting lanes below it. Every lane of the warp calls it (full
+// mask). Which warp gets which range depends on the order of the atomics, so callers use the slots only
+// as places in an unordered set (the selected keys are sorted afterwards; candidates are a set).
+__device__ __forceinline__ unsigned long long warp_slot(unsigned long long* counter, bool want) {
+    const uint32_t ballot = __ballot_sync(0xffffffffu, want);
+    if (ballot == 0) return 0;  // uniform across the warp
+    const uint32_t lane = threadIdx.x & 31u;
+    const int leader = __ffs(ballot) - 1;
+    unsigned long long base = 0;
+    if ((int)lane == leader) base = atomicAdd(counter, (unsigned long long)__popc(ballot));
+    base = __shfl_sync(0xffffffffu, base, leader);
+    return base + (unsigned long long)__popc(ballot & ((1u << lane) - 1u));
+}
+
 // The filter pass: over the current set (the pool, recomputing keys, or the candidate buffer
 // cand[pass & 1]), keys whose higher digits match the prefix and whose digit is above the chosen bin
 // are final (written to out_keys); keys in the bin are either final too (when the bin completes the
 // selection), or counted in the next digit's histogram and appended to cand[(pass + 1) & 1].
-extern "C" __global__ void __launch_bounds__(256, 4) radix_filter(Params p, const float* alpha, const float* beta, Scalars* sc, const unsigned short* digit_cache, uint32_t* hist_all,
-                                        unsigned long long* cand, unsigned long long cap, unsigned long long* out_keys,
-                                        unsigned long long out_cap, int pass) {
+extern "C" __global__ void __launch_bounds__(256, 4) radix_filter(Params p, Pool d, unsigned long long cap,
+                                                                unsigned long long* out_keys, unsigned long long out_cap, int pass) {
     __shared__ uint32_t h[BOTS_RADIX_BINS];
+    Scalars* const sc = d.scalars;
     if (pass < 0 || pass >= BOTS_RADIX_PASSES) return;
+    if (blockDim.x % 32u != 0) return;  // the loop below runs whole warps (the host launches 256)
     const uint32_t done = sc->done;
     if (done != 0 && done != (uint32_t)pass + 1) return;  // finished at an earlier pass (uniform)
     const bool final_pass = done == (uint32_t)pass + 1;
@@ -170,39 +189,41 @@ extern "C" __global__ void __launch_bounds__(256, 4) radix_filter(Params p, cons
     const unsigned long long next_mask = has_next ? (1ull << radix_bits(pass + 1)) - 1 : 0;
     const bool from_buf = sc->read_buf != 0;
     const bool to_buf = sc->write_buf != 0 && !final_pass && has_next;
-    const unsigned long long* src = cand + (unsigned long long)(pass & 1) * cap;
-    unsigned long long* dst = cand + (unsigned long long)((pass + 1) & 1) * cap;
+    const unsigned long long* src = d.cand + (unsigned long long)(pass & 1) * cap;
+    unsigned long long* dst = d.cand + (unsigned long long)((pass + 1) & 1) * cap;
     unsigned long long src_n = from_buf ? sc->cand_cnt[pass & 1] : p.n;
     if (from_buf && src_n > cap) src_n = cap;
     const unsigned long long step = sc->step;
     const unsigned short top16 = (unsigned short)(prefix >> 48);  // known digits only; unknown bits are 0
-    GRID_STRIDE(i, src_n) {
-        unsigned long long key;
-        if (from_buf) {
+    // Grid-stride over whole warps (the base index is the same for the 32 lanes), so every lane of a warp
+    // reaches the warp-aggregated slot allocations of each round, live element or not.
+    const unsigned long long stride = (unsigned long long)gridDim.x * blockDim.x;
+    for (unsigned long long base = (unsigned long long)blockIdx.x * blockDim.x + (threadIdx.x & ~31u); base < src_n;
+         base += stride) {
+        const unsigned long long i = base + (threadIdx.x & 31u);
+        unsigned long long key = 0;
+        bool live = i < src_n;
+        if (live && from_buf) {
             key = src[i];
-        } else {
-            if (digit_cache[i] < top16) continue;  // below the threshold: cannot be selected
-            key = score_key(score_task(p, alpha[i], beta[i], step, (uint32_t)i), (uint32_t)i);
+        } else if (live) {
+            live = d.digits[i] >= top16;  // below the threshold: cannot be selected
+            if (live) key = score_key(score_task(p, d.alpha[i], d.beta[i], step, (uint32_t)i), (uint32_t)i);
         }
-        if (hi_shift < 64 && (key >> hi_shift) != pre_hi) continue;
-        const unsigned long long d = (key >> shift) & mask;
-        if (d < bin) continue;
-        if (d > bin || final_pass) {
-            const unsigned long long o = atomicAdd(&sc->n_out, 1ull);
-            if (o < out_cap) out_keys[o] = key;
-            continue;
-        }
-        if (has_next) {
-            atomicAdd(&h[(uint32_t)((key >> next_shift) & next_mask)], 1u);
-            if (to_buf) {
-                const unsigned long long o = atomicAdd(&sc->cand_cnt[(pass + 1) & 1], 1ull);
-                if (o < cap) dst[o] = key;
-            }
+        if (hi_shift < 64 && (key >> hi_shift) != pre_hi) live = false;
+        const unsigned long long digit = (key >> shift) & mask;
+        const bool to_out = live && (digit > bin || (digit == bin && final_pass));
+        const bool in_bin = live && digit == bin && !final_pass && has_next;
+        if (in_bin) atomicAdd(&h[(uint32_t)((key >> next_shift) & next_mask)], 1u);
+        const unsigned long long o = warp_slot(&sc->n_out, to_out);
+        if (to_out && o < out_cap) out_keys[o] = key;
+        if (to_buf) {  // uniform across the grid
+            const unsigned long long c = warp_slot(&sc->cand_cnt[(pass + 1) & 1], in_bin);
+            if (in_bin && c < cap) dst[c] = key;
         }
     }
     __syncthreads();
     if (has_next) {
-        uint32_t* next = hist_all + (unsigned long long)(pass + 1) * BOTS_RADIX_BINS;
+        uint32_t* next = d.hist + (unsigned long long)(pass + 1) * BOTS_RADIX_BINS;
         for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x)
             if (h[b]) atomicAdd(&next[b], h[b]);
     }
@@ -245,7 +266,9 @@ extern "C" __global__ void bitonic_step(unsigned long long* a, unsigned long lon
 
 // out[i] = task id of key i (key_task), for i < k. A zero key is padding the radix select did not
 // overwrite (fewer than k keys came out, which consistent input never causes): flagged as ERR_INTERNAL.
-extern "C" __global__ void keys_to_tasks(const unsigned long long* keys, unsigned long long k, uint32_t* out, Scalars* sc) {
+extern "C" __global__ void keys_to_tasks(Pool d, unsigned long long k, uint32_t* out) {
+    const unsigned long long* const keys = d.out_keys;
+    Scalars* const sc = d.scalars;
     GRID_STRIDE(i, k) {
         const unsigned long long key = keys[i];
         if (key == 0 && atomicCAS(&sc->err_code, 0u, ERR_INTERNAL) == 0u) sc->err_pos = BOTS_RADIX_PASSES;
@@ -260,22 +283,22 @@ extern "C" __global__ void keys_to_tasks(const unsigned long long* keys, unsigne
 
 // Validates each row: id range, duplicates (a bitmap of n bits, whose bits batch_scatter clears again),
 // and the outcome; the smallest (position << 8 | code) wins.
-extern "C" __global__ void batch_validate(Params p, const uint32_t* tasks, const float* rates, const float* succ,
-                                          const float* fail, uint32_t counts, unsigned long long len, uint32_t* bitmap,
-                                          Scalars* sc) {
-    GRID_STRIDE(i, len) {
+extern "C" __global__ void batch_validate(Params p, Pool d, Batch b) {
+    const uint32_t* const tasks = b.tasks;
+    Scalars* const sc = d.scalars;
+    GRID_STRIDE(i, b.len) {
         const uint32_t t = tasks[i];
         uint32_t code = 0;
         if ((unsigned long long)t >= p.n) {
             code = ERR_OUT_OF_RANGE;
         } else {
             const uint32_t bit = 1u << (t & 31);
-            const uint32_t old = atomicOr(&bitmap[t >> 5], bit);
+            const uint32_t old = atomicOr(&d.bitmap[t >> 5], bit);
             if (old & bit) code = ERR_DUPLICATE;
         }
         if (code == 0) {
             float s, f, n, r;
-            code = batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);
+            code = batch_row(b.rates, b.succ, b.fail, b.counts, p.m, i, &s, &f, &n, &r);
         }
         if (code) atomicMin(&sc->batch_err, (i << 8) | code);
     }
@@ -284,9 +307,16 @@ extern "C" __global__ void batch_validate(Params p, const uint32_t* tasks, const
 // One block (any power-of-two size <= 1024; the host uses BATCH_LANES = 256). Reduces the batch in f64:
 // thread t adds rows t, t + 256, ..., then a tree, the order of evidence::batch_sum on the CPU. Writes
 // mu, rho, miss; on a flagged batch, records the error instead and changes nothing.
-extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const float* rates, const float* succ,
-                                        const float* fail, uint32_t counts, unsigned long long len,
-                                        const void* fw, const void* fs, Scalars* sc) {
+extern "C" __global__ void batch_reduce(Params p, Pool d, Batch b) {
+    const uint32_t* const tasks = b.tasks;
+    const float* const rates = b.rates;
+    const float* const succ = b.succ;
+    const float* const fail = b.fail;
+    const uint32_t counts = b.counts;
+    const unsigned long long len = b.len;
+    const void* const fw = d.fw;
+    const void* const fs = d.fs;
+    Scalars* const sc = d.scalars;
     __shared__ double red[3][1024];
     __shared__ float mu_sh;
     const uint32_t t = threadIdx.x;
@@ -359,30 +389,30 @@ extern "C" __global__ void batch_reduce(Params p, const uint32_t* tasks, const f
 
 // Explicit evidence of each row (update_task with the new rho), marked by storing -alpha; clears the
 // row's duplicate bit whatever happened.
-extern "C" __global__ void batch_scatter(Params p, const uint32_t* tasks, const float* rates, const float* succ,
-                                         const float* fail, uint32_t counts, unsigned long long len, float* alpha,
-                                         float* beta, const float* alpha0, const float* beta0, uint32_t* bitmap,
-                                         const Scalars* sc) {
+extern "C" __global__ void batch_scatter(Params p, Pool d, Batch b) {
+    const uint32_t* const tasks = b.tasks;
+    const Scalars* const sc = d.scalars;
     const bool ok = sc->batch_err == BOTS_NO_ERROR;
     const float rho = sc->rho;
-    GRID_STRIDE(i, len) {
+    GRID_STRIDE(i, b.len) {
         const uint32_t t = tasks[i];
         if ((unsigned long long)t >= p.n) continue;
         if (ok) {
             float s, f, n, r;
-            batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);
+            batch_row(b.rates, b.succ, b.fail, b.counts, p.m, i, &s, &f, &n, &r);
             float a0, b0, na, nb;
-            task_prior(p, alpha0, beta0, t, &a0, &b0);
-            update_task(alpha[t], beta[t], a0, b0, p.lambda, rho, s, f, n, r, &na, &nb);
-            alpha[t] = -na;
-            beta[t] = nb;
+            task_prior(p, d.alpha0, d.beta0, t, &a0, &b0);
+            update_task(d.alpha[t], d.beta[t], a0, b0, p.lambda, rho, s, f, n, r, &na, &nb);
+            d.alpha[t] = -na;
+            d.beta[t] = nb;
         }
-        atomicAnd(&bitmap[t >> 5], ~(1u << (t & 31)));
+        atomicAnd(&d.bitmap[t >> 5], ~(1u << (t & 31)));
     }
 }
 
 // Advances the step and leaves the pool-wide part pending, for a valid batch; resets the batch error.
-extern "C" __global__ void batch_finish(Scalars* sc) {
+extern "C" __global__ void batch_finish(Pool d) {
+    Scalars* const sc = d.scalars;
     if (blockIdx.x != 0 || threadIdx.x != 0) return;
     if (sc->batch_err == BOTS_NO_ERROR) {
         sc->step += 1;

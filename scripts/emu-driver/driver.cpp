@@ -10,7 +10,8 @@
 // - Module load parses the PTX the crate embeds and compares every `.entry`'s parameter list (count and
 //   byte sizes) with the emulated kernel's C++ signature, both ways; a mismatch fails the load with
 //   CUDA_ERROR_INVALID_PTX and says why in the JIT error log. A launch reads each argument with the
-//   size the PTX declares, and every pointer argument must be null or inside a live allocation.
+//   size the PTX declares, and every pointer argument, and every pointer field of a `Pool` or `Batch`
+//   argument (kernels/abi.cuh), must be null or inside a live allocation.
 // - Streams are queues that run only when something waits for them: cuStreamSynchronize,
 //   cuCtxSynchronize, cuEventSynchronize, a device-to-host copy (which, into pageable memory, returns
 //   once the copy is done, as on a GPU, so it runs its stream up to itself) or a stream waiting on an
@@ -88,10 +89,30 @@ void note(const char* fmt, ...) {
 
 // ---------------------------------------------------------------------------------------------------
 // Kernels: name, parameter sizes from the C++ signature, and a call with arguments read from buffers.
+// The device pointers one argument carries, with names: itself if it is a pointer, each pointer field
+// if it is one of the ABI structs (field lists from kernels/abi.cuh), else none.
+using ArgPtrs = std::vector<std::pair<std::string, uint64_t>>;
+template <class A> ArgPtrs arg_ptrs(const void* a) {
+    using T = std::remove_cv_t<std::remove_reference_t<A>>;
+    ArgPtrs out;
+#define BOTS_EMU_FIELD(f) out.emplace_back("." #f, (uint64_t)(uintptr_t)v.f);
+    if constexpr (std::is_pointer_v<T>) {
+        out.emplace_back("", (uint64_t)(uintptr_t) * reinterpret_cast<const T*>(a));
+    } else if constexpr (std::is_same_v<T, Pool>) {
+        const Pool& v = *reinterpret_cast<const Pool*>(a);
+        BOTS_POOL_PTRS(BOTS_EMU_FIELD)
+    } else if constexpr (std::is_same_v<T, Batch>) {
+        const Batch& v = *reinterpret_cast<const Batch*>(a);
+        BOTS_BATCH_PTRS(BOTS_EMU_FIELD)
+    }
+#undef BOTS_EMU_FIELD
+    return out;
+}
+
 struct KernelInfo {
     std::string name;
     std::vector<size_t> sizes;
-    std::vector<bool> is_ptr;
+    std::vector<ArgPtrs (*)(const void*)> ptrs;
     std::function<void(void* const*)> invoke;
 };
 
@@ -101,7 +122,7 @@ void invoke_with(void (*f)(A...), void* const* args, std::index_sequence<I...>) 
 }
 
 template <class... A> KernelInfo kernel(const char* name, void (*f)(A...)) {
-    return KernelInfo{name, {sizeof(A)...}, {std::is_pointer_v<A>...},
+    return KernelInfo{name, {sizeof(A)...}, {&arg_ptrs<A>...},
                       [f](void* const* args) { invoke_with(f, args, std::index_sequence_for<A...>{}); }};
 }
 
@@ -462,12 +483,11 @@ CUresult run_kernel(const Function& f, uint32_t grid, uint32_t block, const std:
     std::vector<void*> ptrs(args.size());
     for (size_t i = 0; i < args.size(); ++i) {
         ptrs[i] = (void*)args[i].data();
-        if (k.is_ptr[i]) {
-            const uint64_t p = args[i][0];
+        for (const auto& [field, p] : k.ptrs[i](ptrs[i])) {
             if (p != 0 && find_alloc(p) == nullptr) {
                 Alloc* freed = find_alloc(p, true);
-                fail_sticky(CUDA_ERROR_ILLEGAL_ADDRESS, "kernel " + k.name + ": argument " + std::to_string(i) + " (" +
-                                                            std::to_string(p) + ") is " +
+                fail_sticky(CUDA_ERROR_ILLEGAL_ADDRESS, "kernel " + k.name + ": argument " + std::to_string(i) + field +
+                                                            " (" + std::to_string(p) + ") is " +
                                                             (freed ? "a freed buffer" : "not a device buffer"));
                 return d.sticky;
             }

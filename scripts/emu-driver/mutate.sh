@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Proves the emulated-driver run (test.sh) bites: plants one fault at a time in a copy of this checkout
 # and checks that test.sh fails on it. The checkout itself is never modified. Faults:
-#   swap-args  two kernel arguments swapped in the Rust launch (alpha and beta of radix_filter)
-#   no-sync    a __syncthreads removed (update_sample_score, after zeroing the shared histogram)
-#   oob-store  a one-past-the-end store (keys_to_tasks writes k + 1 task ids)
-# Usage: scripts/emu-driver/mutate.sh [FAULT...]   (default: all three; minutes each on 2 cores)
+#   swap-args    two kernel arguments swapped in the Rust launch (cap and out_keys of radix_filter)
+#   swap-fields  two fields of the pool's pointer struct swapped (alpha and beta of `struct Pool`)
+#   no-sync      a __syncthreads removed (update_sample_score, after zeroing the shared histogram)
+#   oob-store    a one-past-the-end store (keys_to_tasks writes k + 1 task ids)
+#   warp-diverge lanes leave a warp collective early (warp_slot: the lanes without a slot skip the shuffle)
+# Usage: scripts/emu-driver/mutate.sh [FAULT...]   (default: all five; minutes each on 2 cores)
 # Builds go to target/mutate (shared by the faults, so dependencies compile once); logs to
 # target/mutate-FAULT.log.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 faults=("$@")
-(( ${#faults[@]} )) || faults=(swap-args no-sync oob-store)
+(( ${#faults[@]} )) || faults=(swap-args swap-fields no-sync oob-store warp-diverge)
 export CARGO_TARGET_DIR="$root/target/mutate"
 if [[ -z "${NVCC:-}" ]]; then  # the copies have no .cuda/ of their own
   NVCC="$(ls -d "$root"/.cuda/lib/python3*/site-packages/nvidia/cu13/bin/nvcc 2>/dev/null | head -1 || true)"
@@ -30,10 +32,12 @@ for f in "${faults[@]}"; do
 import sys
 tmp, fault = sys.argv[1], sys.argv[2]
 faults = {
-    "swap-args": ("src/backend/cuda/launch.rs", "p.alpha, p.beta, p.scalars, p.digits", "p.beta, p.alpha, p.scalars, p.digits"),
+    "swap-args": ("src/backend/cuda/launch.rs", "args![p, d, cap, out_keys, out_cap, pass]", "args![p, d, out_keys, cap, out_cap, pass]"),
+    "swap-fields": ("src/backend/cuda/pool.rs", "alpha: ptr(&alpha, s),\n            beta: ptr(&beta, s),", "alpha: ptr(&beta, s),\n            beta: ptr(&alpha, s),"),
     "no-sync": ("kernels/bots.cu", "    __syncthreads();\n    const uint32_t pending = sc->pending;", "    const uint32_t pending = sc->pending;"),
     "oob-store": ("kernels/bots.cu", "    GRID_STRIDE(i, k) {\n        const unsigned long long key = keys[i];",
                   "    GRID_STRIDE(i, k + 1) {\n        const unsigned long long key = keys[i];"),
+    "warp-diverge": ("kernels/bots.cu", "    if (ballot == 0) return 0;  // uniform across the warp", "    if (!want) return 0;"),
 }
 if fault not in faults:
     sys.exit(f"unknown fault {fault}: use {', '.join(faults)}")

@@ -9,6 +9,11 @@
 //   later; a failing order is replayed by setting BOTS_EMU_SEED.
 // - __syncthreads() checks that every thread of the block reached the same barrier (source line): a
 //   divergent barrier, or a thread that returns while others wait at a barrier, is an error.
+// - Warp intrinsics (__ballot_sync, __shfl_sync) are real collectives: a lane waits at the call until
+//   every lane its mask names has reached the same call (source line) with the same mask, then each gets
+//   the result from the values all of them brought. A mask that leaves out the calling lane, names a lane
+//   the block does not have, or disagrees between lanes is an error; so is a named lane that returns or
+//   waits at another call (a __syncthreads or another intrinsic) instead.
 // - __shared__ variables live in one ELF section, poisoned with a fresh random byte before each block,
 //   so a read before the block wrote it shows up as garbage (NaN, huge counts) instead of a lucky 0.
 // Not a performance or memory-ordering model of a GPU: a fiber runs until it yields, so races that
@@ -50,7 +55,7 @@ extern "C" char __start_bots_shared[], __stop_bots_shared[];
 
 namespace emu {
 
-enum class State { Runnable, AtBarrier, Done };
+enum class State { Runnable, AtBarrier, AtWarp, Done };
 
 struct Fiber {
     ucontext_t ctx;   // first entry only
@@ -59,6 +64,10 @@ struct Fiber {
     uint32_t tid = 0;
     State state = State::Runnable;
     int site = 0;
+    // At a warp intrinsic: its mask and this lane's value; on release, every named lane's value.
+    uint32_t warp_mask = 0;
+    uint64_t warp_val = 0;
+    uint64_t warp_vals[32] = {};
 };
 
 struct Runtime {
@@ -69,6 +78,7 @@ struct Runtime {
     Fiber* cur = nullptr;
     std::mt19937_64 rng;
     const std::function<void()>* body = nullptr;
+    std::string fiber_err;  // set by a fiber that found an error (it then stops, as if returned)
     static constexpr size_t kStack = 128 * 1024;  // per thread, with a guard page below
     static constexpr uint32_t kMaxThreads = 1024;
 
@@ -119,6 +129,36 @@ inline void maybe_yield() {
     if (r.cur != nullptr && (r.rng() & 3) == 0) switch_out();
 }
 
+// Lane `f` has arrived at a warp intrinsic. When every lane its mask names is there too, at the same
+// call with the same mask, all of them get the values and run on. Returns "" or what went wrong.
+inline std::string warp_arrive(Fiber* f, uint32_t block, std::vector<Fiber*>& runnable) {
+    Runtime& r = rt();
+    const uint32_t warp0 = f->tid & ~31u;
+    const uint32_t lanes = std::min<uint32_t>(32, block - warp0);
+    const std::string where = "warp intrinsic at line " + std::to_string(f->site) + " (thread " + std::to_string(f->tid) + ")";
+    if (lanes < 32 && (f->warp_mask >> lanes) != 0) return where + ": the mask names lanes the block does not have";
+    for (uint32_t l = 0; l < lanes; ++l) {
+        if (!((f->warp_mask >> l) & 1)) continue;
+        const Fiber& o = r.fibers[warp0 + l];
+        if (o.state == State::Done) return where + ": lane " + std::to_string(l) + " named in the mask has returned";
+        if (o.state == State::AtBarrier) return where + ": lane " + std::to_string(l) + " named in the mask waits at __syncthreads (line " + std::to_string(o.site) + ")";
+        if (o.state == State::AtWarp && (o.site != f->site || o.warp_mask != f->warp_mask))
+            return where + ": lane " + std::to_string(l) + " named in the mask waits at another warp intrinsic call (line " + std::to_string(o.site) + ") or with another mask";
+        if (o.state != State::AtWarp) return "";  // still running: it will arrive (or fail above later)
+    }
+    uint64_t vals[32] = {};
+    for (uint32_t l = 0; l < lanes; ++l)
+        if ((f->warp_mask >> l) & 1) vals[l] = r.fibers[warp0 + l].warp_val;
+    for (uint32_t l = 0; l < lanes; ++l) {
+        if (!((f->warp_mask >> l) & 1)) continue;
+        Fiber& o = r.fibers[warp0 + l];
+        std::memcpy(o.warp_vals, vals, sizeof vals);
+        o.state = State::Runnable;
+        runnable.push_back(&o);
+    }
+    return "";
+}
+
 // Runs `body` as a grid of `grid` blocks of `block` threads. Returns "" or what went wrong.
 inline std::string run(uint32_t grid, uint32_t block, const std::function<void()>& body) {
     Runtime& r = rt();
@@ -160,16 +200,39 @@ inline std::string run(uint32_t grid, uint32_t block, const std::function<void()
                 blockIdx = {b, 1, 1};
                 switch_in(f);
                 r.cur = nullptr;
+                if (!r.fiber_err.empty()) {
+                    err = "block " + std::to_string(b) + ": " + r.fiber_err;
+                    r.fiber_err.clear();
+                    break;
+                }
                 if (f->state != State::Runnable) {
                     runnable[i] = runnable.back();
                     runnable.pop_back();
                 }
+                if (f->state == State::AtWarp) {
+                    err = warp_arrive(f, block, runnable);
+                    if (!err.empty()) { err = "block " + std::to_string(b) + ": " + err; break; }
+                }
+                if (f->state == State::Done) {  // a lane that returns can strand its warp's waiting lanes
+                    for (uint32_t l = f->tid & ~31u; l < std::min<uint32_t>((f->tid & ~31u) + 32, block) && err.empty(); ++l) {
+                        Fiber& o = r.fibers[l];
+                        if (o.state == State::AtWarp && ((o.warp_mask >> (f->tid & 31)) & 1))
+                            err = "block " + std::to_string(b) + ": thread " + std::to_string(f->tid) +
+                                  " returned while lane " + std::to_string(l & 31) + " waits for it at the warp intrinsic at line " +
+                                  std::to_string(o.site);
+                    }
+                    if (!err.empty()) break;
+                }
             }
+            if (!err.empty()) break;
             int site = -1;
             uint32_t waiting = 0, done = 0, first_done = 0;
             for (uint32_t t = 0; t < block; ++t) {
                 const Fiber& f = r.fibers[t];
-                if (f.state == State::AtBarrier) {
+                if (f.state == State::AtWarp) {
+                    err = "thread " + std::to_string(t) + " of block " + std::to_string(b) +
+                          " waits at the warp intrinsic at line " + std::to_string(f.site) + " for lanes that never came";
+                } else if (f.state == State::AtBarrier) {
                     if (waiting == 0) site = f.site;
                     else if (f.site != site) {
                         err = "divergent __syncthreads in block " + std::to_string(b) + ": thread " + std::to_string(t) +
@@ -206,6 +269,54 @@ inline void emu_syncthreads(int site) {
     r.cur->site = site;
     emu::switch_out();
 }
+
+// A warp collective: this lane brings `v`, waits for the lanes `mask` names, returns every lane's value.
+inline const uint64_t* emu_warp_exchange(int site, uint32_t mask, uint64_t v) {
+    emu::Runtime& r = emu::rt();
+    emu::Fiber* f = r.cur;
+    if (!((mask >> (f->tid & 31)) & 1)) {
+        r.fiber_err = "thread " + std::to_string(f->tid) + " calls a warp intrinsic at line " + std::to_string(site) +
+                      " with a mask (0x" + [&] { char b[16]; std::snprintf(b, sizeof b, "%x", mask); return std::string(b); }() +
+                      ") that leaves out its own lane";
+        f->state = emu::State::Done;
+        emu::switch_out();
+    }
+    f->state = emu::State::AtWarp;
+    f->site = site;
+    f->warp_mask = mask;
+    f->warp_val = v;
+    emu::switch_out();
+    return f->warp_vals;
+}
+
+inline uint32_t emu_ballot_sync(int site, uint32_t mask, int pred) {
+    const uint64_t* v = emu_warp_exchange(site, mask, pred != 0);
+    uint32_t out = 0;
+    for (uint32_t l = 0; l < 32; ++l)
+        if (((mask >> l) & 1) && v[l]) out |= 1u << l;
+    return out;
+}
+
+template <class T> T emu_shfl_sync(int site, uint32_t mask, T var, int src) {
+    static_assert(sizeof(T) <= 8, "__shfl_sync of a type wider than 64 bits");
+    uint64_t bits = 0;
+    std::memcpy(&bits, &var, sizeof(T));
+    const uint64_t* v = emu_warp_exchange(site, mask, bits);
+    const uint32_t l = (uint32_t)src & 31;
+    if (!((mask >> l) & 1)) {
+        emu::rt().fiber_err = "__shfl_sync at line " + std::to_string(site) + " reads lane " + std::to_string(l) + ", which its mask leaves out";
+        emu::rt().cur->state = emu::State::Done;
+        emu::switch_out();
+    }
+    T out;
+    std::memcpy(&out, &v[l], sizeof(T));
+    return out;
+}
+
+#define __ballot_sync(mask, pred) emu_ballot_sync(__LINE__, (mask), (pred))
+#define __shfl_sync(mask, var, src) emu_shfl_sync(__LINE__, (mask), (var), (src))
+inline int __popc(uint32_t x) { return __builtin_popcount(x); }
+inline int __ffs(uint32_t x) { return __builtin_ffs((int)x); }
 
 inline uint32_t __umulhi(uint32_t a, uint32_t b) { return (uint32_t)(((uint64_t)a * b) >> 32); }
 inline uint32_t __float_as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }

@@ -36,10 +36,16 @@ struct Emu {
     const void* FW() { return p.feature_form == BOTS_FEATURES_F32 ? (const void*)fw32.data() : p.feature_form == BOTS_FEATURES_F16 ? (const void*)fw16.data() : nullptr; }
     const void* FS() { return p.feature_form == BOTS_FEATURES_F32 ? (const void*)fs32.data() : p.feature_form == BOTS_FEATURES_F16 ? (const void*)fs16.data() : nullptr; }
 
+    // The pool's buffers as the kernels take them (out_keys: the verb's own, sized by select()).
+    Pool D() {
+        return Pool{alpha.data(), beta.data(), A0(), B0(), FW(), FS(), &sc, digits.data(), bitmap.data(), hist.data(),
+                    cand.data(), out_keys.data()};
+    }
+
     void flush() {
         if (!pending) return;
-        emu_launch(G, B, apply_pending, p, alpha.data(), beta.data(), A0(), B0(), FW(), FS(), &sc);
-        emu_launch(1, 1, clear_pending, &sc);
+        emu_launch(G, B, apply_pending, p, D());
+        emu_launch(1, 1, clear_pending, D());
         pending = false;
     }
 
@@ -48,14 +54,13 @@ struct Emu {
         while (pow2 < k) pow2 <<= 1;
         out_keys.assign(std::max<unsigned long long>(pow2, 1), 0xdeadbeefull);
         out_tasks.assign(k, 0xffffffffu);
-        emu_launch(G, B, select_init, &sc, k, hist.data(), out_keys.data(), pow2);
-        emu_launch(G, B, update_sample_score, p, alpha.data(), beta.data(), (const float*)A0(), (const float*)B0(),
-                   FW(), FS(), (const Scalars*)&sc, digits.data(), hist.data());
+        const Pool d = D();
+        emu_launch(G, B, select_init, d, k, out_keys.data(), pow2);
+        emu_launch(G, B, update_sample_score, p, d);
         pending = false;
         for (int pass = 0; pass < 6; ++pass) {
-            emu_launch(1, 1024, radix_find_bin, &sc, (const uint32_t*)hist.data(), pass, cand_cap);
-            emu_launch(G, B, radix_filter, p, (const float*)alpha.data(), (const float*)beta.data(), &sc,
-                       (const unsigned short*)digits.data(), hist.data(), cand.data(), cand_cap, out_keys.data(), k, pass);
+            emu_launch(1, 1024, radix_find_bin, d, pass, cand_cap);
+            emu_launch(G, B, radix_filter, p, d, cand_cap, out_keys.data(), k, pass);
         }
         if (sc.n_out != k) { fprintf(stderr, "n_out %llu != k %llu\n", sc.n_out, k); exit(2); }
         if (pow2 > 1) {
@@ -64,7 +69,7 @@ struct Emu {
                 for (unsigned long long size = 2; size <= pow2; size <<= 1)
                     for (unsigned long long j = size >> 1; j > 0; j >>= 1) emu_launch(G, B, bitonic_step, out_keys.data(), pow2, size, j);
         }
-        emu_launch(G, B, keys_to_tasks, (const unsigned long long*)out_keys.data(), k, out_tasks.data(), &sc);
+        emu_launch(G, B, keys_to_tasks, d, k, out_tasks.data());
         return out_tasks;
     }
 
@@ -74,11 +79,12 @@ struct Emu {
         const float* r = counts ? nullptr : a.data();
         const float* s = counts ? a.data() : nullptr;
         const float* f = counts ? b.data() : nullptr;
-        emu_launch(G, B, batch_validate, p, t.data(), r, s, f, (uint32_t)counts, len, bitmap.data(), &sc);
-        emu_launch(1, 256, batch_reduce, p, t.data(), r, s, f, (uint32_t)counts, len, FW(), FS(), &sc);
-        emu_launch(G, B, batch_scatter, p, t.data(), r, s, f, (uint32_t)counts, len, alpha.data(), beta.data(),
-                   (const float*)A0(), (const float*)B0(), bitmap.data(), (const Scalars*)&sc);
-        emu_launch(1, 1, batch_finish, &sc);
+        const Pool d = D();
+        const Batch bt{t.data(), r, s, f, len, (uint32_t)counts, 0};
+        emu_launch(G, B, batch_validate, p, d, bt);
+        emu_launch(1, 256, batch_reduce, p, d, bt);
+        emu_launch(G, B, batch_scatter, p, d, bt);
+        emu_launch(1, 1, batch_finish, d);
         pending = true;
     }
 };
@@ -181,7 +187,7 @@ int main(int argc, char** argv) {
                 fprintf(stderr, "invalid batch '%s': state changed or code %u != %u\n", x.what, e.sc.err_code, x.code);
                 return 5;
             }
-            emu_launch(1, 1, clear_error, &e.sc);
+            emu_launch(1, 1, clear_error, e.D());
         }
         fprintf(stderr, "invalid batches: %zu rejected, state unchanged\n", bad.size());
     }

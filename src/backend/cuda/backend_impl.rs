@@ -37,7 +37,7 @@ impl Backend for CudaPool {
         }
         let stream = self.stream.clone();
         if k <= self.k_cap {
-            let out = self.p.out_tasks;
+            let out = self.io.out_tasks;
             // SAFETY: `out_tasks` holds k_cap >= k u32 of this pool, on the pool's own stream.
             unsafe { self.select_into_raw(k, out, stream.cu_stream())? };
             let tasks = stream.clone_dtoh(&self.out_tasks.slice(0..k)).map_err(cuda_err)?;
@@ -49,7 +49,8 @@ impl Backend for CudaPool {
         self.ctx.bind_to_thread().map_err(cuda_err)?;
         let keys = stream.alloc_zeros::<u64>(k).map_err(cuda_err)?;
         let kp = ptr(&keys, &stream);
-        self.launch_select(k, kp, k as u64, 0, stream.cu_stream())?;
+        // SAFETY: `keys` holds k u64 of this context; the pool's own stream.
+        unsafe { self.on_own_stream().select(k, kp, k as u64, 0) }?;
         let mut keys = stream.clone_dtoh(&keys).map_err(cuda_err)?;
         stream.synchronize().map_err(cuda_err)?;
         if keys.contains(&0) {
@@ -73,7 +74,7 @@ impl Backend for CudaPool {
             if let Some(b) = b {
                 stream.memcpy_htod(b, &mut self.ev_b.slice_mut(0..len)).map_err(cuda_err)?;
             }
-            let (t, pa, pb) = (self.p.ev_tasks, self.p.ev_a, self.p.ev_b);
+            let (t, pa, pb) = (self.io.ev_tasks, self.io.ev_a, self.io.ev_b);
             let o = if b.is_some() { RawOutcomes::Counts { successes: pa, failures: pb } } else { RawOutcomes::PassRates(pa) };
             // SAFETY: the pool's own evidence buffers hold ev_cap >= len elements, on its own stream.
             unsafe { self.update_raw(t, o, len, stream.cu_stream())? };
@@ -94,7 +95,7 @@ impl Backend for CudaPool {
 
     fn to_host(&self) -> Result<PoolState> {
         self.ctx.bind_to_thread().map_err(cuda_err)?;
-        self.flush_on(self.stream.cu_stream())?;
+        self.on_own_stream().flush()?;
         let sc = self.read_scalars()?;
         let s = &self.stream;
         let alpha = s.clone_dtoh(&self.alpha).map_err(cuda_err)?;

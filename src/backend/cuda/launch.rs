@@ -1,32 +1,30 @@
-//! Launching kernels: the pool's device pointers, the one `unsafe` launch and the launch sequences.
+//! Launching kernels: the one `unsafe` launch, a typed function per kernel, and the launch sequences.
+//!
+//! Every kernel that touches the pool's buffers takes them as one by-value [`DevicePtrs`] (`struct
+//! Pool` in `kernels/abi.cuh`), and a batch as one [`BatchArgs`] (`struct Batch`). A call site names a
+//! kernel by calling its function on a [`Launcher`] (names from [`Kernel`]), never by packing an
+//! argument list: the argument list of each kernel is written once, in its function below.
 
 use std::ffi::c_void;
 
 use cudarc::driver::{result, sys, CudaSlice, CudaStream, DevicePtr};
 
 use super::pool::{CudaPool, DeviceFeatures};
-use crate::abi::{Kernel as K, KernelParams, FEATURES_F16, FEATURES_F32, FEATURES_NONE, RADIX_BINS, RADIX_PASSES};
-use crate::pool::FeatureForm;
+use crate::abi::{BatchArgs, DevicePtrs, Kernel, KernelParams, FEATURES_F16, FEATURES_F32, FEATURES_NONE, RADIX_BINS, RADIX_PASSES};
 use crate::error::{BotsError, Result};
+use crate::pool::FeatureForm;
 
 /// Threads per block of the pool-sized kernels (their `__launch_bounds__(256, 4)`).
 pub(super) const BLOCK: u32 = 256;
+/// Threads of the one-block kernels `radix_find_bin` and `bitonic_sort_block`.
+const WIDE_BLOCK: u32 = 1024;
+/// The longest run `bitonic_sort_block` sorts in shared memory.
+const BLOCK_SORT_MAX: usize = 2048;
 
-/// Raw device pointers of the pool's own buffers (taken once; the buffers never move).
+/// Device pointers of the pool's buffers that the host hands to kernels as a caller would (the task
+/// output of `select` and the evidence staging of `update`).
 #[derive(Clone, Copy, Default)]
-pub(super) struct Ptrs {
-    pub(super) alpha: u64,
-    pub(super) beta: u64,
-    pub(super) alpha0: u64,
-    pub(super) beta0: u64,
-    pub(super) fw: u64,
-    pub(super) fs: u64,
-    pub(super) scalars: u64,
-    pub(super) digits: u64,
-    pub(super) bitmap: u64,
-    pub(super) hist: u64,
-    pub(super) cand: u64,
-    pub(super) out_keys: u64,
+pub(super) struct HostIoPtrs {
     pub(super) out_tasks: u64,
     pub(super) ev_tasks: u64,
     pub(super) ev_a: u64,
@@ -51,7 +49,6 @@ pub(super) fn feature_code(form: Option<FeatureForm>) -> u32 {
 }
 
 impl CudaPool {
-
     pub(super) fn params(&self) -> KernelParams {
         let c = &self.config;
         KernelParams {
@@ -70,85 +67,200 @@ impl CudaPool {
         }
     }
 
-    /// Launches kernel `k` on `stream`: the one place this crate calls `cuLaunchKernel`.
+    /// Launches on `stream`.
+    ///
+    /// # Safety
+    /// `stream` is a live stream of this pool's context, and stays live until the work is done.
+    pub(super) unsafe fn on(&self, stream: sys::CUstream) -> Launcher<'_> {
+        Launcher { pool: self, stream }
+    }
+
+    /// Launches on the pool's own stream.
+    pub(super) fn on_own_stream(&self) -> Launcher<'_> {
+        // SAFETY: the pool's own stream lives as long as the pool, and is of the pool's context.
+        unsafe { self.on(self.stream.cu_stream()) }
+    }
+}
+
+/// The pool and a stream of its context: the kernels, one function each.
+pub(super) struct Launcher<'a> {
+    pool: &'a CudaPool,
+    stream: sys::CUstream,
+}
+
+impl Launcher<'_> {
+    /// Launches kernel `k`: the one place this crate calls `cuLaunchKernel`.
     ///
     /// # Safety
     /// `args` holds one pointer per parameter of `k` in `kernels/bots.cu`, in order, each to a value of
-    /// exactly that parameter's type; every device pointer among them is null where the kernel allows
-    /// it or a live buffer of this pool's context large enough for what the kernel indexes; `stream` is
-    /// a live stream of that context.
-    pub(super) unsafe fn launch(&self, k: K, grid: u32, block: u32, stream: sys::CUstream, args: &mut [*mut c_void]) -> Result<()> {
-        // SAFETY: the function handle belongs to this pool's loaded module; the rest is the caller's
-        // contract above.
-        unsafe { result::launch_kernel(self.module.funcs[k as usize], (grid.max(1), 1, 1), (block, 1, 1), 0, stream, args) }
+    /// exactly that parameter's type (the emulated driver checks count and sizes against the PTX); every
+    /// device pointer they carry is null where the kernel allows it, or a live buffer of this pool's
+    /// context as large as the lengths passed with it say.
+    unsafe fn launch(&self, k: Kernel, grid: u32, block: u32, args: &mut [*mut c_void]) -> Result<()> {
+        // SAFETY: the function handle belongs to this pool's loaded module, `self.stream` is a live
+        // stream of its context (the contract of `CudaPool::on`); the arguments are the caller's contract.
+        unsafe { result::launch_kernel(self.pool.module.funcs[k as usize], (grid.max(1), 1, 1), (block, 1, 1), 0, self.stream, args) }
             .map_err(|e| BotsError::Cuda(format!("launching {}: {e:?}", k.name())))
+    }
+
+    fn ptrs(&self) -> DevicePtrs {
+        self.pool.p
+    }
+
+    /// `update_sample_score(Params, Pool)`: the fused pass over the pool's own buffers.
+    pub(super) fn update_sample_score(&self) -> Result<()> {
+        let (p, d) = (self.pool.params(), self.ptrs());
+        // SAFETY: the kernel's parameters are (Params, Pool); `d` holds the pool's live buffers.
+        unsafe { self.launch(Kernel::UpdateSampleScore, self.pool.grid_n, BLOCK, &mut args![p, d]) }
+    }
+
+    /// `apply_pending(Params, Pool)`: a no-op on the device when nothing is pending.
+    pub(super) fn apply_pending(&self) -> Result<()> {
+        let (p, d) = (self.pool.params(), self.ptrs());
+        // SAFETY: the kernel's parameters are (Params, Pool); `d` holds the pool's live buffers.
+        unsafe { self.launch(Kernel::ApplyPending, self.pool.grid_n, BLOCK, &mut args![p, d]) }
+    }
+
+    /// `clear_pending(Pool)`.
+    pub(super) fn clear_pending(&self) -> Result<()> {
+        let d = self.ptrs();
+        // SAFETY: the kernel's parameter is (Pool); `d` holds the pool's live buffers.
+        unsafe { self.launch(Kernel::ClearPending, 1, 1, &mut args![d]) }
+    }
+
+    /// `clear_error(Pool)`.
+    pub(super) fn clear_error(&self) -> Result<()> {
+        let d = self.ptrs();
+        // SAFETY: the kernel's parameter is (Pool); `d` holds the pool's live buffers.
+        unsafe { self.launch(Kernel::ClearError, 1, 1, &mut args![d]) }
+    }
+
+    /// `select_init(Pool, k, out_keys, pad_len)`: zeroes `out_keys[0..pad_len)`.
+    ///
+    /// # Safety
+    /// `out_keys` points to at least `pad_len` writable u64 of this pool's context.
+    pub(super) unsafe fn select_init(&self, k: u64, out_keys: u64, pad_len: u64) -> Result<()> {
+        let d = self.ptrs();
+        let grid = grid_for(pad_len.max((RADIX_PASSES as u64 + 1) * RADIX_BINS as u64));
+        // SAFETY: the kernel's parameters are (Pool, u64, u64*, u64); `out_keys` is the caller's contract.
+        unsafe { self.launch(Kernel::SelectInit, grid, BLOCK, &mut args![d, k, out_keys, pad_len]) }
+    }
+
+    /// `radix_find_bin(Pool, pass, cap)`.
+    pub(super) fn radix_find_bin(&self, pass: i32) -> Result<()> {
+        let (d, cap) = (self.ptrs(), self.pool.cand_cap as u64);
+        // SAFETY: the kernel's parameters are (Pool, i32, u64); `cap` is the length of each candidate buffer.
+        unsafe { self.launch(Kernel::RadixFindBin, 1, WIDE_BLOCK, &mut args![d, pass, cap]) }
+    }
+
+    /// `radix_filter(Params, Pool, cap, out_keys, out_cap, pass)`.
+    ///
+    /// # Safety
+    /// `out_keys` points to at least `out_cap` writable u64 of this pool's context.
+    pub(super) unsafe fn radix_filter(&self, out_keys: u64, out_cap: u64, pass: i32) -> Result<()> {
+        let (p, d, cap) = (self.pool.params(), self.ptrs(), self.pool.cand_cap as u64);
+        // SAFETY: the kernel's parameters are (Params, Pool, u64, u64*, u64, i32); `out_keys` is the
+        // caller's contract, `cap` the length of each candidate buffer.
+        unsafe { self.launch(Kernel::RadixFilter, self.pool.grid_n, BLOCK, &mut args![p, d, cap, out_keys, out_cap, pass]) }
+    }
+
+    /// `bitonic_sort_block(keys, len)` on the pool's `out_keys[0..len)`.
+    pub(super) fn bitonic_sort_block(&self, len: usize) -> Result<()> {
+        self.check_sort_len(len)?;
+        let (keys, len) = (self.ptrs().out_keys, len as u32);
+        // SAFETY: the kernel's parameters are (u64*, u32); `out_keys` holds at least `len` keys (checked).
+        unsafe { self.launch(Kernel::BitonicSortBlock, 1, WIDE_BLOCK, &mut args![keys, len]) }
+    }
+
+    /// `bitonic_step(keys, len, size, j)` on the pool's `out_keys[0..len)`.
+    pub(super) fn bitonic_step(&self, len: usize, size: u64, j: u64) -> Result<()> {
+        self.check_sort_len(len)?;
+        let (keys, len) = (self.ptrs().out_keys, len as u64);
+        // SAFETY: the kernel's parameters are (u64*, u64, u64, u64); `out_keys` holds at least `len` keys.
+        unsafe { self.launch(Kernel::BitonicStep, grid_for(len), BLOCK, &mut args![keys, len, size, j]) }
+    }
+
+    fn check_sort_len(&self, len: usize) -> Result<()> {
+        if len > self.pool.out_keys_len {
+            return Err(BotsError::Cuda(format!("internal: sorting {len} keys in a buffer of {}", self.pool.out_keys_len)));
+        }
+        Ok(())
+    }
+
+    /// `keys_to_tasks(Pool, k, out)`.
+    ///
+    /// # Safety
+    /// `out` points to at least `k` writable u32 of this pool's context; `k` is at most the pool's
+    /// `out_keys` length.
+    pub(super) unsafe fn keys_to_tasks(&self, k: u64, out: u64) -> Result<()> {
+        let d = self.ptrs();
+        // SAFETY: the kernel's parameters are (Pool, u64, u32*); `out` and `k` are the caller's contract.
+        unsafe { self.launch(Kernel::KeysToTasks, grid_for(k), BLOCK, &mut args![d, k, out]) }
+    }
+
+    /// `batch_validate`, `batch_reduce`, `batch_scatter` (each `(Params, Pool, Batch)`) and
+    /// `batch_finish(Pool)`: one evidence batch, in that order.
+    ///
+    /// # Safety
+    /// `b.tasks` and the outcome pointers `b.counts` selects point to `b.len` readable values each, in
+    /// this pool's context, unchanged until the kernels have run.
+    pub(super) unsafe fn batch(&self, b: BatchArgs) -> Result<()> {
+        let (p, d) = (self.pool.params(), self.ptrs());
+        let g = grid_for(b.len);
+        // SAFETY (all four): the parameters are (Params, Pool, Batch) and (Pool); `d` holds the pool's
+        // live buffers, `b` is the caller's contract.
+        unsafe { self.launch(Kernel::BatchValidate, g, BLOCK, &mut args![p, d, b]) }?;
+        // One block of BATCH_LANES threads: the CPU's batch_sum adds in the same order.
+        // SAFETY: as above.
+        unsafe { self.launch(Kernel::BatchReduce, 1, crate::abi::BATCH_LANES, &mut args![p, d, b]) }?;
+        // SAFETY: as above.
+        unsafe { self.launch(Kernel::BatchScatter, g, BLOCK, &mut args![p, d, b]) }?;
+        // SAFETY: as above.
+        unsafe { self.launch(Kernel::BatchFinish, 1, 1, &mut args![d]) }
     }
 
     /// Applies a pending pool-wide update without sampling (before a second update or a readback); a
     /// no-op on the device when nothing is pending.
-    pub(super) fn flush_on(&self, stream: sys::CUstream) -> Result<()> {
-        let params = self.params();
-        let p = &self.p;
-        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-        unsafe { self.launch(K::ApplyPending, self.grid_n, BLOCK, stream, &mut args![params, p.alpha, p.beta, p.alpha0, p.beta0, p.fw, p.fs, p.scalars]) }?;
-        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-        unsafe { self.launch(K::ClearPending, 1, 1, stream, &mut args![p.scalars]) }?;
-        Ok(())
+    pub(super) fn flush(&self) -> Result<()> {
+        self.apply_pending()?;
+        self.clear_pending()
     }
 
     /// The fused pass and the radix select; leaves exactly k keys in `out_keys[0..k)` (unsorted) and
     /// zeroes `out_keys[k..pad_len)`.
-    pub(super) fn launch_select(&self, k: usize, out_keys: u64, out_cap: u64, pad_len: u64, stream: sys::CUstream) -> Result<()> {
-        let params = self.params();
-        let p = &self.p;
-        let cap = self.cand_cap as u64;
-        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-        unsafe { self.launch(K::SelectInit, grid_for(pad_len.max((RADIX_PASSES as u64 + 1) * RADIX_BINS as u64)), BLOCK, stream, &mut args![p.scalars, k as u64, p.hist, out_keys, pad_len]) }?;
-        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-        unsafe { self.launch(
-            K::UpdateSampleScore,
-            self.grid_n,
-            BLOCK,
-            stream,
-            &mut args![params, p.alpha, p.beta, p.alpha0, p.beta0, p.fw, p.fs, p.scalars, p.digits, p.hist],
-        ) }?;
+    ///
+    /// # Safety
+    /// `out_keys` points to at least `max(out_cap, pad_len)` writable u64 of this pool's context.
+    pub(super) unsafe fn select(&self, k: usize, out_keys: u64, out_cap: u64, pad_len: u64) -> Result<()> {
+        // SAFETY: the caller's contract.
+        unsafe { self.select_init(k as u64, out_keys, pad_len) }?;
+        self.update_sample_score()?;
         for pass in 0..RADIX_PASSES as i32 {
-            // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-            unsafe { self.launch(K::RadixFindBin, 1, 1024, stream, &mut args![p.scalars, p.hist, pass, cap]) }?;
-            // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-            unsafe { self.launch(
-                K::RadixFilter,
-                self.grid_n,
-                BLOCK,
-                stream,
-                &mut args![params, p.alpha, p.beta, p.scalars, p.digits, p.hist, p.cand, cap, out_keys, out_cap, pass],
-            ) }?;
+            self.radix_find_bin(pass)?;
+            // SAFETY: the caller's contract.
+            unsafe { self.radix_filter(out_keys, out_cap, pass) }?;
         }
         Ok(())
     }
 
-    /// Sorts `out_keys[0..pow2)` descending.
-    pub(super) fn launch_sort(&self, pow2: usize, stream: sys::CUstream) -> Result<()> {
-        let keys = self.p.out_keys;
+    /// Sorts the pool's `out_keys[0..pow2)` descending.
+    pub(super) fn sort(&self, pow2: usize) -> Result<()> {
         if pow2 <= 1 {
             return Ok(());
         }
-        if pow2 <= 2048 {
-            // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-            return unsafe { self.launch(K::BitonicSortBlock, 1, 1024, stream, &mut args![keys, pow2 as u32]) };
+        if pow2 <= BLOCK_SORT_MAX {
+            return self.bitonic_sort_block(pow2);
         }
         let len = pow2 as u64;
         let mut size = 2u64;
         while size <= len {
             let mut j = size >> 1;
             while j > 0 {
-                // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-                unsafe { self.launch(K::BitonicStep, grid_for(len), BLOCK, stream, &mut args![keys, len, size, j]) }?;
+                self.bitonic_step(pow2, size, j)?;
                 j >>= 1;
             }
             size <<= 1;
         }
         Ok(())
     }
-
 }

@@ -47,9 +47,14 @@
 //!   log in the error. The driver's JIT cache makes later pools' module loads cheap.
 //! - All static shared memory stays under the 48 KB that needs no opt-in (largest: `batch_reduce`,
 //!   24.6 KB); no kernel uses dynamic shared memory, so no `cuFuncSetAttribute` is needed. Register
-//!   counts (`nvcc --cubin -arch=sm_90 -Xptxas -v`, CUDA 13.0): `update_sample_score` 61 and
-//!   `radix_filter` 59 under `__launch_bounds__(256, 4)`, no spills, no stack; the pool-sized grids are
-//!   sized from `cuOccupancyMaxActiveBlocksPerMultiprocessor`.
+//!   counts (`nvcc -cubin -O3 --fmad=false -arch=sm_90 --resource-usage kernels/bots.cu`, CUDA 13.0):
+//!   `update_sample_score` 61 and `radix_filter` 64 (with its warp-aggregated atomics) under
+//!   `__launch_bounds__(256, 4)` (at most 64), no spills, no stack; the pool-sized grids are sized from
+//!   `cuOccupancyMaxActiveBlocksPerMultiprocessor`.
+//! - `radix_filter` takes one 64-bit atomic per warp (not per key) on `n_out` and `cand_cnt`
+//!   (`warp_slot`: `__ballot_sync`, `__popc`, `__shfl_sync`, full-warp masks; the loop runs whole warps
+//!   so every lane reaches them). Slots depend on the order of the warps' atomics, as before: the output
+//!   keys are sorted afterwards and the candidates are a set, so the selection does not.
 //! - The pool runs on a non-blocking stream of its own ([`CudaPool::on_device`]) or the caller's;
 //!   nothing allocates, frees or synchronizes inside `select_into`/`update_from_device*`, and cudarc's
 //!   event bookkeeping of the caller's buffers stays outside a capture, so they can be graph-captured
@@ -58,8 +63,10 @@
 //!
 //! # Where things are
 //! - `module.rs`: loading the PTX (with the JIT log) and looking up every kernel of [`crate::abi::Kernel`].
-//! - `launch.rs`: the one `unsafe` launch, the kernel parameters and the launch sequences (select, sort,
-//!   flush).
+//! - `launch.rs`: the one `unsafe` launch and a typed function per kernel (on a `Launcher`: the pool
+//!   and a stream), then the launch sequences (select, sort, flush, batch). Kernels take the pool's
+//!   buffers as one by-value `struct Pool` ([`crate::abi::DevicePtrs`]) and a batch as one `struct
+//!   Batch` ([`crate::abi::BatchArgs`]).
 //! - `pool.rs`: [`CudaPool`], its construction and the trainer verbs (`select_into`, `update_from_device*`,
 //!   their raw forms, `sync`).
 //! - `backend_impl.rs`: the [`crate::Backend`] host verbs (`select`, `update`, `to_host`, `restore`).

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use half::f16;
 
-use super::launch::{grid_for, ptr, Ptrs, BLOCK};
+use super::launch::{ptr, HostIoPtrs, BLOCK};
 use super::module::Module;
 use super::{context, cuda_err};
-use crate::abi::{DeviceError, DeviceScalars, Kernel as K, NO_ERROR, RADIX_BINS, RADIX_PASSES, SCALAR_WORDS};
+use crate::abi::{BatchArgs, DeviceError, DevicePtrs, DeviceScalars, Kernel as K, NO_ERROR, RADIX_BINS, RADIX_PASSES, SCALAR_WORDS};
 use crate::backend::UpdateReport;
 use crate::config::Config;
 use crate::error::{BotsError, Result};
@@ -59,7 +59,11 @@ pub struct CudaPool {
     pub(super) ev_tasks: CudaSlice<u32>,
     pub(super) ev_a: CudaSlice<f32>,
     pub(super) ev_b: CudaSlice<f32>,
-    pub(super) p: Ptrs,
+    /// The pool's buffers as the kernels take them (`struct Pool`).
+    pub(super) p: DevicePtrs,
+    pub(super) io: HostIoPtrs,
+    /// Length of `out_keys` (a power of two >= `k_cap`).
+    pub(super) out_keys_len: usize,
     pub(super) grid_n: u32,
     pub(super) device: String,
     /// Never captured: takes cudarc's event bookkeeping of the caller's buffers while `stream` is
@@ -170,7 +174,7 @@ impl CudaPool {
         let grid_n = (n as u64).div_ceil(BLOCK as u64).clamp(1, sms * per_sm) as u32;
         let side = ctx.new_stream().map_err(cuda_err)?;
         let device = ctx.name().unwrap_or_else(|_| "unknown".into());
-        let mut p = Ptrs {
+        let mut p = DevicePtrs {
             alpha: ptr(&alpha, s),
             beta: ptr(&beta, s),
             scalars: ptr(&scalars, s),
@@ -179,12 +183,9 @@ impl CudaPool {
             hist: ptr(&hist, s),
             cand: ptr(&cand, s),
             out_keys: ptr(&out_keys, s),
-            out_tasks: ptr(&out_tasks, s),
-            ev_tasks: ptr(&ev_tasks, s),
-            ev_a: ptr(&ev_a, s),
-            ev_b: ptr(&ev_b, s),
             ..Default::default()
         };
+        let io = HostIoPtrs { out_tasks: ptr(&out_tasks, s), ev_tasks: ptr(&ev_tasks, s), ev_a: ptr(&ev_a, s), ev_b: ptr(&ev_b, s) };
         if let Some((a0, b0)) = &prior {
             (p.alpha0, p.beta0) = (ptr(a0, s), ptr(b0, s));
         }
@@ -217,6 +218,8 @@ impl CudaPool {
             ev_a,
             ev_b,
             p,
+            io,
+            out_keys_len: pow2,
             grid_n,
             device,
             side,
@@ -294,10 +297,13 @@ impl CudaPool {
         }
         self.ctx.bind_to_thread().map_err(cuda_err)?;
         let pow2 = k.next_power_of_two();
-        self.launch_select(k, self.p.out_keys, k as u64, pow2 as u64, stream)?;
-        self.launch_sort(pow2, stream)?;
-        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-        unsafe { self.launch(K::KeysToTasks, grid_for(k as u64), BLOCK, stream, &mut args![self.p.out_keys, k as u64, out, self.p.scalars]) }
+        // SAFETY: `stream` is a live stream of this context (this function's contract).
+        let l = unsafe { self.on(stream) };
+        // SAFETY: the pool's `out_keys` holds `out_keys_len` >= pow2 >= k keys (k <= k_cap, checked).
+        unsafe { l.select(k, self.p.out_keys, k as u64, pow2 as u64) }?;
+        l.sort(pow2)?;
+        // SAFETY: `out` holds k u32 (this function's contract); k <= k_cap <= out_keys_len.
+        unsafe { l.keys_to_tasks(k as u64, out) }
     }
 
     /// Device-side update for a trainer, from success/failure counts in device memory (one per task of
@@ -400,28 +406,14 @@ impl CudaPool {
         if tasks == 0 || (counts == 0 && rates == 0) || (counts == 1 && (succ == 0 || fail == 0)) {
             return Err(BotsError::Cuda("null device pointer passed to update_raw".into()));
         }
+        // SAFETY: `stream` is a live stream of this context (this function's contract).
+        let l = unsafe { self.on(stream) };
         // Always launched (both test the device's pending flag): a graph captured after a select must
         // still apply the pending update when it is replayed twice in a row.
-        self.flush_on(stream)?;
-        let params = self.params();
-        let len = len as u64;
-        let g = grid_for(len);
-        let sc = self.p.scalars;
-        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-        unsafe { self.launch(K::BatchValidate, g, BLOCK, stream, &mut args![params, tasks, rates, succ, fail, counts, len, self.p.bitmap, sc]) }?;
-        // One block of BATCH_LANES threads: the CPU's batch_sum adds in the same order.
-        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-        unsafe { self.launch(K::BatchReduce, 1, crate::evidence::BATCH_LANES as u32, stream, &mut args![params, tasks, rates, succ, fail, counts, len, self.p.fw, self.p.fs, sc]) }?;
-        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-        unsafe { self.launch(
-            K::BatchScatter,
-            g,
-            BLOCK,
-            stream,
-            &mut args![params, tasks, rates, succ, fail, counts, len, self.p.alpha, self.p.beta, self.p.alpha0, self.p.beta0, self.p.bitmap, sc],
-        ) }?;
-        // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-        unsafe { self.launch(K::BatchFinish, 1, 1, stream, &mut args![sc]) }?;
+        l.flush()?;
+        let batch = BatchArgs { tasks, rates, succ, fail, len: len as u64, counts, pad0: 0 };
+        // SAFETY: the pointers hold `len` values each (this function's contract), non-null (checked).
+        unsafe { l.batch(batch) }?;
         self.step.set(self.step.get() + 1);
         Ok(())
     }
@@ -462,8 +454,7 @@ impl CudaPool {
     pub(super) fn check_select(&self) -> Result<()> {
         let sc = self.scalars_now()?;
         if sc.err_code == DeviceError::Internal as u32 {
-            // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-            unsafe { self.launch(K::ClearError, 1, 1, self.stream.cu_stream(), &mut args![self.p.scalars]) }?;
+            self.on_own_stream().clear_error()?;
             self.stream.synchronize().map_err(cuda_err)?;
             return Err(self.device_error(&sc));
         }
@@ -483,8 +474,7 @@ impl CudaPool {
         let sc = self.scalars_now()?;
         self.step.set(sc.step);
         if sc.err_code != 0 {
-            // SAFETY: `args!` follows the kernel's parameters (checked against the PTX in CI); pointers are live buffers.
-            unsafe { self.launch(K::ClearError, 1, 1, self.stream.cu_stream(), &mut args![self.p.scalars]) }?;
+            self.on_own_stream().clear_error()?;
             self.stream.synchronize().map_err(cuda_err)?;
             return Err(self.device_error(&sc));
         }
