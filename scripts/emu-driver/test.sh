@@ -5,7 +5,7 @@
 # test is a failure:
 #   - tests/gpu.rs, and the CUDA branches of tests/checkpoint.rs and tests/replay.rs, and the lib's
 #     backend::cuda tests (BOTS_GPU_TEST_QUICK=1: the GPU tests' smaller sizes);
-#   - `bots bench --backend cuda` (host and device verbs) and `bots replay --backend cuda` at small N.
+#   - `bots bench --backend cuda` (host and device verbs, a graph-replayed step, the copy yardstick) and `bots replay --backend cuda` at small N.
 # Needs nvcc for the PTX (NVCC=..., see README) and g++ >= 12. Usage: scripts/emu-driver/test.sh
 # (extra arguments go to every `cargo test`, e.g. a test name filter).
 set -euo pipefail
@@ -29,6 +29,8 @@ cargo build --quiet --bin bots
 bots="$target/debug/bots"
 "$bots" bench --backend cuda --tasks 3000 --batch 32 --steps 3 --warmup 1
 "$bots" bench --backend cuda --device-verbs --tasks 3000 --batch 32 --steps 3 --warmup 1
+"$bots" bench --backend cuda --device-verbs --graph --tasks 3000 --batch 32 --steps 3 --warmup 1
+"$bots" bench --backend cuda --yardstick --tasks 3000 --batch 32 --steps 3 --warmup 1 --json | grep -q '"verbs":"copy"'
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$bots" replay --backend cuda --pool data/sample_pool.jsonl --log data/sample_log.jsonl --out "$tmp/gpu.jsonl"

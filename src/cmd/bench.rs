@@ -47,6 +47,14 @@ pub struct Args {
     /// k/10) instead of f16 (4 bytes/task).
     #[arg(long)]
     f32_features: bool,
+    /// CUDA only, with `--device-verbs`: capture one whole step (`select_into` +
+    /// `update_from_device_rates`) in a CUDA graph after the warm-up and time its replays.
+    #[arg(long, requires = "device_verbs")]
+    graph: bool,
+    /// CUDA only: instead of steps, time a device-to-device copy that moves the same bytes one step
+    /// must move (half of them read, half written): the roofline yardstick for `gbps`. No pool is built.
+    #[arg(long, conflicts_with_all = ["device_verbs", "graph"])]
+    yardstick: bool,
 }
 
 /// Bytes per task one step must read and write (see the module doc).
@@ -61,6 +69,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!((1..=args.tasks).contains(&args.batch), "--batch must be in 1..=--tasks");
     let config = Config { batch: args.batch, seed: args.seed, ..Default::default() };
     let t_setup = Instant::now();
+    if args.yardstick {
+        let BackendKind::Cuda { ordinal } = kind else { anyhow::bail!("--yardstick needs --backend cuda") };
+        return yardstick(ordinal, &args);
+    }
     let features = synthetic_features(args.tasks, args.seed, args.f32_features);
     if args.device_verbs {
         let BackendKind::Cuda { ordinal } = kind else { anyhow::bail!("--device-verbs needs --backend cuda") };
@@ -128,12 +140,59 @@ fn device_loop(mut pool: bots::backend::cuda::CudaPool, args: &Args, setup: f64)
         pool.update_from_device_rates(&out, &rates)?;
     }
     pool.sync()?;
+    if args.graph {
+        use cudarc::driver::sys;
+        stream
+            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .context("beginning the stream capture")?;
+        let captured = pool.select_into(k, &mut out).and_then(|()| pool.update_from_device_rates(&out, &rates));
+        // End the capture whatever happened, so the stream is usable again before any error is returned.
+        let graph = stream.end_capture(sys::CUgraphInstantiate_flags(0)).context("ending the stream capture")?;
+        captured.context("capturing a step")?;
+        let graph = graph.context("the capture recorded no graph")?;
+        graph.launch().context("replaying the graph (warm-up)")?;
+        stream.synchronize().context("synchronizing")?;
+        let t0 = Instant::now();
+        for _ in 0..args.steps {
+            graph.launch().context("replaying the graph")?;
+        }
+        stream.synchronize().context("synchronizing")?;
+        let secs = t0.elapsed().as_secs_f64();
+        return report(args, &pool.name(), secs, setup);
+    }
     let t0 = Instant::now();
     for _ in 0..args.steps {
         pool.select_into(k, &mut out)?;
         pool.update_from_device_rates(&out, &rates)?;
     }
     pool.sync()?;
+    let secs = t0.elapsed().as_secs_f64();
+    report(args, &pool.name(), secs, setup)
+}
+
+/// The roofline yardstick: a device-to-device copy of half the bytes a step moves (so the copy reads
+/// and writes the step's bytes in all), timed like the steps. The device is opened through a one-task
+/// pool, so the same checks (driver, PTX) and errors apply.
+fn yardstick(ordinal: usize, args: &Args) -> anyhow::Result<()> {
+    use bots::Backend;
+    let t_setup = Instant::now();
+    let config = Config { batch: 1, seed: args.seed, ..Default::default() };
+    let pool = bots::backend::cuda::CudaPool::on_device(ordinal, config, 1, None).context("opening the device")?;
+    let stream = pool.stream().clone();
+    let form = if args.f32_features { FeatureForm::F32 } else { FeatureForm::F16 };
+    let half = (bytes_per_task(Some(form), false) as usize * args.tasks).div_ceil(2);
+    let src = stream.alloc_zeros::<u8>(half).context("allocating the copy's source")?;
+    let mut dst = stream.alloc_zeros::<u8>(half).context("allocating the copy's destination")?;
+    let setup = t_setup.elapsed().as_secs_f64();
+    for _ in 0..args.warmup {
+        stream.memcpy_dtod(&src, &mut dst).context("copying")?;
+    }
+    stream.synchronize().context("synchronizing")?;
+    let t0 = Instant::now();
+    for _ in 0..args.steps {
+        stream.memcpy_dtod(&src, &mut dst).context("copying")?;
+    }
+    stream.synchronize().context("synchronizing")?;
     let secs = t0.elapsed().as_secs_f64();
     report(args, &pool.name(), secs, setup)
 }
@@ -158,7 +217,7 @@ fn report(args: &Args, name: &str, secs: f64, setup: f64) -> anyhow::Result<()> 
             args.batch,
             serde_json::Value::from(ms),
             serde_json::Value::from(gbps),
-            s(if args.device_verbs { "device" } else { "host" }),
+            s(verbs(args)),
             serde_json::Value::from((setup * 1e3).round() / 1e3),
             s(if args.f32_features { "f32" } else { "f16" })
         );
@@ -171,10 +230,20 @@ fn report(args: &Args, name: &str, secs: f64, setup: f64) -> anyhow::Result<()> 
             args.steps,
             bytes_per_task(Some(form), false),
             form,
-            if args.device_verbs { "device" } else { "host" }
+            verbs(args)
         );
     }
     Ok(())
+}
+
+/// The `verbs` column: what was timed (`copy` is the yardstick, not a step).
+fn verbs(args: &Args) -> &'static str {
+    match (args.yardstick, args.graph, args.device_verbs) {
+        (true, _, _) => "copy",
+        (_, true, _) => "graph",
+        (_, _, true) => "device",
+        _ => "host",
+    }
 }
 
 fn cpu_name() -> String {
