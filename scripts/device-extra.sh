@@ -156,14 +156,22 @@ for p in site.getsitepackages() + [site.getusersitepackages()]:
   } >"$out/libs.txt"
   cat "$out/libs.txt" >&2
 }
-if [[ -x $bin/candle-gpu-test || -x $bin/example-grpo-gpu ]]; then
+cbin=$(mktemp -d) # the candle binaries travel xz-compressed (scripts/stage-candle.sh)
+for b in candle-gpu-test example-grpo-gpu; do
+  if [[ -f $bin/$b.xz ]]; then
+    { xz -dc "$bin/$b.xz" 2>/dev/null || python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$bin/$b.xz"; } >"$cbin/$b" && chmod +x "$cbin/$b"
+  elif [[ -x $bin/$b ]]; then
+    cp "$bin/$b" "$cbin/$b"
+  fi
+done
+if [[ -x $cbin/candle-gpu-test || -x $cbin/example-grpo-gpu ]]; then
   resolve_libs
   export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  [[ -x $bin/candle-gpu-test ]] && step "candle-gpu-test" 60 "$out/candle-gpu-test.log" "$bin/candle-gpu-test" --test-threads 1
+  [[ -x $cbin/candle-gpu-test ]] && step "candle-gpu-test" 60 "$out/candle-gpu-test.log" "$cbin/candle-gpu-test" --test-threads 1
   grpo=(--gpu --tasks 2000 --held-out 200 --steps 30 --seed 1)
   (( dry )) && grpo=(--gpu --tasks 200 --held-out 20 --steps 2 --seed 1)
-  [[ -x $bin/example-grpo-gpu ]] && step "example-grpo-gpu" 120 "$out/candle-grpo.log" \
-    "$bin/example-grpo-gpu" "${grpo[@]}" --pool-out "$out/grpo-pool.jsonl" --plot "$out/grpo.png"
+  [[ -x $cbin/example-grpo-gpu ]] && step "example-grpo-gpu" 120 "$out/candle-grpo.log" \
+    "$cbin/example-grpo-gpu" "${grpo[@]}" --pool-out "$out/grpo-pool.jsonl" --plot "$out/grpo.png"
   tail -n 30 "$out"/candle-*.log >&2
 else
   echo "!! candle binaries not staged (run scripts/stage-candle.sh after stage.sh)" >&2
@@ -186,5 +194,5 @@ with open(f"{sys.argv[2]}/bench.md", "w") as md:
                      f"{r['ms_per_step']:.4g} | {r.get('gbps', '')} | {r.get('setup_s', '')} |\n")
 PY
 cat "$out/bench.md" "$out/steps.tsv"
-rm -rf "$libdir"
+rm -rf "$libdir" "$cbin"
 echo "== device-extra.sh done, $(( deadline - $(date +%s) )) s before the deadline" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages the two binaries that `--features candle-cuda` builds (issue 12) for the next device run:
-# tests/candle_gpu.rs as .device/bin/candle-gpu-test and `examples/grpo.rs --gpu` as
-# .device/bin/example-grpo-gpu. Run it after ../shared/device/stage.sh (which stages everything else
+# tests/candle_gpu.rs as .device/bin/candle-gpu-test.xz and `examples/grpo.rs --gpu` as
+# .device/bin/example-grpo-gpu.xz (xz-compressed). Run it after ../shared/device/stage.sh (which stages everything else
 # without candle); run.sh does not run these names as tests: .device/extra.sh (scripts/device-extra.sh)
 # runs them, with LD_LIBRARY_PATH set by its library resolver.
 #
@@ -69,13 +69,18 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable"): e = m["executable"]
 print(e)'
 }
-cp "$(exe --example grpo --)" .device/bin/example-grpo-gpu
-cp "$(exe --test candle_gpu --)" .device/bin/candle-gpu-test
+tmp="$target/candle-staged"
+mkdir -p "$tmp"
+cp "$(exe --example grpo --)" "$tmp/example-grpo-gpu"
+cp "$(exe --test candle_gpu --)" "$tmp/candle-gpu-test"
 
 # 3. What the GPU machine must resolve, and a check that nothing else crept in.
-for b in .device/bin/example-grpo-gpu .device/bin/candle-gpu-test; do
+for b in "$tmp/example-grpo-gpu" "$tmp/candle-gpu-test"; do
   readelf -d "$b" | grep -Eq 'BIND_NOW|Flags:.* NOW' && { echo "stage-candle.sh: $b is linked -z now" >&2; exit 3; }
   readelf -d "$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'
 done | sort -u >.device/candle-needed.txt
+# 4. Compressed: candle's PTX makes each binary ~50 MB (53 MB measured for the example), over what one
+# call can carry beside the rest; xz brings it to ~7 MB. device-extra.sh unpacks them (xz or Python's lzma).
+for b in example-grpo-gpu candle-gpu-test; do xz -T2 -6 -c "$tmp/$b" >".device/bin/$b.xz"; done
 echo "staged: example-grpo-gpu, candle-gpu-test; they need:"; cat .device/candle-needed.txt
 du -sh .device
