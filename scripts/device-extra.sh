@@ -141,13 +141,13 @@ for p in site.getsitepackages() + [site.getusersitepackages()]:
     for d in sorted(glob.glob(os.path.join(p, "nvidia", "*", "lib")) + glob.glob(os.path.join(p, "torch", "lib"))):
         print(d)' 2>/dev/null)
   {
-    echo "# searched: ${dirs[*]}, then ldconfig -p; alias = another version of the library, bound lazily"
+    echo "# searched: ${dirs[*]}, then ldconfig -p; alias = another version of the library (loads only if it has every symbol used)"
     while IFS= read -r so; do
-      case $so in libc.so.6|libm.so.6|libdl.so.2|librt.so.1|libpthread.so.0|libgcc_s.so.1|libstdc++.so.6) echo "$so system"; continue;; esac
+      case $so in libc.so.6|ld-linux-x86-64.so.2|libm.so.6|libdl.so.2|librt.so.1|libpthread.so.0|libgcc_s.so.1|libstdc++.so.6) echo "$so system"; continue;; esac
       local base=${so%%.so*} hit="" how=exact
       for d in "${dirs[@]}"; do [[ -e $d/$so ]] && { hit=$d/$so; break; }; done
       [[ -z $hit ]] && hit=$(ldconfig -p 2>/dev/null | awk -v s="$so" '$1 == s {print $NF; exit}')
-      if [[ -z $hit ]]; then # another major version of the same library (the binaries bind lazily)
+      if [[ -z $hit ]]; then # another major version of the same library
         how=alias
         for d in "${dirs[@]}"; do hit=$(ls "$d/$base".so* 2>/dev/null | sort -V | tail -1); [[ -n $hit ]] && break; done
       fi
