@@ -9,7 +9,7 @@
 //! `--features candle-cuda` makes the binary link (not load) libcuda, cuBLAS, cuBLASLt, cuRAND, NVRTC
 //! and libcudart, so it links only where those are installed. For a GPU machine without Rust,
 //! `scripts/stage-candle.sh` (after `../shared/device/stage.sh`) links it against stubs with the real
-//! sonames as `.device/bin/example-grpo-gpu`, and `scripts/device-extra.sh` finds the real libraries
+//! sonames as `.device/bin/example-grpo-gpu.xz` (xz: 53 MB -> 7 MB), and `scripts/device-extra.sh` finds the real libraries
 //! there and runs it at a small size (docs/BENCHMARKS.md, GPU).
 //!
 //! - **Tasks**: reverse a string of 1 to `--max-len` decimal digits; the length sets the difficulty

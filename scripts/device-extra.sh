@@ -141,13 +141,13 @@ for p in site.getsitepackages() + [site.getusersitepackages()]:
     for d in sorted(glob.glob(os.path.join(p, "nvidia", "*", "lib")) + glob.glob(os.path.join(p, "torch", "lib"))):
         print(d)' 2>/dev/null)
   {
-    echo "# searched: ${dirs[*]}, then ldconfig -p; alias = another version of the library, bound lazily"
+    echo "# searched: ${dirs[*]}, then ldconfig -p; alias = another version of the library (loads only if it has every symbol used)"
     while IFS= read -r so; do
-      case $so in libc.so.6|libm.so.6|libdl.so.2|librt.so.1|libpthread.so.0|libgcc_s.so.1|libstdc++.so.6) echo "$so system"; continue;; esac
+      case $so in libc.so.6|ld-linux-x86-64.so.2|libm.so.6|libdl.so.2|librt.so.1|libpthread.so.0|libgcc_s.so.1|libstdc++.so.6) echo "$so system"; continue;; esac
       local base=${so%%.so*} hit="" how=exact
       for d in "${dirs[@]}"; do [[ -e $d/$so ]] && { hit=$d/$so; break; }; done
       [[ -z $hit ]] && hit=$(ldconfig -p 2>/dev/null | awk -v s="$so" '$1 == s {print $NF; exit}')
-      if [[ -z $hit ]]; then # another major version of the same library (the binaries bind lazily)
+      if [[ -z $hit ]]; then # another major version of the same library
         how=alias
         for d in "${dirs[@]}"; do hit=$(ls "$d/$base".so* 2>/dev/null | sort -V | tail -1); [[ -n $hit ]] && break; done
       fi
@@ -156,14 +156,22 @@ for p in site.getsitepackages() + [site.getusersitepackages()]:
   } >"$out/libs.txt"
   cat "$out/libs.txt" >&2
 }
-if [[ -x $bin/candle-gpu-test || -x $bin/example-grpo-gpu ]]; then
+cbin=$(mktemp -d) # the candle binaries travel xz-compressed (scripts/stage-candle.sh)
+for b in candle-gpu-test example-grpo-gpu; do
+  if [[ -f $bin/$b.xz ]]; then
+    { xz -dc "$bin/$b.xz" 2>/dev/null || python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$bin/$b.xz"; } >"$cbin/$b" && chmod +x "$cbin/$b"
+  elif [[ -x $bin/$b ]]; then
+    cp "$bin/$b" "$cbin/$b"
+  fi
+done
+if [[ -x $cbin/candle-gpu-test || -x $cbin/example-grpo-gpu ]]; then
   resolve_libs
   export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  [[ -x $bin/candle-gpu-test ]] && step "candle-gpu-test" 60 "$out/candle-gpu-test.log" "$bin/candle-gpu-test" --test-threads 1
+  [[ -x $cbin/candle-gpu-test ]] && step "candle-gpu-test" 60 "$out/candle-gpu-test.log" "$cbin/candle-gpu-test" --test-threads 1
   grpo=(--gpu --tasks 2000 --held-out 200 --steps 30 --seed 1)
   (( dry )) && grpo=(--gpu --tasks 200 --held-out 20 --steps 2 --seed 1)
-  [[ -x $bin/example-grpo-gpu ]] && step "example-grpo-gpu" 120 "$out/candle-grpo.log" \
-    "$bin/example-grpo-gpu" "${grpo[@]}" --pool-out "$out/grpo-pool.jsonl" --plot "$out/grpo.png"
+  [[ -x $cbin/example-grpo-gpu ]] && step "example-grpo-gpu" 120 "$out/candle-grpo.log" \
+    "$cbin/example-grpo-gpu" "${grpo[@]}" --pool-out "$out/grpo-pool.jsonl" --plot "$out/grpo.png"
   tail -n 30 "$out"/candle-*.log >&2
 else
   echo "!! candle binaries not staged (run scripts/stage-candle.sh after stage.sh)" >&2
@@ -186,5 +194,5 @@ with open(f"{sys.argv[2]}/bench.md", "w") as md:
                      f"{r['ms_per_step']:.4g} | {r.get('gbps', '')} | {r.get('setup_s', '')} |\n")
 PY
 cat "$out/bench.md" "$out/steps.tsv"
-rm -rf "$libdir"
+rm -rf "$libdir" "$cbin"
 echo "== device-extra.sh done, $(( deadline - $(date +%s) )) s before the deadline" >&2

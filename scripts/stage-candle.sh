@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages the two binaries that `--features candle-cuda` builds (issue 12) for the next device run:
-# tests/candle_gpu.rs as .device/bin/candle-gpu-test and `examples/grpo.rs --gpu` as
-# .device/bin/example-grpo-gpu. Run it after ../shared/device/stage.sh (which stages everything else
+# tests/candle_gpu.rs as .device/bin/candle-gpu-test.xz and `examples/grpo.rs --gpu` as
+# .device/bin/example-grpo-gpu.xz (xz-compressed). Run it after ../shared/device/stage.sh (which stages everything else
 # without candle); run.sh does not run these names as tests: .device/extra.sh (scripts/device-extra.sh)
 # runs them, with LD_LIBRARY_PATH set by its library resolver.
 #
@@ -13,9 +13,11 @@
 # library's soname. Only the sonames matter: at run time the real libraries are found on the GPU machine
 # and the stubs never travel. libcudart is the real one from the pinned wheel (soname libcudart.so.13).
 #
-# Both binaries are linked with `-z lazy` (Rust's default is `-z now`): a function is bound at its first
-# call, so a library of another major version (cuBLAS 12 for the 13 we link against, say; the resolver
-# aliases it) that lacks a function candle never calls still loads. The sonames the binaries need are
+# Both binaries are linked with `-z lazy` (Rust's default is `-z now`), but that binds lazily only calls
+# through the PLT: Rust calls extern functions through the GOT (no PLT), so the 44 CUDA functions the
+# example calls (R_X86_64_GLOB_DAT relocations, counted with readelf -r) are still bound at load time.
+# A library of another major version (cuBLAS 12 for 13, say; the resolver aliases it) therefore loads
+# only if it exports all of them; otherwise the log names the first missing symbol. The sonames are
 # written to .device/candle-needed.txt for the resolver.
 #
 # usage (from the project root, NVCC set as for stage.sh):  bash scripts/stage-candle.sh
@@ -61,21 +63,29 @@ export BOTS_REQUIRE_NVCC=1 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEA
 export PATH="$(dirname "$NVCC"):$PATH" CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-80}" CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-2}"
 export LIBRARY_PATH="$stubs${LIBRARY_PATH:+:$LIBRARY_PATH}"
 lazy=(-C link-arg=-Wl,-z,lazy)
-exe() { # cargo args...: prints the executable the command built
+exe() { # target-name cargo-args...: prints the executable of that target the command built
+  local name=$1; shift
   cargo rustc --release --features candle-cuda --message-format=json "$@" "${lazy[@]}" |
     python3 -c 'import json, sys
+e = ""
 for l in sys.stdin:
     m = json.loads(l) if l.startswith("{") else {}
-    if m.get("reason") == "compiler-artifact" and m.get("executable"): e = m["executable"]
-print(e)'
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        e = m["executable"]
+print(e)' "$name"
 }
-cp "$(exe --example grpo --)" .device/bin/example-grpo-gpu
-cp "$(exe --test candle_gpu --)" .device/bin/candle-gpu-test
+tmp="$target/candle-staged"
+mkdir -p "$tmp"
+cp "$(exe grpo --example grpo --)" "$tmp/example-grpo-gpu"
+cp "$(exe candle_gpu --test candle_gpu --)" "$tmp/candle-gpu-test"
 
 # 3. What the GPU machine must resolve, and a check that nothing else crept in.
-for b in .device/bin/example-grpo-gpu .device/bin/candle-gpu-test; do
+for b in "$tmp/example-grpo-gpu" "$tmp/candle-gpu-test"; do
   readelf -d "$b" | grep -Eq 'BIND_NOW|Flags:.* NOW' && { echo "stage-candle.sh: $b is linked -z now" >&2; exit 3; }
   readelf -d "$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'
 done | sort -u >.device/candle-needed.txt
+# 4. Compressed: candle's PTX makes each binary ~50 MB (53 MB measured for the example), over what one
+# call can carry beside the rest; xz brings it to ~7 MB. device-extra.sh unpacks them (xz or Python's lzma).
+for b in example-grpo-gpu candle-gpu-test; do xz -T2 -6 -c "$tmp/$b" >".device/bin/$b.xz"; done
 echo "staged: example-grpo-gpu, candle-gpu-test; they need:"; cat .device/candle-needed.txt
 du -sh .device

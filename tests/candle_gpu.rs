@@ -1,5 +1,5 @@
 //! `bots::candle` on CUDA tensors (feature `candle-cuda`; staged by `scripts/stage-candle.sh` as
-//! `.device/bin/candle-gpu-test`, run on the GPU machine by `scripts/device-extra.sh`): a pool on the
+//! `.device/bin/candle-gpu-test.xz`, run on the GPU machine by `scripts/device-extra.sh`): a pool on the
 //! candle device's stream selects into a tensor and updates from tensor views at an offset, and
 //! agrees with the CPU backend fed the same outcomes.
 #![cfg(feature = "candle-cuda")]

@@ -176,7 +176,8 @@ fn device_loop(mut pool: bots::backend::cuda::CudaPool, args: &Args, setup: f64)
 fn yardstick(ordinal: usize, args: &Args) -> anyhow::Result<()> {
     use bots::Backend;
     let t_setup = Instant::now();
-    let config = Config { batch: 1, seed: args.seed, ..Default::default() };
+    // rho = 0: a pool without reference features.
+    let config = Config { batch: 1, seed: args.seed, rho: 0.0, ..Default::default() };
     let pool = bots::backend::cuda::CudaPool::on_device(ordinal, config, 1, None).context("opening the device")?;
     let stream = pool.stream().clone();
     let form = if args.f32_features { FeatureForm::F32 } else { FeatureForm::F16 };
