@@ -21,8 +21,45 @@ use crate::rng::{u01, Purpose, TaskStream, M0, M1, W0, W1};
 use crate::select::{score_key, update_sample_score};
 use crate::update::{update_task, PendingScalars};
 
-/// Tasks per lane group.
+mod philox512;
+
+/// Tasks per lane group of the AVX2 and portable builds (two 256-bit registers per value in AVX2).
 pub const LANES: usize = 16;
+/// Tasks per lane group of the AVX-512 build: four 512-bit registers per value, so that four
+/// independent dependency chains interleave (one register per value leaves the core waiting on the
+/// latency of each division, square root and Philox multiply; measured in docs/BENCHMARKS.md).
+pub const LANES_AVX512: usize = 64;
+
+/// How a lane build computes a Philox block for `L` lanes.
+trait PhiloxLanes<const L: usize>: Copy {
+    fn block(self, task: &[u32; L], c1: u32, step: u64, key: [u32; 2]) -> [[u32; L]; 4];
+}
+
+/// The autovectorized [`philox_lanes`].
+#[derive(Clone, Copy)]
+struct AutoPhilox;
+
+impl<const L: usize> PhiloxLanes<L> for AutoPhilox {
+    #[inline(always)]
+    fn block(self, task: &[u32; L], c1: u32, step: u64, key: [u32; 2]) -> [[u32; L]; 4] {
+        philox_lanes(task, c1, step, key)
+    }
+}
+
+/// [`philox512::block`]; only made where the CPU runs AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx512Philox(philox512::RoundKeys);
+
+#[cfg(target_arch = "x86_64")]
+impl<const L: usize> PhiloxLanes<L> for Avx512Philox {
+    #[inline(always)]
+    fn block(self, task: &[u32; L], c1: u32, step: u64, key: [u32; 2]) -> [[u32; L]; 4] {
+        debug_assert_eq!(self.0 .0[0], key);
+        // SAFETY: an `Avx512Philox` is only made by `fill_keys_avx512`, which runs where AVX-512 F is.
+        unsafe { philox512::block(task, c1, step, &self.0) }
+    }
+}
 
 /// Everything the scoring of a range of tasks reads besides alpha and beta.
 #[derive(Clone, Copy, Debug)]
@@ -124,19 +161,21 @@ pub fn fill_keys_at(level: Simd, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [
         }
     }
     let _ = level;
-    fill_keys_lanes(ctx, alpha, beta, base, out)
+    fill_keys_lanes::<_, LANES>(AutoPhilox, ctx, alpha, beta, base, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn fill_keys_avx2(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
-    fill_keys_lanes(ctx, alpha, beta, base, out)
+    fill_keys_lanes::<_, LANES>(AutoPhilox, ctx, alpha, beta, base, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
 unsafe fn fill_keys_avx512(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
-    fill_keys_lanes(ctx, alpha, beta, base, out)
+    let seed = ctx.config.seed;
+    let ph = Avx512Philox(philox512::RoundKeys::new([seed as u32, (seed >> 32) as u32]));
+    fill_keys_lanes::<_, LANES_AVX512>(ph, ctx, alpha, beta, base, out)
 }
 
 /// IEEE binary16 bits to f32, exactly (the value `half::f16::to_f32` gives), without branches.
@@ -156,17 +195,18 @@ pub fn f16_bits_to_f32(h: u16) -> f32 {
 /// the odd halves separately with operands known to fit in 32 bits, which LLVM lowers to `pmuludq`
 /// without any shuffling.
 #[inline(always)]
-fn philox_lanes(task: &[u32; LANES], c1: u32, step: u64, key: [u32; 2]) -> [[u32; LANES]; 4] {
-    const H: usize = LANES / 2;
+fn philox_lanes<const L: usize>(task: &[u32; L], c1: u32, step: u64, key: [u32; 2]) -> [[u32; L]; 4] {
+    // `[u64; L / 2]` needs generic const expressions: use L words and the first half of each.
+    let h = L / 2;
     const LO: u64 = 0xffff_ffff;
     let pack = |v: u32| (v as u64) | ((v as u64) << 32);
-    let mut x0 = [0u64; H];
-    for i in 0..H {
+    let mut x0 = [0u64; L];
+    for i in 0..h {
         x0[i] = (task[2 * i] as u64) | ((task[2 * i + 1] as u64) << 32);
     }
-    let mut x1 = [pack(c1); H];
-    let mut x2 = [pack(step as u32); H];
-    let mut x3 = [pack((step >> 32) as u32); H];
+    let mut x1 = [pack(c1); L];
+    let mut x2 = [pack(step as u32); L];
+    let mut x3 = [pack((step >> 32) as u32); L];
     let (mut k0, mut k1) = (key[0], key[1]);
     for r in 0..10 {
         if r > 0 {
@@ -174,7 +214,7 @@ fn philox_lanes(task: &[u32; LANES], c1: u32, step: u64, key: [u32; 2]) -> [[u32
             k1 = k1.wrapping_add(W1);
         }
         let (kk0, kk1) = (pack(k0), pack(k1));
-        for i in 0..H {
+        for i in 0..h {
             let pe0 = (x0[i] & LO) * (M0 as u64);
             let po0 = (x0[i] >> 32) * (M0 as u64);
             let pe1 = (x2[i] & LO) * (M1 as u64);
@@ -189,7 +229,7 @@ fn philox_lanes(task: &[u32; LANES], c1: u32, step: u64, key: [u32; 2]) -> [[u32
             x3[i] = lo0;
         }
     }
-    let unpack = |x: [u64; H]| -> [u32; LANES] { std::array::from_fn(|j| (x[j / 2] >> (32 * (j % 2))) as u32) };
+    let unpack = |x: [u64; L]| -> [u32; L] { std::array::from_fn(|j| (x[j / 2] >> (32 * (j % 2))) as u32) };
     [unpack(x0), unpack(x1), unpack(x2), unpack(x3)]
 }
 
@@ -200,30 +240,37 @@ fn philox_lanes(task: &[u32; LANES], c1: u32, step: u64, key: [u32; 2]) -> [[u32
 // `!(x <= -1.0)` mirrors the scalar code's `if x <= -1.0 { continue }`, NaN included.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
 #[inline(always)]
-fn log_gamma_lanes(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u64, purpose: Purpose) -> [f32; LANES] {
+fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
+    ph: P,
+    shape: &[f32; L],
+    task: &[u32; L],
+    seed: u64,
+    step: u64,
+    purpose: Purpose,
+) -> [f32; L] {
     let key = [seed as u32, (seed >> 32) as u32];
-    let mut d = [0f32; LANES];
-    let mut c = [0f32; LANES];
-    let mut ln_d = [0f32; LANES];
-    for i in 0..LANES {
+    let mut d = [0f32; L];
+    let mut c = [0f32; L];
+    let mut ln_d = [0f32; L];
+    for i in 0..L {
         let a = if shape[i] < 1.0 { shape[i] + 1.0 } else { shape[i] };
         d[i] = a - 1.0 / 3.0;
         c[i] = 1.0 / (9.0 * d[i]).sqrt();
         ln_d[i] = ln(d[i]);
     }
-    let w = philox_lanes(task, ((purpose as u32) << 24) | 1, step, key);
-    let (mut z0, mut z1) = ([0f32; LANES], [0f32; LANES]);
-    for i in 0..LANES {
+    let w = ph.block(task, ((purpose as u32) << 24) | 1, step, key);
+    let (mut z0, mut z1) = ([0f32; L], [0f32; L]);
+    for i in 0..L {
         (z0[i], z1[i]) = box_muller(w[0][i], w[1][i]);
     }
-    let mut out = [0f32; LANES];
-    let mut ok = [false; LANES];
+    let mut out = [0f32; L];
+    let mut ok = [false; L];
     // Attempt 0: x = c z, accept if x > -1 and (squeeze or the exact test).
-    let mut x = [0f32; LANES];
-    let mut u = [0f32; LANES];
-    let mut l = [0f32; LANES];
-    let mut need = [false; LANES];
-    for i in 0..LANES {
+    let mut x = [0f32; L];
+    let mut u = [0f32; L];
+    let mut l = [0f32; L];
+    let mut need = [false; L];
+    for i in 0..L {
         x[i] = c[i] * z0[i];
         u[i] = u01(w[2][i]);
         let z2 = z0[i] * z0[i];
@@ -235,7 +282,7 @@ fn log_gamma_lanes(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u
         out[i] = ln_d[i] + l[i];
     }
     if need.iter().any(|&b| b) {
-        for i in 0..LANES {
+        for i in 0..L {
             let (z, x) = (z0[i], x[i]);
             let z2 = z * z;
             let full = ln(u[i]) < 0.5 * z2 + d[i] * (l[i] - 3.0 * x - 3.0 * x * x - x * x * x);
@@ -244,7 +291,7 @@ fn log_gamma_lanes(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u
     }
     // Attempt 1, for the lanes that rejected attempt 0.
     if ok.iter().any(|&b| !b) {
-        for i in 0..LANES {
+        for i in 0..L {
             let z = z1[i];
             let x = c[i] * z;
             let u = u01(w[3][i]);
@@ -258,15 +305,15 @@ fn log_gamma_lanes(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u
         }
     }
     if shape.iter().any(|&s| s < 1.0) {
-        let u = philox_lanes(task, (purpose as u32) << 24, step, key)[0];
-        for i in 0..LANES {
+        let u = ph.block(task, (purpose as u32) << 24, step, key)[0];
+        for i in 0..L {
             let boosted = out[i] + ln(u01(u[i])) / shape[i];
             out[i] = if shape[i] < 1.0 { boosted } else { out[i] };
         }
     }
     // One test for the whole group (a lane loop with a branch per lane costs ~5 instructions a lane).
     if ok.iter().any(|&b| !b) {
-        for i in 0..LANES {
+        for i in 0..L {
             if !ok[i] {
                 out[i] = sample_log_gamma(shape[i], &TaskStream::new(seed, step, task[i]), purpose);
             }
@@ -278,90 +325,97 @@ fn log_gamma_lanes(shape: &[f32; LANES], task: &[u32; LANES], seed: u64, step: u
 /// The lane code proper (`#[inline(always)]` so that each caller compiles it for its own target
 /// features).
 #[inline(always)]
-fn fill_keys_lanes(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+fn fill_keys_lanes<P: PhiloxLanes<L>, const L: usize>(
+    ph: P,
+    ctx: &ScoreCtx,
+    alpha: &mut [f32],
+    beta: &mut [f32],
+    base: usize,
+    out: &mut [u64],
+) {
     let n = out.len();
     assert!(alpha.len() >= n && beta.len() >= n);
     let cfg = ctx.config;
-    let full = n / LANES * LANES;
+    let full = n / L * L;
     let mut i = 0;
     while i < full {
-        let mut a: [f32; LANES] = alpha[i..i + LANES].try_into().expect("LANES values");
-        let mut b: [f32; LANES] = beta[i..i + LANES].try_into().expect("LANES values");
-        let mut task = [0u32; LANES];
+        let mut a: [f32; L] = alpha[i..i + L].try_into().expect("L values");
+        let mut b: [f32; L] = beta[i..i + L].try_into().expect("L values");
+        let mut task = [0u32; L];
         for (j, t) in task.iter_mut().enumerate() {
             *t = (base + i + j) as u32;
         }
         if let Some(p) = ctx.pending {
             // apply_pending_task, lane by lane.
-            let (mut a0, mut b0) = ([0f32; LANES], [0f32; LANES]);
+            let (mut a0, mut b0) = ([0f32; L], [0f32; L]);
             match ctx.prior {
                 Prior::Constant { alpha0, beta0 } => {
-                    a0 = [*alpha0; LANES];
-                    b0 = [*beta0; LANES];
+                    a0 = [*alpha0; L];
+                    b0 = [*beta0; L];
                 }
                 Prior::PerTask { alpha0, beta0 } => {
-                    a0.copy_from_slice(&alpha0[base + i..base + i + LANES]);
-                    b0.copy_from_slice(&beta0[base + i..base + i + LANES]);
+                    a0.copy_from_slice(&alpha0[base + i..base + i + L]);
+                    b0.copy_from_slice(&beta0[base + i..base + i + L]);
                 }
             }
-            let mut pt = [0f32; LANES];
+            let mut pt = [0f32; L];
             if let (Some(f), Some(mu)) = (ctx.features, p.mu) {
-                let r = base + i..base + i + LANES;
+                let r = base + i..base + i + L;
                 match f {
                     Features::F16 { weak, strong } => {
                         let (w, s) = (&weak[r.clone()], &strong[r]);
-                        for j in 0..LANES {
+                        for j in 0..L {
                             pt[j] = interpolate(mu, f16_bits_to_f32(w[j].to_bits()), f16_bits_to_f32(s[j].to_bits()));
                         }
                     }
                     Features::F32 { weak, strong } => {
                         let (w, s) = (&weak[r.clone()], &strong[r]);
-                        for j in 0..LANES {
+                        for j in 0..L {
                             pt[j] = interpolate(mu, w[j], s[j]);
                         }
                     }
                 }
             }
             let (lambda, m) = (cfg.lambda, cfg.m as f32);
-            for j in 0..LANES {
+            for j in 0..L {
                 let (na, nb) = update_task(a[j], b[j], a0[j], b0[j], lambda, p.rho, 0.0, 0.0, m, pt[j]);
                 let marked = a[j] < 0.0;
                 let (na, nb) = if marked { (-a[j], b[j]) } else { (na, nb) };
                 a[j] = na;
                 b[j] = nb;
             }
-            alpha[i..i + LANES].copy_from_slice(&a);
-            beta[i..i + LANES].copy_from_slice(&b);
+            alpha[i..i + L].copy_from_slice(&a);
+            beta[i..i + L].copy_from_slice(&b);
         }
-        let mut p_hat = [0f32; LANES];
+        let mut p_hat = [0f32; L];
         if cfg.do_sample {
-            let la = log_gamma_lanes(&a, &task, cfg.seed, ctx.step, Purpose::GammaAlpha);
-            let lb = log_gamma_lanes(&b, &task, cfg.seed, ctx.step, Purpose::GammaBeta);
-            for j in 0..LANES {
+            let la = log_gamma_lanes(ph, &a, &task, cfg.seed, ctx.step, Purpose::GammaAlpha);
+            let lb = log_gamma_lanes(ph, &b, &task, cfg.seed, ctx.step, Purpose::GammaBeta);
+            for j in 0..L {
                 p_hat[j] = 1.0 / (1.0 + exp(lb[j] - la[j]));
             }
         } else {
-            for j in 0..LANES {
+            for j in 0..L {
                 p_hat[j] = a[j] / (a[j] + b[j]);
             }
         }
-        let mut s = [0f32; LANES];
-        for j in 0..LANES {
+        let mut s = [0f32; L];
+        for j in 0..L {
             s[j] = -(cfg.target - p_hat[j]).abs();
         }
         if cfg.tau > 0.0 {
             let key = [cfg.seed as u32, (cfg.seed >> 32) as u32];
-            let u = philox_lanes(&task, (Purpose::Gumbel as u32) << 24, ctx.step, key)[0];
-            for j in 0..LANES {
+            let u = ph.block(&task, (Purpose::Gumbel as u32) << 24, ctx.step, key)[0];
+            for j in 0..L {
                 s[j] = s[j] / cfg.tau + -ln(-ln(u01(u[j])));
             }
         }
         // A fixed-size view, so the loop has no bounds checks and vectorizes.
-        let keys: &mut [u64; LANES] = (&mut out[i..i + LANES]).try_into().expect("LANES keys");
-        for j in 0..LANES {
+        let keys: &mut [u64; L] = (&mut out[i..i + L]).try_into().expect("L keys");
+        for j in 0..L {
             keys[j] = score_key(s[j], task[j]);
         }
-        i += LANES;
+        i += L;
     }
     if i < n {
         fill_keys_scalar(ctx, &mut alpha[i..n], &mut beta[i..n], base + i, &mut out[i..]);
@@ -382,15 +436,30 @@ mod tests {
         }
     }
 
+    /// Every lane of a block against the scalar Philox, for the autovectorized build at both lane
+    /// widths and the AVX-512 one where the CPU has it.
+    fn philox_matches_scalar<P: PhiloxLanes<L>, const L: usize>(ph: impl Fn([u32; 2]) -> P) {
+        let task: [u32; L] = std::array::from_fn(|i| ((i as u32) * 0x0101_0101) ^ 0xdead_beef);
+        for (step, c1, key) in [(0u64, 0u32, [0u32, 0]), (1 << 40 | 5, 3 << 24 | 9, [u32::MAX, 0x1234_5678])] {
+            let w = ph(key).block(&task, c1, step, key);
+            for i in 0..L {
+                let want = philox4x32_10([task[i], c1, step as u32, (step >> 32) as u32], key);
+                assert_eq!([w[0][i], w[1][i], w[2][i], w[3][i]], want, "lane {i} of {L}");
+            }
+        }
+    }
+
     #[test]
     fn philox_lanes_match_scalar() {
-        let task: [u32; LANES] = std::array::from_fn(|i| ((i as u32) * 0x0101_0101) ^ 0xdead_beef);
-        for (step, c1, key) in [(0u64, 0u32, [0u32, 0]), (1 << 40 | 5, 3 << 24 | 9, [u32::MAX, 0x1234_5678])] {
-            let w = philox_lanes(&task, c1, step, key);
-            for i in 0..LANES {
-                let want = philox4x32_10([task[i], c1, step as u32, (step >> 32) as u32], key);
-                assert_eq!([w[0][i], w[1][i], w[2][i], w[3][i]], want);
-            }
+        philox_matches_scalar::<_, LANES>(|_| AutoPhilox);
+        philox_matches_scalar::<_, LANES_AVX512>(|_| AutoPhilox);
+        #[cfg(target_arch = "x86_64")]
+        if Simd::detect() == Simd::Avx512 {
+            // An `Avx512Philox` may be made here: the CPU runs AVX-512 F (checked just above).
+            philox_matches_scalar::<_, 16>(|k| Avx512Philox(philox512::RoundKeys::new(k)));
+            philox_matches_scalar::<_, LANES_AVX512>(|k| Avx512Philox(philox512::RoundKeys::new(k)));
+        } else {
+            eprintln!("SKIPPED philox_lanes_match_scalar (AVX-512 part): this CPU has no AVX-512");
         }
     }
 
