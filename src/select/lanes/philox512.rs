@@ -64,7 +64,7 @@ unsafe fn mulhilo(m: __m512i, x: __m512i, hi_idx: __m512i) -> (__m512i, __m512i)
 pub(super) unsafe fn block<const L: usize>(task: &[u32; L], c1: u32, step: u64, keys: &RoundKeys) -> [[u32; L]; 4] {
     // Registers per value (`[_; L / 16]` would need generic const expressions: the first v of L).
     let v_n = L / 16;
-    const { assert!(L % 16 == 0 && L <= 128) };
+    const { assert!(L.is_multiple_of(16) && L <= 128) };
     // SAFETY: the caller guarantees AVX-512 F; the loads and stores are of 16-u32 pieces of the arrays.
     unsafe {
         let hi_idx = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
@@ -99,8 +99,8 @@ pub(super) unsafe fn block<const L: usize>(task: &[u32; L], c1: u32, step: u64, 
         }
         let mut w = [[0u32; L]; 4];
         for (o, x) in w.iter_mut().zip([x0, x1, x2, x3]) {
-            for v in 0..v_n {
-                _mm512_storeu_si512(o.as_mut_ptr().add(16 * v).cast(), x[v]);
+            for (v, xv) in x.iter().take(v_n).enumerate() {
+                _mm512_storeu_si512(o.as_mut_ptr().add(16 * v).cast(), *xv);
             }
         }
         w
