@@ -58,14 +58,7 @@ pub fn ln(x: f32) -> f32 {
     let sub = x.to_bits() < 0x0080_0000;
     let xs = if sub { x * 33_554_432.0 } else { x };
     let kb: i32 = if sub { -25 } else { 0 };
-    // x = 2^k · m with m in [sqrt(2)/2, sqrt(2)).
-    let ix = xs.to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
-    let k = kb + ((ix >> 23) as i32) - 0x7f;
-    let m = f32::from_bits((ix & 0x007f_ffff) + 0x3f35_04f3);
-    let f = m - 1.0;
-    let hfsq = 0.5 * f * f;
-    let dk = k as f32;
-    let y = log_core(f, hfsq) + dk * LN2_LO - hfsq + f + dk * LN2_HI;
+    let y = ln_reduced(xs, kb);
     let y = if x == f32::INFINITY { x } else { y };
     let y = if x == 0.0 { f32::NEG_INFINITY } else { y };
     if x < 0.0 || x.is_nan() {
@@ -73,6 +66,32 @@ pub fn ln(x: f32) -> f32 {
     } else {
         y
     }
+}
+
+/// [`ln`] for a positive, normal, finite `x`, bit for bit, without the selects for the other cases: for
+/// every output of [`crate::rng::u01`] (in [2^-24, 1)) and every Gamma constant `d` (at least 2/3),
+/// which is where the samplers call it. (The kernels call the general `ln`: same bits there.)
+///
+/// ```
+/// use bots::dist::fmath::{ln, ln_normal};
+/// assert_eq!(ln_normal(0.3).to_bits(), ln(0.3).to_bits());
+/// ```
+#[inline(always)]
+pub fn ln_normal(x: f32) -> f32 {
+    ln_reduced(x, 0)
+}
+
+/// `ln(xs) + kb·ln 2` for a positive normal `xs` (the shared body of [`ln`] and [`ln_normal`]).
+#[inline(always)]
+fn ln_reduced(xs: f32, kb: i32) -> f32 {
+    // x = 2^k · m with m in [sqrt(2)/2, sqrt(2)).
+    let ix = xs.to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
+    let k = kb + ((ix >> 23) as i32) - 0x7f;
+    let m = f32::from_bits((ix & 0x007f_ffff) + 0x3f35_04f3);
+    let f = m - 1.0;
+    let hfsq = 0.5 * f * f;
+    let dk = k as f32;
+    log_core(f, hfsq) + dk * LN2_LO - hfsq + f + dk * LN2_HI
 }
 
 /// `ln(1 + x)`, accurate for small |x|: `ln_1p(-1) = -inf`, NaN below -1, `ln_1p(inf) = inf`.
@@ -85,6 +104,32 @@ pub fn ln(x: f32) -> f32 {
 /// ```
 #[inline(always)]
 pub fn ln_1p(x: f32) -> f32 {
+    let y = ln_1p_body::<true>(x);
+    let y = if x == f32::INFINITY { x } else { y };
+    let y = if x == -1.0 { f32::NEG_INFINITY } else { y };
+    if x < -1.0 || x.is_nan() {
+        f32::NAN
+    } else {
+        y
+    }
+}
+
+/// [`ln_1p`] for `-1 < x < 2^24`, bit for bit, without the selects for the other cases: the
+/// Marsaglia–Tsang argument `c·z` of the Gamma sampler, which is above -1 wherever its value is used
+/// and below 2.4 (`c <= 1/sqrt(6)`, `|z| < 5.8`). (The kernels call the general `ln_1p`: same bits there.)
+///
+/// ```
+/// use bots::dist::fmath::{ln_1p, ln_1p_moderate};
+/// assert_eq!(ln_1p_moderate(-0.3).to_bits(), ln_1p(-0.3).to_bits());
+/// ```
+#[inline(always)]
+pub fn ln_1p_moderate(x: f32) -> f32 {
+    ln_1p_body::<false>(x)
+}
+
+/// The shared body of [`ln_1p`] (`GENERAL`: any x) and [`ln_1p_moderate`] (`x` in (-1, 2^24)).
+#[inline(always)]
+fn ln_1p_body<const GENERAL: bool>(x: f32) -> f32 {
     let hx = x.to_bits();
     let u = 1.0 + x;
     let iu = u.to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
@@ -92,7 +137,8 @@ pub fn ln_1p(x: f32) -> f32 {
     // c ~ ln(1 + x) - ln(u), the rounding error of 1 + x relative to u.
     let c = if ku >= 2 { 1.0 - (u - x) } else { x - (u - 1.0) };
     let c = c / u;
-    let c = if ku < 25 { c } else { 0.0 };
+    // Below 2^24 (the moderate domain), ku < 25 always.
+    let c = if !GENERAL || ku < 25 { c } else { 0.0 };
     let fu = f32::from_bits((iu & 0x007f_ffff) + 0x3f35_04f3) - 1.0;
     // 1 + x in [sqrt(2)/2, sqrt(2)): no reduction, f = x exactly.
     let near = hx < 0x3ed4_13d0 || (0x8000_0000..=0xbe95_f619).contains(&hx);
@@ -103,11 +149,8 @@ pub fn ln_1p(x: f32) -> f32 {
     let dk = k as f32;
     let y = log_core(f, hfsq) + (dk * LN2_LO + c) - hfsq + f + dk * LN2_HI;
     // |x| < 2^-24: ln(1 + x) rounds to x.
-    let y = if (hx << 1) < (0x3380_0000 << 1) { x } else { y };
-    let y = if x == f32::INFINITY { x } else { y };
-    let y = if x == -1.0 { f32::NEG_INFINITY } else { y };
-    if x < -1.0 || x.is_nan() {
-        f32::NAN
+    if (hx << 1) < (0x3380_0000 << 1) {
+        x
     } else {
         y
     }
@@ -263,6 +306,24 @@ mod tests {
         assert!(ln_1p(-1.5).is_nan() && ln_1p(f32::NAN).is_nan());
     }
 
+    /// The special-domain forms are the general ones bit for bit on their domains: every `u01` output
+    /// and a sweep of the positive normals for `ln_normal`, a dense sweep of (-1, 2^24) for
+    /// `ln_1p_moderate` (all of it in `exhaustive`).
+    #[test]
+    fn domain_forms_equal_general() {
+        for j in 0..1u32 << 23 {
+            let u = crate::rng::u01(j << 9);
+            assert_eq!(ln_normal(u).to_bits(), ln(u).to_bits(), "ln_normal({u:e})");
+        }
+        for x in floats(f32::MIN_POSITIVE, f32::MAX, 97) {
+            assert_eq!(ln_normal(x).to_bits(), ln(x).to_bits(), "ln_normal({x:e})");
+        }
+        let below_2p24 = f32::from_bits(16_777_216f32.to_bits() - 1);
+        for x in floats(-1.0 + f32::EPSILON / 2.0, -0.0, 13).chain(floats(0.0, below_2p24, 13)) {
+            assert_eq!(ln_1p_moderate(x).to_bits(), ln_1p(x).to_bits(), "ln_1p_moderate({x:e})");
+        }
+    }
+
     /// exp over [-100, 90] densely, with overflow to inf and underflow through the subnormals to 0
     /// exactly where f64's exp rounds to them.
     #[test]
@@ -318,6 +379,12 @@ mod tests {
         sweep("ln(every positive f32)", floats(f32::from_bits(1), f32::MAX, 1), ln, f64::ln);
         sweep("ln_1p(every f32 in (-1, 1e6])", floats(-1.0 + f32::EPSILON / 2.0, -0.0, 1), ln_1p, |x| x.ln_1p());
         sweep("ln_1p(every f32 in (-1, 1e6])", floats(0.0, 1e6, 1), ln_1p, |x| x.ln_1p());
+        for x in floats(f32::MIN_POSITIVE, f32::MAX, 1) {
+            assert_eq!(ln_normal(x).to_bits(), ln(x).to_bits(), "ln_normal({x:e})");
+        }
+        for x in floats(-1.0 + f32::EPSILON / 2.0, -0.0, 1).chain(floats(0.0, f32::from_bits(16_777_216f32.to_bits() - 1), 1)) {
+            assert_eq!(ln_1p_moderate(x).to_bits(), ln_1p(x).to_bits(), "ln_1p_moderate({x:e})");
+        }
         sweep("exp(every f32 in [-104, 0])", floats(-104.0, -0.0, 1), exp, f64::exp);
         sweep("exp(every f32 in [0, 89])", floats(0.0, 89.0, 1), exp, f64::exp);
         let below1 = 1.0f32 - f32::EPSILON / 2.0;

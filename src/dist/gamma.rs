@@ -2,7 +2,7 @@
 //! `G(a) = G(a + 1) · U^(1/a)`, returning `ln G` so that tiny shapes do not underflow to 0
 //! (the failure of torch's sampler for Beta(0.01, 0.01), pytorch#15738).
 
-use crate::dist::fmath::{ln, ln_1p};
+use crate::dist::fmath::{ln_1p_moderate, ln_normal};
 use crate::rng::{u01, Purpose, TaskStream};
 use crate::dist::normal::box_muller;
 
@@ -18,7 +18,8 @@ pub const MAX_GAMMA_BLOCKS: u32 = crate::abi::MAX_GAMMA_BLOCKS;
 /// The acceptance test is the squeeze `u < 1 - 0.0331 z^4` first, then
 /// `ln u < z^2/2 + d (1 - v + ln v)` with `v = (1 + c z)^3`, evaluated as
 /// `d · (3 ln1p(cz) - 3cz - 3(cz)^2 - (cz)^3)` so large shapes keep their precision. Logarithms are
-/// [`crate::dist::fmath`]'s, bit for bit those of the kernels.
+/// [`crate::dist::fmath`]'s, bit for bit those of the kernels (the domain forms `ln_normal` and
+/// `ln_1p_moderate`: every argument here is in their domain, given a positive finite `shape`).
 ///
 /// ```
 /// use bots::rng::{Purpose, TaskStream};
@@ -31,7 +32,7 @@ pub fn sample_log_gamma(shape: f32, stream: &TaskStream, purpose: Purpose) -> f3
     let a = if boost { shape + 1.0 } else { shape };
     let d = a - 1.0 / 3.0;
     let c = 1.0 / (9.0 * d).sqrt();
-    let ln_d = ln(d);
+    let ln_d = ln_normal(d);
     let mut log_g = ln_d;
     'blocks: for block in 1..=MAX_GAMMA_BLOCKS {
         let w = stream.block(purpose, block);
@@ -44,11 +45,11 @@ pub fn sample_log_gamma(shape: f32, stream: &TaskStream, purpose: Purpose) -> f3
             let u = u01(uw);
             let z2 = z * z;
             if u < 1.0 - 0.0331 * (z2 * z2) {
-                log_g = ln_d + 3.0 * ln_1p(x);
+                log_g = ln_d + 3.0 * ln_1p_moderate(x);
                 break 'blocks;
             }
-            let l = 3.0 * ln_1p(x);
-            if ln(u) < 0.5 * z2 + d * (l - 3.0 * x - 3.0 * x * x - x * x * x) {
+            let l = 3.0 * ln_1p_moderate(x);
+            if ln_normal(u) < 0.5 * z2 + d * (l - 3.0 * x - 3.0 * x * x - x * x * x) {
                 log_g = ln_d + l;
                 break 'blocks;
             }
@@ -56,7 +57,7 @@ pub fn sample_log_gamma(shape: f32, stream: &TaskStream, purpose: Purpose) -> f3
     }
     if boost {
         let w = stream.block(purpose, 0);
-        log_g += ln(u01(w[0])) / shape;
+        log_g += ln_normal(u01(w[0])) / shape;
     }
     log_g
 }

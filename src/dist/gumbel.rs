@@ -1,13 +1,14 @@
 //! Standard Gumbel noise for Gumbel-top-k.
 
-use crate::dist::fmath::ln;
+use crate::dist::fmath::ln_normal;
 use crate::rng::{u01, Purpose, TaskStream};
 
 /// `G = -ln(-ln U)` ([`crate::dist::fmath::ln`]) with U from word 0 of the task's [`Purpose::Gumbel`] block 0.
 #[inline(always)]
 pub fn sample_gumbel(stream: &TaskStream) -> f32 {
     let w = stream.block(Purpose::Gumbel, 0);
-    -ln(-ln(u01(w[0])))
+    // u01 is in [2^-24, 1), so both logarithms see positive normal arguments.
+    -ln_normal(-ln_normal(u01(w[0])))
 }
 
 #[cfg(test)]

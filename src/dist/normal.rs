@@ -1,6 +1,6 @@
 //! Standard normal pairs by Box–Muller.
 
-use crate::dist::fmath::{ln, sincos_2pi};
+use crate::dist::fmath::{ln_normal, sincos_2pi};
 use crate::rng::u01;
 
 /// Two independent N(0, 1) values from two uniform words:
@@ -13,7 +13,7 @@ use crate::rng::u01;
 /// ```
 #[inline(always)]
 pub fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
-    let r = (-2.0 * ln(u01(w0))).sqrt();
+    let r = (-2.0 * ln_normal(u01(w0))).sqrt();
     let (s, c) = sincos_2pi(u01(w1));
     (r * c, r * s)
 }

@@ -13,7 +13,7 @@
 
 use crate::config::Config;
 use crate::dist::box_muller;
-use crate::dist::fmath::{exp, ln, ln_1p};
+use crate::dist::fmath::{exp, ln_1p_moderate, ln_normal};
 use crate::dist::sample_log_gamma;
 use crate::evidence::interpolate;
 use crate::pool::{Features, Prior};
@@ -256,7 +256,7 @@ fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
         let a = if shape[i] < 1.0 { shape[i] + 1.0 } else { shape[i] };
         d[i] = a - 1.0 / 3.0;
         c[i] = 1.0 / (9.0 * d[i]).sqrt();
-        ln_d[i] = ln(d[i]);
+        ln_d[i] = ln_normal(d[i]);
     }
     let w = ph.block(task, ((purpose as u32) << 24) | 1, step, key);
     let (mut z0, mut z1) = ([0f32; L], [0f32; L]);
@@ -274,7 +274,7 @@ fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
         x[i] = c[i] * z0[i];
         u[i] = u01(w[2][i]);
         let z2 = z0[i] * z0[i];
-        l[i] = 3.0 * ln_1p(x[i]);
+        l[i] = 3.0 * ln_1p_moderate(x[i]);
         let valid = !(x[i] <= -1.0);
         let squeeze = u[i] < 1.0 - 0.0331 * (z2 * z2);
         ok[i] = valid & squeeze;
@@ -285,7 +285,7 @@ fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
         for i in 0..L {
             let (z, x) = (z0[i], x[i]);
             let z2 = z * z;
-            let full = ln(u[i]) < 0.5 * z2 + d[i] * (l[i] - 3.0 * x - 3.0 * x * x - x * x * x);
+            let full = ln_normal(u[i]) < 0.5 * z2 + d[i] * (l[i] - 3.0 * x - 3.0 * x * x - x * x * x);
             ok[i] |= need[i] & full;
         }
     }
@@ -296,9 +296,9 @@ fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
             let x = c[i] * z;
             let u = u01(w[3][i]);
             let z2 = z * z;
-            let l = 3.0 * ln_1p(x);
+            let l = 3.0 * ln_1p_moderate(x);
             let squeeze = u < 1.0 - 0.0331 * (z2 * z2);
-            let full = ln(u) < 0.5 * z2 + d[i] * (l - 3.0 * x - 3.0 * x * x - x * x * x);
+            let full = ln_normal(u) < 0.5 * z2 + d[i] * (l - 3.0 * x - 3.0 * x * x - x * x * x);
             let acc = !(x <= -1.0) & (squeeze | full);
             out[i] = if ok[i] { out[i] } else { ln_d[i] + l };
             ok[i] |= acc;
@@ -307,7 +307,7 @@ fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
     if shape.iter().any(|&s| s < 1.0) {
         let u = ph.block(task, (purpose as u32) << 24, step, key)[0];
         for i in 0..L {
-            let boosted = out[i] + ln(u01(u[i])) / shape[i];
+            let boosted = out[i] + ln_normal(u01(u[i])) / shape[i];
             out[i] = if shape[i] < 1.0 { boosted } else { out[i] };
         }
     }
@@ -407,7 +407,7 @@ fn fill_keys_lanes<P: PhiloxLanes<L>, const L: usize>(
             let key = [cfg.seed as u32, (cfg.seed >> 32) as u32];
             let u = ph.block(&task, (Purpose::Gumbel as u32) << 24, ctx.step, key)[0];
             for j in 0..L {
-                s[j] = s[j] / cfg.tau + -ln(-ln(u01(u[j])));
+                s[j] = s[j] / cfg.tau + -ln_normal(-ln_normal(u01(u[j])));
             }
         }
         // A fixed-size view, so the loop has no bounds checks and vectorizes.
