@@ -17,41 +17,53 @@ __device__ __forceinline__ void box_muller(uint32_t w0, uint32_t w1, float* z0, 
     *z1 = r * s;
 }
 
+// The Marsaglia-Tsang pieces of src/dist/gamma.rs (mt_squeeze, mt_exact, mt_log_value), same order.
+// Squeeze: u < 1 - k d x^4 (k = 3/4, 3/2 below 0; never below -1/2) implies the exact test.
+__device__ __forceinline__ bool mt_squeeze(float d, float x, float u) {
+    const float x2 = x * x;
+    const float k = x < 0.0f ? 1.5f : 0.75f;
+    return (x >= -0.5f) & (u < 1.0f - k * d * (x2 * x2));
+}
+
+__device__ __forceinline__ bool mt_exact(float d, float z, float x, float u) {
+    const float l = 3.0f * bots_ln1p(x);
+    return bots_ln(u) < 0.5f * (z * z) + d * (l - 3.0f * x - 3.0f * x * x - x * x * x);
+}
+
+// ln(d (1 + x)^3), the log of an accepted draw.
+__device__ __forceinline__ float mt_log_value(float d, float x) {
+    const float y = 1.0f + x;
+    return bots_ln(d * (y * y * y));
+}
+
 // ln X, X ~ Gamma(shape, 1) (src/dist/gamma.rs: block 0 word 0 = boost uniform; blocks 1.. = two attempts).
 __device__ __forceinline__ float sample_log_gamma(float shape, const TaskStream& st, uint32_t purpose) {
     const bool boost = shape < 1.0f;
     const float a = boost ? shape + 1.0f : shape;
     const float d = a - 1.0f / 3.0f;
     const float c = 1.0f / sqrtf(9.0f * d);
-    const float ln_d = bots_ln(d);
-    float log_g = ln_d;
-    for (uint32_t blk = 1; blk <= BOTS_MAX_GAMMA_BLOCKS; ++blk) {
+    float log_g = 0.0f;
+    bool accepted = false;
+    for (uint32_t blk = 1; blk <= BOTS_MAX_GAMMA_BLOCKS && !accepted; ++blk) {
         const uint4 w = st.block(purpose, blk);
         float zs[2];
         box_muller(w.x, w.y, &zs[0], &zs[1]);
         const uint32_t us[2] = {w.z, w.w};
-        bool accepted = false;
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
             const float z = zs[j];
             const float x = c * z;
             if (x <= -1.0f) continue;
             const float u = u01(us[j]);
-            const float z2 = z * z;
-            if (u < 1.0f - 0.0331f * (z2 * z2)) {
-                log_g = ln_d + 3.0f * bots_ln1p(x);
-                accepted = true;
-                break;
-            }
-            const float l = 3.0f * bots_ln1p(x);
-            if (bots_ln(u) < 0.5f * z2 + d * (l - 3.0f * x - 3.0f * x * x - x * x * x)) {
-                log_g = ln_d + l;
+            if (mt_squeeze(d, x, u) || mt_exact(d, z, x, u)) {
+                log_g = mt_log_value(d, x);
                 accepted = true;
                 break;
             }
         }
-        if (accepted) break;
     }
+    // Out of blocks (probability below 0.05^128): the mode-like value d keeps the work bounded.
+    if (!accepted) log_g = bots_ln(d);
     if (boost) {
         const uint4 w = st.block(purpose, 0);
         log_g += bots_ln(u01(w.x)) / shape;

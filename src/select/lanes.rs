@@ -1,10 +1,11 @@
-//! The fused pass (pending update + Thompson sample + score + key) over lanes of [`LANES`] tasks, in plain
-//! arrays and loops that LLVM autovectorizes: Philox with u64 multiplies, the branch-free
-//! [`crate::dist::fmath`] functions, and the first block (two Marsaglia–Tsang attempts) of both Gamma
-//! draws for all lanes at once. A lane whose two attempts both reject (well under 1% of Gamma draws for
-//! shapes >= 1) is redone by the scalar [`sample_log_gamma`], which replays the same stream, so
-//! every key is bit for bit the key of the scalar twin [`crate::select::update_sample_score`]
-//! (checked by the tests below on millions of tasks).
+//! The fused pass (pending update + Thompson sample + score + key) over groups of [`LANES`] tasks
+//! ([`LANES_AVX512`] in the AVX-512 build), in plain arrays and loops that LLVM autovectorizes: Philox
+//! (with `std::arch` intrinsics in the AVX-512 build), the branch-free [`crate::dist::fmath`]
+//! functions, and the first Marsaglia–Tsang attempt of both Gamma draws for all lanes at once. A lane
+//! whose first attempt is not accepted by the squeeze (about 2% of Gamma draws in `bots bench`)
+//! finishes in the scalar code from the values already computed, so every key is bit for bit the key
+//! of the scalar twin [`crate::select::update_sample_score`] (checked by the tests below on millions
+//! of tasks).
 //!
 //! [`fill_keys`] picks an AVX-512 or AVX2 build of the lane code at run time ([`simd_level`], through
 //! `is_x86_feature_detected!`), so the binary stays portable; elsewhere the same code runs compiled for
@@ -13,8 +14,8 @@
 
 use crate::config::Config;
 use crate::dist::box_muller;
-use crate::dist::fmath::{exp, ln_1p_moderate, ln_normal};
-use crate::dist::sample_log_gamma;
+use crate::dist::fmath::{exp, ln_normal};
+use crate::dist::gamma::{log_gamma_from_attempt1, mt_constants, mt_exact, mt_log_value, mt_squeeze};
 use crate::evidence::interpolate;
 use crate::pool::{Features, Prior};
 use crate::rng::{u01, Purpose, TaskStream, M0, M1, W0, W1};
@@ -233,11 +234,12 @@ fn philox_lanes<const L: usize>(task: &[u32; L], c1: u32, step: u64, key: [u32; 
     [unpack(x0), unpack(x1), unpack(x2), unpack(x3)]
 }
 
-/// [`sample_log_gamma`] for each lane: the first block's two attempts in lanes, the rest (both
-/// rejected, rare) by the scalar code. The attempts use the same expressions as the scalar code; the
-/// exact acceptance test (`ln u < ...`) is evaluated only when some lane fails the squeeze, and the
-/// second attempt only when some lane rejects the first, which changes what is computed, never a result.
-// `!(x <= -1.0)` mirrors the scalar code's `if x <= -1.0 { continue }`, NaN included.
+/// [`crate::dist::sample_log_gamma`] for each lane: the first attempt (shape constants, Philox block 1, Box–Muller,
+/// [`mt_squeeze`], [`mt_log_value`]) in lanes; the lanes it does not accept (a few percent: the
+/// squeeze fails or `x <= -1`) finish in scalar code from the values already computed ([`mt_exact`],
+/// then [`log_gamma_from_attempt1`]), then the boost in lanes where any shape is below 1. The same
+/// expressions as the scalar code in the same order, so the same bits.
+// `!(x <= -1.0)` mirrors the scalar code's `if x <= -1.0 { reject }`, NaN included.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
 #[inline(always)]
 fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
@@ -251,57 +253,32 @@ fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
     let key = [seed as u32, (seed >> 32) as u32];
     let mut d = [0f32; L];
     let mut c = [0f32; L];
-    let mut ln_d = [0f32; L];
     for i in 0..L {
-        let a = if shape[i] < 1.0 { shape[i] + 1.0 } else { shape[i] };
-        d[i] = a - 1.0 / 3.0;
-        c[i] = 1.0 / (9.0 * d[i]).sqrt();
-        ln_d[i] = ln_normal(d[i]);
+        (d[i], c[i]) = mt_constants(shape[i]);
     }
     let w = ph.block(task, ((purpose as u32) << 24) | 1, step, key);
-    let (mut z0, mut z1) = ([0f32; L], [0f32; L]);
-    for i in 0..L {
-        (z0[i], z1[i]) = box_muller(w[0][i], w[1][i]);
-    }
     let mut out = [0f32; L];
     let mut ok = [false; L];
-    // Attempt 0: x = c z, accept if x > -1 and (squeeze or the exact test).
     let mut x = [0f32; L];
-    let mut u = [0f32; L];
-    let mut l = [0f32; L];
-    let mut need = [false; L];
+    let mut z0 = [0f32; L];
+    let mut z1 = [0f32; L];
     for i in 0..L {
+        (z0[i], z1[i]) = box_muller(w[0][i], w[1][i]);
         x[i] = c[i] * z0[i];
-        u[i] = u01(w[2][i]);
-        let z2 = z0[i] * z0[i];
-        l[i] = 3.0 * ln_1p_moderate(x[i]);
-        let valid = !(x[i] <= -1.0);
-        let squeeze = u[i] < 1.0 - 0.0331 * (z2 * z2);
-        ok[i] = valid & squeeze;
-        need[i] = valid & !squeeze;
-        out[i] = ln_d[i] + l[i];
+        ok[i] = !(x[i] <= -1.0) & mt_squeeze(d[i], x[i], u01(w[2][i]));
+        out[i] = mt_log_value(d[i], x[i]);
     }
-    if need.iter().any(|&b| b) {
-        for i in 0..L {
-            let (z, x) = (z0[i], x[i]);
-            let z2 = z * z;
-            let full = ln_normal(u[i]) < 0.5 * z2 + d[i] * (l[i] - 3.0 * x - 3.0 * x * x - x * x * x);
-            ok[i] |= need[i] & full;
-        }
-    }
-    // Attempt 1, for the lanes that rejected attempt 0.
+    // One test for the whole group (a lane loop with a branch per lane costs ~5 instructions a lane).
     if ok.iter().any(|&b| !b) {
         for i in 0..L {
-            let z = z1[i];
-            let x = c[i] * z;
-            let u = u01(w[3][i]);
-            let z2 = z * z;
-            let l = 3.0 * ln_1p_moderate(x);
-            let squeeze = u < 1.0 - 0.0331 * (z2 * z2);
-            let full = ln_normal(u) < 0.5 * z2 + d[i] * (l - 3.0 * x - 3.0 * x * x - x * x * x);
-            let acc = !(x <= -1.0) & (squeeze | full);
-            out[i] = if ok[i] { out[i] } else { ln_d[i] + l };
-            ok[i] |= acc;
+            if !ok[i] {
+                let exact = !(x[i] <= -1.0) && mt_exact(d[i], z0[i], x[i], u01(w[2][i]));
+                out[i] = if exact {
+                    out[i]
+                } else {
+                    log_gamma_from_attempt1(d[i], c[i], z1[i], w[3][i], &TaskStream::new(seed, step, task[i]), purpose)
+                };
+            }
         }
     }
     if shape.iter().any(|&s| s < 1.0) {
@@ -309,14 +286,6 @@ fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
         for i in 0..L {
             let boosted = out[i] + ln_normal(u01(u[i])) / shape[i];
             out[i] = if shape[i] < 1.0 { boosted } else { out[i] };
-        }
-    }
-    // One test for the whole group (a lane loop with a branch per lane costs ~5 instructions a lane).
-    if ok.iter().any(|&b| !b) {
-        for i in 0..L {
-            if !ok[i] {
-                out[i] = sample_log_gamma(shape[i], &TaskStream::new(seed, step, task[i]), purpose);
-            }
         }
     }
     out
