@@ -30,10 +30,13 @@ __device__ __forceinline__ bool mt_exact(float d, float z, float x, float u) {
     return bots_ln(u) < 0.5f * (z * z) + d * (l - 3.0f * x - 3.0f * x * x - x * x * x);
 }
 
-// ln(d (1 + x)^3), the log of an accepted draw.
+// ln(d (1 + x)^3), the log of an accepted draw, clamped to FLT_MAX (src/dist/gamma.rs: ln_normal there,
+// the same bits as bots_ln on the positive normal argument).
 __device__ __forceinline__ float mt_log_value(float d, float x) {
     const float y = 1.0f + x;
-    return bots_ln(d * (y * y * y));
+    const float v = d * (y * y * y);
+    const float f32_max = 3.40282347e38f;  // f32::MAX; the select is Rust's f32::min (NaN gives the max)
+    return bots_ln(v < f32_max ? v : f32_max);
 }
 
 // ln X, X ~ Gamma(shape, 1) (src/dist/gamma.rs: block 0 word 0 = boost uniform; blocks 1.. = two attempts).

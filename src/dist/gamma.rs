@@ -46,11 +46,13 @@ pub fn mt_exact(d: f32, z: f32, x: f32, u: f32) -> bool {
 }
 
 /// `ln(d·v)`, `v = (1+x)³`: the log of an accepted draw (one logarithm; `v` carries a few f32
-/// roundings, about 3·10^-7 relative, far below the spread of the draw at any shape).
+/// roundings, about 3·10^-7 relative, far below the spread of the draw at any shape). `d·v` is clamped
+/// to the largest f32 (shapes above ~10^36 would overflow it), so the argument is always a positive
+/// normal (`1 + x >= 2^-24` and `d > 2/3` where `x > -1`) and [`ln_normal`] applies.
 #[inline(always)]
 pub fn mt_log_value(d: f32, x: f32) -> f32 {
     let y = 1.0 + x;
-    ln(d * (y * y * y))
+    ln_normal((d * (y * y * y)).min(f32::MAX))
 }
 
 /// One Marsaglia–Tsang attempt from a normal `z` and a uniform word: `ln G` if accepted.

@@ -19,7 +19,7 @@ use crate::dist::gamma::{log_gamma_from_attempt1, mt_constants, mt_exact, mt_log
 use crate::evidence::interpolate;
 use crate::pool::{Features, Prior};
 use crate::rng::{u01, Purpose, TaskStream, M0, M1, W0, W1};
-use crate::select::{score_key, update_sample_score};
+use crate::select::{score_key, update_sample_score, TopK};
 use crate::update::{update_task, PendingScalars};
 
 mod philox512;
@@ -147,36 +147,55 @@ pub fn fill_keys(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usiz
     fill_keys_at(simd_level(), ctx, alpha, beta, base, out)
 }
 
+/// [`fill_keys`], then every key offered to `top` ([`TopK::push_all`], compiled with the lane code's
+/// instruction set, so its threshold test is vector compares).
+pub fn fill_keys_offer(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64], top: &mut TopK) {
+    dispatch(simd_level(), ctx, alpha, beta, base, out, Some(top))
+}
+
 /// [`fill_keys`] at a given level, which must be one of [`Simd::available`] (a higher one runs the
 /// best available instead).
 pub fn fill_keys_at(level: Simd, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+    dispatch(level, ctx, alpha, beta, base, out, None)
+}
+
+fn dispatch(level: Simd, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64], top: Option<&mut TopK>) {
     #[cfg(target_arch = "x86_64")]
     {
         let level = if level <= Simd::detect() { level } else { Simd::detect() };
         match level {
             // SAFETY: the CPU supports AVX-512 F/BW/DQ/VL (`Simd::detect` checked it).
-            Simd::Avx512 => return unsafe { fill_keys_avx512(ctx, alpha, beta, base, out) },
+            Simd::Avx512 => return unsafe { fill_keys_avx512(ctx, alpha, beta, base, out, top) },
             // SAFETY: the CPU supports AVX2 (`Simd::detect` checked it).
-            Simd::Avx2 => return unsafe { fill_keys_avx2(ctx, alpha, beta, base, out) },
+            Simd::Avx2 => return unsafe { fill_keys_avx2(ctx, alpha, beta, base, out, top) },
             Simd::Portable => {}
         }
     }
     let _ = level;
-    fill_keys_lanes::<_, LANES>(AutoPhilox, ctx, alpha, beta, base, out)
+    fill_keys_lanes::<_, LANES>(AutoPhilox, ctx, alpha, beta, base, out);
+    if let Some(t) = top {
+        t.push_all(out);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_keys_avx2(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
-    fill_keys_lanes::<_, LANES>(AutoPhilox, ctx, alpha, beta, base, out)
+unsafe fn fill_keys_avx2(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64], top: Option<&mut TopK>) {
+    fill_keys_lanes::<_, LANES>(AutoPhilox, ctx, alpha, beta, base, out);
+    if let Some(t) = top {
+        t.push_all(out);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-unsafe fn fill_keys_avx512(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
+unsafe fn fill_keys_avx512(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64], top: Option<&mut TopK>) {
     let seed = ctx.config.seed;
     let ph = Avx512Philox(philox512::RoundKeys::new([seed as u32, (seed >> 32) as u32]));
-    fill_keys_lanes::<_, LANES_AVX512>(ph, ctx, alpha, beta, base, out)
+    fill_keys_lanes::<_, LANES_AVX512>(ph, ctx, alpha, beta, base, out);
+    if let Some(t) = top {
+        t.push_all(out);
+    }
 }
 
 /// IEEE binary16 bits to f32, exactly (the value `half::f16::to_f32` gives), without branches.

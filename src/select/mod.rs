@@ -115,6 +115,28 @@ impl TopK {
         }
     }
 
+    /// Offers every key of `keys`. Once the threshold is known almost no key passes it, so each group of
+    /// 16 keys is compared with it at once (a loop LLVM vectorizes into a mask) and only the keys at or
+    /// above it are offered one by one.
+    #[inline(always)]
+    pub fn push_all(&mut self, keys: &[u64]) {
+        const G: usize = 16;
+        let mut groups = keys.chunks_exact(G);
+        for g in &mut groups {
+            let g: &[u64; G] = g.try_into().expect("G keys");
+            let thr = self.thr;
+            let mut pass = 0u32;
+            for (j, &key) in g.iter().enumerate() {
+                pass |= ((key >= thr) as u32) << j;
+            }
+            while pass != 0 {
+                self.push(g[pass.trailing_zeros() as usize]);
+                pass &= pass - 1;
+            }
+        }
+        groups.remainder().iter().for_each(|&key| self.push(key));
+    }
+
     /// The k largest keys offered (fewer if fewer were offered), descending.
     pub fn finish(self) -> Vec<u64> {
         top_k_keys(self.buf, self.k)
@@ -145,13 +167,15 @@ pub fn update_sample_score(
 
 /// Tasks per parallel chunk of [`select_fused`] (each keeps its own top k).
 const CHUNK: usize = 1 << 16;
-/// Keys computed per call of [`lanes::fill_keys`] (a stack buffer).
+/// Keys computed per call of [`lanes::fill_keys_offer`] (a stack buffer).
 const BLOCK: usize = 512;
 
 /// The CPU fused pass: applies `pending` (if any) to every task, writing alpha and beta back, scores
 /// every task at `step` and returns the `k` best, best first. Chunks run in parallel, each computing its
-/// keys in lanes ([`lanes::fill_keys`]) into a small stack buffer and keeping only its top k
-/// ([`TopK`]), so nothing N-sized is allocated and the result does not depend on the thread count.
+/// keys in lanes ([`lanes::fill_keys_offer`]) into a small stack buffer; each rayon job keeps one [`TopK`]
+/// across all the chunks it runs (so its threshold, once known, rejects almost every key), and the jobs'
+/// winners are merged. Nothing N-sized is allocated, and since keys are distinct the result is the exact
+/// top k whatever the split into jobs, so it does not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub fn select_fused(
     config: &Config,
@@ -164,23 +188,29 @@ pub fn select_fused(
     k: usize,
 ) -> Vec<u32> {
     let ctx = lanes::ScoreCtx { config, prior, features, pending, step };
+    // One job per thread: each job's collector then sees as many keys as it can.
+    let per_job = alpha.len().div_ceil(CHUNK).div_ceil(rayon::current_num_threads()).max(1);
     let winners: Vec<u64> = alpha
         .par_chunks_mut(CHUNK)
         .zip(beta.par_chunks_mut(CHUNK))
         .enumerate()
-        .flat_map_iter(|(c, (a, b))| {
-            let mut top = TopK::new(k);
-            let mut keys = [0u64; BLOCK];
-            for (s, (ab, bb)) in a.chunks_mut(BLOCK).zip(b.chunks_mut(BLOCK)).enumerate() {
-                let out = &mut keys[..ab.len()];
-                lanes::fill_keys(&ctx, ab, bb, c * CHUNK + s * BLOCK, out);
-                for &key in out.iter() {
-                    top.push(key);
+        .with_min_len(per_job)
+        .fold(
+            || TopK::new(k),
+            |mut top, (c, (a, b))| {
+                let mut keys = [0u64; BLOCK];
+                for (s, (ab, bb)) in a.chunks_mut(BLOCK).zip(b.chunks_mut(BLOCK)).enumerate() {
+                    let out = &mut keys[..ab.len()];
+                    lanes::fill_keys_offer(&ctx, ab, bb, c * CHUNK + s * BLOCK, out, &mut top);
                 }
-            }
-            top.finish()
-        })
-        .collect();
+                top
+            },
+        )
+        .map(TopK::finish)
+        .reduce(Vec::new, |mut a, b| {
+            a.extend(b);
+            top_k_keys(a, k)
+        });
     top_k_keys(winners, k).into_iter().map(key_task).collect()
 }
 
@@ -212,6 +242,10 @@ mod tests {
             let mut t = TopK::new(k);
             keys.iter().for_each(|&x| t.push(x));
             assert_eq!(t.finish(), sorted[..k.min(keys.len())], "k = {k}");
+            // In blocks of a length that leaves remainders, as `select_fused` offers them.
+            let mut t = TopK::new(k);
+            keys.chunks(500).for_each(|b| t.push_all(b));
+            assert_eq!(t.finish(), sorted[..k.min(keys.len())], "k = {k} (push_all)");
         }
     }
 
