@@ -9,12 +9,13 @@
 #include "fmath.cuh"
 
 
-__device__ __forceinline__ void box_muller(uint32_t w0, uint32_t w1, float* z0, float* z1) {
-    const float r = sqrtf(-2.0f * bots_ln(u01(w0)));
-    float s, c;
-    bots_sincos_2pi(u01(w1), &s, &c);
-    *z0 = r * c;
-    *z1 = r * s;
+// Box-Muller's pair times sqrt(q), with one square root (src/dist/normal.rs box_muller_scaled).
+__device__ __forceinline__ void box_muller_scaled(uint32_t w0, uint32_t w1, float q, float* x0, float* x1) {
+    const float s = sqrtf(-2.0f * bots_ln(u01(w0)) * q);
+    float sn, cs;
+    bots_sincos_2pi(u01(w1), &sn, &cs);
+    *x0 = s * cs;
+    *x1 = s * sn;
 }
 
 // The Marsaglia-Tsang pieces of src/dist/gamma.rs (mt_squeeze, mt_exact, mt_log_value), same order.
@@ -25,9 +26,9 @@ __device__ __forceinline__ bool mt_squeeze(float d, float x, float u) {
     return (x >= -0.5f) & (u < 1.0f - k * d * (x2 * x2));
 }
 
-__device__ __forceinline__ bool mt_exact(float d, float z, float x, float u) {
+__device__ __forceinline__ bool mt_exact(float d, float x, float u) {
     const float l = 3.0f * bots_ln1p(x);
-    return bots_ln(u) < 0.5f * (z * z) + d * (l - 3.0f * x - 3.0f * x * x - x * x * x);
+    return bots_ln(u) < d * (l - 3.0f * x + 1.5f * x * x - x * x * x);
 }
 
 // ln(d (1 + x)^3), the log of an accepted draw, clamped to FLT_MAX (src/dist/gamma.rs: ln_normal there,
@@ -44,21 +45,20 @@ __device__ __forceinline__ float sample_log_gamma(float shape, const TaskStream&
     const bool boost = shape < 1.0f;
     const float a = boost ? shape + 1.0f : shape;
     const float d = a - 1.0f / 3.0f;
-    const float c = 1.0f / sqrtf(9.0f * d);
+    const float q = 1.0f / (9.0f * d);  // c^2: x = c z comes from box_muller_scaled
     float log_g = 0.0f;
     bool accepted = false;
     for (uint32_t blk = 1; blk <= BOTS_MAX_GAMMA_BLOCKS && !accepted; ++blk) {
         const uint4 w = st.block(purpose, blk);
-        float zs[2];
-        box_muller(w.x, w.y, &zs[0], &zs[1]);
+        float xs[2];
+        box_muller_scaled(w.x, w.y, q, &xs[0], &xs[1]);
         const uint32_t us[2] = {w.z, w.w};
 #pragma unroll
         for (int j = 0; j < 2; ++j) {
-            const float z = zs[j];
-            const float x = c * z;
+            const float x = xs[j];
             if (x <= -1.0f) continue;
             const float u = u01(us[j]);
-            if (mt_squeeze(d, x, u) || mt_exact(d, z, x, u)) {
+            if (mt_squeeze(d, x, u) || mt_exact(d, x, u)) {
                 log_g = mt_log_value(d, x);
                 accepted = true;
                 break;

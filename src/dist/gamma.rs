@@ -3,7 +3,7 @@
 //! (the failure of torch's sampler for Beta(0.01, 0.01), pytorch#15738).
 
 use crate::dist::fmath::{ln, ln_1p_moderate, ln_normal};
-use crate::dist::normal::box_muller;
+use crate::dist::normal::box_muller_scaled;
 use crate::rng::{u01, Purpose, TaskStream};
 
 /// Block budget of the rejection loop: each block is two attempts, each accepted with probability
@@ -11,13 +11,13 @@ use crate::rng::{u01, Purpose, TaskStream};
 /// (the mode-like value `d`) keeps the kernel's work bounded whatever the input.
 pub const MAX_GAMMA_BLOCKS: u32 = crate::abi::MAX_GAMMA_BLOCKS;
 
-/// The Marsaglia–Tsang constants of a shape: `d = a - 1/3` and `c = 1/sqrt(9d)`, with `a = shape`, or
-/// `shape + 1` below 1 (the boost).
+/// The Marsaglia–Tsang constants of a shape: `d = a - 1/3` and `q = c² = 1/(9d)`, with `a = shape`, or
+/// `shape + 1` below 1 (the boost). An attempt's `x = c·z` comes from [`box_muller_scaled`] with `q`.
 #[inline(always)]
 pub fn mt_constants(shape: f32) -> (f32, f32) {
     let a = if shape < 1.0 { shape + 1.0 } else { shape };
     let d = a - 1.0 / 3.0;
-    (d, 1.0 / (9.0 * d).sqrt())
+    (d, 1.0 / (9.0 * d))
 }
 
 /// The squeeze of one attempt with `x = c·z` (for `x > -1`): true only where the exact test
@@ -37,12 +37,12 @@ pub fn mt_squeeze(d: f32, x: f32, u: f32) -> bool {
     (x >= -0.5) & (u < 1.0 - k * d * (x2 * x2))
 }
 
-/// The exact acceptance test of one attempt (for `x = c·z > -1`): `ln u < z²/2 + d(1 - v + ln v)`,
-/// evaluated as `d · (3 ln1p(x) - 3x - 3x² - x³)` so that large shapes keep their precision.
+/// The exact acceptance test of one attempt (for `x = c·z > -1`): `ln u < 3d·R(x)`, evaluated as
+/// `d · (3 ln1p(x) - 3x + 1.5x² - x³)` (see [`mt_squeeze`]).
 #[inline(always)]
-pub fn mt_exact(d: f32, z: f32, x: f32, u: f32) -> bool {
+pub fn mt_exact(d: f32, x: f32, u: f32) -> bool {
     let l = 3.0 * ln_1p_moderate(x);
-    ln_normal(u) < 0.5 * (z * z) + d * (l - 3.0 * x - 3.0 * x * x - x * x * x)
+    ln_normal(u) < d * (l - 3.0 * x + 1.5 * x * x - x * x * x)
 }
 
 /// `ln(d·v)`, `v = (1+x)³`: the log of an accepted draw (one logarithm; `v` carries a few f32
@@ -55,25 +55,24 @@ pub fn mt_log_value(d: f32, x: f32) -> f32 {
     ln_normal((d * (y * y * y)).min(f32::MAX))
 }
 
-/// One Marsaglia–Tsang attempt from a normal `z` and a uniform word: `ln G` if accepted.
+/// One Marsaglia–Tsang attempt from `x = c·z` and a uniform word: `ln G` if accepted.
 #[inline(always)]
-fn mt_attempt(d: f32, c: f32, z: f32, uw: u32) -> Option<f32> {
-    let x = c * z;
+fn mt_attempt(d: f32, x: f32, uw: u32) -> Option<f32> {
     if x <= -1.0 {
         return None;
     }
     let u = u01(uw);
-    (mt_squeeze(d, x, u) || mt_exact(d, z, x, u)).then(|| mt_log_value(d, x))
+    (mt_squeeze(d, x, u) || mt_exact(d, x, u)).then(|| mt_log_value(d, x))
 }
 
 /// `ln X` for `X ~ Gamma(shape, 1)`, drawn from the `purpose` blocks of `stream`.
 ///
 /// Block 0 word 0 is the boost uniform (used only when `shape < 1`); blocks 1.. each hold two
-/// attempts: words 0, 1 give two normals by Box–Muller, words 2, 3 the two acceptance uniforms. An
-/// attempt with `x = c z <= -1` rejects; otherwise [`mt_squeeze`] then [`mt_exact`] decide, and an
-/// accepted attempt gives [`mt_log_value`]. Logarithms are [`crate::dist::fmath`]'s, bit for bit those
-/// of the kernels (the domain forms `ln_normal` and `ln_1p_moderate`: every argument here is in their
-/// domain, given a positive finite `shape`).
+/// attempts: words 0, 1 give `x = c·z` for two normals `z` by Box–Muller ([`box_muller_scaled`]),
+/// words 2, 3 the two acceptance uniforms. An attempt with `x <= -1` rejects; otherwise
+/// [`mt_squeeze`] then [`mt_exact`] decide, and an accepted attempt gives [`mt_log_value`]. Logarithms
+/// are [`crate::dist::fmath`]'s, bit for bit those of the kernels (the domain forms `ln_normal` and
+/// `ln_1p_moderate`: every argument here is in their domain, given a positive finite `shape`).
 ///
 /// ```
 /// use bots::rng::{Purpose, TaskStream};
@@ -82,29 +81,29 @@ fn mt_attempt(d: f32, c: f32, z: f32, uw: u32) -> Option<f32> {
 /// ```
 #[inline(always)]
 pub fn sample_log_gamma(shape: f32, stream: &TaskStream, purpose: Purpose) -> f32 {
-    let (d, c) = mt_constants(shape);
+    let (d, q) = mt_constants(shape);
     let w = stream.block(purpose, 1);
-    let (z0, z1) = box_muller(w[0], w[1]);
-    let log_g = match mt_attempt(d, c, z0, w[2]) {
+    let (x0, x1) = box_muller_scaled(w[0], w[1], q);
+    let log_g = match mt_attempt(d, x0, w[2]) {
         Some(g) => g,
-        None => log_gamma_from_attempt1(d, c, z1, w[3], stream, purpose),
+        None => log_gamma_from_attempt1(d, q, x1, w[3], stream, purpose),
     };
     gamma_boost(shape, log_g, stream, purpose)
 }
 
 /// The rest of [`sample_log_gamma`] once the first attempt has rejected, before the boost: attempt 1 of
-/// block 1 (its normal `z1` and word `w3` given), then blocks 2.. . The lane code calls it for the lanes
-/// its first attempt rejects.
+/// block 1 (its `x1` and word `w3` given), then blocks 2.. . The lane code calls it for the lanes its
+/// first attempt does not accept.
 #[inline(never)]
-pub fn log_gamma_from_attempt1(d: f32, c: f32, z1: f32, w3: u32, stream: &TaskStream, purpose: Purpose) -> f32 {
-    if let Some(g) = mt_attempt(d, c, z1, w3) {
+pub fn log_gamma_from_attempt1(d: f32, q: f32, x1: f32, w3: u32, stream: &TaskStream, purpose: Purpose) -> f32 {
+    if let Some(g) = mt_attempt(d, x1, w3) {
         return g;
     }
     for block in 2..=MAX_GAMMA_BLOCKS {
         let w = stream.block(purpose, block);
-        let (z0, z1) = box_muller(w[0], w[1]);
-        for (z, uw) in [(z0, w[2]), (z1, w[3])] {
-            if let Some(g) = mt_attempt(d, c, z, uw) {
+        let (x0, x1) = box_muller_scaled(w[0], w[1], q);
+        for (x, uw) in [(x0, w[2]), (x1, w[3])] {
+            if let Some(g) = mt_attempt(d, x, uw) {
                 return g;
             }
         }
@@ -144,6 +143,50 @@ mod tests {
             let mu4 = 3.0 * a * a + 6.0 * a;
             assert!((var - a).abs() < 5.0 * ((mu4 - a * a) / len).sqrt(), "a={a} var {var}");
         }
+    }
+
+    /// `R(x) = ln(1+x) - x + x²/2 - x³/3` in f64 (its series below 0.01, where the direct form cancels).
+    fn r_f64(x: f64) -> f64 {
+        if x.abs() < 0.01 {
+            (4..16).map(|n| if n % 2 == 0 { -1.0 } else { 1.0 } * x.powi(n) / n as f64).sum()
+        } else {
+            x.ln_1p() - x + x * x / 2.0 - x * x * x / 3.0
+        }
+    }
+
+    /// The squeeze never accepts what the exact test (in f64) rejects: for shapes from the smallest `d`
+    /// (2/3) to 10^6 and a dense sweep of `x` over (-1, 2.4], the largest `u01` value the squeeze accepts
+    /// satisfies `ln u < 3d·R(x)`.
+    #[test]
+    fn squeeze_lies_inside_the_exact_test() {
+        let u01_below = |t: f32| -> Option<f32> {
+            // u01 outputs are (m + 1/2)·2^-23: the largest one below t.
+            let m = ((t as f64) * 8_388_608.0 - 0.5).ceil() - 1.0;
+            (m >= 0.0).then(|| ((m.min(8_388_607.0) + 0.5) / 8_388_608.0) as f32)
+        };
+        let mut checked = 0u32;
+        for shape in [1.0f32, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0, 1e3, 1e4, 1e6, 0.5, 0.01] {
+            let (d, _) = mt_constants(shape);
+            for i in 1..20_000 {
+                let x = -1.0 + 3.4 * (i as f32) / 20_000.0;
+                // The squeeze's threshold as it computes it, then the largest u01 output below it
+                // (one step further down if rounding puts that one outside).
+                let x2 = x * x;
+                let k = if x < 0.0 { 1.5 } else { 0.75 };
+                let t = 1.0 - k * d * (x2 * x2);
+                let Some(mut u) = u01_below(t) else { continue };
+                if !mt_squeeze(d, x, u) {
+                    match u01_below(u) {
+                        Some(v) if mt_squeeze(d, x, v) => u = v,
+                        _ => continue,
+                    }
+                }
+                let exact = 3.0 * d as f64 * r_f64(x as f64);
+                assert!((u as f64).ln() < exact, "d {d}, x {x}, u {u}: ln u {} >= {exact}", (u as f64).ln());
+                checked += 1;
+            }
+        }
+        assert!(checked > 50_000, "only {checked} accepting points checked");
     }
 
     #[test]

@@ -18,6 +18,21 @@ pub fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
     (r * c, r * s)
 }
 
+/// [`box_muller`]'s pair times `sqrt(q)`, with one square root: `s·(cos 2πu2, sin 2πu2)`,
+/// `s = sqrt(-2 ln u1 · q)`. The Gamma sampler's `x = c·z` with `q = c² = 1/(9d)`.
+///
+/// ```
+/// let (x0, x1) = bots::dist::normal::box_muller_scaled(0x1234_5678, 0x9abc_def0, 0.25);
+/// let (z0, z1) = bots::dist::box_muller(0x1234_5678, 0x9abc_def0);
+/// assert!((x0 - 0.5 * z0).abs() < 1e-6 && (x1 - 0.5 * z1).abs() < 1e-6);
+/// ```
+#[inline(always)]
+pub fn box_muller_scaled(w0: u32, w1: u32, q: f32) -> (f32, f32) {
+    let s = (-2.0 * ln_normal(u01(w0)) * q).sqrt();
+    let (sn, cs) = sincos_2pi(u01(w1));
+    (s * cs, s * sn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@
 //! and LLVM uses no approximate reciprocal without fast-math flags.
 
 use crate::config::Config;
-use crate::dist::box_muller;
+use crate::dist::normal::box_muller_scaled;
 use crate::dist::fmath::{exp, ln_normal};
 use crate::dist::gamma::{log_gamma_from_attempt1, mt_constants, mt_exact, mt_log_value, mt_squeeze};
 use crate::evidence::interpolate;
@@ -253,7 +253,8 @@ fn philox_lanes<const L: usize>(task: &[u32; L], c1: u32, step: u64, key: [u32; 
     [unpack(x0), unpack(x1), unpack(x2), unpack(x3)]
 }
 
-/// [`crate::dist::sample_log_gamma`] for each lane: the first attempt (shape constants, Philox block 1, Box–Muller,
+/// [`crate::dist::sample_log_gamma`] for each lane: the first attempt (shape constants, Philox block 1,
+/// [`box_muller_scaled`],
 /// [`mt_squeeze`], [`mt_log_value`]) in lanes; the lanes it does not accept (a few percent: the
 /// squeeze fails or `x <= -1`) finish in scalar code from the values already computed ([`mt_exact`],
 /// then [`log_gamma_from_attempt1`]), then the boost in lanes where any shape is below 1. The same
@@ -271,31 +272,29 @@ fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
 ) -> [f32; L] {
     let key = [seed as u32, (seed >> 32) as u32];
     let mut d = [0f32; L];
-    let mut c = [0f32; L];
+    let mut q = [0f32; L];
     for i in 0..L {
-        (d[i], c[i]) = mt_constants(shape[i]);
+        (d[i], q[i]) = mt_constants(shape[i]);
     }
     let w = ph.block(task, ((purpose as u32) << 24) | 1, step, key);
     let mut out = [0f32; L];
     let mut ok = [false; L];
-    let mut x = [0f32; L];
-    let mut z0 = [0f32; L];
-    let mut z1 = [0f32; L];
+    let mut x0 = [0f32; L];
+    let mut x1 = [0f32; L];
     for i in 0..L {
-        (z0[i], z1[i]) = box_muller(w[0][i], w[1][i]);
-        x[i] = c[i] * z0[i];
-        ok[i] = !(x[i] <= -1.0) & mt_squeeze(d[i], x[i], u01(w[2][i]));
-        out[i] = mt_log_value(d[i], x[i]);
+        (x0[i], x1[i]) = box_muller_scaled(w[0][i], w[1][i], q[i]);
+        ok[i] = !(x0[i] <= -1.0) & mt_squeeze(d[i], x0[i], u01(w[2][i]));
+        out[i] = mt_log_value(d[i], x0[i]);
     }
     // One test for the whole group (a lane loop with a branch per lane costs ~5 instructions a lane).
     if ok.iter().any(|&b| !b) {
         for i in 0..L {
             if !ok[i] {
-                let exact = !(x[i] <= -1.0) && mt_exact(d[i], z0[i], x[i], u01(w[2][i]));
+                let exact = !(x0[i] <= -1.0) && mt_exact(d[i], x0[i], u01(w[2][i]));
                 out[i] = if exact {
                     out[i]
                 } else {
-                    log_gamma_from_attempt1(d[i], c[i], z1[i], w[3][i], &TaskStream::new(seed, step, task[i]), purpose)
+                    log_gamma_from_attempt1(d[i], q[i], x1[i], w[3][i], &TaskStream::new(seed, step, task[i]), purpose)
                 };
             }
         }
