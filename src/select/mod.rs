@@ -188,8 +188,9 @@ pub fn select_fused(
     k: usize,
 ) -> Vec<u32> {
     let ctx = lanes::ScoreCtx { config, prior, features, pending, step };
-    // One job per thread: each job's collector then sees as many keys as it can.
-    let per_job = alpha.len().div_ceil(CHUNK).div_ceil(rayon::current_num_threads()).max(1);
+    // About one job per thread, so each job's collector sees as many keys as it can. (Rayon splits a
+    // range only while both halves keep at least this many chunks: rounding down keeps every thread busy.)
+    let per_job = (alpha.len().div_ceil(CHUNK) / rayon::current_num_threads()).max(1);
     let winners: Vec<u64> = alpha
         .par_chunks_mut(CHUNK)
         .zip(beta.par_chunks_mut(CHUNK))
