@@ -286,16 +286,20 @@ fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
         ok[i] = !(x0[i] <= -1.0) & mt_squeeze(d[i], x0[i], u01(w[2][i]));
         out[i] = mt_log_value(d[i], x0[i]);
     }
-    // One test for the whole group (a lane loop with a branch per lane costs ~5 instructions a lane).
-    if ok.iter().any(|&b| !b) {
-        for i in 0..L {
-            if !ok[i] {
-                let exact = !(x0[i] <= -1.0) && mt_exact(d[i], x0[i], u01(w[2][i]));
-                out[i] = if exact {
-                    out[i]
-                } else {
-                    log_gamma_from_attempt1(d[i], q[i], x1[i], w[3][i], &TaskStream::new(seed, step, task[i]), purpose)
-                };
+    // The lanes left (a bit mask built without branches, walked bit by bit: a lane loop with a branch
+    // per lane costs ~5 instructions a lane).
+    let mut left = [0u32; L];
+    for i in 0..L {
+        left[i] = (!ok[i]) as u32;
+    }
+    for (word, lanes) in left.chunks(32).enumerate() {
+        let mut m = lanes.iter().enumerate().fold(0u32, |m, (j, &b)| m | (b << j));
+        while m != 0 {
+            let i = 32 * word + m.trailing_zeros() as usize;
+            m &= m - 1;
+            let exact = !(x0[i] <= -1.0) && mt_exact(d[i], x0[i], u01(w[2][i]));
+            if !exact {
+                out[i] = log_gamma_from_attempt1(d[i], q[i], x1[i], w[3][i], &TaskStream::new(seed, step, task[i]), purpose);
             }
         }
     }
