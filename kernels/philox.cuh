@@ -3,6 +3,7 @@
 // key = [seed lo, seed hi]; counter = [task, (purpose << 24) | block, step lo, step hi].
 #pragma once
 #include <stdint.h>
+#include "fmath.cuh"  // bots_u2f
 
 #define BOTS_PHILOX_M0 0xD2511F53u
 #define BOTS_PHILOX_M1 0xCD9E8D57u
@@ -42,5 +43,6 @@ struct TaskStream {
 
 // A word to a uniform float in the open interval (0, 1): ((x >> 9) + 0.5) * 2^-23, exact in f32.
 __device__ __forceinline__ float u01(uint32_t x) {
-    return ((float)(x >> 9) + 0.5f) * (1.0f / 8388608.0f);
+    // ((x >> 9) + 0.5) 2^-23, exactly, as 1.m - (1 - 2^-24) (src/rng/mod.rs u01).
+    return bots_u2f((x >> 9) | 0x3f800000u) - (1.0f - 1.0f / 16777216.0f);
 }

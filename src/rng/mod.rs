@@ -87,10 +87,13 @@ impl TaskStream {
 
 /// A 32-bit word to a uniform f32 in the open interval (0, 1): `((x >> 9) + 0.5) · 2^-23`, exact in
 /// f32 (24 significant bits). Never 0 or 1, so `ln` and `ln(-ln)` are finite.
+///
+/// Computed as `1.m - (1 - 2^-24)`, with `1.m` the f32 whose mantissa is `x >> 9`: the difference is
+/// the exact value above (an odd multiple of 2^-24 below 1, representable), so the subtraction is exact;
+/// three integer/float operations and no int-to-float conversion.
 #[inline(always)]
 pub fn u01(x: u32) -> f32 {
-    // `as i32` first: the value (< 2^23) is the same, and a signed conversion vectorizes everywhere.
-    (((x >> 9) as i32) as f32 + 0.5) * (1.0 / 8_388_608.0)
+    f32::from_bits((x >> 9) | 0x3f80_0000) - (1.0 - 1.0 / 16_777_216.0)
 }
 
 #[cfg(test)]
@@ -115,6 +118,15 @@ mod tests {
     #[test]
     fn random123_seven_rounds() {
         assert_eq!(philox4x32_r([0; 4], [0; 2], 7), [0x5f6fb709, 0x0d893f64, 0x4f121f81, 0x4f730a48]);
+    }
+
+    #[test]
+    fn u01_is_the_exact_grid() {
+        for m in 0..1u32 << 23 {
+            let want = ((m as f64) + 0.5) / 8_388_608.0;
+            assert_eq!(u01(m << 9) as f64, want, "m = {m}");
+            assert_eq!(u01((m << 9) | 0x1ff), u01(m << 9));
+        }
     }
 
     #[test]
