@@ -18,7 +18,7 @@ __device__ __forceinline__ void box_muller_scaled(uint32_t w0, uint32_t w1, floa
     *x1 = s * sn;
 }
 
-// The Marsaglia-Tsang pieces of src/dist/gamma.rs (mt_squeeze, mt_exact, mt_log_value), same order.
+// The Marsaglia-Tsang pieces of src/dist/gamma.rs (mt_squeeze, mt_exact, mt_value), same order.
 // Squeeze: u < 1 - k d x^4 (k = 3/4, 3/2 below 0; never below -1/2) implies the exact test.
 __device__ __forceinline__ bool mt_squeeze(float d, float x, float u) {
     const float x2 = x * x;
@@ -31,24 +31,21 @@ __device__ __forceinline__ bool mt_exact(float d, float x, float u) {
     return bots_ln(u) < d * (l - 3.0f * x + 1.5f * x * x - x * x * x);
 }
 
-// ln(d (1 + x)^3), the log of an accepted draw, clamped to FLT_MAX (src/dist/gamma.rs: ln_normal there,
-// the same bits as bots_ln on the positive normal argument).
-__device__ __forceinline__ float mt_log_value(float d, float x) {
+// d (1 + x)^3, the value of an accepted draw, clamped to f32::MAX (src/dist/gamma.rs mt_value).
+__device__ __forceinline__ float mt_value(float d, float x) {
     const float y = 1.0f + x;
     const float v = d * (y * y * y);
     const float f32_max = 3.40282347e38f;  // f32::MAX; the select is Rust's f32::min (NaN gives the max)
-    return bots_ln(v < f32_max ? v : f32_max);
+    return v < f32_max ? v : f32_max;
 }
 
-// ln X, X ~ Gamma(shape, 1) (src/dist/gamma.rs: block 0 word 0 = boost uniform; blocks 1.. = two attempts).
-__device__ __forceinline__ float sample_log_gamma(float shape, const TaskStream& st, uint32_t purpose) {
-    const bool boost = shape < 1.0f;
-    const float a = boost ? shape + 1.0f : shape;
+// G ~ Gamma(a), a = shape (or shape + 1 below 1), linear (src/dist/gamma.rs sample_gamma_mt: blocks 1..
+// hold two attempts each; d if every block rejects).
+__device__ __forceinline__ float sample_gamma_mt(float shape, const TaskStream& st, uint32_t purpose) {
+    const float a = shape < 1.0f ? shape + 1.0f : shape;
     const float d = a - 1.0f / 3.0f;
     const float q = 1.0f / (9.0f * d);  // c^2: x = c z comes from box_muller_scaled
-    float log_g = 0.0f;
-    bool accepted = false;
-    for (uint32_t blk = 1; blk <= BOTS_MAX_GAMMA_BLOCKS && !accepted; ++blk) {
+    for (uint32_t blk = 1; blk <= BOTS_MAX_GAMMA_BLOCKS; ++blk) {
         const uint4 w = st.block(purpose, blk);
         float xs[2];
         box_muller_scaled(w.x, w.y, q, &xs[0], &xs[1]);
@@ -58,25 +55,30 @@ __device__ __forceinline__ float sample_log_gamma(float shape, const TaskStream&
             const float x = xs[j];
             if (x <= -1.0f) continue;
             const float u = u01(us[j]);
-            if (mt_squeeze(d, x, u) || mt_exact(d, x, u)) {
-                log_g = mt_log_value(d, x);
-                accepted = true;
-                break;
-            }
+            if (mt_squeeze(d, x, u) || mt_exact(d, x, u)) return mt_value(d, x);
         }
     }
     // Out of blocks (probability below 0.05^128): the mode-like value d keeps the work bounded.
-    if (!accepted) log_g = bots_ln(d);
-    if (boost) {
+    return d;
+}
+
+// ln G(shape) from ln G(shape + 1) below 1: + ln(U)/shape, U from block 0 word 0 (gamma_boost).
+__device__ __forceinline__ float gamma_boost(float shape, float log_g, const TaskStream& st, uint32_t purpose) {
+    if (shape < 1.0f) {
         const uint4 w = st.block(purpose, 0);
-        log_g += bots_ln(u01(w.x)) / shape;
+        return log_g + bots_ln(u01(w.x)) / shape;
     }
     return log_g;
 }
 
+// src/dist/beta.rs sample_beta: 1 / (1 + G_b / G_a) when both shapes are at least 1, else in log space
+// (boosted Gammas), 1 / (1 + exp(ln G_b - ln G_a)).
 __device__ __forceinline__ float sample_beta(float alpha, float beta, const TaskStream& st) {
-    const float la = sample_log_gamma(alpha, st, PURPOSE_GAMMA_ALPHA);
-    const float lb = sample_log_gamma(beta, st, PURPOSE_GAMMA_BETA);
+    const float ga = sample_gamma_mt(alpha, st, PURPOSE_GAMMA_ALPHA);
+    const float gb = sample_gamma_mt(beta, st, PURPOSE_GAMMA_BETA);
+    if (alpha >= 1.0f && beta >= 1.0f) return 1.0f / (1.0f + gb / ga);
+    const float la = gamma_boost(alpha, bots_ln(ga), st, PURPOSE_GAMMA_ALPHA);
+    const float lb = gamma_boost(beta, bots_ln(gb), st, PURPOSE_GAMMA_BETA);
     return 1.0f / (1.0f + bots_exp(lb - la));
 }
 

@@ -182,6 +182,8 @@ fn cases() -> Vec<Case> {
         Case { name: "no-features", cfg: Config { rho: 0.0, lambda: 0.2, ..base.clone() }, features: false, counts: true, f32: false },
         Case { name: "f32-features", cfg: base.clone(), features: true, counts: false, f32: true },
         Case { name: "f32-prior-adaptive", cfg: Config { prior_strength: Some(3.0), rho: 0.6, adaptive_rho: true, ..base.clone() }, features: true, counts: true, f32: true },
+        // Shapes below 1 (unselected tasks keep their prior with rho = 0): the log-space Beta and the boost.
+        Case { name: "small-prior", cfg: Config { prior_alpha: 0.3, prior_beta: 0.6, rho: 0.0, ..base.clone() }, features: false, counts: true, f32: false },
     ]
 }
 

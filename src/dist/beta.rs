@@ -1,9 +1,10 @@
-//! Beta variates as a ratio of Gammas, combined in log space:
-//! `X = 1 / (1 + exp(ln G_b - ln G_a))`, which stays exact at the ends of [0, 1] where
+//! Beta variates as a ratio of Gammas: `X = G_a / (G_a + G_b)`, computed as `1 / (1 + G_b / G_a)` when
+//! both shapes are at least 1, and in log space, `1 / (1 + exp(ln G_b - ln G_a))`, when either is
+//! below 1 (its Gamma is boosted in log space), which stays exact at the ends of [0, 1] where
 //! `G_a / (G_a + G_b)` would be 0/0.
 
-use crate::dist::fmath::exp;
-use crate::dist::gamma::sample_log_gamma;
+use crate::dist::fmath::{exp, ln_normal};
+use crate::dist::gamma::{gamma_boost, sample_gamma_mt};
 use crate::rng::{Purpose, TaskStream};
 
 /// A draw of Beta(alpha, beta) from the task's stream (purposes `GammaAlpha` and `GammaBeta`).
@@ -15,8 +16,34 @@ use crate::rng::{Purpose, TaskStream};
 /// ```
 #[inline(always)]
 pub fn sample_beta(alpha: f32, beta: f32, stream: &TaskStream) -> f32 {
-    let la = sample_log_gamma(alpha, stream, Purpose::GammaAlpha);
-    let lb = sample_log_gamma(beta, stream, Purpose::GammaBeta);
+    let ga = sample_gamma_mt(alpha, stream, Purpose::GammaAlpha);
+    let gb = sample_gamma_mt(beta, stream, Purpose::GammaBeta);
+    if alpha >= 1.0 && beta >= 1.0 {
+        beta_linear(ga, gb)
+    } else {
+        beta_log(alpha, beta, ga, gb, stream)
+    }
+}
+
+/// The Beta draw from two unboosted Gammas (both shapes at least 1): `1 / (1 + G_b / G_a)`. `G_a` is a
+/// positive normal, so the ratio is finite or +inf (giving 0).
+#[inline(always)]
+pub fn beta_linear(ga: f32, gb: f32) -> f32 {
+    1.0 / (1.0 + gb / ga)
+}
+
+/// The Beta draw when a shape is below 1: both Gammas to log space, boosted where their shape is below
+/// 1, then `1 / (1 + exp(ln G_b - ln G_a))`.
+#[inline(always)]
+pub fn beta_log(alpha: f32, beta: f32, ga: f32, gb: f32, stream: &TaskStream) -> f32 {
+    let la = gamma_boost(alpha, ln_normal(ga), stream, Purpose::GammaAlpha);
+    let lb = gamma_boost(beta, ln_normal(gb), stream, Purpose::GammaBeta);
+    beta_from_logs(la, lb)
+}
+
+/// `1 / (1 + exp(ln G_b - ln G_a))`.
+#[inline(always)]
+pub fn beta_from_logs(la: f32, lb: f32) -> f32 {
     1.0 / (1.0 + exp(lb - la))
 }
 

@@ -2,7 +2,7 @@
 //! `G(a) = G(a + 1) · U^(1/a)`, returning `ln G` so that tiny shapes do not underflow to 0
 //! (the failure of torch's sampler for Beta(0.01, 0.01), pytorch#15738).
 
-use crate::dist::fmath::{ln, ln_1p_moderate, ln_normal};
+use crate::dist::fmath::{ln_1p_moderate, ln_normal};
 use crate::dist::normal::box_muller_scaled;
 use crate::rng::{u01, Purpose, TaskStream};
 
@@ -45,34 +45,48 @@ pub fn mt_exact(d: f32, x: f32, u: f32) -> bool {
     ln_normal(u) < d * (l - 3.0 * x + 1.5 * x * x - x * x * x)
 }
 
-/// `ln(d·v)`, `v = (1+x)³`: the log of an accepted draw (one logarithm; `v` carries a few f32
-/// roundings, about 3·10^-7 relative, far below the spread of the draw at any shape). `d·v` is clamped
-/// to the largest f32 (shapes above ~10^36 would overflow it), so the argument is always a positive
-/// normal (`1 + x >= 2^-24` and `d > 2/3` where `x > -1`) and [`ln_normal`] applies.
+/// `d·v`, `v = (1+x)³`: the value of an accepted draw, clamped to the largest f32 (shapes above ~10^36
+/// would overflow it). Always a positive normal (`1 + x >= 2^-24` and `d > 2/3` where `x > -1`), so its
+/// logarithm is [`ln_normal`]'s.
 #[inline(always)]
-pub fn mt_log_value(d: f32, x: f32) -> f32 {
+pub fn mt_value(d: f32, x: f32) -> f32 {
     let y = 1.0 + x;
-    ln_normal((d * (y * y * y)).min(f32::MAX))
+    (d * (y * y * y)).min(f32::MAX)
 }
 
-/// One Marsaglia–Tsang attempt from `x = c·z` and a uniform word: `ln G` if accepted.
+/// One Marsaglia–Tsang attempt from `x = c·z` and a uniform word: the draw if accepted.
 #[inline(always)]
 fn mt_attempt(d: f32, x: f32, uw: u32) -> Option<f32> {
     if x <= -1.0 {
         return None;
     }
     let u = u01(uw);
-    (mt_squeeze(d, x, u) || mt_exact(d, x, u)).then(|| mt_log_value(d, x))
+    (mt_squeeze(d, x, u) || mt_exact(d, x, u)).then(|| mt_value(d, x))
 }
 
-/// `ln X` for `X ~ Gamma(shape, 1)`, drawn from the `purpose` blocks of `stream`.
+/// `G ~ Gamma(a, 1)` for `a = shape`, or `shape + 1` below 1 (before the boost), in linear space: the
+/// Marsaglia–Tsang draw from the `purpose` blocks of `stream`.
 ///
-/// Block 0 word 0 is the boost uniform (used only when `shape < 1`); blocks 1.. each hold two
-/// attempts: words 0, 1 give `x = c·z` for two normals `z` by Box–Muller ([`box_muller_scaled`]),
-/// words 2, 3 the two acceptance uniforms. An attempt with `x <= -1` rejects; otherwise
-/// [`mt_squeeze`] then [`mt_exact`] decide, and an accepted attempt gives [`mt_log_value`]. Logarithms
-/// are [`crate::dist::fmath`]'s, bit for bit those of the kernels (the domain forms `ln_normal` and
-/// `ln_1p_moderate`: every argument here is in their domain, given a positive finite `shape`).
+/// Blocks 1.. each hold two attempts: words 0, 1 give `x = c·z` for two normals `z` by Box–Muller
+/// ([`box_muller_scaled`]), words 2, 3 the two acceptance uniforms. An attempt with `x <= -1` rejects;
+/// otherwise [`mt_squeeze`] then [`mt_exact`] decide, and an accepted attempt gives [`mt_value`] (`d` if
+/// every block rejects). Logarithms are [`crate::dist::fmath`]'s, bit for bit those of the kernels (the
+/// domain forms `ln_normal` and `ln_1p_moderate`: every argument here is in their domain, given a
+/// positive finite `shape`).
+#[inline(always)]
+pub fn sample_gamma_mt(shape: f32, stream: &TaskStream, purpose: Purpose) -> f32 {
+    let (d, q) = mt_constants(shape);
+    let w = stream.block(purpose, 1);
+    let (x0, x1) = box_muller_scaled(w[0], w[1], q);
+    match mt_attempt(d, x0, w[2]) {
+        Some(g) => g,
+        None => gamma_from_attempt1(d, q, x1, w[3], stream, purpose),
+    }
+}
+
+/// `ln X` for `X ~ Gamma(shape, 1)`: `ln` of [`sample_gamma_mt`], then, below 1, the boost
+/// `G(a) = G(a + 1) · U^(1/a)` in log space ([`gamma_boost`], block 0 word 0), so tiny shapes do not
+/// underflow.
 ///
 /// ```
 /// use bots::rng::{Purpose, TaskStream};
@@ -81,21 +95,14 @@ fn mt_attempt(d: f32, x: f32, uw: u32) -> Option<f32> {
 /// ```
 #[inline(always)]
 pub fn sample_log_gamma(shape: f32, stream: &TaskStream, purpose: Purpose) -> f32 {
-    let (d, q) = mt_constants(shape);
-    let w = stream.block(purpose, 1);
-    let (x0, x1) = box_muller_scaled(w[0], w[1], q);
-    let log_g = match mt_attempt(d, x0, w[2]) {
-        Some(g) => g,
-        None => log_gamma_from_attempt1(d, q, x1, w[3], stream, purpose),
-    };
-    gamma_boost(shape, log_g, stream, purpose)
+    gamma_boost(shape, ln_normal(sample_gamma_mt(shape, stream, purpose)), stream, purpose)
 }
 
-/// The rest of [`sample_log_gamma`] once the first attempt has rejected, before the boost: attempt 1 of
-/// block 1 (its `x1` and word `w3` given), then blocks 2.. . The lane code calls it for the lanes its
-/// first attempt does not accept.
+/// The rest of [`sample_gamma_mt`] once the first attempt has rejected: attempt 1 of block 1 (its `x1`
+/// and word `w3` given), then blocks 2.. . The lane code calls it for the lanes its first attempt does
+/// not accept.
 #[inline(never)]
-pub fn log_gamma_from_attempt1(d: f32, q: f32, x1: f32, w3: u32, stream: &TaskStream, purpose: Purpose) -> f32 {
+pub fn gamma_from_attempt1(d: f32, q: f32, x1: f32, w3: u32, stream: &TaskStream, purpose: Purpose) -> f32 {
     if let Some(g) = mt_attempt(d, x1, w3) {
         return g;
     }
@@ -108,7 +115,7 @@ pub fn log_gamma_from_attempt1(d: f32, q: f32, x1: f32, w3: u32, stream: &TaskSt
             }
         }
     }
-    ln(d)
+    d
 }
 
 /// `ln G(shape)` from `ln G(shape + 1)` below 1: `+ ln(U)/shape`, U from block 0 word 0.

@@ -14,8 +14,9 @@
 
 use crate::config::Config;
 use crate::dist::normal::box_muller_scaled;
-use crate::dist::fmath::{exp, ln_normal};
-use crate::dist::gamma::{log_gamma_from_attempt1, mt_constants, mt_exact, mt_log_value, mt_squeeze};
+use crate::dist::fmath::ln_normal;
+use crate::dist::beta::{beta_from_logs, beta_linear};
+use crate::dist::gamma::{gamma_from_attempt1, mt_constants, mt_exact, mt_squeeze, mt_value};
 use crate::evidence::interpolate;
 use crate::pool::{Features, Prior};
 use crate::rng::{u01, Purpose, TaskStream, M0, M1, W0, W1};
@@ -253,16 +254,15 @@ fn philox_lanes<const L: usize>(task: &[u32; L], c1: u32, step: u64, key: [u32; 
     [unpack(x0), unpack(x1), unpack(x2), unpack(x3)]
 }
 
-/// [`crate::dist::sample_log_gamma`] for each lane: the first attempt (shape constants, Philox block 1,
-/// [`box_muller_scaled`],
-/// [`mt_squeeze`], [`mt_log_value`]) in lanes; the lanes it does not accept (a few percent: the
-/// squeeze fails or `x <= -1`) finish in scalar code from the values already computed ([`mt_exact`],
-/// then [`log_gamma_from_attempt1`]), then the boost in lanes where any shape is below 1. The same
-/// expressions as the scalar code in the same order, so the same bits.
+/// [`crate::dist::gamma::sample_gamma_mt`] for each lane: the first attempt (shape constants, Philox block 1,
+/// [`box_muller_scaled`], [`mt_squeeze`], [`mt_value`]) in lanes; the lanes it does not accept (a few
+/// percent: the squeeze fails or `x <= -1`) finish in scalar code from the values already computed
+/// ([`mt_exact`], then [`gamma_from_attempt1`]). The same expressions as the scalar code in the same
+/// order, so the same bits.
 // `!(x <= -1.0)` mirrors the scalar code's `if x <= -1.0 { reject }`, NaN included.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
 #[inline(always)]
-fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
+fn gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
     ph: P,
     shape: &[f32; L],
     task: &[u32; L],
@@ -284,7 +284,7 @@ fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
     for i in 0..L {
         (x0[i], x1[i]) = box_muller_scaled(w[0][i], w[1][i], q[i]);
         ok[i] = !(x0[i] <= -1.0) & mt_squeeze(d[i], x0[i], u01(w[2][i]));
-        out[i] = mt_log_value(d[i], x0[i]);
+        out[i] = mt_value(d[i], x0[i]);
     }
     // The lanes left (a bit mask built without branches, walked bit by bit: a lane loop with a branch
     // per lane costs ~5 instructions a lane).
@@ -299,12 +299,28 @@ fn log_gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
             m &= m - 1;
             let exact = !(x0[i] <= -1.0) && mt_exact(d[i], x0[i], u01(w[2][i]));
             if !exact {
-                out[i] = log_gamma_from_attempt1(d[i], q[i], x1[i], w[3][i], &TaskStream::new(seed, step, task[i]), purpose);
+                out[i] = gamma_from_attempt1(d[i], q[i], x1[i], w[3][i], &TaskStream::new(seed, step, task[i]), purpose);
             }
         }
     }
+    out
+}
+
+/// [`crate::dist::gamma::gamma_boost`] of `ln g` for each lane (the log-space Beta of
+/// [`crate::dist::beta::beta_log`]): the boost block only where some shape is below 1.
+#[inline(always)]
+fn log_gamma_boost_lanes<P: PhiloxLanes<L>, const L: usize>(
+    ph: P,
+    shape: &[f32; L],
+    g: &[f32; L],
+    task: &[u32; L],
+    seed: u64,
+    step: u64,
+    purpose: Purpose,
+) -> [f32; L] {
+    let mut out: [f32; L] = std::array::from_fn(|i| ln_normal(g[i]));
     if shape.iter().any(|&s| s < 1.0) {
-        let u = ph.block(task, (purpose as u32) << 24, step, key)[0];
+        let u = ph.block(task, (purpose as u32) << 24, step, [seed as u32, (seed >> 32) as u32])[0];
         for i in 0..L {
             let boosted = out[i] + ln_normal(u01(u[i])) / shape[i];
             out[i] = if shape[i] < 1.0 { boosted } else { out[i] };
@@ -380,10 +396,19 @@ fn fill_keys_lanes<P: PhiloxLanes<L>, const L: usize>(
         }
         let mut p_hat = [0f32; L];
         if cfg.do_sample {
-            let la = log_gamma_lanes(ph, &a, &task, cfg.seed, ctx.step, Purpose::GammaAlpha);
-            let lb = log_gamma_lanes(ph, &b, &task, cfg.seed, ctx.step, Purpose::GammaBeta);
+            // sample_beta: linear where both shapes are at least 1, else in log space.
+            let ga = gamma_lanes(ph, &a, &task, cfg.seed, ctx.step, Purpose::GammaAlpha);
+            let gb = gamma_lanes(ph, &b, &task, cfg.seed, ctx.step, Purpose::GammaBeta);
             for j in 0..L {
-                p_hat[j] = 1.0 / (1.0 + exp(lb[j] - la[j]));
+                p_hat[j] = beta_linear(ga[j], gb[j]);
+            }
+            if a.iter().chain(&b).any(|&s| s < 1.0) {
+                let la = log_gamma_boost_lanes(ph, &a, &ga, &task, cfg.seed, ctx.step, Purpose::GammaAlpha);
+                let lb = log_gamma_boost_lanes(ph, &b, &gb, &task, cfg.seed, ctx.step, Purpose::GammaBeta);
+                for j in 0..L {
+                    let log_space = beta_from_logs(la[j], lb[j]);
+                    p_hat[j] = if a[j] >= 1.0 && b[j] >= 1.0 { p_hat[j] } else { log_space };
+                }
             }
         } else {
             for j in 0..L {
