@@ -1,4 +1,4 @@
-// Box-Muller, log-space Marsaglia-Tsang Gamma, Beta, Gumbel: the device twins of src/dist/*.rs, with the
+// Box-Muller, Marsaglia-Tsang Gamma, Beta (linear or log space), Gumbel: the device twins of src/dist/*.rs, with the
 // same block/word consumption and the same arithmetic order. Built with --fmad=false (no contraction, as
 // in Rust); every transcendental is from fmath.cuh (the twin of src/dist/fmath.rs, IEEE + - * / and
 // correctly rounded sqrtf only, never libdevice's logf/expf/sinf or the __ intrinsics), so results agree
