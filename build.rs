@@ -33,9 +33,11 @@ fn find_nvcc() -> Option<PathBuf> {
         env_path("CUDA_PATH").map(|p| p.join("bin/nvcc")),
         Some(PathBuf::from("/usr/local/cuda/bin/nvcc")),
     ];
-    candidates.into_iter().flatten().find(|p| p.is_file()).or_else(|| {
-        std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("nvcc")).find(|p| p.is_file())
-    })
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .or_else(|| std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("nvcc")).find(|p| p.is_file()))
 }
 
 fn main() {
@@ -75,7 +77,16 @@ fn main() {
     for cu in &kernels {
         let ptx = out.join(Path::new(cu.file_stem().expect("a .cu file name")).with_extension("ptx"));
         let status = Command::new(&nvcc)
-            .args(["--ptx", "-O3", "-std=c++17", "--fmad=false", "-lineinfo", &format!("-arch={arch}"), "-Ikernels", "-o"])
+            .args([
+                "--ptx",
+                "-O3",
+                "-std=c++17",
+                "--fmad=false",
+                "-lineinfo",
+                &format!("-arch={arch}"),
+                "-Ikernels",
+                "-o",
+            ])
             .arg(&ptx)
             .arg(cu)
             .status();

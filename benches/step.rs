@@ -71,7 +71,8 @@ fn cuda(c: &mut Criterion) {
     }
     // BOTS_BENCH_MAX_N caps the CUDA sizes too (it used to be max()-ed with 10^9, so it never did).
     let top = if smoke() { 1_000_000 } else { max_n(1_000_000_000) };
-    let sizes: Vec<usize> = [1_000_000, 10_000_000, 100_000_000, 1_000_000_000].into_iter().filter(|&n| n <= top).collect();
+    let sizes: Vec<usize> =
+        [1_000_000, 10_000_000, 100_000_000, 1_000_000_000].into_iter().filter(|&n| n <= top).collect();
     let ks: &[usize] = if smoke() { &[32] } else { &[32, 1024, 65_536] };
     bench_backend(c, BackendKind::Cuda { ordinal: 0 }, "cuda", &sizes, ks);
 }

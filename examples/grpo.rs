@@ -270,7 +270,8 @@ impl Policy {
         let (b, t) = x.dims2()?;
         let d = self.tok.dim(1)?;
         let (nh, dh) = (self.heads, d / self.heads);
-        let mut h = self.tok.embedding(&x.flatten_all()?)?.reshape((b, t, d))?.broadcast_add(&self.pos.narrow(0, 0, t)?)?;
+        let mut h =
+            self.tok.embedding(&x.flatten_all()?)?.reshape((b, t, d))?.broadcast_add(&self.pos.narrow(0, 0, t)?)?;
         let mask = self.mask.narrow(0, 0, t)?.narrow(1, 0, t)?;
         for blk in &self.blocks {
             let qkv = blk.qkv.forward(&blk.ln1.forward(&h)?)?.reshape((b, t, 3, nh, dh))?.permute((2, 0, 3, 1, 4))?;
@@ -326,11 +327,12 @@ impl Policy {
                         .map(|row| {
                             let u: f32 = rng.random();
                             let mut acc = 0.0;
-                            row.iter().position(|&q| {
-                                acc += q;
-                                u < acc
-                            })
-                            .unwrap_or(VOCAB - 1) as u32
+                            row.iter()
+                                .position(|&q| {
+                                    acc += q;
+                                    u < acc
+                                })
+                                .unwrap_or(VOCAB - 1) as u32
                         })
                         .collect()
                 }
@@ -378,7 +380,8 @@ const EVAL_SAMPLES: usize = 4;
 fn pass_rates(policy: &Policy, tasks: &[Task], k: usize, chunk: usize, rng: &mut StdRng) -> Result<Vec<f32>> {
     let mut rates = Vec::with_capacity(tasks.len());
     for part in tasks.chunks((chunk / k).max(1)) {
-        let prompts: Vec<Vec<u32>> = part.iter().flat_map(|t| std::iter::repeat_n(prompt(t, policy.max_len), k)).collect();
+        let prompts: Vec<Vec<u32>> =
+            part.iter().flat_map(|t| std::iter::repeat_n(prompt(t, policy.max_len), k)).collect();
         let out = policy.generate(&prompts, Some(rng))?;
         for (i, t) in part.iter().enumerate() {
             let right = out[i * k..(i + 1) * k].iter().filter(|g| correct(t, g)).count();
@@ -478,7 +481,9 @@ pub fn run(args: &Args, s: &Setup, selector: &str, features: &bots::Features) ->
     let config = match selector {
         "random" => None,
         "bots" => Some(Config { batch: args.batch, m: m as u32, seed: args.seed, ..Default::default() }),
-        "bots-explicit" => Some(Config { batch: args.batch, m: m as u32, seed: args.seed, rho: 0.0, ..Default::default() }),
+        "bots-explicit" => {
+            Some(Config { batch: args.batch, m: m as u32, seed: args.seed, rho: 0.0, ..Default::default() })
+        }
         other => bail!("unknown selector `{other}`: use random, bots or bots-explicit"),
     };
     let kind = if args.gpu { BackendKind::Cuda { ordinal: 0 } } else { BackendKind::Cpu };
@@ -486,9 +491,15 @@ pub fn run(args: &Args, s: &Setup, selector: &str, features: &bots::Features) ->
         Some(c) => Some(bots::open(kind, c, s.pool.len(), Some(features.clone()))?),
         None => None,
     };
-    let mut opt = AdamW::new(policy.vars.clone(), ParamsAdamW { lr: args.lr, weight_decay: 0.01, ..Default::default() })?;
+    let mut opt =
+        AdamW::new(policy.vars.clone(), ParamsAdamW { lr: args.lr, weight_decay: 0.01, ..Default::default() })?;
     let mut rng = StdRng::seed_from_u64(args.seed.wrapping_add(1));
-    let mut run = Run { name: selector.into(), accuracy: vec![(0, accuracy(policy, &s.held_out, args.seed)?)], etr: Vec::new(), seconds: 0.0 };
+    let mut run = Run {
+        name: selector.into(),
+        accuracy: vec![(0, accuracy(policy, &s.held_out, args.seed)?)],
+        etr: Vec::new(),
+        seconds: 0.0,
+    };
     for step in 1..=args.steps {
         // The README's loop: select, roll out and train, update.
         let tasks: Vec<u32> = match pool.as_mut() {
@@ -519,7 +530,14 @@ pub fn run(args: &Args, s: &Setup, selector: &str, features: &bots::Features) ->
 
 /// Rolls out `m` answers per task, and takes the clipped policy-gradient steps; returns each task's
 /// pass rate.
-fn grpo_step(args: &Args, policy: &Policy, opt: &mut AdamW, pool: &[Task], tasks: &[u32], rng: &mut StdRng) -> Result<Vec<f32>> {
+fn grpo_step(
+    args: &Args,
+    policy: &Policy,
+    opt: &mut AdamW,
+    pool: &[Task],
+    tasks: &[u32],
+    rng: &mut StdRng,
+) -> Result<Vec<f32>> {
     let m = args.rollouts;
     let chosen: Vec<&Task> = tasks.iter().map(|&i| &pool[i as usize]).collect();
     let prompts: Vec<Vec<u32>> = chosen.iter().flat_map(|t| std::iter::repeat_n(prompt(t, args.max_len), m)).collect();
@@ -593,12 +611,17 @@ fn report(args: &Args, runs: &[Run], seconds: f64) {
         "\n{} tasks (lengths 1..={}), {} held out, {} steps, batch {}, {} rollouts, seed {}",
         args.tasks, args.max_len, args.held_out, args.steps, args.batch, args.rollouts, args.seed
     );
-    println!("{:<14} {:>9} {:>9} {:>6} {:>22} {:>8}", "selector", "acc start", "acc final", "ETR", "steps to random final", "seconds");
+    println!(
+        "{:<14} {:>9} {:>9} {:>6} {:>22} {:>8}",
+        "selector", "acc start", "acc final", "ETR", "steps to random final", "seconds"
+    );
     let random_final = runs.iter().find(|r| r.name == "random").and_then(|r| r.accuracy.last()).map(|a| a.1);
     for r in runs {
         let etr = r.etr.iter().sum::<f64>() / r.etr.len().max(1) as f64;
         let to = match random_final {
-            Some(target) => r.steps_to(target).map_or("not reached".to_string(), |s| format!("{s} ({:.2}x)", s as f64 / args.steps as f64)),
+            Some(target) => r
+                .steps_to(target)
+                .map_or("not reached".to_string(), |s| format!("{s} ({:.2}x)", s as f64 / args.steps as f64)),
             None => "-".into(),
         };
         println!(
@@ -618,7 +641,8 @@ const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
 
 fn plot(path: &Path, runs: &[Run]) -> Result<()> {
     use plotters::prelude::*;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).map_err(|_| anyhow::anyhow!("the bundled font could not be loaded"))?;
+    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+        .map_err(|_| anyhow::anyhow!("the bundled font could not be loaded"))?;
     let root = BitMapBackend::new(path, (1100, 450)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(550);
@@ -627,21 +651,39 @@ fn plot(path: &Path, runs: &[Run]) -> Result<()> {
     let window = (steps / 15).max(1);
     for (area, title, is_acc) in [(left, "held-out accuracy (pass@1)", true), (right, "ETR (moving average)", false)] {
         let y = if is_acc { 0.0..(hi * 1.1).clamp(0.05, 1.0) } else { 0.0..1.0 };
-        let mut chart = ChartBuilder::on(&area).caption(title, ("sans-serif", 20)).margin(10).x_label_area_size(30).y_label_area_size(45).build_cartesian_2d(0..steps, y)?;
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0..steps, y)?;
         chart.configure_mesh().x_desc("step").draw()?;
         for (i, r) in runs.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             let points: Vec<(usize, f64)> = if is_acc {
                 r.accuracy.clone()
             } else {
-                (0..r.etr.len()).map(|t| (t + 1, r.etr[t.saturating_sub(window - 1)..=t].iter().sum::<f64>() / (t + 1 - t.saturating_sub(window - 1)) as f64)).collect()
+                (0..r.etr.len())
+                    .map(|t| {
+                        (
+                            t + 1,
+                            r.etr[t.saturating_sub(window - 1)..=t].iter().sum::<f64>()
+                                / (t + 1 - t.saturating_sub(window - 1)) as f64,
+                        )
+                    })
+                    .collect()
             };
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))?
                 .label(r.name.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         }
-        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
     }
     root.present()?;
     Ok(())
@@ -677,8 +719,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = dir.path().join("pool.jsonl");
         let args = Args::parse_from([
-            "grpo", "--tasks", "1024", "--steps", "30", "--eval-every", "10", "--selectors", "bots", "--plot", "", "--quiet",
-            "--pool-out", pool.to_str().unwrap(),
+            "grpo",
+            "--tasks",
+            "1024",
+            "--steps",
+            "30",
+            "--eval-every",
+            "10",
+            "--selectors",
+            "bots",
+            "--plot",
+            "",
+            "--quiet",
+            "--pool-out",
+            pool.to_str().unwrap(),
         ]);
         let runs = main_with(&args).unwrap();
         let acc = &runs[0].accuracy;

@@ -64,7 +64,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut weak, mut strong) = (Vec::with_capacity(N), Vec::with_capacity(N));
     for _ in 0..N {
         let u = rng.unit();
-        let p_strong = if u < 0.15 { 0.0 } else if u < 0.3 { 1.0 } else { rng.unit() };
+        let p_strong = if u < 0.15 {
+            0.0
+        } else if u < 0.3 {
+            1.0
+        } else {
+            rng.unit()
+        };
         // The weak model solves a fraction of what the strong one does; on ~10% of tasks it is better.
         let p_weak = if rng.unit() < 0.1 { (p_strong + 0.3 * rng.unit()).min(1.0) } else { p_strong * rng.unit() };
         strong.push(rate(&mut rng, p_strong));
@@ -106,7 +112,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 f.push((n - succ) as f32);
             }
             let show = |v: &[f32]| v.iter().map(f32::to_string).collect::<Vec<_>>().join(", ");
-            writeln!(log, "{{\"step\": {step}, \"tasks\": [{ids}], \"successes\": [{}], \"failures\": [{}]}}", show(&s), show(&f))?;
+            writeln!(
+                log,
+                "{{\"step\": {step}, \"tasks\": [{ids}], \"successes\": [{}], \"failures\": [{}]}}",
+                show(&s),
+                show(&f)
+            )?;
             Evidence::counts(tasks, s, f)
         };
         pool.update(&evidence)?;
@@ -117,7 +128,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn write_parquet(path: &Path, weak: &[f64], strong: &[f64]) -> Result<(), Box<dyn std::error::Error>> {
-    let field = |name: &str, t| Type::primitive_type_builder(name, t).with_repetition(Repetition::REQUIRED).build().map(Arc::new);
+    let field = |name: &str, t| {
+        Type::primitive_type_builder(name, t).with_repetition(Repetition::REQUIRED).build().map(Arc::new)
+    };
     let fields = vec![
         field("id", PhysicalType::INT64)?,
         field("qwen2.5_7b_pass_rate", PhysicalType::DOUBLE)?,

@@ -288,7 +288,8 @@ pub fn abi_cuh() -> String {
         for (f, _, off) in fields {
             s += &format!("static_assert(offsetof({name}, {f}) == {off}, \"{name}::{f} offset\");\n");
         }
-        let ptrs: String = fields.iter().filter(|(_, t, _)| t.ends_with('*')).map(|(f, _, _)| format!(" X({f})")).collect();
+        let ptrs: String =
+            fields.iter().filter(|(_, t, _)| t.ends_with('*')).map(|(f, _, _)| format!(" X({f})")).collect();
         s += &format!("// The pointer fields of {name} (the emulated driver checks each is null or a live buffer).\n");
         s += &format!("#define BOTS_{}_PTRS(X){ptrs}\n\n", name.to_uppercase());
     }
@@ -330,4 +331,3 @@ mod tests {
         assert_eq!(std::mem::offset_of!(BatchArgs, counts), 40);
     }
 }
-

@@ -87,7 +87,8 @@ fn host_evidence(tasks: &Tensor, outcomes: &[(&Tensor, &str)]) -> Result<Evidenc
 /// The host path of all three calls, for any backend.
 fn host_select(pool: &mut dyn Backend, k: usize, device: &Device) -> Result<Tensor> {
     let ids = pool.select(k)?;
-    Tensor::from_vec(ids, k, device).map_err(|e| BotsError::Tensor { what: "selected tasks".into(), reason: e.to_string() })
+    Tensor::from_vec(ids, k, device)
+        .map_err(|e| BotsError::Tensor { what: "selected tasks".into(), reason: e.to_string() })
 }
 
 fn check_counts(tasks: &Tensor, successes: &Tensor, failures: &Tensor) -> Result<()> {
@@ -173,7 +174,8 @@ mod gpu {
         let err = |reason: String| BotsError::Tensor { what: what.into(), reason };
         let (storage, layout) = t.storage_and_layout();
         let Storage::Cuda(cs) = &*storage else { return Err(err("is not on a CUDA device".into())) };
-        let (start, end) = layout.contiguous_offsets().ok_or_else(|| err("is strided; call `.contiguous()` first".into()))?;
+        let (start, end) =
+            layout.contiguous_offsets().ok_or_else(|| err("is strided; call `.contiguous()` first".into()))?;
         let slice: &CudaSlice<T> = cs.as_cuda_slice::<T>().map_err(|e| err(e.to_string()))?;
         f(&slice.slice(start..end))
     }
@@ -189,22 +191,33 @@ mod gpu {
 
         fn update_counts_tensor(&mut self, tasks: &Tensor, successes: &Tensor, failures: &Tensor) -> Result<()> {
             check_counts(tasks, successes, failures)?;
-            let on_device = [same_stream(self, tasks.device(), "tasks")?, same_stream(self, successes.device(), "successes")?, same_stream(self, failures.device(), "failures")?];
+            let on_device = [
+                same_stream(self, tasks.device(), "tasks")?,
+                same_stream(self, successes.device(), "successes")?,
+                same_stream(self, failures.device(), "failures")?,
+            ];
             if on_device.iter().all(Option::is_none) {
-                return self.update(&host_evidence(tasks, &[(successes, "successes"), (failures, "failures")])?).map(|_| ());
+                return self
+                    .update(&host_evidence(tasks, &[(successes, "successes"), (failures, "failures")])?)
+                    .map(|_| ());
             }
             with_view::<u32, _>(tasks, "tasks", |t| {
-                with_view::<f32, _>(successes, "successes", |s| with_view::<f32, _>(failures, "failures", |f| self.update_from_device(t, s, f)))
+                with_view::<f32, _>(successes, "successes", |s| {
+                    with_view::<f32, _>(failures, "failures", |f| self.update_from_device(t, s, f))
+                })
             })
         }
 
         fn update_rates_tensor(&mut self, tasks: &Tensor, rates: &Tensor) -> Result<()> {
             check_rates(tasks, rates)?;
-            let on_device = [same_stream(self, tasks.device(), "tasks")?, same_stream(self, rates.device(), "pass rates")?];
+            let on_device =
+                [same_stream(self, tasks.device(), "tasks")?, same_stream(self, rates.device(), "pass rates")?];
             if on_device.iter().all(Option::is_none) {
                 return self.update(&host_evidence(tasks, &[(rates, "pass rates")])?).map(|_| ());
             }
-            with_view::<u32, _>(tasks, "tasks", |t| with_view::<f32, _>(rates, "pass rates", |r| self.update_from_device_rates(t, r)))
+            with_view::<u32, _>(tasks, "tasks", |t| {
+                with_view::<f32, _>(rates, "pass rates", |r| self.update_from_device_rates(t, r))
+            })
         }
     }
 }

@@ -90,7 +90,11 @@ pub const FLAG_FEATURES_F32: u32 = 1 << 3;
 /// The flag bits a file of `version` may set.
 fn known_flags(version: u32) -> u32 {
     let v1 = FLAG_PER_TASK_PRIOR | FLAG_FEATURES | FLAG_MU_SET;
-    if version == VERSION_1 { v1 } else { v1 | FLAG_FEATURES_F32 }
+    if version == VERSION_1 {
+        v1
+    } else {
+        v1 | FLAG_FEATURES_F32
+    }
 }
 
 /// The feature form the flags say, `None` without features.
@@ -264,16 +268,26 @@ pub fn save(path: &Path, config: &Config, state: &PoolState) -> Result<()> {
 /// temporary file have been written and flushed to it (before the fsync and the rename). The crash
 /// test lets the hook block so a child process can be SIGKILLed mid-write. Not part of the API.
 #[doc(hidden)]
-pub fn save_pausing(path: &Path, config: &Config, state: &PoolState, after_bytes: u64, hook: &mut dyn FnMut()) -> Result<()> {
+pub fn save_pausing(
+    path: &Path,
+    config: &Config,
+    state: &PoolState,
+    after_bytes: u64,
+    hook: &mut dyn FnMut(),
+) -> Result<()> {
     save_impl(path, config, state, Some((after_bytes, hook)))
 }
 
 fn save_impl(path: &Path, config: &Config, state: &PoolState, pause: Option<(u64, &mut dyn FnMut())>) -> Result<()> {
     config.validate()?;
     state.check_fits(config)?;
-    let config_json = serde_json::to_vec(config).map_err(|e| ckpt_err(path, format!("cannot encode the config: {e}")))?;
+    let config_json =
+        serde_json::to_vec(config).map_err(|e| ckpt_err(path, format!("cannot encode the config: {e}")))?;
     if config_json.len() > MAX_CONFIG_LEN as usize {
-        return Err(ckpt_err(path, format!("the config encodes to {} bytes, over the {MAX_CONFIG_LEN} allowed", config_json.len())));
+        return Err(ckpt_err(
+            path,
+            format!("the config encodes to {} bytes, over the {MAX_CONFIG_LEN} allowed", config_json.len()),
+        ));
     }
     let header = header_bytes(config, state, &config_json)?;
 
@@ -282,7 +296,8 @@ fn save_impl(path: &Path, config: &Config, state: &PoolState, pause: Option<(u64
     }
     crate::io::write_atomic(path, |file| {
         let io = |e: std::io::Error| BotsError::io(path, e);
-        let mut sink = Sink { out: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new(), written: 0, pause };
+        let mut sink =
+            Sink { out: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new(), written: 0, pause };
         sink.put(&header).map_err(io)?;
         sink.put(&config_json).map_err(io)?;
         let cfg_pad = (pad_to(config_json.len() as u64, 8) - config_json.len() as u64) as usize;
@@ -331,12 +346,17 @@ fn parse_header(path: &Path, h: &[u8; HEADER_LEN], config_json: &[u8], file_len:
     }
     let flags = u32_at(12);
     let n = u64_at(16);
-    let config_text = std::str::from_utf8(config_json).map_err(|e| ckpt_err(path, format!("embedded config is not UTF-8: {e}")))?;
-    let config: Config = serde_json::from_str(config_text).map_err(|e| ckpt_err(path, format!("embedded config does not parse: {e}")))?;
+    let config_text =
+        std::str::from_utf8(config_json).map_err(|e| ckpt_err(path, format!("embedded config is not UTF-8: {e}")))?;
+    let config: Config = serde_json::from_str(config_text)
+        .map_err(|e| ckpt_err(path, format!("embedded config does not parse: {e}")))?;
     config.validate().map_err(|e| ckpt_err(path, format!("embedded config is invalid: {e}")))?;
     let seed = u64_at(32);
     if seed != config.seed {
-        return Err(ckpt_err(path, format!("header seed {seed} differs from the embedded config's seed {}", config.seed)));
+        return Err(ckpt_err(
+            path,
+            format!("header seed {seed} differs from the embedded config's seed {}", config.seed),
+        ));
     }
     let mu = (flags & FLAG_MU_SET != 0).then(|| f32_at(40));
     let constant_prior = (flags & FLAG_PER_TASK_PRIOR == 0).then(|| (f32_at(48), f32_at(52)));
@@ -364,16 +384,27 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
     let mut h = [0u8; HEADER_LEN];
     reader.read_exact(&mut h).map_err(|e| BotsError::io(path, e))?;
     if h[0..8] != MAGIC {
-        return Err(ckpt_err(path, format!("not a BOTS checkpoint: magic is {:?}, expected \"BOTSCKPT\"", String::from_utf8_lossy(&h[0..8]))));
+        return Err(ckpt_err(
+            path,
+            format!("not a BOTS checkpoint: magic is {:?}, expected \"BOTSCKPT\"", String::from_utf8_lossy(&h[0..8])),
+        ));
     }
     let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
     if version != VERSION && version != VERSION_1 {
-        return Err(ckpt_err(path, format!("unsupported checkpoint version {version}: this build reads versions {VERSION_1} and {VERSION}")));
+        return Err(ckpt_err(
+            path,
+            format!("unsupported checkpoint version {version}: this build reads versions {VERSION_1} and {VERSION}"),
+        ));
     }
     let flags = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
     let unknown = flags & !known_flags(version);
     if unknown != 0 {
-        return Err(ckpt_err(path, format!("unknown flag bits {unknown:#x} in a version {version} header (damaged, or written by a newer build)")));
+        return Err(ckpt_err(
+            path,
+            format!(
+                "unknown flag bits {unknown:#x} in a version {version} header (damaged, or written by a newer build)"
+            ),
+        ));
     }
     if flags & FLAG_FEATURES_F32 != 0 && flags & FLAG_FEATURES == 0 {
         return Err(ckpt_err(path, format!("flags {flags:#x} set FEATURES_F32 without FEATURES (damaged header?)")));
@@ -384,7 +415,12 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
     }
     let config_len = u32::from_le_bytes(h[56..60].try_into().expect("4 bytes"));
     if config_len > MAX_CONFIG_LEN {
-        return Err(ckpt_err(path, format!("header says the config is {config_len} bytes, over the {MAX_CONFIG_LEN} allowed (damaged header?)")));
+        return Err(ckpt_err(
+            path,
+            format!(
+                "header says the config is {config_len} bytes, over the {MAX_CONFIG_LEN} allowed (damaged header?)"
+            ),
+        ));
     }
     match expected_len(config_len, n, flags) {
         Some(expect) if expect == file_len => {}
@@ -392,7 +428,12 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
             let what = if file_len < expect { "truncated" } else { "has trailing bytes" };
             return Err(ckpt_err(path, format!("file is {file_len} bytes but its header (N = {n}, flags = {flags:#x}) implies {expect}: the file {what} or the header is damaged")));
         }
-        None => return Err(ckpt_err(path, format!("header N = {n} implies a file larger than 2^64 bytes (damaged header?)"))),
+        None => {
+            return Err(ckpt_err(
+                path,
+                format!("header N = {n} implies a file larger than 2^64 bytes (damaged header?)"),
+            ))
+        }
     }
     Ok((h, config_len))
 }
@@ -476,12 +517,21 @@ pub fn load(path: &Path) -> Result<(Config, PoolState)> {
     src.inner.read_exact(&mut stored).map_err(|e| BotsError::io(path, e))?;
     let stored = u32::from_le_bytes(stored);
     if stored != computed {
-        return Err(ckpt_err(path, format!("checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is damaged")));
+        return Err(ckpt_err(
+            path,
+            format!("checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is damaged"),
+        ));
     }
     if pad.iter().any(|&b| b != 0) {
         return Err(ckpt_err(path, "nonzero padding"));
     }
-    let state = PoolState { alpha, beta, prior, features, globals: Globals { mu: header.mu, rho: header.rho, step: header.step } };
+    let state = PoolState {
+        alpha,
+        beta,
+        prior,
+        features,
+        globals: Globals { mu: header.mu, rho: header.rho, step: header.step },
+    };
     check_loaded(path, &header.config, &state)?;
     Ok((header.config, state))
 }
@@ -507,7 +557,10 @@ pub fn restore_backend(path: &Path, backend: &mut dyn Backend) -> Result<Config>
     }
     let (config, state) = load(path)?;
     if state.len() != backend.len() {
-        return Err(ckpt_err(path, format!("checkpoint holds {} tasks but the pool has {}", state.len(), backend.len())));
+        return Err(ckpt_err(
+            path,
+            format!("checkpoint holds {} tasks but the pool has {}", state.len(), backend.len()),
+        ));
     }
     backend.restore(state)?;
     Ok(config)

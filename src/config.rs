@@ -181,10 +181,7 @@ impl Config {
         if self.feature_keys.len() != 2 {
             return Err(BotsError::config(
                 "feature_keys",
-                format!(
-                    "expected exactly 2 columns (weaker model, stronger model), got {}",
-                    self.feature_keys.len()
-                ),
+                format!("expected exactly 2 columns (weaker model, stronger model), got {}", self.feature_keys.len()),
             ));
         }
         Ok(())
@@ -286,8 +283,10 @@ fn trinity_file(mut top: Map) -> std::result::Result<Map, String> {
     }
     let mut blocks = Vec::new();
     for (at, mut t) in tasksets {
-        let found: Vec<(String, Value)> =
-            TRINITY_BLOCK_NAMES.iter().filter_map(|b| t.remove(*b).filter(|v| !v.is_null()).map(|v| (b.to_string(), v))).collect();
+        let found: Vec<(String, Value)> = TRINITY_BLOCK_NAMES
+            .iter()
+            .filter_map(|b| t.remove(*b).filter(|v| !v.is_null()).map(|v| (b.to_string(), v)))
+            .collect();
         match found.len() {
             0 => {}
             1 => blocks.push((format!("{at}.{}", found[0].0), found.into_iter().next().expect("one").1)),
@@ -297,7 +296,9 @@ fn trinity_file(mut top: Map) -> std::result::Result<Map, String> {
     // Tasksets on Trinity's default (sequential) order carry no BOTS block: only an explicit
     // `difficulty_based` one is ours, unless there is a single block (which is then checked).
     if blocks.len() > 1 {
-        blocks.retain(|(_, b)| TRINITY_TYPE_KEYS.iter().any(|k| b.get(*k).and_then(Value::as_str) == Some(TRINITY_SELECTOR)));
+        blocks.retain(|(_, b)| {
+            TRINITY_TYPE_KEYS.iter().any(|k| b.get(*k).and_then(Value::as_str) == Some(TRINITY_SELECTOR))
+        });
     }
     let (at, block) = match blocks.len() {
         1 => blocks.pop().expect("one"),
@@ -308,7 +309,10 @@ fn trinity_file(mut top: Map) -> std::result::Result<Map, String> {
         }
         n => {
             let at: Vec<_> = blocks.iter().map(|(a, _)| a.as_str()).collect();
-            return Err(format!("{n} `difficulty_based` selector blocks ({}): one pool per config, keep one", at.join(", ")));
+            return Err(format!(
+                "{n} `difficulty_based` selector blocks ({}): one pool per config, keep one",
+                at.join(", ")
+            ));
         }
     };
     let mut keys = trinity_block(&at, block)?;
@@ -399,7 +403,11 @@ mod tests {
         assert_eq!(Config::from_str_format("seed: 42", "yaml").unwrap(), Config { seed: 42, ..Config::default() });
         assert_eq!(Config::from_str_format("{}", "json").unwrap(), Config::default());
         // A kwarg set in the block overrides only itself.
-        let c = Config::from_str_format("task_selector:\n  selector_type: difficulty_based\n  seed: 7\n  kwargs: {lamb: 0.1}\n", "yaml").unwrap();
+        let c = Config::from_str_format(
+            "task_selector:\n  selector_type: difficulty_based\n  seed: 7\n  kwargs: {lamb: 0.1}\n",
+            "yaml",
+        )
+        .unwrap();
         assert_eq!(c, Config { lambda: 0.1, seed: 7, ..Config::trinity_defaults() });
     }
 

@@ -14,7 +14,9 @@ pub enum BotsError {
     Config { key: String, reason: String },
 
     /// A batch names a task id that is not in the pool.
-    #[error("task id {task} (position {position} of the batch) is out of range: the pool has {len} tasks, ids 0..{len}")]
+    #[error(
+        "task id {task} (position {position} of the batch) is out of range: the pool has {len} tasks, ids 0..{len}"
+    )]
     TaskOutOfRange { task: u64, position: usize, len: usize },
 
     /// The same task appears more than once in one batch. (No positions: the device's check cannot
@@ -56,7 +58,11 @@ pub enum BotsError {
 
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     /// A file could not be parsed; `line` is 1-based where it applies (0 = whole file).
     #[error("{}{}: {message}", path.display(), if *line > 0 { format!(":{line}") } else { String::new() })]
@@ -144,7 +150,15 @@ impl BotsError {
     /// `n` tasks with `m` rollouts) into the host validation's variant, wrapped in
     /// [`DeviceInput`](Self::DeviceInput). `v0`, `v1`: the row's pass rate (and 0), or its success and
     /// failure counts. `None` for a code that is not an input error (see [`DeviceError::Internal`]).
-    pub(crate) fn from_device_record(code: DeviceError, task: u32, pos: u32, v0: f32, v1: f32, n: usize, m: u32) -> Option<Self> {
+    pub(crate) fn from_device_record(
+        code: DeviceError,
+        task: u32,
+        pos: u32,
+        v0: f32,
+        v1: f32,
+        n: usize,
+        m: u32,
+    ) -> Option<Self> {
         let counts = |problem| BotsError::InvalidCounts { task, successes: v0, failures: v1, problem };
         let cause = match code {
             DeviceError::OutOfRange => BotsError::TaskOutOfRange { task: task as u64, position: pos as usize, len: n },
@@ -197,7 +211,10 @@ mod tests {
             let BotsError::DeviceInput(cause) = &dev else { panic!("{dev:?}") };
             assert_eq!(std::mem::discriminant(&**cause), std::mem::discriminant(&host), "{dev} vs {host}");
             assert_eq!(cause.to_string(), host.to_string());
-            assert_eq!(dev.to_string(), format!("{host} (found on the device by a kernel; the state was left unchanged)"));
+            assert_eq!(
+                dev.to_string(),
+                format!("{host} (found on the device by a kernel; the state was left unchanged)")
+            );
             assert_eq!(dev.cause().to_string(), host.to_string());
         }
         assert!(BotsError::from_device_record(DeviceError::Internal, 0, 3, 0.0, 0.0, n, m).is_none());

@@ -13,8 +13,7 @@ pub const BOTS_PTX: Option<&str> = Some(include_str!(concat!(env!("OUT_DIR"), "/
 pub const BOTS_PTX: Option<&str> = None;
 
 /// Why [`BOTS_PTX`] is missing, for the `CudaUnavailable` error.
-pub const NO_PTX_REASON: &str =
-    "built without nvcc: the kernels were not compiled; set NVCC or CUDA_HOME and rebuild";
+pub const NO_PTX_REASON: &str = "built without nvcc: the kernels were not compiled; set NVCC or CUDA_HOME and rebuild";
 
 #[cfg(test)]
 mod tests {

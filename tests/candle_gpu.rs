@@ -40,7 +40,13 @@ fn cuda_tensors_agree_with_the_cpu_backend() {
     }
     assert_eq!(gpu.sync().unwrap().step, 6);
     let (g, c) = (gpu.to_host().unwrap(), cpu.to_host().unwrap());
-    let worst = g.alpha.iter().zip(&c.alpha).chain(g.beta.iter().zip(&c.beta)).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0f32, f32::max);
+    let worst = g
+        .alpha
+        .iter()
+        .zip(&c.alpha)
+        .chain(g.beta.iter().zip(&c.beta))
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0f32, f32::max);
     assert!(worst < 1e-5, "GPU and CPU posteriors differ by {worst} (relative)");
     // A bad value in a device tensor is reported at the next sync and leaves the state unchanged.
     let t = gpu.select_tensor(16, &dev).unwrap();

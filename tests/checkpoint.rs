@@ -7,15 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use bots::checkpoint::{self, HEADER_LEN};
+use bots::{Backend, BackendKind, BotsError, Config, CpuPool, Evidence, FeatureForm, Features, PoolState};
 use common::{reseal, reseal_file_only};
-use bots::{BackendKind, Backend, BotsError, Config, CpuPool, Evidence, FeatureForm, Features, PoolState};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
 fn features(n: usize) -> Features {
     // Deterministic pseudo-random pass rates in [0, 1], weak <= strong.
-    let h = |k: usize, s: u64| ((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(s) >> 40) as f32 / (1u64 << 24) as f32;
+    let h = |k: usize, s: u64| {
+        ((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(s) >> 40) as f32 / (1u64 << 24) as f32
+    };
     let weak: Vec<f32> = (0..n).map(|k| 0.6 * h(k, 1)).collect();
     let strong: Vec<f32> = (0..n).map(|k| (weak[k] + 0.4 * h(k, 7)).min(1.0)).collect();
     let f = Features::from_f32(&weak, &strong).unwrap();
@@ -26,7 +28,8 @@ fn features(n: usize) -> Features {
 /// [`features`] rounded to sixteenths: exact in f16, so stored in the 2-byte form.
 fn features_f16(n: usize) -> Features {
     let f = features(n);
-    let (w, s): (Vec<f32>, Vec<f32>) = (0..n).map(|k| f.get(k)).map(|(w, s)| ((w * 16.0).round() / 16.0, (s * 16.0).round() / 16.0)).unzip();
+    let (w, s): (Vec<f32>, Vec<f32>) =
+        (0..n).map(|k| f.get(k)).map(|(w, s)| ((w * 16.0).round() / 16.0, (s * 16.0).round() / 16.0)).unzip();
     let f = Features::from_f32(&w, &s).unwrap();
     assert_eq!(f.form(), FeatureForm::F16);
     f
@@ -68,16 +71,20 @@ enum Cut {
     AfterSelect,
 }
 
-/// Runs `steps` select/update steps; with `cut = Some((t, c))` the pool is checkpointed at step t,
-/// dropped, and a fresh pool restored from the file continues. Returns every step's selection and
-/// the final state.
-fn run(cfg: &Config, n: usize, feats: Option<Features>, steps: u64, counts: bool, cut: Option<(u64, Cut)>, dir: &Path) -> (Vec<Vec<u32>>, PoolState) {
-    run_on(BackendKind::Cpu, cfg, n, feats, steps, counts, cut, dir)
-}
-
-/// [`run`] on a given backend.
+/// Runs `steps` select/update steps on backend `kind`; with `cut = Some((t, c))` the pool is
+/// checkpointed at step t, dropped, and a fresh pool restored from the file continues. Returns every
+/// step's selection and the final state.
 #[allow(clippy::too_many_arguments)]
-fn run_on(kind: BackendKind, cfg: &Config, n: usize, feats: Option<Features>, steps: u64, counts: bool, cut: Option<(u64, Cut)>, dir: &Path) -> (Vec<Vec<u32>>, PoolState) {
+fn run_on(
+    kind: BackendKind,
+    cfg: &Config,
+    n: usize,
+    feats: Option<Features>,
+    steps: u64,
+    counts: bool,
+    cut: Option<(u64, Cut)>,
+    dir: &Path,
+) -> (Vec<Vec<u32>>, PoolState) {
     let path = dir.join("resume.ckpt");
     let mut pool: Box<dyn Backend> = bots::open(kind, cfg.clone(), n, feats.clone()).unwrap();
     let mut selections = Vec::new();
@@ -116,7 +123,13 @@ fn check_resume(cfg: Config, n: usize, feats: Option<Features>, counts: bool) ->
 fn check_resume_on(kind: BackendKind, cfg: Config, n: usize, feats: Option<Features>, counts: bool) -> PoolState {
     let dir = tempfile::tempdir().unwrap();
     let (want_sel, want_state) = run_on(kind, &cfg, n, feats.clone(), 100, counts, None, dir.path());
-    for cut in [(37, Cut::AfterUpdate), (37, Cut::AfterSelect), (0, Cut::AfterSelect), (0, Cut::AfterUpdate), (99, Cut::AfterUpdate)] {
+    for cut in [
+        (37, Cut::AfterUpdate),
+        (37, Cut::AfterSelect),
+        (0, Cut::AfterSelect),
+        (0, Cut::AfterUpdate),
+        (99, Cut::AfterUpdate),
+    ] {
         let (sel, state) = run_on(kind, &cfg, n, feats.clone(), 100, counts, Some(cut), dir.path());
         for (t, (a, b)) in want_sel.iter().zip(&sel).enumerate() {
             assert_eq!(a, b, "{cut:?}: selection at step {t}");
@@ -141,7 +154,7 @@ fn gpu_resume_is_exact_and_checkpoints_cross_backends() {
     check_resume_on(cuda, cfg.clone(), 5000, Some(features(5000)), false);
 
     let dir = tempfile::tempdir().unwrap();
-    let (_, cpu_state) = run(&cfg, 5000, Some(features(5000)), 20, true, None, dir.path());
+    let (_, cpu_state) = run_on(BackendKind::Cpu, &cfg, 5000, Some(features(5000)), 20, true, None, dir.path());
     let cpu = CpuPool::from_state(cfg.clone(), cpu_state.clone()).unwrap();
     let a = dir.path().join("cpu.ckpt");
     let b = dir.path().join("gpu.ckpt");
@@ -215,7 +228,14 @@ fn round_trip_every_flag_combination() {
     let path = dir.path().join("a.ckpt");
     let n = 1001; // odd: exercises the f16 padding
     let (f16, f32) = (Some(FeatureForm::F16), Some(FeatureForm::F32));
-    for (rho, strength, form) in [(0.0, None, None), (0.0, None, f16), (0.0, None, f32), (0.2, Some(3.0), f16), (0.2, Some(3.0), f32), (1.0, None, f32)] {
+    for (rho, strength, form) in [
+        (0.0, None, None),
+        (0.0, None, f16),
+        (0.0, None, f32),
+        (0.2, Some(3.0), f16),
+        (0.2, Some(3.0), f32),
+        (1.0, None, f32),
+    ] {
         let feats = form.is_some();
         let cfg = Config { rho, prior_strength: strength, seed: 0xDEAD_BEEF_1234, ..Default::default() };
         let f = form.map(|f| if f == FeatureForm::F16 { features_f16(n) } else { features(n) });
@@ -249,36 +269,35 @@ fn every_bit_flip_and_truncation_is_refused() {
     let good = dir.path().join("good.ckpt");
     let bad = dir.path().join("bad.ckpt");
     for form in [FeatureForm::F32, FeatureForm::F16] {
-    let (cfg, state) = small_state_in(form);
-    checkpoint::save(&good, &cfg, &state).unwrap();
-    let bytes = std::fs::read(&good).unwrap();
-    assert!(bytes.len() > HEADER_LEN);
-    let mut refused = 0;
-    for i in 0..bytes.len() {
-        for mask in [0x01u8, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xFF] {
-            let mut b = bytes.clone();
-            b[i] ^= mask;
-            std::fs::write(&bad, &b).unwrap();
-            expect_ckpt_err(checkpoint::load(&bad), &bad, &format!("byte {i} ^ {mask:#x}"));
-            refused += 1;
+        let (cfg, state) = small_state_in(form);
+        checkpoint::save(&good, &cfg, &state).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        assert!(bytes.len() > HEADER_LEN);
+        let mut refused = 0;
+        for i in 0..bytes.len() {
+            for mask in [0x01u8, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xFF] {
+                let mut b = bytes.clone();
+                b[i] ^= mask;
+                std::fs::write(&bad, &b).unwrap();
+                expect_ckpt_err(checkpoint::load(&bad), &bad, &format!("byte {i} ^ {mask:#x}"));
+                refused += 1;
+            }
         }
-    }
-    for len in 0..bytes.len() {
-        std::fs::write(&bad, &bytes[..len]).unwrap();
-        expect_ckpt_err(checkpoint::load(&bad), &bad, &format!("truncated to {len}"));
-        expect_ckpt_err(checkpoint::read_header(&bad), &bad, &format!("header of truncated {len}"));
-    }
-    let mut longer = bytes.clone();
-    longer.push(0);
-    std::fs::write(&bad, &longer).unwrap();
-    let reason = expect_ckpt_err(checkpoint::load(&bad), &bad, "trailing byte");
-    assert!(reason.contains("trailing"), "{reason}");
-    assert_eq!(refused, bytes.len() * 9);
-    // The original is still fine.
-    assert_eq!(checkpoint::load(&good).unwrap().1, state);
+        for len in 0..bytes.len() {
+            std::fs::write(&bad, &bytes[..len]).unwrap();
+            expect_ckpt_err(checkpoint::load(&bad), &bad, &format!("truncated to {len}"));
+            expect_ckpt_err(checkpoint::read_header(&bad), &bad, &format!("header of truncated {len}"));
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        std::fs::write(&bad, &longer).unwrap();
+        let reason = expect_ckpt_err(checkpoint::load(&bad), &bad, "trailing byte");
+        assert!(reason.contains("trailing"), "{reason}");
+        assert_eq!(refused, bytes.len() * 9);
+        // The original is still fine.
+        assert_eq!(checkpoint::load(&good).unwrap().1, state);
     }
 }
-
 
 #[test]
 fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
@@ -299,37 +318,139 @@ fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
         assert!(shown.contains("bad.ckpt"), "{shown}");
     };
     case(&|b| b[0..8].copy_from_slice(b"NOTACKPT"), "not a BOTS checkpoint");
-    case(&|b| { b[8..12].copy_from_slice(&3u32.to_le_bytes()); reseal(b) }, "unsupported checkpoint version 3");
+    case(
+        &|b| {
+            b[8..12].copy_from_slice(&3u32.to_le_bytes());
+            reseal(b)
+        },
+        "unsupported checkpoint version 3",
+    );
     // f32 features are a version 2 feature: a version 1 header with FEATURES_F32 is refused.
     assert_ne!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()) & checkpoint::FLAG_FEATURES_F32, 0);
-    case(&|b| { b[8..12].copy_from_slice(&1u32.to_le_bytes()); reseal(b) }, "unknown flag bits 0x8 in a version 1 header");
+    case(
+        &|b| {
+            b[8..12].copy_from_slice(&1u32.to_le_bytes());
+            reseal(b)
+        },
+        "unknown flag bits 0x8 in a version 1 header",
+    );
     // FEATURES_F32 without FEATURES.
-    case(&|b| { let f = u32::from_le_bytes(b[12..16].try_into().unwrap()) & !checkpoint::FLAG_FEATURES; b[12..16].copy_from_slice(&f.to_le_bytes()); reseal(b) }, "FEATURES_F32 without FEATURES");
-    case(&|b| { b[8..12].copy_from_slice(&0u32.to_le_bytes()); reseal(b) }, "unsupported checkpoint version 0");
-    case(&|b| { b[12..16].copy_from_slice(&0x100u32.to_le_bytes()); reseal(b) }, "unknown flag bits");
+    case(
+        &|b| {
+            let f = u32::from_le_bytes(b[12..16].try_into().unwrap()) & !checkpoint::FLAG_FEATURES;
+            b[12..16].copy_from_slice(&f.to_le_bytes());
+            reseal(b)
+        },
+        "FEATURES_F32 without FEATURES",
+    );
+    case(
+        &|b| {
+            b[8..12].copy_from_slice(&0u32.to_le_bytes());
+            reseal(b)
+        },
+        "unsupported checkpoint version 0",
+    );
+    case(
+        &|b| {
+            b[12..16].copy_from_slice(&0x100u32.to_le_bytes());
+            reseal(b)
+        },
+        "unknown flag bits",
+    );
     // An absurd N must be refused from the file length alone; allocating 2^32 * 20 bytes would abort.
-    case(&|b| { b[16..24].copy_from_slice(&(u32::MAX as u64).to_le_bytes()); reseal(b) }, "implies");
-    case(&|b| { b[16..24].copy_from_slice(&u64::MAX.to_le_bytes()); reseal(b) }, "N = 18446744073709551615");
-    case(&|b| { b[16..24].copy_from_slice(&0u64.to_le_bytes()); reseal(b) }, "N = 0");
-    case(&|b| { b[56..60].copy_from_slice(&u32::MAX.to_le_bytes()); reseal_file_only(b) }, "over the");
+    case(
+        &|b| {
+            b[16..24].copy_from_slice(&(u32::MAX as u64).to_le_bytes());
+            reseal(b)
+        },
+        "implies",
+    );
+    case(
+        &|b| {
+            b[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+            reseal(b)
+        },
+        "N = 18446744073709551615",
+    );
+    case(
+        &|b| {
+            b[16..24].copy_from_slice(&0u64.to_le_bytes());
+            reseal(b)
+        },
+        "N = 0",
+    );
+    case(
+        &|b| {
+            b[56..60].copy_from_slice(&u32::MAX.to_le_bytes());
+            reseal_file_only(b)
+        },
+        "over the",
+    );
     // A sealed file whose content is invalid: NaN alpha, seed disagreeing with the config, mu = inf.
     let alpha_off = HEADER_LEN + (u32::from_le_bytes(bytes[56..60].try_into().unwrap()) as usize).div_ceil(8) * 8;
-    case(&|b| { b[alpha_off..alpha_off + 4].copy_from_slice(&f32::NAN.to_le_bytes()); reseal(b) }, "stored state is invalid");
-    case(&|b| { b[alpha_off..alpha_off + 4].copy_from_slice(&(-1.0f32).to_le_bytes()); reseal(b) }, "stored state is invalid");
-    case(&|b| { b[32..40].copy_from_slice(&7u64.to_le_bytes()); reseal(b) }, "seed");
-    case(&|b| { b[40..44].copy_from_slice(&f32::INFINITY.to_le_bytes()); reseal(b) }, "mu");
+    case(
+        &|b| {
+            b[alpha_off..alpha_off + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+            reseal(b)
+        },
+        "stored state is invalid",
+    );
+    case(
+        &|b| {
+            b[alpha_off..alpha_off + 4].copy_from_slice(&(-1.0f32).to_le_bytes());
+            reseal(b)
+        },
+        "stored state is invalid",
+    );
+    case(
+        &|b| {
+            b[32..40].copy_from_slice(&7u64.to_le_bytes());
+            reseal(b)
+        },
+        "seed",
+    );
+    case(
+        &|b| {
+            b[40..44].copy_from_slice(&f32::INFINITY.to_le_bytes());
+            reseal(b)
+        },
+        "mu",
+    );
     // weak[0] of N = 3, f32: before weak[1..3], strong (12 bytes) and the CRC (the payload, 72 bytes,
     // needs no padding).
     let feat_off = bytes.len() - 4 - 12 - 12;
     let Some(Features::F32 { weak, .. }) = &state.features else { panic!("f32 features expected") };
     assert_eq!(bytes[feat_off..feat_off + 4], weak[0].to_le_bytes());
-    case(&|b| { b[feat_off..feat_off + 4].copy_from_slice(&f32::NAN.to_le_bytes()); reseal(b) }, "feature");
-    case(&|b| { b[feat_off..feat_off + 4].copy_from_slice(&1.5f32.to_le_bytes()); reseal(b) }, "feature");
-    case(&|b| { b[44..48].copy_from_slice(&2.0f32.to_le_bytes()); reseal(b) }, "rho");
-    case(&|b| { let e = b.len() - 4; b[e] ^= 1 }, "checksum mismatch");
-    case(&|b| { b[61] ^= 1 }, "header checksum mismatch");
+    case(
+        &|b| {
+            b[feat_off..feat_off + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+            reseal(b)
+        },
+        "feature",
+    );
+    case(
+        &|b| {
+            b[feat_off..feat_off + 4].copy_from_slice(&1.5f32.to_le_bytes());
+            reseal(b)
+        },
+        "feature",
+    );
+    case(
+        &|b| {
+            b[44..48].copy_from_slice(&2.0f32.to_le_bytes());
+            reseal(b)
+        },
+        "rho",
+    );
+    case(
+        &|b| {
+            let e = b.len() - 4;
+            b[e] ^= 1
+        },
+        "checksum mismatch",
+    );
+    case(&|b| b[61] ^= 1, "header checksum mismatch");
 }
-
 
 #[test]
 fn restore_into_a_pool_of_another_size_or_from_a_bad_file_changes_nothing() {
@@ -455,11 +576,8 @@ fn writer_killed_mid_write_leaves_the_old_checkpoint() {
     assert!(paused, "child never reached the pause point");
 
     // Mid-write: a partial temporary file exists beside the untouched target.
-    let temps: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p != &target)
-        .collect();
+    let temps: Vec<PathBuf> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).filter(|p| p != &target).collect();
     assert_eq!(temps.len(), 1, "{temps:?}");
     let tmp = &temps[0];
     let name = tmp.file_name().unwrap().to_string_lossy().into_owned();
@@ -510,7 +628,16 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     let out = Command::new(&bin).args(["checkpoint", "inspect"]).arg(&path).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for want in ["version      2", "tasks (N)    3", "step         1", "posterior mean", "alpha+beta (ESS)", "prior        per task", "features-f32, mu-set]", "features     F32 (8 bytes per task)"] {
+    for want in [
+        "version      2",
+        "tasks (N)    3",
+        "step         1",
+        "posterior mean",
+        "alpha+beta (ESS)",
+        "prior        per task",
+        "features-f32, mu-set]",
+        "features     F32 (8 bytes per task)",
+    ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
     }
 

@@ -13,7 +13,8 @@ const N: usize = 20;
 fn pool() -> CpuPool {
     let w: Vec<f32> = (0..N).map(|i| i as f32 / N as f32).collect();
     let s: Vec<f32> = w.iter().map(|x| (x + 0.1).min(1.0)).collect();
-    let mut pool = CpuPool::new(Config { batch: 4, ..Default::default() }, N, Some(Features::from_f32(&w, &s).unwrap())).unwrap();
+    let mut pool =
+        CpuPool::new(Config { batch: 4, ..Default::default() }, N, Some(Features::from_f32(&w, &s).unwrap())).unwrap();
     let t = pool.select_batch().unwrap();
     pool.update(&Evidence::pass_rates(t, vec![0.25, 0.5, 0.75, 1.0])).unwrap();
     pool
@@ -27,7 +28,9 @@ fn json_numbers(v: &[f32]) -> String {
 fn log_line(ev: &Evidence, step: u64) -> String {
     let tasks = ev.tasks.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
     match &ev.outcomes {
-        bots::Outcomes::PassRates(r) => format!("{{\"step\": {step}, \"tasks\": [{tasks}], \"pass_rates\": [{}]}}", json_numbers(r)),
+        bots::Outcomes::PassRates(r) => {
+            format!("{{\"step\": {step}, \"tasks\": [{tasks}], \"pass_rates\": [{}]}}", json_numbers(r))
+        }
         bots::Outcomes::Counts { successes, failures } => format!(
             "{{\"step\": {step}, \"tasks\": [{tasks}], \"successes\": [{}], \"failures\": [{}]}}",
             json_numbers(successes),
@@ -41,11 +44,17 @@ fn host_validation_and_replay_parser_give_one_variant_and_message() {
     let m = Config::default().m as f32;
     type Want = fn(&BotsError) -> bool;
     let cases: Vec<(Evidence, Want)> = vec![
-        (Evidence::pass_rates(vec![1, 20, 3], vec![0.5; 3]), |e| matches!(e, BotsError::TaskOutOfRange { task: 20, position: 1, len: N })),
-        (Evidence::pass_rates(vec![u32::MAX], vec![0.5]), |e| matches!(e, BotsError::TaskOutOfRange { position: 0, .. })),
+        (Evidence::pass_rates(vec![1, 20, 3], vec![0.5; 3]), |e| {
+            matches!(e, BotsError::TaskOutOfRange { task: 20, position: 1, len: N })
+        }),
+        (Evidence::pass_rates(vec![u32::MAX], vec![0.5]), |e| {
+            matches!(e, BotsError::TaskOutOfRange { position: 0, .. })
+        }),
         (Evidence::pass_rates(vec![7, 8, 7], vec![0.5; 3]), |e| matches!(e, BotsError::DuplicateTask { task: 7 })),
         (Evidence::pass_rates(vec![3, 4], vec![0.5, 1.5]), |e| matches!(e, BotsError::InvalidPassRate { task: 4, .. })),
-        (Evidence::pass_rates(vec![3, 4], vec![-0.25, 0.5]), |e| matches!(e, BotsError::InvalidPassRate { task: 3, .. })),
+        (Evidence::pass_rates(vec![3, 4], vec![-0.25, 0.5]), |e| {
+            matches!(e, BotsError::InvalidPassRate { task: 3, .. })
+        }),
         (Evidence::counts(vec![4, 5], vec![1.0, -1.0], vec![1.0, 1.0]), |e| {
             matches!(e, BotsError::InvalidCounts { task: 5, problem: CountsProblem::Negative, .. })
         }),

@@ -50,7 +50,12 @@ fn env_u64(key: &str) -> Option<u64> {
 /// Runs `check` on values of `strategy`: rounds of `cases` cases (env `BOTS_FUZZ_CASES` overrides),
 /// until `BOTS_FUZZ_SECONDS` have passed (only one round when unset). Panics (failing the test) on
 /// the first input that panics or fails a check, after shrinking it.
-fn fuzz<S: Strategy>(name: &str, default_cases: u32, strategy: S, check: impl Fn(S::Value) -> Result<(), TestCaseError>) -> Stats {
+fn fuzz<S: Strategy>(
+    name: &str,
+    default_cases: u32,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) -> Stats {
     let cases = env_u64("BOTS_FUZZ_CASES").map(|c| c as u32).unwrap_or(default_cases);
     let budget = Duration::from_secs(env_u64("BOTS_FUZZ_SECONDS").unwrap_or(0));
     let first_seed = env_u64("BOTS_FUZZ_SEED").unwrap_or(0xB075);
@@ -91,7 +96,12 @@ fn checkpoint_seeds() -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("seed.ckpt");
     let mut out = Vec::new();
-    for (n, rho, strength, feats, steps) in [(1usize, 0.0f32, None, false, 0u64), (3, 0.0, None, true, 2), (5, 0.3, Some(2.0f32), true, 3), (2, 1.0, None, true, 1)] {
+    for (n, rho, strength, feats, steps) in [
+        (1usize, 0.0f32, None, false, 0u64),
+        (3, 0.0, None, true, 2),
+        (5, 0.3, Some(2.0f32), true, 3),
+        (2, 1.0, None, true, 1),
+    ] {
         let cfg = Config { rho, prior_strength: strength, batch: 1, adaptive_rho: steps == 3, ..Default::default() };
         let f = feats.then(|| Features::from_f32(&vec![0.25; n], &vec![0.75; n]).unwrap());
         let mut pool = CpuPool::new(cfg.clone(), n, f).unwrap();
@@ -105,16 +115,32 @@ fn checkpoint_seeds() -> Vec<Vec<u8>> {
     out
 }
 
-
 #[derive(Clone, Debug)]
 enum Mutation {
-    Flip { at: usize, mask: u8 },
-    Set { at: usize, byte: u8 },
+    Flip {
+        at: usize,
+        mask: u8,
+    },
+    Set {
+        at: usize,
+        byte: u8,
+    },
     /// Overwrites 4 bytes with an interesting little-endian word (0, 1, -1, u32::MAX, NaN, ...).
-    Word { at: usize, word: u32 },
-    Truncate { len: usize },
-    Insert { at: usize, bytes: Vec<u8> },
-    Remove { at: usize, len: usize },
+    Word {
+        at: usize,
+        word: u32,
+    },
+    Truncate {
+        len: usize,
+    },
+    Insert {
+        at: usize,
+        bytes: Vec<u8>,
+    },
+    Remove {
+        at: usize,
+        len: usize,
+    },
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -175,12 +201,14 @@ fn check_checkpoint_bytes(path: &Path, bytes: &[u8]) -> Result<bool, TestCaseErr
             prop_assert_eq!(h.n as usize, state.len());
             prop_assert_eq!(h.step, state.globals.step);
             // Accepted means usable: a pool can be built from it and selects.
-            let mut pool = CpuPool::from_state(cfg.clone(), state.clone()).map_err(|e| TestCaseError::fail(format!("accepted state unusable: {e}")))?;
+            let mut pool = CpuPool::from_state(cfg.clone(), state.clone())
+                .map_err(|e| TestCaseError::fail(format!("accepted state unusable: {e}")))?;
             let k = cfg.batch.min(state.len());
             prop_assert_eq!(pool.select(k).map_err(|e| TestCaseError::fail(e.to_string()))?.len(), k);
             // And it round-trips.
             let again = path.with_extension("again");
-            checkpoint::save(&again, &cfg, &state).map_err(|e| TestCaseError::fail(format!("accepted state cannot be saved: {e}")))?;
+            checkpoint::save(&again, &cfg, &state)
+                .map_err(|e| TestCaseError::fail(format!("accepted state cannot be saved: {e}")))?;
             let (cfg2, state2) = checkpoint::load(&again).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(cfg2, cfg);
             prop_assert_eq!(state2, state);
@@ -230,12 +258,16 @@ fn mutated_checkpoint(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
 fn checkpoint_target(default_cases: u32) -> (Stats, Stats) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fuzz.ckpt");
-    let random = fuzz("checkpoint_random_bytes", default_cases, random_checkpoint_bytes(), |b| check_checkpoint_bytes(&path, &b).map(|_| ()));
+    let random = fuzz("checkpoint_random_bytes", default_cases, random_checkpoint_bytes(), |b| {
+        check_checkpoint_bytes(&path, &b).map(|_| ())
+    });
     let seeds = checkpoint_seeds();
     for s in &seeds {
         assert!(check_checkpoint_bytes(&path, s).unwrap(), "seed checkpoints load");
     }
-    let mutated = fuzz("checkpoint_mutated", default_cases, mutated_checkpoint(seeds), |b| check_checkpoint_bytes(&path, &b).map(|_| ()));
+    let mutated = fuzz("checkpoint_mutated", default_cases, mutated_checkpoint(seeds), |b| {
+        check_checkpoint_bytes(&path, &b).map(|_| ())
+    });
     (random, mutated)
 }
 
@@ -308,7 +340,16 @@ fn mutated_config() -> impl Strategy<Value = (usize, String)> {
 
 /// Deep nesting: recursion limits must turn into errors, not stack overflows.
 fn nested_config() -> impl Strategy<Value = String> {
-    (prop_oneof![Just(("[", "]")), Just(("{\"a\":", "}")), Just(("a: ", "")), Just(("- ", "")), Just(("a = [", "]"))], 1usize..3000)
+    (
+        prop_oneof![
+            Just(("[", "]")),
+            Just(("{\"a\":", "}")),
+            Just(("a: ", "")),
+            Just(("- ", "")),
+            Just(("a = [", "]"))
+        ],
+        1usize..3000,
+    )
         .prop_map(|((open, close), depth)| format!("{}1{}", open.repeat(depth), close.repeat(depth)))
 }
 

@@ -42,8 +42,7 @@ macro_rules! log {
 static KEEP_CONTEXT: OnceLock<Arc<CudaContext>> = OnceLock::new();
 
 fn gpu_available() -> bool {
-    let ok = bots::backend::cuda_usable()
-        && CudaContext::device_count().map(|c| c > 0).unwrap_or(false);
+    let ok = bots::backend::cuda_usable() && CudaContext::device_count().map(|c| c > 0).unwrap_or(false);
     if ok {
         KEEP_CONTEXT.get_or_init(|| CudaContext::new(0).expect("a context on device 0"));
     }
@@ -148,7 +147,12 @@ fn assert_same_selection(cfg: &Config, state: &PoolState, cpu: &[u32], gpu: &[u3
             return format!("task {t} (out of range: n = {n})");
         }
         let s = score_task(cfg, state.alpha[t as usize], state.beta[t as usize], step, t);
-        format!("task {t} (CPU score {s:.9e}, key {:#018x}, alpha {:e}, beta {:e})", score_key(s, t), state.alpha[t as usize], state.beta[t as usize])
+        format!(
+            "task {t} (CPU score {s:.9e}, key {:#018x}, alpha {:e}, beta {:e})",
+            score_key(s, t),
+            state.alpha[t as usize],
+            state.beta[t as usize]
+        )
     };
     let differ = cpu.iter().zip(gpu).filter(|(c, g)| c != g).count();
     let first = cpu.iter().zip(gpu).position(|(c, g)| c != g);
@@ -156,7 +160,11 @@ fn assert_same_selection(cfg: &Config, state: &PoolState, cpu: &[u32], gpu: &[u3
         "{what}: selections differ: lengths CPU {} GPU {}, {differ} positions differ{}\nCPU head {:?}\nGPU head {:?}",
         cpu.len(),
         gpu.len(),
-        first.map_or(String::new(), |i| format!("; first at {i}: CPU {} vs GPU {}", describe(cpu[i]), describe(gpu[i]))),
+        first.map_or(String::new(), |i| format!(
+            "; first at {i}: CPU {} vs GPU {}",
+            describe(cpu[i]),
+            describe(gpu[i])
+        )),
         &cpu[..cpu.len().min(16)],
         &gpu[..gpu.len().min(16)]
     );
@@ -176,14 +184,50 @@ fn cases() -> Vec<Case> {
     vec![
         Case { name: "default", cfg: base.clone(), features: true, counts: false, f32: false },
         Case { name: "tau", cfg: Config { tau: 0.3, ..base.clone() }, features: true, counts: false, f32: false },
-        Case { name: "mean", cfg: Config { do_sample: false, ..base.clone() }, features: true, counts: true, f32: false },
-        Case { name: "adaptive", cfg: Config { rho: 0.6, adaptive_rho: true, ..base.clone() }, features: true, counts: false, f32: false },
-        Case { name: "prior", cfg: Config { prior_strength: Some(4.0), tau: 0.1, ..base.clone() }, features: true, counts: true, f32: false },
-        Case { name: "no-features", cfg: Config { rho: 0.0, lambda: 0.2, ..base.clone() }, features: false, counts: true, f32: false },
+        Case {
+            name: "mean",
+            cfg: Config { do_sample: false, ..base.clone() },
+            features: true,
+            counts: true,
+            f32: false,
+        },
+        Case {
+            name: "adaptive",
+            cfg: Config { rho: 0.6, adaptive_rho: true, ..base.clone() },
+            features: true,
+            counts: false,
+            f32: false,
+        },
+        Case {
+            name: "prior",
+            cfg: Config { prior_strength: Some(4.0), tau: 0.1, ..base.clone() },
+            features: true,
+            counts: true,
+            f32: false,
+        },
+        Case {
+            name: "no-features",
+            cfg: Config { rho: 0.0, lambda: 0.2, ..base.clone() },
+            features: false,
+            counts: true,
+            f32: false,
+        },
         Case { name: "f32-features", cfg: base.clone(), features: true, counts: false, f32: true },
-        Case { name: "f32-prior-adaptive", cfg: Config { prior_strength: Some(3.0), rho: 0.6, adaptive_rho: true, ..base.clone() }, features: true, counts: true, f32: true },
+        Case {
+            name: "f32-prior-adaptive",
+            cfg: Config { prior_strength: Some(3.0), rho: 0.6, adaptive_rho: true, ..base.clone() },
+            features: true,
+            counts: true,
+            f32: true,
+        },
         // Shapes below 1 (unselected tasks keep their prior with rho = 0): the log-space Beta and the boost.
-        Case { name: "small-prior", cfg: Config { prior_alpha: 0.3, prior_beta: 0.6, rho: 0.0, ..base.clone() }, features: false, counts: true, f32: false },
+        Case {
+            name: "small-prior",
+            cfg: Config { prior_alpha: 0.3, prior_beta: 0.6, rho: 0.0, ..base.clone() },
+            features: false,
+            counts: true,
+            f32: false,
+        },
     ]
 }
 
@@ -194,7 +238,8 @@ fn twin_run(case: &Case, n: usize, batch: usize, steps: usize, ks: &[usize]) -> 
     let cfg = Config { batch, ..case.cfg.clone() };
     let f = case.features.then(|| if case.f32 { features_f32(n, 3) } else { features(n, 3) });
     let mut cpu = CpuPool::new(cfg.clone(), n, f.clone()).unwrap();
-    let mut gpu = CudaPool::new(cfg.clone(), n, f).unwrap_or_else(|e| panic!("{} n={n}: opening the CUDA pool: {e}", case.name));
+    let mut gpu =
+        CudaPool::new(cfg.clone(), n, f).unwrap_or_else(|e| panic!("{} n={n}: opening the CUDA pool: {e}", case.name));
     let what = format!("{} n={n} batch={batch}", case.name);
     let mut compared = 0;
     for step in 0..steps {
@@ -318,7 +363,10 @@ fn assert_device_error_is(device: &bots::BotsError, host: &bots::BotsError, what
     assert_eq!(std::mem::discriminant(&**cause), std::mem::discriminant(host), "{what}: {device} vs host {host}");
     assert_eq!(cause.to_string(), host.to_string(), "{what}: device and host messages differ");
     assert_eq!(device.cause().to_string(), host.to_string(), "{what}");
-    assert!(device.to_string().starts_with(&host.to_string()) && device.to_string().contains("state was left unchanged"), "{what}: {device}");
+    assert!(
+        device.to_string().starts_with(&host.to_string()) && device.to_string().contains("state was left unchanged"),
+        "{what}: {device}"
+    );
 }
 
 #[test]
@@ -547,9 +595,13 @@ fn assert_same_selection_checks_itself_on_the_cpu() {
     assert_same_selection(&cfg, &state, &sel, &sel, "self");
     let mut bad = sel.clone();
     bad[7] = (0..n as u32).find(|t| !sel.contains(t)).unwrap();
-    let r = std::panic::catch_unwind(|| assert_same_selection(&cfg, &state, &sel, &bad, "CPU-only self-check, expected to fail: one task"));
+    let r = std::panic::catch_unwind(|| {
+        assert_same_selection(&cfg, &state, &sel, &bad, "CPU-only self-check, expected to fail: one task")
+    });
     assert!(r.is_err(), "a different task must fail");
     let rev: Vec<u32> = sel.iter().rev().copied().collect();
-    let r = std::panic::catch_unwind(|| assert_same_selection(&cfg, &state, &sel, &rev, "CPU-only self-check, expected to fail: reversed"));
+    let r = std::panic::catch_unwind(|| {
+        assert_same_selection(&cfg, &state, &sel, &rev, "CPU-only self-check, expected to fail: reversed")
+    });
     assert!(r.is_err(), "a reversed selection must fail");
 }

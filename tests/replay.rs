@@ -261,21 +261,36 @@ fn cli_matches_cpu_pool_with_a_config_file_and_feature_override() {
     let c = Case::new();
     let pool = c.file(
         "pool.jsonl",
-        &(0..50).map(|k| format!("{{\"w\": {}, \"s\": {}}}\n", (k % 7) as f64 / 16.0, (8 + k % 9) as f64 / 16.0)).collect::<String>(),
+        &(0..50)
+            .map(|k| format!("{{\"w\": {}, \"s\": {}}}\n", (k % 7) as f64 / 16.0, (8 + k % 9) as f64 / 16.0))
+            .collect::<String>(),
     );
     let log: String = (0..6)
         .map(|t| {
             let tasks: Vec<String> = (0..5).map(|i| ((t * 7 + i * 3) % 50).to_string()).collect();
             if t % 2 == 0 {
-                format!("{{\"step\": {t}, \"tasks\": [{}], \"pass_rates\": [0, 0.25, 0.5, 0.9375, 1]}}\n", tasks.join(","))
+                format!(
+                    "{{\"step\": {t}, \"tasks\": [{}], \"pass_rates\": [0, 0.25, 0.5, 0.9375, 1]}}\n",
+                    tasks.join(",")
+                )
             } else {
-                format!("{{\"step\": {t}, \"tasks\": [{}], \"successes\": [1,2,3,0,7], \"failures\": [3,2,1,7,0]}}\n", tasks.join(","))
+                format!(
+                    "{{\"step\": {t}, \"tasks\": [{}], \"successes\": [1,2,3,0,7], \"failures\": [3,2,1,7,0]}}\n",
+                    tasks.join(",")
+                )
             }
         })
         .collect();
     let config = "{\"task_selector\": {\"selector_type\": \"difficulty_based\", \"kwargs\": {\"m\": 8, \"lamb\": 0.2, \"rho\": 0.3, \"adaptive_rho\": true}}}";
     let got = c.ok(&pool, &log, Some(config), &["--features", "w,s"]);
-    let cfg = Config { m: 8, lambda: 0.2, rho: 0.3, adaptive_rho: true, feature_keys: vec!["w".into(), "s".into()], ..Default::default() };
+    let cfg = Config {
+        m: 8,
+        lambda: 0.2,
+        rho: 0.3,
+        adaptive_rho: true,
+        feature_keys: vec!["w".into(), "s".into()],
+        ..Default::default()
+    };
     let loaded = load_pool(&pool, Some(["w", "s"])).unwrap();
     let mut lib = CpuPool::new(cfg, loaded.len, loaded.features).unwrap();
     for step in ReplayLog::open(&c.path("log.jsonl"), 0).unwrap() {
@@ -308,7 +323,10 @@ fn unknown_task_id() {
 
 #[test]
 fn duplicate_task_in_one_step() {
-    bad_log("{\"step\": 1, \"tasks\": [2, 2], \"pass_rates\": [0.5, 0.5]}", &["task 2 appears more than once in one batch"]);
+    bad_log(
+        "{\"step\": 1, \"tasks\": [2, 2], \"pass_rates\": [0.5, 0.5]}",
+        &["task 2 appears more than once in one batch"],
+    );
 }
 
 #[test]
@@ -335,7 +353,10 @@ fn non_consecutive_steps() {
 
 #[test]
 fn malformed_lines() {
-    bad_log("{\"step\": 1, \"tasks\": [2], \"pass_rates\": [0.5], \"successes\": [1], \"failures\": [1]}", &["not both"]);
+    bad_log(
+        "{\"step\": 1, \"tasks\": [2], \"pass_rates\": [0.5], \"successes\": [1], \"failures\": [1]}",
+        &["not both"],
+    );
     bad_log("{\"step\": 1, \"tasks\": [2], \"pass_rates\": [0.5], \"note\": 1}", &["unknown field `note`"]);
     bad_log("{\"step\": 1, \"tasks\": [2.5], \"pass_rates\": [0.5]}", &["`tasks[0]`", "integer"]);
     bad_log("{\"step\": 1, \"tasks\": [1, 2], \"pass_rates\": [0.5]}", &["1 values for 2 tasks"]);
@@ -347,7 +368,13 @@ fn an_existing_output_survives_a_failed_replay() {
     let c = Case::new();
     let pool = c.pool(&POOL3);
     let out = c.file("post.jsonl", "precious\n");
-    let (o, _) = c.replay(&pool, &format!("{GOOD0}{{\"step\": 1, \"tasks\": [9], \"pass_rates\": [0.5]}}\n"), None, "post.jsonl", &[]);
+    let (o, _) = c.replay(
+        &pool,
+        &format!("{GOOD0}{{\"step\": 1, \"tasks\": [9], \"pass_rates\": [0.5]}}\n"),
+        None,
+        "post.jsonl",
+        &[],
+    );
     assert!(!o.status.success());
     assert_eq!(std::fs::read_to_string(out).unwrap(), "precious\n");
 }
@@ -355,7 +382,8 @@ fn an_existing_output_survives_a_failed_replay() {
 #[test]
 fn missing_feature_column() {
     let c = Case::new();
-    let pool = c.file("pool.jsonl", &format!("{{\"{}\": 0.5, \"{}\": 0.5}}\n{{\"{}\": 0.5}}\n", KEYS[0], KEYS[1], KEYS[0]));
+    let pool =
+        c.file("pool.jsonl", &format!("{{\"{}\": 0.5, \"{}\": 0.5}}\n{{\"{}\": 0.5}}\n", KEYS[0], KEYS[1], KEYS[0]));
     let err = c.fails(&pool, GOOD0, None, &[]);
     assert!(err.contains("pool.jsonl:2:") && err.contains("`qwen3_30b_pass_rate` is missing"), "{err}");
     let err = c.fails(&pool, GOOD0, None, &["--features", "qwen2.5_7b_pass_rate,other"]);
@@ -424,9 +452,15 @@ fn write_parquet_pool(path: &Path, weak: &[f64], strong: &[f64]) {
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::types::Type;
     let field = |name: &str| {
-        Arc::new(Type::primitive_type_builder(name, PhysicalType::DOUBLE).with_repetition(Repetition::OPTIONAL).build().unwrap())
+        Arc::new(
+            Type::primitive_type_builder(name, PhysicalType::DOUBLE)
+                .with_repetition(Repetition::OPTIONAL)
+                .build()
+                .unwrap(),
+        )
     };
-    let schema = Arc::new(Type::group_type_builder("pool").with_fields(vec![field(KEYS[0]), field(KEYS[1])]).build().unwrap());
+    let schema =
+        Arc::new(Type::group_type_builder("pool").with_fields(vec![field(KEYS[0]), field(KEYS[1])]).build().unwrap());
     let file = std::fs::File::create(path).unwrap();
     let mut w = SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::builder().build())).unwrap();
     let mut g = w.next_row_group().unwrap();
@@ -458,7 +492,11 @@ fn sample_pool_files_agree() {
         weak_le_strong += (w <= s) as usize;
     }
     assert!(weak_le_strong >= 850, "weak <= strong on only {weak_le_strong} of 1000 tasks");
-    let steps: Vec<_> = ReplayLog::open(&data.join("sample_log.jsonl"), 0).unwrap().check_against(1000, 16).collect::<Result<_, _>>().unwrap();
+    let steps: Vec<_> = ReplayLog::open(&data.join("sample_log.jsonl"), 0)
+        .unwrap()
+        .check_against(1000, 16)
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(steps.len(), 4);
     assert!(steps.iter().any(|s| matches!(s.evidence.outcomes, bots::Outcomes::PassRates(_))));
     assert!(steps.iter().any(|s| matches!(s.evidence.outcomes, bots::Outcomes::Counts { .. })));

@@ -29,9 +29,39 @@ fn two_halves_equal_the_whole() {
     let pool = pool.to_str().unwrap();
     let whole_log = data.join("sample_log.jsonl");
 
-    ok(bots(&["replay", "--pool", pool, "--log", whole_log.to_str().unwrap(), "--out", &p("whole.jsonl"), "--checkpoint", &p("whole.ckpt")]));
-    ok(bots(&["replay", "--pool", pool, "--log", &p("first.jsonl"), "--out", &p("a.jsonl"), "--checkpoint", &p("half.ckpt")]));
-    ok(bots(&["replay", "--resume", &p("half.ckpt"), "--log", &p("second.jsonl"), "--out", &p("b.jsonl"), "--checkpoint", &p("b.ckpt")]));
+    ok(bots(&[
+        "replay",
+        "--pool",
+        pool,
+        "--log",
+        whole_log.to_str().unwrap(),
+        "--out",
+        &p("whole.jsonl"),
+        "--checkpoint",
+        &p("whole.ckpt"),
+    ]));
+    ok(bots(&[
+        "replay",
+        "--pool",
+        pool,
+        "--log",
+        &p("first.jsonl"),
+        "--out",
+        &p("a.jsonl"),
+        "--checkpoint",
+        &p("half.ckpt"),
+    ]));
+    ok(bots(&[
+        "replay",
+        "--resume",
+        &p("half.ckpt"),
+        "--log",
+        &p("second.jsonl"),
+        "--out",
+        &p("b.jsonl"),
+        "--checkpoint",
+        &p("b.ckpt"),
+    ]));
 
     let whole = std::fs::read(p("whole.jsonl")).unwrap();
     assert_eq!(whole, std::fs::read(p("b.jsonl")).unwrap(), "two halves differ from the whole");
@@ -47,6 +77,16 @@ fn two_halves_equal_the_whole() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("step"), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!dir.path().join("bad.jsonl").exists());
     // --resume and --pool together are refused.
-    let out = bots(&["replay", "--resume", &p("half.ckpt"), "--pool", pool, "--log", &p("second.jsonl"), "--out", &p("x.jsonl")]);
+    let out = bots(&[
+        "replay",
+        "--resume",
+        &p("half.ckpt"),
+        "--pool",
+        pool,
+        "--log",
+        &p("second.jsonl"),
+        "--out",
+        &p("x.jsonl"),
+    ]);
     assert!(!out.status.success());
 }

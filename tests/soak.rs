@@ -78,7 +78,16 @@ fn soak(n: usize, steps: usize, check_every: usize) -> SoakReport {
     let s0 = a0 + b0;
     let u = 1.0 / (1u64 << 24) as f64;
     let mut g = 0.0f64; // G_t
-    let mut report = SoakReport { checks: 0, rss_warm: 0, rss_max: 0, rss_end: 0, s_min: f64::MAX, s_max: 0.0, final_min: 0.0, final_max: 0.0 };
+    let mut report = SoakReport {
+        checks: 0,
+        rss_warm: 0,
+        rss_max: 0,
+        rss_end: 0,
+        s_min: f64::MAX,
+        s_max: 0.0,
+        final_min: 0.0,
+        final_max: 0.0,
+    };
     let keys_bytes = (n * 8) as u64; // the largest per-step transient buffer (selection keys)
     let mut batch_ids: Vec<u32> = Vec::new();
     for t in 1..=steps {
@@ -89,7 +98,11 @@ fn soak(n: usize, steps: usize, check_every: usize) -> SoakReport {
         // m Bernoulli rollouts of the task's true pass rate, as a count of successes.
         let rates: Vec<f32> = tasks
             .iter()
-            .map(|&k| (0..cfg.m).filter(|&i| hash01(((t as u64) << 32) | k as u64, i as u64 + 3) < truth[k as usize]).count() as f32 / m as f32)
+            .map(|&k| {
+                (0..cfg.m).filter(|&i| hash01(((t as u64) << 32) | k as u64, i as u64 + 3) < truth[k as usize]).count()
+                    as f32
+                    / m as f32
+            })
             .collect();
         pool.update(&Evidence::pass_rates(tasks, rates)).unwrap();
         g = 1.0 + (1.0 - lambda) * g;
@@ -103,9 +116,15 @@ fn soak(n: usize, steps: usize, check_every: usize) -> SoakReport {
             for k in 0..n {
                 let (a, b) = (st.alpha[k] as f64, st.beta[k] as f64);
                 assert!(a.is_finite() && b.is_finite() && a > 0.0 && b > 0.0, "step {t}, task {k}: ({a}, {b})");
-                assert!(a >= a0 - tol1 && b >= b0 - tol1, "step {t}, task {k}: ({a}, {b}) below the prior ({a0}, {b0})");
+                assert!(
+                    a >= a0 - tol1 && b >= b0 - tol1,
+                    "step {t}, task {k}: ({a}, {b}) below the prior ({a0}, {b0})"
+                );
                 let s = a + b;
-                assert!(s >= lo - tol && s <= hi + tol, "step {t}, task {k}: alpha+beta = {s} outside [{lo}, {hi}] ± {tol}");
+                assert!(
+                    s >= lo - tol && s <= hi + tol,
+                    "step {t}, task {k}: alpha+beta = {s} outside [{lo}, {hi}] ± {tol}"
+                );
                 report.s_min = report.s_min.min(s);
                 report.s_max = report.s_max.max(s);
             }
@@ -119,7 +138,10 @@ fn soak(n: usize, steps: usize, check_every: usize) -> SoakReport {
                 }
                 let g_prev = (g - 1.0) / (1.0 - lambda).max(f64::MIN_POSITIVE);
                 let just_updated = (1.0 - lambda) * (s0 + rho * m * g_prev) + lambda * s0 + m;
-                assert!(fmax >= just_updated - tol, "max alpha+beta {fmax} < {just_updated}: the batch got no explicit evidence?");
+                assert!(
+                    fmax >= just_updated - tol,
+                    "max alpha+beta {fmax} < {just_updated}: the batch got no explicit evidence?"
+                );
                 let w = ((n - 1) / cfg.batch).min(steps) as i32;
                 let idle = s0 + rho * m * g + (1.0 - lambda).powi(w) * m * g;
                 assert!(fmin <= idle + tol, "min alpha+beta {fmin} > {idle}: no task relaxes toward the lower bound?");

@@ -55,7 +55,12 @@ fn reference(st: &PoolState, cfg: &Config, ev: &Evidence, force_halve: Option<bo
     let m = cfg.m as f64;
     // rows: (task, s_bar, f_bar, n_k, r)
     let rows: Vec<(usize, f64, f64, f64, f64)> = match &ev.outcomes {
-        Outcomes::PassRates(r) => ev.tasks.iter().zip(r).map(|(&t, &r)| (t as usize, m * r as f64, m * (1.0 - r as f64), m, r as f64)).collect(),
+        Outcomes::PassRates(r) => ev
+            .tasks
+            .iter()
+            .zip(r)
+            .map(|(&t, &r)| (t as usize, m * r as f64, m * (1.0 - r as f64), m, r as f64))
+            .collect(),
         Outcomes::Counts { successes, failures } => ev
             .tasks
             .iter()
@@ -84,7 +89,10 @@ fn reference(st: &PoolState, cfg: &Config, ev: &Evidence, force_halve: Option<bo
         let mu_est = (mr - mw) / d;
         let (mu, prev_term) = match g.mu {
             None => (mu_est, 0.0),
-            Some(prev) => (cfg.gamma as f64 * prev as f64 + (1.0 - cfg.gamma as f64) * mu_est, (cfg.gamma as f64 * prev as f64).abs()),
+            Some(prev) => (
+                cfg.gamma as f64 * prev as f64 + (1.0 - cfg.gamma as f64) * mu_est,
+                (cfg.gamma as f64 * prev as f64).abs(),
+            ),
         };
         // Error bound of the library's f32 arithmetic on mu: the cast of mu_est, the two products
         // and the sum (each <= u relative), with a factor 4 of slack over the 1 + 1 + 1 + 1 terms;

@@ -47,7 +47,13 @@ impl Inner {
     }
 }
 
-fn open(kind: BackendKind, config: Config, state: Option<bots::PoolState>, n: usize, features: Option<Features>) -> bots::Result<Inner> {
+fn open(
+    kind: BackendKind,
+    config: Config,
+    state: Option<bots::PoolState>,
+    n: usize,
+    features: Option<Features>,
+) -> bots::Result<Inner> {
     match kind {
         BackendKind::Cpu => Ok(Inner::Cpu(Box::new(match state {
             Some(s) => CpuPool::from_state(config, s)?,
@@ -89,9 +95,7 @@ fn task_ids(tasks: &Bound<'_, PyAny>, n: usize) -> PyResult<Vec<u32>> {
         )*};
     }
     try_dtype!(u32, i64, u64, i32, u16, i16, u8, i8);
-    Err(PyValueError::new_err(
-        "tasks must be a 1-D numpy array of integer task ids (uint32 is read without a copy)",
-    ))
+    Err(PyValueError::new_err("tasks must be a 1-D numpy array of integer task ids (uint32 is read without a copy)"))
 }
 
 /// A 1-D float32 array as a slice-backed Vec (the crate's `Evidence` owns its values).
@@ -130,7 +134,11 @@ impl PyPool {
             (Some(w), Some(s)) => {
                 let (w, s) = (f32_values(w), f32_values(s));
                 if w.len() != n {
-                    return Err(py_err(BotsError::LengthMismatch { what: "weak feature column (one value per task)".into(), expected: n, got: w.len() }));
+                    return Err(py_err(BotsError::LengthMismatch {
+                        what: "weak feature column (one value per task)".into(),
+                        expected: n,
+                        got: w.len(),
+                    }));
                 }
                 Some(Features::from_f32(&w, &s).map_err(py_err)?)
             }
@@ -206,7 +214,15 @@ impl PyPool {
     /// CUDA pools: an update from device buffers (`tasks` uint32-compatible, counts or rates float32)
     /// of `len` elements, enqueued on `stream`. Bad values are reported by the next host verb.
     #[pyo3(signature = (tasks, len, stream, pass_rates=0, successes=0, failures=0))]
-    fn _update_from_device(&mut self, tasks: u64, len: usize, stream: u64, pass_rates: u64, successes: u64, failures: u64) -> PyResult<()> {
+    fn _update_from_device(
+        &mut self,
+        tasks: u64,
+        len: usize,
+        stream: u64,
+        pass_rates: u64,
+        successes: u64,
+        failures: u64,
+    ) -> PyResult<()> {
         let outcomes = if pass_rates != 0 {
             RawOutcomes::PassRates(pass_rates as _)
         } else {

@@ -107,7 +107,11 @@ impl Backend for CpuPool {
 
     fn restore(&mut self, state: PoolState) -> Result<()> {
         if state.len() != self.len() {
-            return Err(BotsError::LengthMismatch { what: "restored state (tasks)".into(), expected: self.len(), got: state.len() });
+            return Err(BotsError::LengthMismatch {
+                what: "restored state (tasks)".into(),
+                expected: self.len(),
+                got: state.len(),
+            });
         }
         state.check_fits(&self.config)?;
         self.state = state;

@@ -248,9 +248,9 @@ fn verbs(args: &Args) -> &'static str {
 }
 
 fn cpu_name() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())));
+    let model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        s.lines().find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string()))
+    });
     let threads = rayon::current_num_threads();
     format!("{} x{threads}", model.unwrap_or_else(|| "cpu".into()))
 }

@@ -105,7 +105,10 @@ pub fn load_config(path: Option<&Path>, features: Option<&str>) -> Result<Config
 pub fn read_pool(path: &Path, config: &Config, no_features: bool) -> Result<LoadedPool> {
     if no_features {
         if config.rho > 0.0 {
-            bail!("--no-features needs rho = 0 (the config has rho = {}): implicit evidence needs reference features", config.rho);
+            bail!(
+                "--no-features needs rho = 0 (the config has rho = {}): implicit evidence needs reference features",
+                config.rho
+            );
         }
         if config.prior_strength.is_some() {
             bail!("--no-features cannot be used with prior_strength: per-task priors need reference features");

@@ -186,9 +186,10 @@ fn plot(path: &std::path::Path, results: &[WorldRuns]) -> Result<()> {
                 .flat_map(|r| r.accuracy.iter())
                 .fold((f32::MAX, f32::MIN), |(lo, hi), &a| (lo.min(a), hi.max(a)));
             let window = (steps / 20).max(1);
-            for (area, title, is_accuracy) in
-                [(left, format!("{name}: held-out accuracy"), true), (right, format!("{name}: ETR (moving average)"), false)]
-            {
+            for (area, title, is_accuracy) in [
+                (left, format!("{name}: held-out accuracy"), true),
+                (right, format!("{name}: ETR (moving average)"), false),
+            ] {
                 let y = if is_accuracy { lo..hi.max(lo + 1e-3) } else { 0f32..1f32 };
                 let mut chart = ChartBuilder::on(&area)
                     .caption(title, ("sans-serif", 20))
@@ -228,8 +229,14 @@ fn plot(path: &std::path::Path, results: &[WorldRuns]) -> Result<()> {
     }
     bots::io::write_atomic(path, |file| {
         let mut out = std::io::BufWriter::new(file);
-        image::ImageEncoder::write_image(image::codecs::png::PngEncoder::new(&mut out), &rgb, width, height, image::ColorType::Rgb8)
-            .map_err(|e| bots::BotsError::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+        image::ImageEncoder::write_image(
+            image::codecs::png::PngEncoder::new(&mut out),
+            &rgb,
+            width,
+            height,
+            image::ColorType::Rgb8,
+        )
+        .map_err(|e| bots::BotsError::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
         out.into_inner().map_err(|e| bots::BotsError::Io { path: path.to_path_buf(), source: e.into_error() })
     })?;
     Ok(())

@@ -382,7 +382,11 @@ mod tests {
         for x in floats(f32::MIN_POSITIVE, f32::MAX, 1) {
             assert_eq!(ln_normal(x).to_bits(), ln(x).to_bits(), "ln_normal({x:e})");
         }
-        for x in floats(-1.0 + f32::EPSILON / 2.0, -0.0, 1).chain(floats(0.0, f32::from_bits(16_777_216f32.to_bits() - 1), 1)) {
+        for x in floats(-1.0 + f32::EPSILON / 2.0, -0.0, 1).chain(floats(
+            0.0,
+            f32::from_bits(16_777_216f32.to_bits() - 1),
+            1,
+        )) {
             assert_eq!(ln_1p_moderate(x).to_bits(), ln_1p(x).to_bits(), "ln_1p_moderate({x:e})");
         }
         sweep("exp(every f32 in [-104, 0])", floats(-104.0, -0.0, 1), exp, f64::exp);

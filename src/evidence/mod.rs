@@ -11,8 +11,8 @@ use crate::config::Config;
 use crate::error::{BotsError, CountsProblem, Result};
 use crate::pool::PoolState;
 
-pub use crate::abi::MU_EPS;
 pub use crate::abi::ADAPTIVE_RHO_MISS;
+pub use crate::abi::MU_EPS;
 
 /// Observed outcomes of the tasks of one batch, in the order of `Evidence::tasks`.
 #[derive(Clone, Debug, PartialEq)]
@@ -138,11 +138,19 @@ pub fn validate_batch(n: usize, m: u32, evidence: &Evidence) -> Result<Vec<Batch
     }
     match &evidence.outcomes {
         Outcomes::PassRates(r) if r.len() != len => {
-            return Err(BotsError::LengthMismatch { what: "pass rates (one per task)".into(), expected: len, got: r.len() })
+            return Err(BotsError::LengthMismatch {
+                what: "pass rates (one per task)".into(),
+                expected: len,
+                got: r.len(),
+            })
         }
         Outcomes::Counts { successes, failures } if successes.len() != len || failures.len() != len => {
             let got = if successes.len() != len { successes.len() } else { failures.len() };
-            return Err(BotsError::LengthMismatch { what: "success/failure counts (one per task)".into(), expected: len, got });
+            return Err(BotsError::LengthMismatch {
+                what: "success/failure counts (one per task)".into(),
+                expected: len,
+                got,
+            });
         }
         _ => {}
     }
@@ -220,4 +228,3 @@ pub fn batch_sum(len: usize, f: impl Fn(usize) -> f64) -> f64 {
     }
     lanes[0]
 }
-

@@ -59,7 +59,9 @@ pub fn load_pool(path: &Path, feature_keys: Option<[&str; 2]>) -> Result<LoadedP
         return Err(BotsError::parse(path, 0, "the pool is empty: it has no task rows"));
     }
     let features = match columns {
-        Some([weak, strong]) => Some(Features::from_f32(&weak, &strong).map_err(|e| BotsError::parse(path, 0, e.to_string()))?),
+        Some([weak, strong]) => {
+            Some(Features::from_f32(&weak, &strong).map_err(|e| BotsError::parse(path, 0, e.to_string()))?)
+        }
         None => None,
     };
     Ok(LoadedPool { len, features })
@@ -79,7 +81,9 @@ fn check_value(key: &str, v: f64) -> std::result::Result<f32, String> {
 fn json_feature(key: &str, value: Option<&Value>) -> std::result::Result<f32, String> {
     match value {
         None => Err(format!("column `{key}` is missing")),
-        Some(Value::Null) => Err(format!("column `{key}`: missing value (null); every task needs both reference pass rates")),
+        Some(Value::Null) => {
+            Err(format!("column `{key}`: missing value (null); every task needs both reference pass rates"))
+        }
         Some(Value::Number(n)) => match n.as_f64() {
             Some(v) => check_value(key, v),
             None => Err(format!("column `{key}`: {n} is not representable as a number")),
@@ -125,8 +129,8 @@ fn read_jsonl(path: &Path, keys: Option<[&str; 2]>) -> Result<(usize, Columns)> 
         if line.trim().is_empty() {
             continue;
         }
-        let value: Value = serde_json::from_str(&line)
-            .map_err(|e| BotsError::parse(path, line_no, format!("invalid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(&line).map_err(|e| BotsError::parse(path, line_no, format!("invalid JSON: {e}")))?;
         let Value::Object(obj) = value else {
             return Err(BotsError::parse(path, line_no, format!("expected a JSON object, got {}", json_type(&value))));
         };
@@ -171,17 +175,18 @@ pub(crate) fn read_numeric_column<T>(
     let schema = meta.schema_descr();
     let rows = usize::try_from(meta.num_rows())
         .map_err(|_| BotsError::parse(path, 0, format!("invalid row count {}", meta.num_rows())))?;
-    let index = schema
-        .columns()
-        .iter()
-        .position(|c| c.path().parts().len() == 1 && c.name() == key)
-        .ok_or_else(|| {
+    let index =
+        schema.columns().iter().position(|c| c.path().parts().len() == 1 && c.name() == key).ok_or_else(|| {
             let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
             BotsError::parse(path, 0, format!("column `{key}` is missing (the file has columns {names:?})"))
         })?;
     let descr = schema.column(index);
     if descr.max_rep_level() > 0 {
-        return Err(BotsError::parse(path, 0, format!("column `{key}` is a repeated (list) column; expected one number per row")));
+        return Err(BotsError::parse(
+            path,
+            0,
+            format!("column `{key}` is a repeated (list) column; expected one number per row"),
+        ));
     }
     let mut out = Vec::with_capacity(rows);
     let mut ctx = ColumnCtx { path, key, max_def: descr.max_def_level(), out: &mut out, check };
@@ -196,7 +201,10 @@ pub(crate) fn read_numeric_column<T>(
                 return Err(BotsError::parse(
                     path,
                     0,
-                    format!("column `{key}` has Parquet type {}; expected FLOAT, DOUBLE, INT32 or INT64", descr.physical_type()),
+                    format!(
+                        "column `{key}` has Parquet type {}; expected FLOAT, DOUBLE, INT32 or INT64",
+                        descr.physical_type()
+                    ),
                 ))
             }
         }
@@ -246,7 +254,11 @@ impl<T> ColumnCtx<'_, T> {
                     ));
                 }
                 let Some(&v) = next.next() else {
-                    return Err(BotsError::parse(&path, 0, format!("row {row}, column `{}`: value missing from the column data", self.key)));
+                    return Err(BotsError::parse(
+                        &path,
+                        0,
+                        format!("row {row}, column `{}`: value missing from the column data", self.key),
+                    ));
                 };
                 let v = (self.check)(conv(v))
                     .map_err(|m| BotsError::parse(&path, 0, format!("row {row} (task {row}), {m}")))?;
@@ -411,7 +423,8 @@ pub(crate) mod tests {
     fn parquet_float_double_and_int_columns() {
         let weak: Vec<Option<f32>> = (0..10).map(|i| Some(i as f32 / 16.0)).collect();
         let strong: Vec<Option<f64>> = (0..10).map(|i| Some((i + 4) as f64 / 16.0)).collect();
-        let (_d, path) = pq(&[Col::I64("id", (0..10).map(Some).collect()), Col::F32(KEYS[0], weak), Col::F64(KEYS[1], strong)], 3);
+        let (_d, path) =
+            pq(&[Col::I64("id", (0..10).map(Some).collect()), Col::F32(KEYS[0], weak), Col::F64(KEYS[1], strong)], 3);
         let pool = load_pool(&path, Some(KEYS)).unwrap();
         assert_eq!(pool.len, 10);
         let f = pool.features.unwrap();
@@ -436,7 +449,13 @@ pub(crate) mod tests {
         weak[5] = Some(f32::NAN);
         let (_d, path) = pq(&[Col::F32(KEYS[0], weak.clone()), Col::F32(KEYS[1], strong.clone())], 3);
         let e = load_pool(&path, Some(KEYS)).unwrap_err().to_string();
-        assert!(e.contains("pool.parquet") && e.contains("row 5") && e.contains("`qwen2.5_7b_pass_rate`") && e.contains("NaN"), "{e}");
+        assert!(
+            e.contains("pool.parquet")
+                && e.contains("row 5")
+                && e.contains("`qwen2.5_7b_pass_rate`")
+                && e.contains("NaN"),
+            "{e}"
+        );
 
         weak[5] = None;
         let (_d, path) = pq(&[Col::F32(KEYS[0], weak.clone()), Col::F32(KEYS[1], strong.clone())], 3);

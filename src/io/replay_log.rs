@@ -108,7 +108,9 @@ impl<R: BufRead> ReplayLog<R> {
         loop {
             self.buf.clear();
             let read = self.reader.read_line(&mut self.buf).map_err(|e| match e.kind() {
-                std::io::ErrorKind::InvalidData => BotsError::parse(&self.path, self.line_no + 1, "the line is not valid UTF-8"),
+                std::io::ErrorKind::InvalidData => {
+                    BotsError::parse(&self.path, self.line_no + 1, "the line is not valid UTF-8")
+                }
                 _ => BotsError::io(&self.path, e),
             })?;
             if read == 0 {
@@ -155,11 +157,7 @@ const FIELDS: &str = "`step`, `tasks`, and `pass_rates` or `successes` + `failur
 
 /// Parses one non-blank line (its JSON shape, the step, whole counts); `Err` is the message after
 /// `path:line`. The evidence itself is checked after, by [`validate_batch`].
-fn parse_line(
-    text: &str,
-    expected_step: u64,
-    first_step: u64,
-) -> std::result::Result<(u64, Evidence), String> {
+fn parse_line(text: &str, expected_step: u64, first_step: u64) -> std::result::Result<(u64, Evidence), String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let Value::Object(obj) = value else {
         return Err(format!("expected a JSON object with {FIELDS}, got {}", json_type(&value)));
@@ -326,10 +324,14 @@ mod tests {
 
     #[test]
     fn parses_rates_and_counts_skipping_blank_lines() {
-        let text = format!("{L0}\n   \n{{\"step\": 1, \"tasks\": [5, 9], \"successes\": [4, 0], \"failures\": [12, 3]}}\n");
+        let text =
+            format!("{L0}\n   \n{{\"step\": 1, \"tasks\": [5, 9], \"successes\": [4, 0], \"failures\": [12, 3]}}\n");
         let steps = parse_all(&text, 0).unwrap();
         assert_eq!(steps.len(), 2);
-        assert_eq!(steps[0], LogStep { line: 1, step: 0, evidence: Evidence::pass_rates(vec![3, 17], vec![0.25, 1.0]) });
+        assert_eq!(
+            steps[0],
+            LogStep { line: 1, step: 0, evidence: Evidence::pass_rates(vec![3, 17], vec![0.25, 1.0]) }
+        );
         assert_eq!(
             steps[1],
             LogStep { line: 4, step: 1, evidence: Evidence::counts(vec![5, 9], vec![4.0, 0.0], vec![12.0, 3.0]) }
@@ -353,28 +355,64 @@ mod tests {
             ("{\"step\": 1, \"pass_rates\": [0.5]}", "missing field `tasks`"),
             ("{\"step\": 1, \"tasks\": 3, \"pass_rates\": [0.5]}", "`tasks` must be an array"),
             ("{\"step\": 1, \"tasks\": [], \"pass_rates\": []}", "`tasks` is empty"),
-            ("{\"step\": 1, \"tasks\": [1.5], \"pass_rates\": [0.5]}", "`tasks[0]` must be a non-negative integer task id"),
-            ("{\"step\": 1, \"tasks\": [\"1\"], \"pass_rates\": [0.5]}", "`tasks[0]` must be a non-negative integer task id"),
-            ("{\"step\": 1, \"tasks\": [-2], \"pass_rates\": [0.5]}", "`tasks[0]` must be a non-negative integer task id"),
+            (
+                "{\"step\": 1, \"tasks\": [1.5], \"pass_rates\": [0.5]}",
+                "`tasks[0]` must be a non-negative integer task id",
+            ),
+            (
+                "{\"step\": 1, \"tasks\": [\"1\"], \"pass_rates\": [0.5]}",
+                "`tasks[0]` must be a non-negative integer task id",
+            ),
+            (
+                "{\"step\": 1, \"tasks\": [-2], \"pass_rates\": [0.5]}",
+                "`tasks[0]` must be a non-negative integer task id",
+            ),
             ("{\"step\": 1, \"tasks\": [1]}", "missing the outcomes"),
             ("{\"step\": 1, \"tasks\": [1], \"pass_rates\": [0.5], \"successes\": [1], \"failures\": [1]}", "not both"),
             ("{\"step\": 1, \"tasks\": [1], \"pass_rates\": [0.5], \"failures\": [1]}", "not both"),
             ("{\"step\": 1, \"tasks\": [1], \"successes\": [1]}", "`successes` needs `failures`"),
             ("{\"step\": 1, \"tasks\": [1], \"failures\": [1]}", "`failures` needs `successes`"),
             ("{\"step\": 1, \"tasks\": [1, 2], \"pass_rates\": [0.5]}", "`pass_rates` has 1 values for 2 tasks"),
-            ("{\"step\": 1, \"tasks\": [1], \"successes\": [1, 2], \"failures\": [1]}", "`successes` has 2 values for 1 tasks"),
-            ("{\"step\": 1, \"tasks\": [1], \"successes\": [1], \"failures\": []}", "`failures` has 0 values for 1 tasks"),
-            ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, 1.5]}", "task 4: pass rate 1.5 is not a number in [0, 1]"),
-            ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, 1.00000001]}", "task 4 (`pass_rates[1]`): pass rate 1.00000001 is outside [0, 1]"),
+            (
+                "{\"step\": 1, \"tasks\": [1], \"successes\": [1, 2], \"failures\": [1]}",
+                "`successes` has 2 values for 1 tasks",
+            ),
+            (
+                "{\"step\": 1, \"tasks\": [1], \"successes\": [1], \"failures\": []}",
+                "`failures` has 0 values for 1 tasks",
+            ),
+            (
+                "{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, 1.5]}",
+                "task 4: pass rate 1.5 is not a number in [0, 1]",
+            ),
+            (
+                "{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, 1.00000001]}",
+                "task 4 (`pass_rates[1]`): pass rate 1.00000001 is outside [0, 1]",
+            ),
             ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [-0.25, 0.5]}", "task 1: pass rate -0.25 is not"),
             ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, \"NaN\"]}", "task 4 (`pass_rates[1]`): NaN"),
-            ("{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, null]}", "task 4 (`pass_rates[1]`): expected a number, got null"),
-            ("{\"step\": 1, \"tasks\": [6], \"successes\": [-1], \"failures\": [3]}", "task 6: counts successes=-1, failures=3 are invalid: counts must not be negative"),
+            (
+                "{\"step\": 1, \"tasks\": [1, 4], \"pass_rates\": [0.5, null]}",
+                "task 4 (`pass_rates[1]`): expected a number, got null",
+            ),
+            (
+                "{\"step\": 1, \"tasks\": [6], \"successes\": [-1], \"failures\": [3]}",
+                "task 6: counts successes=-1, failures=3 are invalid: counts must not be negative",
+            ),
             ("{\"step\": 1, \"tasks\": [6], \"successes\": [1.5], \"failures\": [3]}", "not a whole number"),
-            ("{\"step\": 1, \"tasks\": [6], \"successes\": [10], \"failures\": [7]}", "task 6: counts successes=10, failures=7 are invalid: successes + failures exceeds m = 16"),
+            (
+                "{\"step\": 1, \"tasks\": [6], \"successes\": [10], \"failures\": [7]}",
+                "task 6: counts successes=10, failures=7 are invalid: successes + failures exceeds m = 16",
+            ),
             ("{\"step\": 1, \"tasks\": [6], \"successes\": [0], \"failures\": [0]}", "at least one rollout"),
-            ("{\"step\": 1, \"tasks\": [20], \"pass_rates\": [0.5]}", "task id 20 (position 0 of the batch) is out of range: the pool has 20 tasks"),
-            ("{\"step\": 1, \"tasks\": [2, 5, 2], \"pass_rates\": [0.5, 0.5, 0.5]}", "task 2 appears more than once in one batch"),
+            (
+                "{\"step\": 1, \"tasks\": [20], \"pass_rates\": [0.5]}",
+                "task id 20 (position 0 of the batch) is out of range: the pool has 20 tasks",
+            ),
+            (
+                "{\"step\": 1, \"tasks\": [2, 5, 2], \"pass_rates\": [0.5, 0.5, 0.5]}",
+                "task 2 appears more than once in one batch",
+            ),
             ("{\"step\": 2, \"tasks\": [1], \"pass_rates\": [0.5]}", "step 2 is not consecutive: expected step 1"),
             ("{\"step\": 0, \"tasks\": [1], \"pass_rates\": [0.5]}", "step 0 is not consecutive: expected step 1"),
         ];
@@ -385,7 +423,10 @@ mod tests {
             assert!(e.contains(want), "{line}: expected `{want}` in `{e}`");
         }
         let e = err("{\"step\": 1, \"tasks\": [1], \"pass_rates\": [0.5]}\n");
-        assert!(e.starts_with("log.jsonl:1: ") && e.contains("first logged step is 1, but the pool is at step 0"), "{e}");
+        assert!(
+            e.starts_with("log.jsonl:1: ") && e.contains("first logged step is 1, but the pool is at step 0"),
+            "{e}"
+        );
     }
 
     #[test]

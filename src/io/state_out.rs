@@ -81,7 +81,11 @@ pub fn write_posterior(path: &Path, state: &PoolState) -> Result<()> {
 fn write_parts(path: &Path, alpha: &[f32], beta: &[f32], globals: &Globals) -> Result<()> {
     let format = Format::of(path)?;
     if alpha.len() != beta.len() {
-        return Err(BotsError::LengthMismatch { what: "beta (one per task)".into(), expected: alpha.len(), got: beta.len() });
+        return Err(BotsError::LengthMismatch {
+            what: "beta (one per task)".into(),
+            expected: alpha.len(),
+            got: beta.len(),
+        });
     }
     if alpha.is_empty() {
         return Err(BotsError::Empty("the posterior"));
@@ -89,11 +93,19 @@ fn write_parts(path: &Path, alpha: &[f32], beta: &[f32], globals: &Globals) -> R
     // Every value is checked first so that a bad state never produces a file.
     for (k, (&a, &b)) in alpha.iter().zip(beta).enumerate() {
         if !(a.is_finite() && b.is_finite()) {
-            return Err(BotsError::parse(path, 0, format!("task {k}: alpha = {a}, beta = {b} are not finite; nothing written")));
+            return Err(BotsError::parse(
+                path,
+                0,
+                format!("task {k}: alpha = {a}, beta = {b} are not finite; nothing written"),
+            ));
         }
     }
     if !globals.rho.is_finite() || globals.mu.is_some_and(|m| !m.is_finite()) {
-        return Err(BotsError::parse(path, 0, format!("mu = {:?}, rho = {} are not finite; nothing written", globals.mu, globals.rho)));
+        return Err(BotsError::parse(
+            path,
+            0,
+            format!("mu = {:?}, rho = {} are not finite; nothing written", globals.mu, globals.rho),
+        ));
     }
     match format {
         Format::Jsonl => write_atomic(path, |file| {
@@ -116,7 +128,9 @@ fn mu_text(mu: Option<f32>) -> String {
 
 fn write_parquet(path: &Path, file: File, alpha: &[f32], beta: &[f32], globals: &Globals) -> Result<File> {
     let err = pq_err(path);
-    let field = |name: &str, t| Type::primitive_type_builder(name, t).with_repetition(Repetition::REQUIRED).build().map(Arc::new);
+    let field = |name: &str, t| {
+        Type::primitive_type_builder(name, t).with_repetition(Repetition::REQUIRED).build().map(Arc::new)
+    };
     let fields = vec![
         field("task", PhysicalType::INT64).map_err(&err)?,
         field("alpha", PhysicalType::FLOAT).map_err(&err)?,
@@ -226,11 +240,15 @@ fn read_jsonl(path: &Path) -> Result<Posterior> {
                 _ => return Err(at("`mu` must be a number or null".into())),
             };
             let rho = obj.get("rho").and_then(Value::as_f64).ok_or_else(|| at("`rho` must be a number".into()))? as f32;
-            let step = obj.get("step").and_then(Value::as_u64).ok_or_else(|| at("`step` must be a non-negative integer".into()))?;
+            let step = obj
+                .get("step")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| at("`step` must be a non-negative integer".into()))?;
             globals = Some(Globals { mu, rho, step });
         }
     }
-    let globals = globals.ok_or_else(|| BotsError::parse(path, 0, "missing the final {\"mu\", \"rho\", \"step\"} line"))?;
+    let globals =
+        globals.ok_or_else(|| BotsError::parse(path, 0, "missing the final {\"mu\", \"rho\", \"step\"} line"))?;
     Ok(Posterior { alpha, beta, globals })
 }
 
@@ -262,7 +280,11 @@ fn read_parquet(path: &Path) -> Result<Posterior> {
     };
     let tasks = read_numeric_column(path, &reader, "task", &Ok)?;
     if let Some((row, &t)) = tasks.iter().enumerate().find(|(i, &t)| t != *i as f64) {
-        return Err(BotsError::parse(path, 0, format!("row {row}, column `task`: {t} (tasks must be in order from 0)")));
+        return Err(BotsError::parse(
+            path,
+            0,
+            format!("row {row}, column `task`: {t} (tasks must be in order from 0)"),
+        ));
     }
     let alpha = read_numeric_column(path, &reader, "alpha", &positive("alpha"))?;
     let beta = read_numeric_column(path, &reader, "beta", &positive("beta"))?;
@@ -360,10 +382,18 @@ mod tests {
         let path = dir.path().join("p.jsonl");
         let cases = [
             ("{\"task\": 0, \"alpha\": 1, \"beta\": 1}\n", ":0", "missing the final"),
-            ("{\"task\": 1, \"alpha\": 1, \"beta\": 1}\n{\"mu\": null, \"rho\": 0, \"step\": 0}\n", ":1", "tasks in order"),
+            (
+                "{\"task\": 1, \"alpha\": 1, \"beta\": 1}\n{\"mu\": null, \"rho\": 0, \"step\": 0}\n",
+                ":1",
+                "tasks in order",
+            ),
             ("{\"task\": 0, \"alpha\": -1, \"beta\": 1}\n", ":1", "positive"),
             ("{\"task\": 0, \"alpha\": 1, \"beta\": 1}\n{\"mu\": \"x\", \"rho\": 0, \"step\": 0}\n", ":2", "`mu`"),
-            ("{\"mu\": null, \"rho\": 0, \"step\": 0}\n{\"task\": 0, \"alpha\": 1, \"beta\": 1}\n", ":2", "after the final"),
+            (
+                "{\"mu\": null, \"rho\": 0, \"step\": 0}\n{\"task\": 0, \"alpha\": 1, \"beta\": 1}\n",
+                ":2",
+                "after the final",
+            ),
             ("{\"mu\": null, \"rho\": 0, \"step\": 0}\n", ":0", "no tasks"),
             ("nope\n", ":1", "invalid JSON"),
         ];
@@ -374,7 +404,11 @@ mod tests {
             assert!(at_ok && e.contains(want), "{text:?}: {e}");
         }
         let pq = dir.path().join("pool.parquet");
-        crate::io::pool_file::tests::write_parquet(&pq, &[crate::io::pool_file::tests::Col::I64("task", vec![Some(0)])], 4);
+        crate::io::pool_file::tests::write_parquet(
+            &pq,
+            &[crate::io::pool_file::tests::Col::I64("task", vec![Some(0)])],
+            4,
+        );
         let e = read_posterior(&pq).unwrap_err().to_string();
         assert!(e.contains("metadata `mu` is missing"), "{e}");
     }

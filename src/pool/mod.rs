@@ -148,7 +148,8 @@ impl Features {
         }
         for (c, name) in ["weak", "strong"].into_iter().enumerate() {
             let value = |k: usize| if c == 0 { self.get(k).0 } else { self.get(k).1 };
-            if let Some((task, value)) = (0..self.len()).map(|k| (k, value(k))).find(|(_, v)| !(0.0..=1.0).contains(v)) {
+            if let Some((task, value)) = (0..self.len()).map(|k| (k, value(k))).find(|(_, v)| !(0.0..=1.0).contains(v))
+            {
                 return Err(BotsError::InvalidFeature { task, name: name.into(), value });
             }
         }
@@ -337,9 +338,15 @@ mod tests {
         assert!(matches!(Features::from_f32(&[0.1, 1.5], &[0.2, 0.3]), Err(BotsError::InvalidFeature { task: 1, .. })));
         assert!(matches!(Features::from_f32(&[0.5], &[f32::NAN]), Err(BotsError::InvalidFeature { task: 0, .. })));
         assert!(matches!(Features::from_f32(&[0.5, 0.5], &[0.5]), Err(BotsError::LengthMismatch { .. })));
-        assert!(matches!(Features::f32_form(vec![0.5, -0.1], vec![0.5, 0.5]), Err(BotsError::InvalidFeature { task: 1, .. })));
+        assert!(matches!(
+            Features::f32_form(vec![0.5, -0.1], vec![0.5, 0.5]),
+            Err(BotsError::InvalidFeature { task: 1, .. })
+        ));
         let h = |v: f32| f16::from_f32(v);
-        assert!(matches!(Features::from_f16(vec![h(0.5)], vec![h(2.0)]), Err(BotsError::InvalidFeature { task: 0, .. })));
+        assert!(matches!(
+            Features::from_f16(vec![h(0.5)], vec![h(2.0)]),
+            Err(BotsError::InvalidFeature { task: 0, .. })
+        ));
     }
 
     /// The same dyadic values stored as f16 or as f32 give the same selections and bit-identical
@@ -354,7 +361,14 @@ mod tests {
         assert_eq!((half.form(), full.form()), (FeatureForm::F16, FeatureForm::F32));
         for cfg in [
             Config { batch: 16, ..Default::default() },
-            Config { batch: 8, rho: 0.6, adaptive_rho: true, prior_strength: Some(3.0), tau: 0.2, ..Default::default() },
+            Config {
+                batch: 8,
+                rho: 0.6,
+                adaptive_rho: true,
+                prior_strength: Some(3.0),
+                tau: 0.2,
+                ..Default::default()
+            },
         ] {
             let mut a = CpuPool::new(cfg.clone(), n, Some(half.clone())).unwrap();
             let mut b = CpuPool::new(cfg.clone(), n, Some(full.clone())).unwrap();
@@ -364,7 +378,11 @@ mod tests {
                 let ev = if step % 2 == 0 {
                     Evidence::pass_rates(ta.clone(), ta.iter().map(|&t| ((t + step) % 17) as f32 / 16.0).collect())
                 } else {
-                    Evidence::counts(ta.clone(), ta.iter().map(|&t| (t % 5) as f32).collect(), ta.iter().map(|&t| (t % 3) as f32 + 1.0).collect())
+                    Evidence::counts(
+                        ta.clone(),
+                        ta.iter().map(|&t| (t % 5) as f32).collect(),
+                        ta.iter().map(|&t| (t % 3) as f32 + 1.0).collect(),
+                    )
                 };
                 assert_eq!(a.update(&ev).unwrap(), b.update(&ev).unwrap(), "step {step}");
             }

@@ -13,10 +13,10 @@
 //! and LLVM uses no approximate reciprocal without fast-math flags.
 
 use crate::config::Config;
-use crate::dist::normal::box_muller_scaled;
-use crate::dist::fmath::ln_normal;
 use crate::dist::beta::{beta_from_logs, beta_linear};
+use crate::dist::fmath::ln_normal;
 use crate::dist::gamma::{gamma_from_attempt1, mt_constants, mt_exact, mt_squeeze, mt_value};
+use crate::dist::normal::box_muller_scaled;
 use crate::evidence::interpolate;
 use crate::pool::{Features, Prior};
 use crate::rng::{u01, Purpose, TaskStream, M0, M1, W0, W1};
@@ -80,7 +80,16 @@ pub fn fill_keys_scalar(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], bas
     for (i, key) in out.iter_mut().enumerate() {
         let k = base + i;
         let f = ctx.features.map(|f| f.get(k));
-        *key = update_sample_score(ctx.config, &mut alpha[i], &mut beta[i], ctx.prior.get(k), f, ctx.pending, ctx.step, k as u32);
+        *key = update_sample_score(
+            ctx.config,
+            &mut alpha[i],
+            &mut beta[i],
+            ctx.prior.get(k),
+            f,
+            ctx.pending,
+            ctx.step,
+            k as u32,
+        );
     }
 }
 
@@ -150,50 +159,67 @@ pub fn fill_keys(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usiz
 
 /// [`fill_keys`], then every key offered to `top` ([`TopK::push_all`], compiled with the lane code's
 /// instruction set, so its threshold test is vector compares).
-pub fn fill_keys_offer(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64], top: &mut TopK) {
-    dispatch(simd_level(), ctx, alpha, beta, base, out, Some(top))
+pub fn fill_keys_offer(
+    ctx: &ScoreCtx,
+    alpha: &mut [f32],
+    beta: &mut [f32],
+    base: usize,
+    out: &mut [u64],
+    top: &mut TopK,
+) {
+    dispatch(simd_level(), ctx, KeyBlock { alpha, beta, base, out }, Some(top))
 }
 
 /// [`fill_keys`] at a given level, which must be one of [`Simd::available`] (a higher one runs the
 /// best available instead).
 pub fn fill_keys_at(level: Simd, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
-    dispatch(level, ctx, alpha, beta, base, out, None)
+    dispatch(level, ctx, KeyBlock { alpha, beta, base, out }, None)
 }
 
-fn dispatch(level: Simd, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64], top: Option<&mut TopK>) {
+/// The slices of one block of tasks: `out[i]` is the key of task `base + i`.
+struct KeyBlock<'a> {
+    alpha: &'a mut [f32],
+    beta: &'a mut [f32],
+    base: usize,
+    out: &'a mut [u64],
+}
+
+fn dispatch(level: Simd, ctx: &ScoreCtx, blk: KeyBlock, top: Option<&mut TopK>) {
     #[cfg(target_arch = "x86_64")]
     {
         let level = if level <= Simd::detect() { level } else { Simd::detect() };
         match level {
             // SAFETY: the CPU supports AVX-512 F/BW/DQ/VL (`Simd::detect` checked it).
-            Simd::Avx512 => return unsafe { fill_keys_avx512(ctx, alpha, beta, base, out, top) },
+            Simd::Avx512 => return unsafe { fill_keys_avx512(ctx, blk, top) },
             // SAFETY: the CPU supports AVX2 (`Simd::detect` checked it).
-            Simd::Avx2 => return unsafe { fill_keys_avx2(ctx, alpha, beta, base, out, top) },
+            Simd::Avx2 => return unsafe { fill_keys_avx2(ctx, blk, top) },
             Simd::Portable => {}
         }
     }
     let _ = level;
-    fill_keys_lanes::<_, LANES>(AutoPhilox, ctx, alpha, beta, base, out);
-    if let Some(t) = top {
-        t.push_all(out);
-    }
+    fill_and_offer::<_, LANES>(AutoPhilox, ctx, blk, top)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fill_keys_avx2(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64], top: Option<&mut TopK>) {
-    fill_keys_lanes::<_, LANES>(AutoPhilox, ctx, alpha, beta, base, out);
-    if let Some(t) = top {
-        t.push_all(out);
-    }
+unsafe fn fill_keys_avx2(ctx: &ScoreCtx, blk: KeyBlock, top: Option<&mut TopK>) {
+    fill_and_offer::<_, LANES>(AutoPhilox, ctx, blk, top)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-unsafe fn fill_keys_avx512(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64], top: Option<&mut TopK>) {
+unsafe fn fill_keys_avx512(ctx: &ScoreCtx, blk: KeyBlock, top: Option<&mut TopK>) {
     let seed = ctx.config.seed;
     let ph = Avx512Philox(philox512::RoundKeys::new([seed as u32, (seed >> 32) as u32]));
-    fill_keys_lanes::<_, LANES_AVX512>(ph, ctx, alpha, beta, base, out);
+    fill_and_offer::<_, LANES_AVX512>(ph, ctx, blk, top)
+}
+
+/// The lane code over a block, then its keys offered to `top` if there is one (inlined into each
+/// build, so the offer's threshold test uses that build's instructions).
+#[inline(always)]
+fn fill_and_offer<P: PhiloxLanes<L>, const L: usize>(ph: P, ctx: &ScoreCtx, blk: KeyBlock, top: Option<&mut TopK>) {
+    let KeyBlock { alpha, beta, base, out } = blk;
+    fill_keys_lanes::<P, L>(ph, ctx, alpha, beta, base, out);
     if let Some(t) = top {
         t.push_all(out);
     }
@@ -299,7 +325,8 @@ fn gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
             m &= m - 1;
             let exact = !(x0[i] <= -1.0) && mt_exact(d[i], x0[i], u01(w[2][i]));
             if !exact {
-                out[i] = gamma_from_attempt1(d[i], q[i], x1[i], w[3][i], &TaskStream::new(seed, step, task[i]), purpose);
+                out[i] =
+                    gamma_from_attempt1(d[i], q[i], x1[i], w[3][i], &TaskStream::new(seed, step, task[i]), purpose);
             }
         }
     }

@@ -9,10 +9,10 @@ pub mod lanes;
 use rayon::prelude::*;
 
 use crate::config::Config;
-use crate::pool::{Features, Prior};
-use crate::update::{apply_pending_task, PendingScalars};
 use crate::dist::{sample_beta, sample_gumbel};
+use crate::pool::{Features, Prior};
 use crate::rng::TaskStream;
+use crate::update::{apply_pending_task, PendingScalars};
 
 /// The selection score of task `task` with posterior Beta(alpha, beta) at `step`:
 /// `-|p* - p_hat|`, or `-|p* - p_hat|/tau + G` with G standard Gumbel when tau > 0 (Gumbel-top-k).
@@ -223,9 +223,7 @@ mod tests {
     fn key_order_matches_score_then_index() {
         let scores = [-0.5f32, -0.0, 0.0, -1e-30, -0.25, -0.25, f32::NEG_INFINITY, 3.0];
         let mut idx: Vec<u32> = (0..scores.len() as u32).collect();
-        idx.sort_by(|&a, &b| {
-            scores[b as usize].partial_cmp(&scores[a as usize]).unwrap().then(a.cmp(&b))
-        });
+        idx.sort_by(|&a, &b| scores[b as usize].partial_cmp(&scores[a as usize]).unwrap().then(a.cmp(&b)));
         let mut by_key: Vec<u32> = (0..scores.len() as u32).collect();
         by_key.sort_by_key(|&t| std::cmp::Reverse(score_key(scores[t as usize], t)));
         assert_eq!(idx, by_key);

@@ -135,9 +135,9 @@ pub fn run_selector(
                 let w = TaskStream::new(seed, STEP_RANDOM - t as u64, k as u32).block(Purpose::User, 0);
                 ((w[0] as u64) << 32) | (!(k as u32)) as u64
             }),
-            (Selector::Oracle { target }, _) => select_top_k(n, b, |k| {
-                score_key(-(target - world.pool[k].pass_rate(&theta)).abs(), k as u32)
-            }),
+            (Selector::Oracle { target }, _) => {
+                select_top_k(n, b, |k| score_key(-(target - world.pool[k].pass_rate(&theta)).abs(), k as u32))
+            }
             (Selector::Bots { .. }, Some(pool)) => pool.select(b)?,
             (Selector::Bots { .. }, None) => unreachable!("a BOTS selector always has a pool"),
         };
@@ -216,7 +216,9 @@ mod tests {
         let base = Config { seed, ..Config::default() };
         names
             .iter()
-            .map(|name| run_selector(&world, &Selector::by_name(name, &base).unwrap(), BackendKind::Cpu, || {}).unwrap())
+            .map(|name| {
+                run_selector(&world, &Selector::by_name(name, &base).unwrap(), BackendKind::Cpu, || {}).unwrap()
+            })
             .collect()
     }
 
@@ -248,7 +250,8 @@ mod tests {
     #[test]
     fn informative_features_carry_bots() {
         let s = summarize(&runs(world("informative", 10_000, 200), 42, &SELECTORS));
-        let (random, bots, implicit, oracle) = (by(&s, "random"), by(&s, "bots"), by(&s, "bots-implicit"), by(&s, "oracle"));
+        let (random, bots, implicit, oracle) =
+            (by(&s, "random"), by(&s, "bots"), by(&s, "bots-implicit"), by(&s, "oracle"));
         assert_eq!(random.ttb, Some(1.0));
         assert!(bots.etr > random.etr + 0.3, "{s:?}");
         assert!(bots.ttb.unwrap() < 0.6 && implicit.ttb.unwrap() < 0.6, "{s:?}");

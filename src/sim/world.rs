@@ -149,7 +149,10 @@ impl WorldSpec {
         }
         for (key, profile) in [("weak", &self.weak), ("strong", &self.strong)] {
             if profile.len() != k {
-                return bad(key, format!("has {} skills but the learner has {k}: give one value per skill", profile.len()));
+                return bad(
+                    key,
+                    format!("has {} skills but the learner has {k}: give one value per skill", profile.len()),
+                );
             }
         }
         if let Some((key, _)) = [("learner", &self.learner), ("weak", &self.weak), ("strong", &self.strong)]

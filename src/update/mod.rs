@@ -54,7 +54,16 @@ pub fn scatter_batch(state: &mut PoolState, config: &Config, pending: &Pending) 
         let k = row.task as usize;
         let (a0, b0) = state.prior.get(k);
         let (a, b) = update_task(
-            state.alpha[k], state.beta[k], a0, b0, config.lambda, pending.rho, row.s_bar, row.f_bar, row.n, row.r,
+            state.alpha[k],
+            state.beta[k],
+            a0,
+            b0,
+            config.lambda,
+            pending.rho,
+            row.s_bar,
+            row.f_bar,
+            row.n,
+            row.r,
         );
         state.alpha[k] = -a;
         state.beta[k] = b;

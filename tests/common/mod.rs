@@ -44,8 +44,8 @@ pub fn skip(reason: &str) {
 /// under `BOTS_REQUIRE_GPU=1`.
 #[allow(dead_code)]
 pub fn gpu_available() -> bool {
-    let ok = bots::backend::cuda_usable()
-        && cudarc::driver::CudaContext::device_count().map(|c| c > 0).unwrap_or(false);
+    let ok =
+        bots::backend::cuda_usable() && cudarc::driver::CudaContext::device_count().map(|c| c > 0).unwrap_or(false);
     if !ok {
         if std::env::var("BOTS_REQUIRE_GPU").is_ok_and(|v| v == "1") {
             panic!("BOTS_REQUIRE_GPU=1 but no CUDA driver/device is usable (or the crate was built without nvcc)");

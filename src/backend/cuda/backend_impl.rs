@@ -75,7 +75,11 @@ impl Backend for CudaPool {
                 stream.memcpy_htod(b, &mut self.ev_b.slice_mut(0..len)).map_err(cuda_err)?;
             }
             let (t, pa, pb) = (self.io.ev_tasks, self.io.ev_a, self.io.ev_b);
-            let o = if b.is_some() { RawOutcomes::Counts { successes: pa, failures: pb } } else { RawOutcomes::PassRates(pa) };
+            let o = if b.is_some() {
+                RawOutcomes::Counts { successes: pa, failures: pb }
+            } else {
+                RawOutcomes::PassRates(pa)
+            };
             // SAFETY: the pool's own evidence buffers hold ev_cap >= len elements, on its own stream.
             unsafe { self.update_raw(t, o, len, stream.cu_stream())? };
         } else {
@@ -101,7 +105,10 @@ impl Backend for CudaPool {
         let alpha = s.clone_dtoh(&self.alpha).map_err(cuda_err)?;
         let beta = s.clone_dtoh(&self.beta).map_err(cuda_err)?;
         let prior = match &self.prior {
-            Some((a0, b0)) => Prior::PerTask { alpha0: s.clone_dtoh(a0).map_err(cuda_err)?, beta0: s.clone_dtoh(b0).map_err(cuda_err)? },
+            Some((a0, b0)) => Prior::PerTask {
+                alpha0: s.clone_dtoh(a0).map_err(cuda_err)?,
+                beta0: s.clone_dtoh(b0).map_err(cuda_err)?,
+            },
             None => Prior::Constant { alpha0: self.constant_prior.0, beta0: self.constant_prior.1 },
         };
         let features = self.features.as_ref().map(|f| f.to_host(s)).transpose()?;
@@ -113,7 +120,11 @@ impl Backend for CudaPool {
     fn restore(&mut self, state: PoolState) -> Result<()> {
         state.check_fits(&self.config)?;
         if state.len() != self.n {
-            return Err(BotsError::LengthMismatch { what: "restored state (tasks)".into(), expected: self.n, got: state.len() });
+            return Err(BotsError::LengthMismatch {
+                what: "restored state (tasks)".into(),
+                expected: self.n,
+                got: state.len(),
+            });
         }
         self.ctx.bind_to_thread().map_err(cuda_err)?;
         let s = self.stream.clone();

@@ -10,7 +10,9 @@ use std::ffi::c_void;
 use cudarc::driver::{result, sys, CudaSlice, CudaStream, DevicePtr};
 
 use super::pool::{CudaPool, DeviceFeatures};
-use crate::abi::{BatchArgs, DevicePtrs, Kernel, KernelParams, FEATURES_F16, FEATURES_F32, FEATURES_NONE, RADIX_BINS, RADIX_PASSES};
+use crate::abi::{
+    BatchArgs, DevicePtrs, Kernel, KernelParams, FEATURES_F16, FEATURES_F32, FEATURES_NONE, RADIX_BINS, RADIX_PASSES,
+};
 use crate::error::{BotsError, Result};
 use crate::pool::FeatureForm;
 
@@ -99,8 +101,17 @@ impl Launcher<'_> {
     unsafe fn launch(&self, k: Kernel, grid: u32, block: u32, args: &mut [*mut c_void]) -> Result<()> {
         // SAFETY: the function handle belongs to this pool's loaded module, `self.stream` is a live
         // stream of its context (the contract of `CudaPool::on`); the arguments are the caller's contract.
-        unsafe { result::launch_kernel(self.pool.module.funcs[k as usize], (grid.max(1), 1, 1), (block, 1, 1), 0, self.stream, args) }
-            .map_err(|e| BotsError::Cuda(format!("launching {}: {e:?}", k.name())))
+        unsafe {
+            result::launch_kernel(
+                self.pool.module.funcs[k as usize],
+                (grid.max(1), 1, 1),
+                (block, 1, 1),
+                0,
+                self.stream,
+                args,
+            )
+        }
+        .map_err(|e| BotsError::Cuda(format!("launching {}: {e:?}", k.name())))
     }
 
     fn ptrs(&self) -> DevicePtrs {
@@ -161,7 +172,9 @@ impl Launcher<'_> {
         let (p, d, cap) = (self.pool.params(), self.ptrs(), self.pool.cand_cap as u64);
         // SAFETY: the kernel's parameters are (Params, Pool, u64, u64*, u64, i32); `out_keys` is the
         // caller's contract, `cap` the length of each candidate buffer.
-        unsafe { self.launch(Kernel::RadixFilter, self.pool.grid_n, BLOCK, &mut args![p, d, cap, out_keys, out_cap, pass]) }
+        unsafe {
+            self.launch(Kernel::RadixFilter, self.pool.grid_n, BLOCK, &mut args![p, d, cap, out_keys, out_cap, pass])
+        }
     }
 
     /// `bitonic_sort_block(keys, len)` on the pool's `out_keys[0..len)`.
@@ -182,7 +195,10 @@ impl Launcher<'_> {
 
     fn check_sort_len(&self, len: usize) -> Result<()> {
         if len > self.pool.out_keys_len {
-            return Err(BotsError::Cuda(format!("internal: sorting {len} keys in a buffer of {}", self.pool.out_keys_len)));
+            return Err(BotsError::Cuda(format!(
+                "internal: sorting {len} keys in a buffer of {}",
+                self.pool.out_keys_len
+            )));
         }
         Ok(())
     }

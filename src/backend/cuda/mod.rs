@@ -103,7 +103,8 @@ fn context(ordinal: usize) -> Result<Arc<CudaContext>> {
     if !crate::backend::driver_present() {
         return Err(BotsError::CudaUnavailable("no CUDA driver (libcuda) found on this machine".into()));
     }
-    CudaContext::new(ordinal).map_err(|e| BotsError::CudaUnavailable(format!("cannot open CUDA device {ordinal}: {e:?}")))
+    CudaContext::new(ordinal)
+        .map_err(|e| BotsError::CudaUnavailable(format!("cannot open CUDA device {ordinal}: {e:?}")))
 }
 
 #[cfg(test)]
@@ -130,7 +131,10 @@ mod tests {
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("a pool without a driver"),
         }
-        assert!(matches!(crate::open(crate::BackendKind::Cuda { ordinal: 0 }, cfg, 10, None), Err(BotsError::CudaUnavailable(_))));
+        assert!(matches!(
+            crate::open(crate::BackendKind::Cuda { ordinal: 0 }, cfg, 10, None),
+            Err(BotsError::CudaUnavailable(_))
+        ));
     }
 
     #[test]

@@ -26,20 +26,31 @@ impl Module {
         // target, a ptxas error) says why in the first GPU log rather than only
         // CUDA_ERROR_INVALID_PTX. The PTX text is NUL-terminated (CString), as the driver requires.
         let mut log = vec![0u8; 1 << 14];
-        let mut opts = [sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER, sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES];
+        let mut opts =
+            [sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER, sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES];
         // The size option's value is passed in the pointer itself (the driver API's convention).
         let mut vals: [*mut c_void; 2] = [log.as_mut_ptr() as *mut c_void, log.len() as *mut c_void];
         let mut module = std::mem::MaybeUninit::<sys::CUmodule>::uninit();
         // SAFETY: `src` is NUL-terminated PTX, the option arrays hold 2 entries each and `log` outlives
         // the call; `module` is written before it is read (only on success).
         let loaded = unsafe {
-            sys::cuModuleLoadDataEx(module.as_mut_ptr(), src.as_ptr() as *const c_void, 2, opts.as_mut_ptr(), vals.as_mut_ptr())
+            sys::cuModuleLoadDataEx(
+                module.as_mut_ptr(),
+                src.as_ptr() as *const c_void,
+                2,
+                opts.as_mut_ptr(),
+                vals.as_mut_ptr(),
+            )
         }
         .result();
         if let Err(e) = loaded {
             let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
             let jit = String::from_utf8_lossy(&log[..end]);
-            return Err(BotsError::Cuda(format!("loading the kernels' PTX ({} bytes): {e:?}; JIT log: {}", ptx.len(), jit.trim())));
+            return Err(BotsError::Cuda(format!(
+                "loading the kernels' PTX ({} bytes): {e:?}; JIT log: {}",
+                ptx.len(),
+                jit.trim()
+            )));
         }
         // SAFETY: cuModuleLoadDataEx succeeded, so it wrote the handle.
         let module = unsafe { module.assume_init() };
@@ -73,4 +84,3 @@ impl Drop for Module {
 // SAFETY: a CUmodule and its CUfunctions are handles the driver lets any thread use once the context
 // is current (every use binds `ctx` first); the module is unloaded only by Drop, which needs ownership.
 unsafe impl Send for Module {}
-

@@ -9,7 +9,9 @@ use half::f16;
 use super::launch::{ptr, HostIoPtrs, BLOCK};
 use super::module::Module;
 use super::{context, cuda_err};
-use crate::abi::{BatchArgs, DeviceError, DevicePtrs, DeviceScalars, Kernel as K, NO_ERROR, RADIX_BINS, RADIX_PASSES, SCALAR_WORDS};
+use crate::abi::{
+    BatchArgs, DeviceError, DevicePtrs, DeviceScalars, Kernel as K, NO_ERROR, RADIX_BINS, RADIX_PASSES, SCALAR_WORDS,
+};
 use crate::backend::UpdateReport;
 use crate::config::Config;
 use crate::error::{BotsError, Result};
@@ -128,7 +130,12 @@ impl CudaPool {
     /// let pool = bots::backend::cuda::CudaPool::from_state(ctx.default_stream(), cfg, state, 32)?;
     /// # Ok::<(), bots::BotsError>(())
     /// ```
-    pub fn from_state(stream: Arc<CudaStream>, config: Config, state: PoolState, k_capacity: usize) -> Result<CudaPool> {
+    pub fn from_state(
+        stream: Arc<CudaStream>,
+        config: Config,
+        state: PoolState,
+        k_capacity: usize,
+    ) -> Result<CudaPool> {
         config.validate()?;
         state.check_fits(&config)?;
         if kernels::BOTS_PTX.is_none() {
@@ -157,18 +164,19 @@ impl CudaPool {
         let ev_tasks = s.alloc_zeros::<u32>(ev_cap).map_err(alloc_err)?;
         let ev_a = s.alloc_zeros::<f32>(ev_cap).map_err(alloc_err)?;
         let ev_b = s.alloc_zeros::<f32>(ev_cap).map_err(alloc_err)?;
-        let sms = ctx
-            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-            .map_err(cuda_err)?
-            .max(1) as u64;
+        let sms =
+            ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map_err(cuda_err)?.max(1)
+                as u64;
         // The pool-sized kernels run as many blocks as fit on the device at once (grid-stride loops).
         let mut per_sm = u64::MAX;
         for k in [K::UpdateSampleScore, K::RadixFilter, K::ApplyPending] {
             let mut blocks = 0i32;
             // SAFETY: `module.funcs[k]` is a live function of the module loaded above, in this context.
-            unsafe { sys::cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut blocks, module.funcs[k as usize], BLOCK as i32, 0) }
-                .result()
-                .map_err(|e| BotsError::Cuda(format!("occupancy of {}: {e:?}", k.name())))?;
+            unsafe {
+                sys::cuOccupancyMaxActiveBlocksPerMultiprocessor(&mut blocks, module.funcs[k as usize], BLOCK as i32, 0)
+            }
+            .result()
+            .map_err(|e| BotsError::Cuda(format!("occupancy of {}: {e:?}", k.name())))?;
             per_sm = per_sm.min(blocks.max(1) as u64);
         }
         let grid_n = (n as u64).div_ceil(BLOCK as u64).clamp(1, sms * per_sm) as u32;
@@ -185,7 +193,12 @@ impl CudaPool {
             out_keys: ptr(&out_keys, s),
             ..Default::default()
         };
-        let io = HostIoPtrs { out_tasks: ptr(&out_tasks, s), ev_tasks: ptr(&ev_tasks, s), ev_a: ptr(&ev_a, s), ev_b: ptr(&ev_b, s) };
+        let io = HostIoPtrs {
+            out_tasks: ptr(&out_tasks, s),
+            ev_tasks: ptr(&ev_tasks, s),
+            ev_a: ptr(&ev_a, s),
+            ev_b: ptr(&ev_b, s),
+        };
         if let Some((a0, b0)) = &prior {
             (p.alpha0, p.beta0) = (ptr(a0, s), ptr(b0, s));
         }
@@ -445,7 +458,11 @@ impl CudaPool {
     /// the pool's side stream, which is never captured (ordering inside a graph is the graph's).
     pub(super) fn bookkeeping_stream(&self) -> Result<Arc<CudaStream>> {
         let status = self.stream.capture_status().map_err(cuda_err)?;
-        Ok(if status == sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE { self.stream.clone() } else { self.side.clone() })
+        Ok(if status == sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE {
+            self.stream.clone()
+        } else {
+            self.side.clone()
+        })
     }
 
     /// After a synchronized select: an inconsistent radix select (flagged by the device, never by
@@ -485,11 +502,22 @@ impl CudaPool {
     /// a [`BotsError::Cuda`] for an internal error of the radix select.
     pub(super) fn device_error(&self, sc: &DeviceScalars) -> BotsError {
         DeviceError::from_code(sc.err_code)
-            .and_then(|code| BotsError::from_device_record(code, sc.err_task, sc.err_pos, sc.err_v0, sc.err_v1, self.n, self.config.m))
-            .unwrap_or_else(|| BotsError::Cuda(format!("internal error {} in the radix select (pass {})", sc.err_code, sc.err_pos)))
+            .and_then(|code| {
+                BotsError::from_device_record(
+                    code,
+                    sc.err_task,
+                    sc.err_pos,
+                    sc.err_v0,
+                    sc.err_v1,
+                    self.n,
+                    self.config.m,
+                )
+            })
+            .unwrap_or_else(|| {
+                BotsError::Cuda(format!("internal error {} in the radix select (pass {})", sc.err_code, sc.err_pos))
+            })
     }
 }
-
 
 impl Drop for CudaPool {
     /// Waits for the pool's kernels before its buffers and module go.
@@ -560,8 +588,12 @@ impl DeviceFeatures {
     /// The columns read back to the host.
     pub(super) fn to_host(&self, s: &Arc<CudaStream>) -> Result<Features> {
         Ok(match self {
-            DeviceFeatures::F16(w, st) => Features::F16 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? },
-            DeviceFeatures::F32(w, st) => Features::F32 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? },
+            DeviceFeatures::F16(w, st) => {
+                Features::F16 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? }
+            }
+            DeviceFeatures::F32(w, st) => {
+                Features::F32 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? }
+            }
         })
     }
 }

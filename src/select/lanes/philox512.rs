@@ -82,9 +82,11 @@ pub(super) unsafe fn block<const L: usize>(task: &[u32; L], c1: u32, step: u64, 
             let (h0, l0) = mulhilo(m0, t, hi_idx);
             let x2v = _mm512_xor_si512(h0, _mm512_set1_epi32(((step >> 32) as u32 ^ k[0][1]) as i32));
             let (h1, l1) = mulhilo(m1, x2v, hi_idx);
-            x0[v] = _mm512_ternarylogic_epi32::<0x96>(h1, _mm512_set1_epi32(l1s as i32), _mm512_set1_epi32(k[1][0] as i32));
+            x0[v] =
+                _mm512_ternarylogic_epi32::<0x96>(h1, _mm512_set1_epi32(l1s as i32), _mm512_set1_epi32(k[1][0] as i32));
             x1[v] = l1;
-            x2[v] = _mm512_ternarylogic_epi32::<0x96>(_mm512_set1_epi32(h0u as i32), l0, _mm512_set1_epi32(k[1][1] as i32));
+            x2[v] =
+                _mm512_ternarylogic_epi32::<0x96>(_mm512_set1_epi32(h0u as i32), l0, _mm512_set1_epi32(k[1][1] as i32));
             x3[v] = _mm512_set1_epi32(l0u as i32);
         }
         for kr in &k[2..] {
