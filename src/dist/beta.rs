@@ -18,11 +18,18 @@ use crate::rng::{Purpose, TaskStream};
 pub fn sample_beta(alpha: f32, beta: f32, stream: &TaskStream) -> f32 {
     let ga = sample_gamma_mt(alpha, stream, Purpose::GammaAlpha);
     let gb = sample_gamma_mt(beta, stream, Purpose::GammaBeta);
-    if alpha >= 1.0 && beta >= 1.0 {
+    if beta_in_linear_space(alpha, beta) {
         beta_linear(ga, gb)
     } else {
         beta_log(alpha, beta, ga, gb, stream)
     }
+}
+
+/// Whether the Beta draw of these shapes is [`beta_linear`] (both at least 1: neither Gamma is boosted)
+/// rather than [`beta_log`].
+#[inline(always)]
+pub fn beta_in_linear_space(alpha: f32, beta: f32) -> bool {
+    alpha >= 1.0 && beta >= 1.0
 }
 
 /// The Beta draw from two unboosted Gammas (both shapes at least 1): `1 / (1 + G_b / G_a)`. `G_a` is a

@@ -1,6 +1,7 @@
-//! Gamma variates in log space: Marsaglia–Tsang (2000) with the `shape < 1` boost
-//! `G(a) = G(a + 1) · U^(1/a)`, returning `ln G` so that tiny shapes do not underflow to 0
-//! (the failure of torch's sampler for Beta(0.01, 0.01), pytorch#15738).
+//! Gamma variates: Marsaglia–Tsang (2000) in linear space ([`sample_gamma_mt`], of `shape`, or of
+//! `shape + 1` below 1), and `ln G` with the `shape < 1` boost `G(a) = G(a + 1) · U^(1/a)` applied in
+//! log space ([`sample_log_gamma`]), so that tiny shapes do not underflow to 0 (the failure of torch's
+//! sampler for Beta(0.01, 0.01), pytorch#15738).
 
 use crate::dist::fmath::{ln_1p_moderate, ln_normal};
 use crate::dist::normal::box_muller_scaled;

@@ -13,9 +13,8 @@ use crate::rng::u01;
 /// ```
 #[inline(always)]
 pub fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
-    let r = (-2.0 * ln_normal(u01(w0))).sqrt();
-    let (s, c) = sincos_2pi(u01(w1));
-    (r * c, r * s)
+    // q = 1: the product by 1 is exact, so these are the unscaled values.
+    box_muller_scaled(w0, w1, 1.0)
 }
 
 /// [`box_muller`]'s pair times `sqrt(q)`, with one square root: `s·(cos 2πu2, sin 2πu2)`,

@@ -61,6 +61,12 @@ pub enum Purpose {
     User = 3,
 }
 
+/// The Philox key of a seed: `[seed as u32, (seed >> 32) as u32]`.
+#[inline(always)]
+pub fn seed_key(seed: u64) -> [u32; 2] {
+    [seed as u32, (seed >> 32) as u32]
+}
+
 /// The random words of one task at one step: a cheap handle that computes blocks on demand.
 #[derive(Clone, Copy, Debug)]
 pub struct TaskStream {
@@ -73,7 +79,7 @@ impl TaskStream {
     /// The stream of `task` at `step` under `seed`.
     #[inline(always)]
     pub fn new(seed: u64, step: u64, task: u32) -> Self {
-        TaskStream { key: [seed as u32, (seed >> 32) as u32], task, step }
+        TaskStream { key: seed_key(seed), task, step }
     }
 
     /// Block `block` (< 2^24) of `purpose`: four uniform 32-bit words.

@@ -13,13 +13,13 @@
 //! and LLVM uses no approximate reciprocal without fast-math flags.
 
 use crate::config::Config;
-use crate::dist::beta::{beta_from_logs, beta_linear};
+use crate::dist::beta::{beta_from_logs, beta_in_linear_space, beta_linear};
 use crate::dist::fmath::ln_normal;
 use crate::dist::gamma::{gamma_from_attempt1, mt_constants, mt_exact, mt_squeeze, mt_value};
 use crate::dist::normal::box_muller_scaled;
 use crate::evidence::interpolate;
 use crate::pool::{Features, Prior};
-use crate::rng::{u01, Purpose, TaskStream, M0, M1, W0, W1};
+use crate::rng::{seed_key, u01, Purpose, TaskStream, M0, M1, W0, W1};
 use crate::select::{score_key, update_sample_score, TopK};
 use crate::update::{update_task, PendingScalars};
 
@@ -210,7 +210,7 @@ unsafe fn fill_keys_avx2(ctx: &ScoreCtx, blk: KeyBlock, top: Option<&mut TopK>) 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
 unsafe fn fill_keys_avx512(ctx: &ScoreCtx, blk: KeyBlock, top: Option<&mut TopK>) {
     let seed = ctx.config.seed;
-    let ph = Avx512Philox(philox512::RoundKeys::new([seed as u32, (seed >> 32) as u32]));
+    let ph = Avx512Philox(philox512::RoundKeys::new(seed_key(seed)));
     fill_and_offer::<_, LANES_AVX512>(ph, ctx, blk, top)
 }
 
@@ -296,7 +296,7 @@ fn gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
     step: u64,
     purpose: Purpose,
 ) -> [f32; L] {
-    let key = [seed as u32, (seed >> 32) as u32];
+    let key = seed_key(seed);
     let mut d = [0f32; L];
     let mut q = [0f32; L];
     for i in 0..L {
@@ -314,12 +314,8 @@ fn gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
     }
     // The lanes left (a bit mask built without branches, walked bit by bit: a lane loop with a branch
     // per lane costs ~5 instructions a lane).
-    let mut left = [0u32; L];
-    for i in 0..L {
-        left[i] = (!ok[i]) as u32;
-    }
-    for (word, lanes) in left.chunks(32).enumerate() {
-        let mut m = lanes.iter().enumerate().fold(0u32, |m, (j, &b)| m | (b << j));
+    for (word, lanes) in ok.chunks(32).enumerate() {
+        let mut m = lanes.iter().enumerate().fold(0u32, |m, (j, &accepted)| m | (((!accepted) as u32) << j));
         while m != 0 {
             let i = 32 * word + m.trailing_zeros() as usize;
             m &= m - 1;
@@ -347,7 +343,7 @@ fn log_gamma_boost_lanes<P: PhiloxLanes<L>, const L: usize>(
 ) -> [f32; L] {
     let mut out: [f32; L] = std::array::from_fn(|i| ln_normal(g[i]));
     if shape.iter().any(|&s| s < 1.0) {
-        let u = ph.block(task, (purpose as u32) << 24, step, [seed as u32, (seed >> 32) as u32])[0];
+        let u = ph.block(task, (purpose as u32) << 24, step, seed_key(seed))[0];
         for i in 0..L {
             let boosted = out[i] + ln_normal(u01(u[i])) / shape[i];
             out[i] = if shape[i] < 1.0 { boosted } else { out[i] };
@@ -434,7 +430,7 @@ fn fill_keys_lanes<P: PhiloxLanes<L>, const L: usize>(
                 let lb = log_gamma_boost_lanes(ph, &b, &gb, &task, cfg.seed, ctx.step, Purpose::GammaBeta);
                 for j in 0..L {
                     let log_space = beta_from_logs(la[j], lb[j]);
-                    p_hat[j] = if a[j] >= 1.0 && b[j] >= 1.0 { p_hat[j] } else { log_space };
+                    p_hat[j] = if beta_in_linear_space(a[j], b[j]) { p_hat[j] } else { log_space };
                 }
             }
         } else {
@@ -447,8 +443,7 @@ fn fill_keys_lanes<P: PhiloxLanes<L>, const L: usize>(
             s[j] = -(cfg.target - p_hat[j]).abs();
         }
         if cfg.tau > 0.0 {
-            let key = [cfg.seed as u32, (cfg.seed >> 32) as u32];
-            let u = ph.block(&task, (Purpose::Gumbel as u32) << 24, ctx.step, key)[0];
+            let u = ph.block(&task, (Purpose::Gumbel as u32) << 24, ctx.step, seed_key(cfg.seed))[0];
             for j in 0..L {
                 s[j] = s[j] / cfg.tau + -ln_normal(-ln_normal(u01(u[j])));
             }

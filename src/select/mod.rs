@@ -165,7 +165,7 @@ pub fn update_sample_score(
     score_key(score_task(config, *alpha, *beta, step, task), task)
 }
 
-/// Tasks per parallel chunk of [`select_fused`] (each keeps its own top k).
+/// Tasks per parallel chunk of [`select_fused`] (a rayon job runs one or more of them).
 const CHUNK: usize = 1 << 16;
 /// Keys computed per call of [`lanes::fill_keys_offer`] (a stack buffer).
 const BLOCK: usize = 512;
@@ -212,7 +212,8 @@ pub fn select_fused(
             a.extend(b);
             top_k_keys(a, k)
         });
-    top_k_keys(winners, k).into_iter().map(key_task).collect()
+    // Already the top k, best first: every job's winners and every merge went through `top_k_keys`.
+    winners.into_iter().map(key_task).collect()
 }
 
 #[cfg(test)]
