@@ -88,4 +88,23 @@ done | sort -u >.device/candle-needed.txt
 # call can carry beside the rest; xz brings it to ~7 MB. device-extra.sh unpacks them (xz or Python's lzma).
 for b in example-grpo-gpu candle-gpu-test; do xz -T2 -6 -c "$tmp/$b" >".device/bin/$b.xz"; done
 echo "staged: example-grpo-gpu, candle-gpu-test; they need:"; cat .device/candle-needed.txt
-du -sh .device
+# 5. One call carries at most 64 MiB, and stage.sh alone leaves ~50 MiB: drop what the device run never
+# uses. Test harnesses with no test (run.sh would start them for nothing; test-bench-step stays, extra.sh
+# runs it as the criterion bench) and the CPU-only example binaries (extra.sh runs example-grpo-gpu).
+# 63 MiB before this step at 99d3e10, 51 MiB after.
+for b in .device/bin/test-*; do
+  name=${b##*/}
+  [[ $name == test-bench-step ]] && continue
+  # grep -c reads the whole list: grep -q would stop early and, under pipefail, fail a full harness.
+  n=$("$b" --list 2>/dev/null | grep -c ': test$' || true)
+  if (( n == 0 )); then rm -f "$b"; echo "pruned $name (no tests)"; fi
+done
+rm -f .device/bin/example-grpo .device/bin/example-make_sample_pool
+awk -F'\t' '{ if (system("test -e .device/bin/" $2) == 0) print }' .device/manifest.tsv >.device/manifest.tmp
+mv .device/manifest.tmp .device/manifest.tsv
+size=$(du -sb .device | cut -f1)
+echo "$(( size / 1048576 )) MiB staged in .device"
+if (( size > 62 * 1048576 )); then
+  echo "stage-candle.sh: .device is $(( size / 1048576 )) MiB, too close to the 64 MiB one call carries" >&2
+  exit 3
+fi
