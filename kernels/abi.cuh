@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #define BOTS_NO_ERROR 0xFFFFFFFFFFFFFFFFull
+#define BOTS_REPEAT_FLAG 0x8000000000000000ull
 #define ERR_OUT_OF_RANGE 1u
 #define ERR_DUPLICATE 2u
 #define ERR_PASS_RATE 3u

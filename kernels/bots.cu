@@ -281,26 +281,31 @@ extern "C" __global__ void keys_to_tasks(Pool d, unsigned long long k, uint32_t*
 // Order: batch_validate (grid), batch_reduce (1 block), batch_scatter (grid), batch_finish (1 thread).
 // An invalid batch changes nothing but the sticky error record (and the bitmap, restored by batch_scatter).
 
-// Validates each row: id range, duplicates (a bitmap of n bits, whose bits batch_scatter clears again),
-// and the outcome; the smallest (position << 8 | code) wins.
+// Validates each row: id range, the outcome, and duplicates (a bitmap of n bits, whose bits batch_scatter
+// clears again). The smallest key wins, in any thread order the rule of evidence::validate_batch: a row's
+// range or outcome error, (position << 8 | code), ranks before every repeat, (1 << 63 | task << 8 |
+// ERR_DUPLICATE), and among repeats the smallest task id (which repeat of a task sees the bit set first
+// is a race; that the task is repeated is not).
 extern "C" __global__ void batch_validate(Params p, Pool d, Batch b) {
     const uint32_t* const tasks = b.tasks;
     Scalars* const sc = d.scalars;
     GRID_STRIDE(i, b.len) {
         const uint32_t t = tasks[i];
-        uint32_t code = 0;
+        unsigned long long key = BOTS_NO_ERROR;
         if ((unsigned long long)t >= p.n) {
-            code = ERR_OUT_OF_RANGE;
+            key = (i << 8) | ERR_OUT_OF_RANGE;
         } else {
+            float s, f, n, r;
+            const uint32_t code = batch_row(b.rates, b.succ, b.fail, b.counts, p.m, i, &s, &f, &n, &r);
             const uint32_t bit = 1u << (t & 31);
             const uint32_t old = atomicOr(&d.bitmap[t >> 5], bit);
-            if (old & bit) code = ERR_DUPLICATE;
+            if (code) {
+                key = (i << 8) | code;
+            } else if (old & bit) {
+                key = BOTS_REPEAT_FLAG | ((unsigned long long)t << 8) | ERR_DUPLICATE;
+            }
         }
-        if (code == 0) {
-            float s, f, n, r;
-            code = batch_row(b.rates, b.succ, b.fail, b.counts, p.m, i, &s, &f, &n, &r);
-        }
-        if (code) atomicMin(&sc->batch_err, (i << 8) | code);
+        if (key != BOTS_NO_ERROR) atomicMin(&sc->batch_err, key);
     }
 }
 
@@ -325,8 +330,13 @@ extern "C" __global__ void batch_reduce(Params p, Pool d, Batch b) {
     const unsigned long long err = sc->batch_err;
     if (err != BOTS_NO_ERROR) {
         if (t == 0 && sc->err_code == 0) {
-            const unsigned long long pos = err >> 8;
             sc->err_code = (uint32_t)(err & 0xff);
+            if (err & BOTS_REPEAT_FLAG) {  // a repeated task: no position
+                sc->err_task = (uint32_t)(err >> 8);
+                sc->err_pos = 0xffffffffu;
+                return;
+            }
+            const unsigned long long pos = err >> 8;
             sc->err_pos = (uint32_t)pos;
             if (pos < len) {
                 sc->err_task = tasks[pos];

@@ -72,7 +72,8 @@ c_struct! {
         err_v0: f32 = "float",
         err_v1: f32 = "float",
         pad0: u32 = "uint32_t",
-        /// This batch's smallest `position << 8 | code`, [`NO_ERROR`] = none.
+        /// This batch's smallest error key: `position << 8 | code` for a row's range or outcome error,
+        /// `REPEAT_FLAG | task << 8 | code` for a repeated task, [`NO_ERROR`] = none.
         batch_err: u64 = "unsigned long long",
         /// Known high digits of the k-th largest key.
         prefix: u64 = "unsigned long long",
@@ -146,6 +147,9 @@ const _: () = assert!(
 
 /// `batch_err` when the batch is valid.
 pub const NO_ERROR: u64 = u64::MAX;
+/// High bit of a `batch_err` key that names a repeated task (by id) rather than a row (by position): it
+/// ranks every repeat after every range or outcome error (`crate::evidence::validate_batch`'s rule).
+pub const REPEAT_FLAG: u64 = 1 << 63;
 
 /// What a device-side check found (the `err_code` of [`DeviceScalars`], the low 8 bits of `batch_err`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,7 +264,7 @@ pub fn abi_cuh() -> String {
          // The Rust/CUDA boundary: layouts, error codes, radix shape, shared constants, the kernel list.\n\
          #pragma once\n#include <stddef.h>\n#include <stdint.h>\n\n",
     );
-    s += &format!("#define BOTS_NO_ERROR 0x{NO_ERROR:X}ull\n");
+    s += &format!("#define BOTS_NO_ERROR 0x{NO_ERROR:X}ull\n#define BOTS_REPEAT_FLAG 0x{REPEAT_FLAG:X}ull\n");
     for e in DeviceError::ALL {
         s += &format!("#define {} {}u\n", e.c_name(), e as u32);
     }

@@ -19,8 +19,9 @@ pub enum BotsError {
     )]
     TaskOutOfRange { task: u64, position: usize, len: usize },
 
-    /// The same task appears more than once in one batch. (No positions: the device's check cannot
-    /// tell deterministically which repeat it met first, and the message is the same on every path.)
+    /// The same task appears more than once in one batch, and no row has a range or outcome error; the
+    /// smallest repeated id. (No positions: the device's check cannot tell deterministically which
+    /// repeat it met first, and the message is the same on every path.)
     #[error("task {task} appears more than once in one batch; report each task once per step")]
     DuplicateTask { task: u32 },
 
@@ -146,8 +147,9 @@ impl BotsError {
         }
     }
 
-    /// Decodes the device's error record (the first bad row a kernel flagged in a batch of a pool of
-    /// `n` tasks with `m` rollouts) into the host validation's variant, wrapped in
+    /// Decodes the device's error record (the fault `batch_validate` ranked first, by
+    /// [`validate_batch`](crate::evidence::validate_batch)'s rule, in a batch of a pool of `n` tasks with
+    /// `m` rollouts) into the host validation's variant, wrapped in
     /// [`DeviceInput`](Self::DeviceInput). `v0`, `v1`: the row's pass rate (and 0), or its success and
     /// failure counts. `None` for a code that is not an input error (see [`DeviceError::Internal`]).
     pub(crate) fn from_device_record(

@@ -394,6 +394,13 @@ fn invalid_device_input_leaves_state_unchanged() {
         ("empty group", vec![4, 5], vec![0.0, 1.0], vec![0.0, 1.0]),
         ("too many rollouts", vec![4, 5], vec![m, 1.0], vec![1.0, 1.0]),
         ("duplicate", vec![7, 8, 7], vec![1.0, 1.0, 1.0], vec![1.0, 1.0, 1.0]),
+        // Several faults: the one `validate_batch`'s rule names, whatever order the threads run in (the
+        // emulated driver shuffles it on every launch).
+        ("two repeated tasks", vec![9, 3, 7, 3, 9, 9], vec![1.0; 6], vec![1.0; 6]),
+        ("repeats, then a bad count", vec![7, 8, 7, 8, 5], vec![1.0, 1.0, 1.0, 1.0, -1.0], vec![1.0; 5]),
+        ("a bad count on a repeat", vec![7, 8, 7], vec![1.0, 1.0, f32::NAN], vec![1.0; 3]),
+        ("repeats, then out of range", vec![2, 2, 1000, 4, 4], vec![1.0; 5], vec![1.0; 5]),
+        ("two bad rows", vec![6, 1001, 6, 5], vec![m, 1.0, 1.0, 1.0], vec![1.0; 4]),
     ];
     // The same batches through the host validation (a CPU pool of the same size and m): the device's
     // error wraps the same variant with the same message.
@@ -401,12 +408,14 @@ fn invalid_device_input_leaves_state_unchanged() {
     for (what, t, s, f) in bad {
         let host = cpu.update(&Evidence::counts(t.clone(), s.clone(), f.clone())).unwrap_err();
         let (t, s, f) = (upload(&gpu, &t), upload(&gpu, &s), upload(&gpu, &f));
-        gpu.update_from_device(&t, &s, &f).unwrap();
-        let err = gpu.sync().unwrap_err();
-        assert_device_error_is(&err, &host, what);
-        println!("{what}: {err}");
-        assert_states_identical(&before, &gpu.to_host().unwrap(), &format!("{what}: state changed"));
-        assert_eq!(gpu.step(), before.globals.step, "{what}: step mirror not resynced");
+        for _ in 0..3 {
+            gpu.update_from_device(&t, &s, &f).unwrap();
+            let err = gpu.sync().unwrap_err();
+            assert_device_error_is(&err, &host, what);
+            println!("{what}: {err}");
+            assert_states_identical(&before, &gpu.to_host().unwrap(), &format!("{what}: state changed"));
+            assert_eq!(gpu.step(), before.globals.step, "{what}: step mirror not resynced");
+        }
     }
     // Pass rates out of [0, 1], and the error reported by to_host as well.
     for r in [1.5f32, -0.25, f32::NAN] {

@@ -414,6 +414,15 @@ fn each_kind_of_invalid_batch_is_refused_without_change() {
         (Evidence::counts(vec![3, 4], vec![1.0, 1.0], vec![1.0]), |e| matches!(e, E::LengthMismatch { .. })),
         // A bad row after good ones: nothing of the good rows may be applied.
         (Evidence::pass_rates(vec![5, 6, 7], vec![0.5, 0.5, 2.0]), |e| matches!(e, E::InvalidPassRate { task: 7, .. })),
+        // Several faults, one reported by `validate_batch`'s rule (the device's too): the first row with a
+        // range or outcome error, else the smallest repeated id.
+        (Evidence::pass_rates(vec![6, 2, 6, 2], vec![0.5; 4]), |e| matches!(e, E::DuplicateTask { task: 2 })),
+        (Evidence::pass_rates(vec![6, 6, 9, 10], vec![0.5; 4]), |e| matches!(e, E::TaskOutOfRange { position: 3, .. })),
+        (Evidence::pass_rates(vec![6, 6, 9], vec![0.5, 0.5, 2.0]), |e| matches!(e, E::InvalidPassRate { task: 9, .. })),
+        (Evidence::pass_rates(vec![6, 6], vec![0.5, f32::NAN]), |e| matches!(e, E::InvalidPassRate { task: 6, .. })),
+        (Evidence::counts(vec![4, 10, 3], vec![9.0, 1.0, 1.0], vec![0.0; 3]), |e| {
+            matches!(e, E::InvalidCounts { task: 4, problem: bots::CountsProblem::TooMany { m: 8 }, .. })
+        }),
     ];
     for (ev, is_right_error) in cases {
         let err = pool.update(&ev).unwrap_err();

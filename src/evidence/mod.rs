@@ -131,6 +131,21 @@ pub fn interpolate(mu: f32, f_w: f32, f_s: f32) -> f32 {
 /// Validates a batch for a pool of `n` tasks with `m` rollouts per task and returns its rows: a
 /// non-empty batch, parallel arrays of one length, task ids in range and each at most once, and every
 /// outcome valid ([`batch_row`]). The one place of these checks, for every backend.
+///
+/// A batch with several faults reports one, the same on every backend and in any thread order: the
+/// first row (in batch order) whose task id is out of range or whose outcome is invalid; only when no
+/// row has either, the smallest task id that appears more than once. (A repeat has no deterministic
+/// position on the device, where rows are checked in parallel; the smallest repeated id is.)
+///
+/// ```
+/// use bots::{evidence::validate_batch, BotsError, Evidence};
+/// // Task 3 and task 7 are repeated, and row 4 has an invalid pass rate: the pass rate is reported.
+/// let ev = Evidence::pass_rates(vec![7, 3, 7, 3, 5], vec![0.5, 0.5, 0.5, 0.5, 1.5]);
+/// assert!(matches!(validate_batch(10, 8, &ev), Err(BotsError::InvalidPassRate { task: 5, .. })));
+/// // Without it, the smallest repeated id.
+/// let ev = Evidence::pass_rates(vec![7, 3, 7, 3, 5], vec![0.5; 5]);
+/// assert!(matches!(validate_batch(10, 8, &ev), Err(BotsError::DuplicateTask { task: 3 })));
+/// ```
 pub fn validate_batch(n: usize, m: u32, evidence: &Evidence) -> Result<Vec<BatchRow>> {
     let len = evidence.tasks.len();
     if len == 0 {
@@ -155,21 +170,25 @@ pub fn validate_batch(n: usize, m: u32, evidence: &Evidence) -> Result<Vec<Batch
         _ => {}
     }
     let mut seen: HashSet<u32> = HashSet::with_capacity(len);
+    let mut repeated: Option<u32> = None;
     let mut rows = Vec::with_capacity(len);
     for (i, &task) in evidence.tasks.iter().enumerate() {
         if task as usize >= n {
             return Err(BotsError::TaskOutOfRange { task: task as u64, position: i, len: n });
-        }
-        if !seen.insert(task) {
-            return Err(BotsError::DuplicateTask { task });
         }
         let outcome = match &evidence.outcomes {
             Outcomes::PassRates(r) => RowOutcome::PassRate(r[i]),
             Outcomes::Counts { successes, failures } => RowOutcome::Counts(successes[i], failures[i]),
         };
         rows.push(batch_row(task, outcome, m)?);
+        if !seen.insert(task) {
+            repeated = Some(repeated.map_or(task, |r| r.min(task)));
+        }
     }
-    Ok(rows)
+    match repeated {
+        Some(task) => Err(BotsError::DuplicateTask { task }),
+        None => Ok(rows),
+    }
 }
 
 /// Validates `evidence` against the pool and computes the [`Pending`] update (§3 of the spec, in its
