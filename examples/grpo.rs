@@ -637,56 +637,16 @@ fn report(args: &Args, runs: &[Run], seconds: f64) {
     println!("total {seconds:.0} s (warm start, reference pass rates and every run)");
 }
 
-const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
+/// The chart code of `bots simulate --plot`, shared by file (plotting is not library API).
+#[path = "../src/cmd/chart.rs"]
+mod chart;
 
 fn plot(path: &Path, runs: &[Run]) -> Result<()> {
-    use plotters::prelude::*;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-        .map_err(|_| anyhow::anyhow!("the bundled font could not be loaded"))?;
-    let root = BitMapBackend::new(path, (1100, 450)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(550);
-    let steps = runs.iter().map(|r| r.etr.len()).max().unwrap_or(1);
-    let hi = runs.iter().flat_map(|r| r.accuracy.iter().map(|a| a.1)).fold(0.0f64, f64::max);
-    let window = (steps / 15).max(1);
-    for (area, title, is_acc) in [(left, "held-out accuracy (pass@1)", true), (right, "ETR (moving average)", false)] {
-        let y = if is_acc { 0.0..(hi * 1.1).clamp(0.05, 1.0) } else { 0.0..1.0 };
-        let mut chart = ChartBuilder::on(&area)
-            .caption(title, ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0..steps, y)?;
-        chart.configure_mesh().x_desc("step").draw()?;
-        for (i, r) in runs.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let points: Vec<(usize, f64)> = if is_acc {
-                r.accuracy.clone()
-            } else {
-                (0..r.etr.len())
-                    .map(|t| {
-                        (
-                            t + 1,
-                            r.etr[t.saturating_sub(window - 1)..=t].iter().sum::<f64>()
-                                / (t + 1 - t.saturating_sub(window - 1)) as f64,
-                        )
-                    })
-                    .collect()
-            };
-            chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-                .label(r.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-    }
-    root.present()?;
-    Ok(())
+    let curves = runs
+        .iter()
+        .map(|r| chart::Curves { name: r.name.clone(), accuracy: r.accuracy.clone(), etr: r.etr.clone() })
+        .collect();
+    chart::write_png(path, &[chart::Row { title: String::new(), curves }])
 }
 
 fn main() -> Result<()> {

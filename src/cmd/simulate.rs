@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::cmd::chart;
 use anyhow::{Context, Result};
 use bots::backend::BackendKind;
 use bots::sim::{run_selector, summarize, Selector, SelectorRun, Summary, World, WorldSpec, NAMED_WORLDS, SELECTORS};
@@ -164,80 +165,21 @@ fn print_table(world: &World, rows: &[Summary]) {
     println!();
 }
 
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
-
 fn plot(path: &std::path::Path, results: &[WorldRuns]) -> Result<()> {
-    use plotters::prelude::*;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-        .map_err(|_| anyhow::anyhow!("the bundled font could not be loaded"))?;
-    let rows = results.len().max(1);
-    let (width, height) = (1100u32, 420 * rows as u32);
-    let mut rgb = vec![0u8; width as usize * height as usize * 3];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-        root.fill(&WHITE)?;
-        for (result, row) in results.iter().zip(root.split_evenly((rows, 1))) {
-            let runs = &result.runs;
-            let name = &result.world.spec.name;
-            let (left, right) = row.split_horizontally(550);
-            let steps = runs.iter().map(|r| r.etr.len()).max().unwrap_or(1);
-            let (lo, hi) = runs
+    let rows: Vec<chart::Row> = results
+        .iter()
+        .map(|r| chart::Row {
+            title: r.world.spec.name.clone(),
+            curves: r
+                .runs
                 .iter()
-                .flat_map(|r| r.accuracy.iter())
-                .fold((f32::MAX, f32::MIN), |(lo, hi), &a| (lo.min(a), hi.max(a)));
-            let window = (steps / 20).max(1);
-            for (area, title, is_accuracy) in [
-                (left, format!("{name}: held-out accuracy"), true),
-                (right, format!("{name}: ETR (moving average)"), false),
-            ] {
-                let y = if is_accuracy { lo..hi.max(lo + 1e-3) } else { 0f32..1f32 };
-                let mut chart = ChartBuilder::on(&area)
-                    .caption(title, ("sans-serif", 20))
-                    .margin(10)
-                    .x_label_area_size(30)
-                    .y_label_area_size(45)
-                    .build_cartesian_2d(0..steps, y)?;
-                chart.configure_mesh().x_desc("step").draw()?;
-                for (i, r) in runs.iter().enumerate() {
-                    let color = Palette99::pick(i).to_rgba();
-                    let points: Vec<(usize, f32)> = if is_accuracy {
-                        r.accuracy.iter().copied().enumerate().collect()
-                    } else {
-                        (0..r.etr.len())
-                            .map(|t| {
-                                let from = t.saturating_sub(window - 1);
-                                let w = &r.etr[from..=t];
-                                (t, w.iter().sum::<f32>() / w.len() as f32)
-                            })
-                            .collect()
-                    };
-                    chart
-                        .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-                        .label(r.name.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-                }
-                let corner = if is_accuracy { SeriesLabelPosition::UpperLeft } else { SeriesLabelPosition::LowerRight };
-                chart
-                    .configure_series_labels()
-                    .position(corner)
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .draw()?;
-            }
-        }
-        root.present()?;
-    }
-    bots::io::write_atomic(path, |file| {
-        let mut out = std::io::BufWriter::new(file);
-        image::ImageEncoder::write_image(
-            image::codecs::png::PngEncoder::new(&mut out),
-            &rgb,
-            width,
-            height,
-            image::ColorType::Rgb8,
-        )
-        .map_err(|e| bots::BotsError::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
-        out.into_inner().map_err(|e| bots::BotsError::Io { path: path.to_path_buf(), source: e.into_error() })
-    })?;
-    Ok(())
+                .map(|run| chart::Curves {
+                    name: run.name.clone(),
+                    accuracy: run.accuracy.iter().map(|&a| a as f64).enumerate().collect(),
+                    etr: run.etr.iter().map(|&e| e as f64).collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    chart::write_png(path, &rows)
 }

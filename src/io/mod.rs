@@ -77,7 +77,10 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(File) -> Result<File>) -> Re
     };
     let name = path
         .file_name()
-        .ok_or_else(|| BotsError::parse(path, 0, "the output path names no file"))?
+        .ok_or_else(|| {
+            let why = "the output path names a folder, not a file: give a file name, e.g. out/posterior.jsonl";
+            BotsError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, why))
+        })?
         .to_string_lossy()
         .into_owned();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -125,6 +128,16 @@ mod tests {
         let e = Format::of(Path::new("b.json")).unwrap_err().to_string();
         assert!(e.contains("b.json") && e.contains("unknown file format"), "{e}");
         assert!(Format::of(Path::new("noext")).is_err());
+    }
+
+    #[test]
+    fn a_path_without_a_file_name_is_an_invalid_input_error() {
+        for p in ["..", "/", "out/.."] {
+            let err = write_atomic(Path::new(p), Ok).unwrap_err();
+            let BotsError::Io { source, .. } = &err else { panic!("{p}: {err:?}") };
+            assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput, "{p}");
+            assert!(err.to_string().contains("give a file name"), "{err}");
+        }
     }
 
     #[test]
