@@ -11,8 +11,9 @@
 #      benches (one with k above one block: the multi-launch sort), racecheck and synccheck on a
 #      2048-key bench, initcheck (~90 s; each run pays the tool's start and a PTX JIT of a few s);
 #   b. timing rows: step at 10^8 and 10^9 with k = 1024 (device verbs, graph replay, host verbs), the
-#      copy yardstick at the same bytes, the PyTorch peer eager and compiled at 10^8, then the rest of
-#      the grid (10^6..10^9 x k 1024, 65536, both verb kinds; 10^9 rows pay ~15 s of setup each) (~120 s);
+#      copy yardstick at the same bytes, the PyTorch peer eager and compiled at 10^8, then
+#      ncu over one step at 10^8 (ncu.log: the profile a figure that falls short needs), then the rest of
+#      the grid (10^6..10^9 x k 1024, 65536, both verb kinds; 10^9 rows pay ~15 s of setup each) (~150 s);
 #   c. the candle binaries (issue 12): library resolver, candle-gpu-test, the GRPO example at a small
 #      size on the GPU (~40 s);
 #   d. criterion's CUDA rows, with whatever is left.
@@ -108,6 +109,18 @@ bench "copy yardstick 1e9" 40 1000000000 1024 20 --yardstick
 peer "torch compiled 1e8" 90 --tasks "$(n_ 100000000)" --batch 1024 --steps 20 --compile
 bench "step graph 1e9 k 1024" 60 1000000000 1024 20 --device-verbs --graph
 bench "step host 1e9 k 1024" 60 1000000000 1024 20
+# The profile a short figure needs (issue 9): every kernel of one device-verbs step at 10^8 under ncu
+# (speed of light, memory workload, occupancy, launch stats, DRAM bytes and time per kernel), in ncu.log.
+# Setup launches count too (--warmup 0: the pool's first step is the profiled one); 60 covers them all.
+ncu_bin=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
+if [[ -n $ncu_bin ]]; then
+  step "ncu step 1e8 k 1024" 90 "$out/ncu.log" "$ncu_bin" --launch-count 60 \
+    --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
+    --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum \
+    "$bots" bench --backend cuda --tasks "$(n_ 100000000)" --batch 1024 --steps 1 --warmup 0 --device-verbs
+else
+  echo "!! ncu not found: no kernel profile" >&2
+fi
 for n in 1000000 10000000 100000000 1000000000; do
   st=50; (( n > 100000000 )) && st=20
   for k in 1024 65536; do
