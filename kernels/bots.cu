@@ -282,10 +282,10 @@ extern "C" __global__ void keys_to_tasks(Pool d, unsigned long long k, uint32_t*
 // An invalid batch changes nothing but the sticky error record (and the bitmap, restored by batch_scatter).
 
 // Validates each row: id range, the outcome, and duplicates (a bitmap of n bits, whose bits batch_scatter
-// clears again). The smallest key wins, in any thread order the rule of evidence::validate_batch: a row's
-// range or outcome error, (position << 8 | code), ranks before every repeat, (1 << 63 | task << 8 |
-// ERR_DUPLICATE), and among repeats the smallest task id (which repeat of a task sees the bit set first
-// is a race; that the task is repeated is not).
+// clears again). The smallest key wins, which gives evidence::validate_batch's rule in any thread order:
+// a row's range or outcome error, (position << 8 | code), ranks before every repeat, (BOTS_REPEAT_FLAG |
+// task << 8 | ERR_DUPLICATE), and among repeats the smallest task id wins (which repeat of a task sees
+// the bit set first is a race; that the task is repeated is not).
 extern "C" __global__ void batch_validate(Params p, Pool d, Batch b) {
     const uint32_t* const tasks = b.tasks;
     Scalars* const sc = d.scalars;
