@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sanitizers, benchmarks and the candle binaries on the GPU machine, run by .device/run.sh after the test
-# suite (see DEVELOPERS.md, ../shared/device/stage.sh and scripts/stage-candle.sh). Writes to $1:
+# suite (see docs/BENCHMARKS.md, GPU; ../shared/device/stage.sh and scripts/stage-candle.sh). Writes to $1:
 # bench.jsonl / bench.json / bench.md (the timing rows), sanitizer-*.log, candle-*.log, libs.txt (which
 # CUDA libraries the candle binaries found), criterion.txt, and steps.tsv (every step: rc, seconds).
 #

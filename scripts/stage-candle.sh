@@ -25,7 +25,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-: "${NVCC:?NVCC must point at the pinned nvcc (see DEVELOPERS.md)}"
+: "${NVCC:?NVCC must point at the pinned nvcc (see the README, CUDA)}"
 [[ -d .device/bin ]] || { echo "stage-candle.sh: run ../shared/device/stage.sh first (no .device/bin)" >&2; exit 2; }
 cudadir="$(cd "$(dirname "$NVCC")/.." && pwd)"
 [[ -d "$cudadir/include/cccl" ]] || {
