@@ -8,7 +8,7 @@
 //! On the CPU ([`CpuPool`], or any tensors on `Device::Cpu`) the tensors are read to the host and the
 //! calls are [`Backend::select`] and [`Backend::update`]. With the feature `candle-cuda` (candle-core's
 //! `cuda`, which builds candle's kernels with nvcc), a [`CudaPool`](crate::backend::cuda::CudaPool)
-//! made by [`cuda_pool`] runs on the candle device's own stream, and tensors on that device go in and
+//! made by `cuda_pool` runs on the candle device's own stream, and tensors on that device go in and
 //! out without a host round trip: `select_tensor` wraps the selected ids' device buffer as a tensor
 //! (`CudaStorage::wrap_cuda_slice`), and the updates read the tensors' storage in place, at their
 //! offset (a narrowed tensor is a view, not a copy). As with the device verbs, bad values found on the

@@ -81,7 +81,7 @@ pub enum BotsError {
     #[error("CUDA error: {0}")]
     Cuda(String),
 
-    /// A tensor handed to [`crate::candle`] has the wrong shape, dtype or device.
+    /// A tensor handed to `bots::candle` (feature `candle`) has the wrong shape, dtype or device.
     #[error("tensor `{what}` {reason}")]
     Tensor { what: String, reason: String },
 

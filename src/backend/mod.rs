@@ -31,7 +31,7 @@ pub struct UpdateReport {
 /// `update` (what the rollouts showed), which advances the step. Selection at step t draws from
 /// Philox keyed by (seed, t), so it is the same on every backend and on every re-run.
 pub trait Backend {
-    /// "cpu" or "cuda:<device name>".
+    /// `"cpu"` or `"cuda:<device name>"`.
     fn name(&self) -> String;
     /// The hyper-parameters.
     fn config(&self) -> &Config;

@@ -16,15 +16,15 @@
 //!   update is still pending; always launched, so a captured graph replays correctly), then
 //!   `batch_validate`, `batch_reduce`, `batch_scatter`, `batch_finish`. Invalid input leaves the state
 //!   unchanged and sets a device error flag that the next synchronizing call ([`CudaPool::sync`],
-//!   [`Backend::to_host`], [`Backend::update`]'s report) reports as [`BotsError::DeviceInput`] (wrapping the
+//!   [`Backend::to_host`](crate::Backend::to_host), [`Backend::update`](crate::Backend::update)'s report) reports as [`BotsError::DeviceInput`] (wrapping the
 //!   variant and message the host validation gives for the same input) and
 //!   clears. Only the invalid batch is skipped: valid batches issued after it still apply, and a host
 //!   `update` whose own batch was applied may be the call that reports an earlier device batch's error.
-//!   Host evidence ([`Backend::update`]) is also validated on the host first, with the CPU backend's
+//!   Host evidence ([`Backend::update`](crate::Backend::update)) is also validated on the host first, with the CPU backend's
 //!   typed errors.
 //!
 //! The step counter lives on the device and every kernel reads it from there, so a captured CUDA graph of
-//! a step replays correctly. The host mirrors it ([`Backend::step`]); after an invalid device batch the
+//! a step replays correctly. The host mirrors it ([`Backend::step`](crate::Backend::step)); after an invalid device batch the
 //! mirror runs ahead until the next synchronizing call resyncs it.
 //!
 //! # Agreement with the CPU backend

@@ -321,7 +321,7 @@ impl CudaPool {
 
     /// Device-side update for a trainer, from success/failure counts in device memory (one per task of
     /// `tasks`). Never synchronizes and allocates nothing; invalid input is reported by the next
-    /// [`CudaPool::sync`], [`Backend::to_host`] or [`Backend::update`].
+    /// [`CudaPool::sync`], [`Backend::to_host`](crate::Backend::to_host) or [`Backend::update`](crate::Backend::update).
     ///
     /// ```no_run
     /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
