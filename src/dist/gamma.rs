@@ -33,9 +33,15 @@ pub fn mt_constants(shape: f32) -> (f32, f32) {
 /// their failure rate is about 10% at every shape, this one's about `0.04/d`.)
 #[inline(always)]
 pub fn mt_squeeze(d: f32, x: f32, u: f32) -> bool {
+    (x >= -0.5) & (u < squeeze_bound(d, x))
+}
+
+/// The squeeze's bound on `u`, `1 - k·d·x⁴` (see [`mt_squeeze`]).
+#[inline(always)]
+fn squeeze_bound(d: f32, x: f32) -> f32 {
     let x2 = x * x;
     let k = if x < 0.0 { 1.5 } else { 0.75 };
-    (x >= -0.5) & (u < 1.0 - k * d * (x2 * x2))
+    1.0 - k * d * (x2 * x2)
 }
 
 /// The exact acceptance test of one attempt (for `x = c·z > -1`): `ln u < 3d·R(x)`, evaluated as
@@ -179,10 +185,7 @@ mod tests {
                 let x = -1.0 + 3.4 * (i as f32) / 20_000.0;
                 // The squeeze's threshold as it computes it, then the largest u01 output below it
                 // (one step further down if rounding puts that one outside).
-                let x2 = x * x;
-                let k = if x < 0.0 { 1.5 } else { 0.75 };
-                let t = 1.0 - k * d * (x2 * x2);
-                let Some(mut u) = u01_below(t) else { continue };
+                let Some(mut u) = u01_below(squeeze_bound(d, x)) else { continue };
                 if !mt_squeeze(d, x, u) {
                     match u01_below(u) {
                         Some(v) if mt_squeeze(d, x, v) => u = v,
