@@ -18,7 +18,14 @@ __device__ __forceinline__ void box_muller_scaled(uint32_t w0, uint32_t w1, floa
     *x1 = s * sn;
 }
 
-// The Marsaglia-Tsang pieces of src/dist/gamma.rs (mt_squeeze, mt_exact, mt_value), same order.
+// The Marsaglia-Tsang pieces of src/dist/gamma.rs (mt_constants, mt_squeeze, mt_exact, mt_value), same
+// order. Constants: d = a - 1/3 and q = c^2 = 1/(9d), a = shape (or shape + 1 below 1, the boost).
+__device__ __forceinline__ void mt_constants(float shape, float* d, float* q) {
+    const float a = shape < 1.0f ? shape + 1.0f : shape;
+    *d = a - 1.0f / 3.0f;
+    *q = 1.0f / (9.0f * *d);
+}
+
 // Squeeze: u < 1 - k d x^4 (k = 3/4, 3/2 below 0; never below -1/2) implies the exact test.
 __device__ __forceinline__ bool mt_squeeze(float d, float x, float u) {
     const float x2 = x * x;
@@ -42,9 +49,8 @@ __device__ __forceinline__ float mt_value(float d, float x) {
 // G ~ Gamma(a), a = shape (or shape + 1 below 1), linear (src/dist/gamma.rs sample_gamma_mt: blocks 1..
 // hold two attempts each; d if every block rejects).
 __device__ __forceinline__ float sample_gamma_mt(float shape, const TaskStream& st, uint32_t purpose) {
-    const float a = shape < 1.0f ? shape + 1.0f : shape;
-    const float d = a - 1.0f / 3.0f;
-    const float q = 1.0f / (9.0f * d);  // c^2: x = c z comes from box_muller_scaled
+    float d, q;
+    mt_constants(shape, &d, &q);  // q = c^2: x = c z comes from box_muller_scaled
     for (uint32_t blk = 1; blk <= BOTS_MAX_GAMMA_BLOCKS; ++blk) {
         const uint4 w = st.block(purpose, blk);
         float xs[2];
@@ -73,10 +79,15 @@ __device__ __forceinline__ float gamma_boost(float shape, float log_g, const Tas
 
 // src/dist/beta.rs sample_beta: 1 / (1 + G_b / G_a) when both shapes are at least 1, else in log space
 // (boosted Gammas), 1 / (1 + exp(ln G_b - ln G_a)).
+// Whether the draw is in linear space: both shapes at least 1, neither Gamma boosted (beta_in_linear_space).
+__device__ __forceinline__ bool beta_in_linear_space(float alpha, float beta) {
+    return alpha >= 1.0f && beta >= 1.0f;
+}
+
 __device__ __forceinline__ float sample_beta(float alpha, float beta, const TaskStream& st) {
     const float ga = sample_gamma_mt(alpha, st, PURPOSE_GAMMA_ALPHA);
     const float gb = sample_gamma_mt(beta, st, PURPOSE_GAMMA_BETA);
-    if (alpha >= 1.0f && beta >= 1.0f) return 1.0f / (1.0f + gb / ga);
+    if (beta_in_linear_space(alpha, beta)) return 1.0f / (1.0f + gb / ga);
     const float la = gamma_boost(alpha, bots_ln(ga), st, PURPOSE_GAMMA_ALPHA);
     const float lb = gamma_boost(beta, bots_ln(gb), st, PURPOSE_GAMMA_BETA);
     return 1.0f / (1.0f + bots_exp(lb - la));
