@@ -16,8 +16,10 @@
 // not written; only their top 16 bits go to `digit_cache` (2 bytes/task) so the next pass recomputes
 // keys only for tasks that can still be selected.
 extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params p, Pool d) {
-    float* const alpha = d.alpha;
-    float* const beta = d.beta;
+    // Distinct buffers (the host allocates each apart): no store through one is read through another.
+    float* __restrict__ const alpha = d.alpha;
+    float* __restrict__ const beta = d.beta;
+    unsigned short* __restrict__ const digits = d.digits;
     const Scalars* const sc = d.scalars;
     __shared__ uint32_t h[BOTS_RADIX_BINS];
     for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x) h[b] = 0;
@@ -28,9 +30,11 @@ extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params 
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
     GRID_STRIDE(k, p.n) {
-        if (pending) apply_pending_task(p, alpha, beta, d.alpha0, d.beta0, d.fw, d.fs, mu, mu_set, rho, k);
-        const unsigned long long key = score_key(score_task(p, alpha[k], beta[k], step, (uint32_t)k), (uint32_t)k);
-        d.digits[k] = (unsigned short)(key >> 48);
+        float a = alpha[k];
+        float b = beta[k];
+        if (pending) apply_pending_task(p, alpha, beta, d.alpha0, d.beta0, d.fw, d.fs, mu, mu_set, rho, k, a, b);
+        const unsigned long long key = score_key(score_task(p, a, b, step, (uint32_t)k), (uint32_t)k);
+        digits[k] = (unsigned short)(key >> 48);
         atomicAdd(&h[(uint32_t)(key >> 53)], 1u);
     }
     __syncthreads();
@@ -46,7 +50,11 @@ extern "C" __global__ void apply_pending(Params p, Pool d) {
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
-    GRID_STRIDE(k, p.n) apply_pending_task(p, d.alpha, d.beta, d.alpha0, d.beta0, d.fw, d.fs, mu, mu_set, rho, k);
+    GRID_STRIDE(k, p.n) {
+        float a = d.alpha[k];
+        float b = d.beta[k];
+        apply_pending_task(p, d.alpha, d.beta, d.alpha0, d.beta0, d.fw, d.fs, mu, mu_set, rho, k, a, b);
+    }
 }
 
 extern "C" __global__ void clear_pending(Pool d) {

@@ -72,14 +72,16 @@ __device__ __forceinline__ void task_prior(const Params& p, const float* alpha0,
     }
 }
 
-// The pool-wide part of a pending update for task k (apply_pending_task).
-__device__ __forceinline__ void apply_pending_task(const Params& p, float* alpha, float* beta, const float* alpha0,
-                                                   const float* beta0, const void* fw, const void* fs,
-                                                   float mu, uint32_t mu_set, float rho, unsigned long long k) {
-    const float a = alpha[k];
-    const float b = beta[k];
+// The pool-wide part of a pending update for task k (apply_pending_task), on its alpha and beta already
+// loaded into `a` and `b`: stores the new values and leaves them in `a`, `b`, so a caller that goes on
+// with the task (update_sample_score) does not load what it just stored.
+__device__ __forceinline__ void apply_pending_task(const Params& p, float* __restrict__ alpha, float* __restrict__ beta,
+                                                   const float* alpha0, const float* beta0, const void* fw,
+                                                   const void* fs, float mu, uint32_t mu_set, float rho,
+                                                   unsigned long long k, float& a, float& b) {
     if (a < 0.0f) {
-        alpha[k] = -a;
+        a = -a;
+        alpha[k] = a;
         return;
     }
     float pt = 0.0f;
@@ -89,6 +91,8 @@ __device__ __forceinline__ void apply_pending_task(const Params& p, float* alpha
     task_prior(p, alpha0, beta0, k, &a0, &b0);
     float na, nb;
     update_task(a, b, a0, b0, p.lambda, rho, 0.0f, 0.0f, p.m, pt, &na, &nb);
+    a = na;
+    b = nb;
     alpha[k] = na;
     beta[k] = nb;
 }

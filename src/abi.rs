@@ -305,7 +305,9 @@ mod tests {
     /// The checked-in header is what this module renders (build.rs rewrites it on every build).
     #[test]
     fn abi_header_is_current() {
-        let on_disk = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kernels/abi.cuh")).unwrap();
+        // Embedded at compile time (not read at run time): the test binary may run from a copy of the
+        // repository elsewhere, or from none (the GPU machine).
+        let on_disk = include_str!("../kernels/abi.cuh");
         assert_eq!(on_disk, super::abi_cuh(), "kernels/abi.cuh is stale: rebuild (build.rs regenerates it)");
     }
 

@@ -137,8 +137,14 @@ mod gpu {
     use crate::config::Config;
     use crate::pool::Features;
 
-    /// A [`CudaPool`] of `n` tasks on a candle CUDA device, running on that device's stream (so its
+    /// A [`CudaPool`] of `n` tasks on a candle CUDA device, ordered with that device's stream (so its
     /// kernels are ordered with the model's), with room to select `config.batch` tasks per call.
+    ///
+    /// A device made by `Device::new_cuda` runs on the per-thread default stream, a handle that means
+    /// another queue on every thread: the pool then runs on a stream of its own and fences every verb
+    /// with that handle as the calling thread sees it (see [`CudaPool::from_state`]), so it stays ordered
+    /// with the tensors of whatever thread uses it. A device made by `Device::new_cuda_with_stream`
+    /// has a stream of its own, which the pool runs on.
     pub fn cuda_pool(device: &Device, config: Config, n: usize, features: Option<Features>) -> Result<CudaPool> {
         let Device::Cuda(dev) = device else {
             return Err(BotsError::Tensor {
@@ -155,14 +161,18 @@ mod gpu {
     fn same_stream<'a>(pool: &CudaPool, device: &'a Device, what: &str) -> Result<Option<&'a CudaDevice>> {
         match device {
             Device::Cpu => Ok(None),
-            Device::Cuda(dev) if Arc::ptr_eq(&dev.cuda_stream(), pool.stream()) || dev.cuda_stream().cu_stream() == pool.stream().cu_stream() => {
-                Ok(Some(dev))
-            }
+            Device::Cuda(dev) if on_pool_stream(pool, &dev.cuda_stream()) => Ok(Some(dev)),
             other => Err(BotsError::Tensor {
                 what: what.into(),
                 reason: format!("is on {other:?}, not on the pool's CUDA stream; build the pool with bots::candle::cuda_pool(&device, ..)"),
             }),
         }
+    }
+
+    /// The device's stream is the one the pool runs on, or the handle it fences with.
+    fn on_pool_stream(pool: &CudaPool, stream: &Arc<cudarc::driver::CudaStream>) -> bool {
+        let same = |s: &Arc<cudarc::driver::CudaStream>| Arc::ptr_eq(stream, s) || stream.cu_stream() == s.cu_stream();
+        same(pool.stream()) || pool.caller_stream().is_some_and(same)
     }
 
     /// Runs `f` on the device buffers behind rank-1 contiguous CUDA tensors, each a view at its offset.

@@ -17,7 +17,7 @@
 //! every test passes; a failure prints the first offending positions with keys, alpha and beta.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 
 use bots::backend::cuda::CudaPool;
 use bots::rng::{u01, Purpose, TaskStream};
@@ -37,15 +37,8 @@ macro_rules! log {
     }};
 }
 
-/// Holds a context on device 0 for the whole test binary, so that the primary context is not torn down
-/// and rebuilt (with a fresh PTX module JIT) between the many short-lived pools of a test.
-static KEEP_CONTEXT: OnceLock<Arc<CudaContext>> = OnceLock::new();
-
 fn gpu_available() -> bool {
     let ok = bots::backend::cuda_usable() && CudaContext::device_count().map(|c| c > 0).unwrap_or(false);
-    if ok {
-        KEEP_CONTEXT.get_or_init(|| CudaContext::new(0).expect("a context on device 0"));
-    }
     if !ok {
         if std::env::var("BOTS_REQUIRE_GPU").is_ok_and(|v| v == "1") {
             panic!("BOTS_REQUIRE_GPU=1 but no CUDA driver/device is usable (or the crate was built without nvcc)");
@@ -554,6 +547,88 @@ fn update_only_graph_replayed_twice() {
     cpu.update(&ev).unwrap();
     gpu.sync().unwrap();
     assert_states_identical(&cpu.to_host().unwrap(), &gpu.to_host().unwrap(), "update-only graph replayed twice");
+}
+
+/// The raw verbs given the legacy NULL stream (PyTorch's default stream, as the Python package passes
+/// it): the pool's kernels run on its own stream, after the inputs written on the legacy stream (not
+/// synchronized here), and the legacy stream waits for them; so the host verbs (`sync`, `to_host`,
+/// which read on the pool's own stream) see every update, and a read on the legacy stream sees the
+/// selection. On the emulated driver a stream runs only when waited for: without the fences `sync`
+/// reads the step before the update, every time.
+#[test]
+fn raw_verbs_on_the_legacy_stream_are_fenced() {
+    let _g = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    if !gpu_available() {
+        return;
+    }
+    let cfg = Config { batch: 16, ..Default::default() };
+    let n = size(100_000, 3000);
+    let f = features(n, 12);
+    let mut cpu = CpuPool::new(cfg.clone(), n, Some(f.clone())).unwrap();
+    let mut gpu = CudaPool::on_device(0, cfg.clone(), n, Some(f)).unwrap();
+    assert!(gpu.caller_stream().is_none(), "a pool of its own stream fences only raw verbs' streams");
+    let legacy = gpu.stream().context().default_stream();
+    for step in 0..3 {
+        let t = cpu.select(16).unwrap();
+        let out = legacy.alloc_zeros::<u32>(16).unwrap();
+        let out_ptr = cudarc::driver::DevicePtr::device_ptr(&out, &legacy).0;
+        // SAFETY: `out` holds 16 u32 of the pool's context; the legacy stream is live.
+        unsafe { gpu.select_into_raw(16, out_ptr, legacy.cu_stream()) }.unwrap();
+        assert_eq!(legacy.clone_dtoh(&out).unwrap(), t, "step {step}: the selection read on the legacy stream");
+        let ev = evidence(&t, step, cfg.m, false);
+        let bots::evidence::Outcomes::PassRates(r) = &ev.outcomes else { unreachable!() };
+        let (dt, dr) = (legacy.clone_htod(&t).unwrap(), legacy.clone_htod(r).unwrap());
+        let (tp, rp) = (
+            cudarc::driver::DevicePtr::device_ptr(&dt, &legacy).0,
+            cudarc::driver::DevicePtr::device_ptr(&dr, &legacy).0,
+        );
+        // SAFETY: 16 task ids and 16 rates of the pool's context, written on the legacy stream.
+        unsafe { gpu.update_raw(tp, bots::backend::cuda::RawOutcomes::PassRates(rp), 16, legacy.cu_stream()) }.unwrap();
+        cpu.update(&ev).unwrap();
+        assert_eq!(gpu.sync().unwrap().step, step + 1, "step {step}: sync on the pool's stream saw the update");
+    }
+    assert_states_identical(&cpu.to_host().unwrap(), &gpu.to_host().unwrap(), "raw verbs on the legacy stream");
+}
+
+/// A pool built on the per-thread default stream (candle's `Device::new_cuda`), moved to another thread
+/// for every step (it is `Send`) and synchronized on this one: it runs on a stream of its own, fenced
+/// with the calling thread's per-thread stream, so every thread sees its work. On the emulated driver
+/// each thread's per-thread stream is its own queue, as on a GPU: a pool that launched on the handle
+/// itself would leave this thread's `sync` reading the step before the spawned thread's update.
+#[test]
+fn per_thread_stream_pool_is_ordered_from_any_thread() {
+    let _g = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    if !gpu_available() {
+        return;
+    }
+    let cfg = Config { batch: 16, ..Default::default() };
+    let n = size(100_000, 3000);
+    let f = features(n, 13);
+    let ctx = CudaContext::new(0).unwrap();
+    let mut gpu = CudaPool::with_capacity(ctx.per_thread_stream(), cfg.clone(), n, Some(f.clone()), 16).unwrap();
+    assert!(gpu.caller_stream().is_some(), "the per-thread handle is fenced with, not run on");
+    let mut cpu = CpuPool::new(cfg.clone(), n, Some(f)).unwrap();
+    for step in 0..4u64 {
+        let m = cfg.m;
+        (gpu, cpu) = std::thread::spawn(move || {
+            let pt = gpu.stream().context().per_thread_stream();
+            let t = cpu.select(16).unwrap();
+            let mut out = pt.alloc_zeros::<u32>(16).unwrap();
+            gpu.select_into(16, &mut out).unwrap();
+            assert_eq!(pt.clone_dtoh(&out).unwrap(), t, "step {step}: selection read on this thread's stream");
+            let ev = evidence(&t, step, m, true);
+            let bots::evidence::Outcomes::Counts { successes, failures } = &ev.outcomes else { unreachable!() };
+            let (dt, ds, df) =
+                (pt.clone_htod(&t).unwrap(), pt.clone_htod(successes).unwrap(), pt.clone_htod(failures).unwrap());
+            gpu.update_from_device(&dt, &ds, &df).unwrap();
+            cpu.update(&ev).unwrap();
+            (gpu, cpu)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(gpu.sync().unwrap().step, step + 1, "step {step}: this thread sees the other thread's update");
+    }
+    assert_states_identical(&cpu.to_host().unwrap(), &gpu.to_host().unwrap(), "per-thread stream, four threads");
 }
 
 /// 10^8 tasks (on the emulated driver 1.1 x 10^6: still more than the 2^20 keys of the candidate

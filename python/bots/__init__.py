@@ -117,8 +117,9 @@ class Pool:
         """The ``k`` (default: config batch) tasks to train on now, best first, as numpy uint32.
 
         Does not advance the step: calling it twice gives the same tasks. On a CUDA pool, ``out`` may
-        be a torch CUDA int32 tensor of at least k elements: the selection is written into it on
-        torch's current stream, without a copy or a synchronization, and ``out`` is returned.
+        be a torch CUDA int32 tensor of at least k elements: the selection is written into it without
+        a copy or a synchronization, ordered with torch's current stream (the pool's kernels wait for
+        the work already enqueued there, and later work there waits for them), and ``out`` is returned.
         """
         k = self.config["batch"] if k is None else k
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -137,8 +138,9 @@ class Pool:
         Give ``pass_rates`` (mean reward of the config's m rollouts, one per task, in [0, 1]) or
         ``successes`` and ``failures`` (counts, 1 <= s + f <= m per task). Returns the update report
         (``step``, ``mu``, ``rho``, ``miss``). On a CUDA pool, torch CUDA tensors (int32 ids, float32
-        outcomes) are read in place on torch's current stream; then nothing is returned and bad values
-        raise at the next `sync` / `state` / host call.
+        outcomes) are read in place, ordered with torch's current stream as in `select`; then nothing
+        is returned and bad values raise at the next `sync` / `state` / host call, which see the update
+        whatever stream it came from.
         """
         counts = successes is not None or failures is not None
         if counts == (pass_rates is not None):

@@ -199,8 +199,8 @@ impl PyPool {
         self.apply(py, evidence)
     }
 
-    /// CUDA pools: selects `k` tasks into the `uint32` device buffer at `out`, enqueued on `stream`
-    /// (a `CUstream` handle, e.g. `torch.cuda.current_stream().cuda_stream`). The Python wrapper checks
+    /// CUDA pools: selects `k` tasks into the `uint32` device buffer at `out`, fenced with `stream`
+    /// (a `CUstream` handle, e.g. `torch.cuda.current_stream().cuda_stream`; see `select_into_raw`). The Python wrapper checks
     /// the tensor (device, dtype, contiguity, length) before calling.
     fn _select_into_device(&mut self, k: usize, out: u64, stream: u64) -> PyResult<()> {
         if out == 0 {
@@ -212,7 +212,7 @@ impl PyPool {
     }
 
     /// CUDA pools: an update from device buffers (`tasks` uint32-compatible, counts or rates float32)
-    /// of `len` elements, enqueued on `stream`. Bad values are reported by the next host verb.
+    /// of `len` elements, fenced with `stream`. Bad values are reported by the next host verb.
     #[pyo3(signature = (tasks, len, stream, pass_rates=0, successes=0, failures=0))]
     fn _update_from_device(
         &mut self,

@@ -16,7 +16,9 @@
 //   cuCtxSynchronize, cuEventSynchronize, a device-to-host copy (which, into pageable memory, returns
 //   once the copy is done, as on a GPU, so it runs its stream up to itself) or a stream waiting on an
 //   event of another stream. Work on a stream nobody waited for has not happened yet: a missing wait or
-//   synchronize reads stale data, as it can on a GPU.
+//   synchronize reads stale data, as it can on a GPU. The NULL handle and CU_STREAM_LEGACY are one
+//   legacy stream, which (unlike a GPU's, for blocking streams) never synchronizes implicitly with the
+//   others; CU_STREAM_PER_THREAD is a different queue on every OS thread, as on a GPU.
 // - Device buffers end at a guard page (an access past the end faults; the fault is reported with the
 //   kernel's name), the few bytes of alignment slack and the rest of the first page are canaries checked
 //   after every kernel, fresh allocations are filled with 0xFF (NaN), freed ones are unmapped.
@@ -170,6 +172,7 @@ struct Stream {
     Graph* capture = nullptr;
     bool capture_invalid = false;
     bool legacy = false;
+    bool per_thread = false;  // a thread's CU_STREAM_PER_THREAD queue (never destroyed)
 };
 
 struct Module {
@@ -306,8 +309,20 @@ void install_handler() {
 
 // ---------------------------------------------------------------------------------------------------
 // Streams and execution.
+// The NULL handle and CU_STREAM_LEGACY are the one legacy stream; CU_STREAM_PER_THREAD is a different
+// queue on every OS thread, as on a GPU: work a thread enqueued there is not on another thread's (a
+// pool that moved threads and kept launching on the handle would lose its order, and this shows it).
 Stream* S(void* h) {
-    if (h == nullptr || h == (void*)0x1 || h == (void*)0x2) return &drv().legacy;
+    if (h == nullptr || h == (void*)0x1) return &drv().legacy;
+    if (h == (void*)0x2) {
+        thread_local Stream* mine = nullptr;
+        if (mine == nullptr) {
+            mine = new Stream();
+            mine->per_thread = true;
+            drv().streams.insert(mine);
+        }
+        return mine;
+    }
     return (Stream*)h;
 }
 
@@ -661,7 +676,7 @@ API CUresult cuStreamCreateWithPriority(void** s, unsigned flags, int) { return 
 API CUresult cuStreamDestroy_v2(void* h) {
     LOCK;
     Stream* s = S(h);
-    if (s->legacy || !drv().streams.count(s)) return CUDA_ERROR_INVALID_HANDLE;
+    if (s->legacy || s->per_thread || !drv().streams.count(s)) return CUDA_ERROR_INVALID_HANDLE;
     run_until(s, UINT64_MAX);  // its work completes, as on a GPU
     drv().streams.erase(s);
     delete s;

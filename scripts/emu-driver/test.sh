@@ -30,7 +30,7 @@ bots="$target/debug/bots"
 "$bots" bench --backend cuda --tasks 3000 --batch 32 --steps 3 --warmup 1
 "$bots" bench --backend cuda --device-verbs --tasks 3000 --batch 32 --steps 3 --warmup 1
 "$bots" bench --backend cuda --device-verbs --graph --tasks 3000 --batch 32 --steps 3 --warmup 1
-"$bots" bench --backend cuda --yardstick --tasks 3000 --batch 32 --steps 3 --warmup 1 --json | grep -q '"verbs":"copy"'
+"$bots" bench --backend cuda --yardstick --tasks 3000 --batch 32 --steps 3 --warmup 1 --json | grep -q '"backend":"cuda-copy".*"verbs":"copy"'
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$bots" replay --backend cuda --pool data/sample_pool.jsonl --log data/sample_log.jsonl --out "$tmp/gpu.jsonl"

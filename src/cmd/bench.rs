@@ -52,7 +52,8 @@ pub struct Args {
     #[arg(long, requires = "device_verbs")]
     graph: bool,
     /// CUDA only: instead of steps, time a device-to-device copy that moves the same bytes one step
-    /// must move (half of them read, half written): the roofline yardstick for `gbps`. No pool is built.
+    /// must move (half of them read, half written): the roofline yardstick for `gbps`. No pool is built;
+    /// the row's backend is `cuda-copy` (and its verbs `copy`), never `cuda`.
     #[arg(long, conflicts_with_all = ["device_verbs", "graph"])]
     yardstick: bool,
 }
@@ -203,10 +204,15 @@ fn report(args: &Args, name: &str, secs: f64, setup: f64) -> anyhow::Result<()> 
     let form = if args.f32_features { FeatureForm::F32 } else { FeatureForm::F16 };
     let bytes = bytes_per_task(Some(form), false) as f64 * args.tasks as f64;
     let gbps = bytes / (ms * 1e-3) / 1e9;
-    let (backend, device) = match name.split_once(':') {
+    let (mut backend, device) = match name.split_once(':') {
         Some((b, d)) => (b.to_string(), d.to_string()),
         None => (name.to_string(), cpu_name()),
     };
+    // The yardstick is a copy, not a step: its backend says so, so that no reader (or script) taking
+    // the fastest `cuda` row at a size takes the copy.
+    if args.yardstick {
+        backend.push_str("-copy");
+    }
     if args.json {
         // Written by hand to keep the documented key order.
         let s = |v: &str| serde_json::Value::from(v).to_string();

@@ -69,18 +69,10 @@ impl CudaPool {
         }
     }
 
-    /// Launches on `stream`.
-    ///
-    /// # Safety
-    /// `stream` is a live stream of this pool's context, and stays live until the work is done.
-    pub(super) unsafe fn on(&self, stream: sys::CUstream) -> Launcher<'_> {
-        Launcher { pool: self, stream }
-    }
-
-    /// Launches on the pool's own stream.
+    /// Launches on the pool's own stream: every kernel of the pool runs there (a caller's stream is
+    /// ordered with it by [`CudaPool::fence`], never launched on).
     pub(super) fn on_own_stream(&self) -> Launcher<'_> {
-        // SAFETY: the pool's own stream lives as long as the pool, and is of the pool's context.
-        unsafe { self.on(self.stream.cu_stream()) }
+        Launcher { pool: self, stream: self.stream.cu_stream() }
     }
 }
 
@@ -99,8 +91,8 @@ impl Launcher<'_> {
     /// device pointer they carry is null where the kernel allows it, or a live buffer of this pool's
     /// context as large as the lengths passed with it say.
     unsafe fn launch(&self, k: Kernel, grid: u32, block: u32, args: &mut [*mut c_void]) -> Result<()> {
-        // SAFETY: the function handle belongs to this pool's loaded module, `self.stream` is a live
-        // stream of its context (the contract of `CudaPool::on`); the arguments are the caller's contract.
+        // SAFETY: the function handle belongs to this pool's loaded module, `self.stream` is the pool's
+        // own stream, live as long as the pool; the arguments are the caller's contract.
         unsafe {
             result::launch_kernel(
                 self.pool.module.funcs[k as usize],

@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
-use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
+use cudarc::driver::{result, sys, CudaContext, CudaEvent, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use half::f16;
 
 use super::launch::{ptr, HostIoPtrs, BLOCK};
@@ -71,6 +71,13 @@ pub struct CudaPool {
     /// Never captured: takes cudarc's event bookkeeping of the caller's buffers while `stream` is
     /// capturing (see [`CudaPool::bookkeeping_stream`]).
     pub(super) side: Arc<CudaStream>,
+    /// The handle the pool was built on when it is the legacy NULL stream or the per-thread default
+    /// stream (candle's `Device::new_cuda` hands out the latter): those name another queue on every
+    /// thread (or one that cannot be captured), so the pool runs on a stream of its own and every
+    /// device verb is fenced with this handle as the calling thread sees it.
+    pub(super) caller: Option<Arc<CudaStream>>,
+    /// `[into the pool, out of the pool]`: the events of [`CudaPool::fence`], reused by every verb.
+    pub(super) fences: [CudaEvent; 2],
     /// Host mirror of the device step counter.
     pub(super) step: Cell<u64>,
 }
@@ -123,6 +130,14 @@ impl CudaPool {
 
     /// A pool resuming from a saved state, on the given stream.
     ///
+    /// A stream handle that names another queue on every thread or cannot be captured (the legacy
+    /// NULL stream, [`CudaContext::default_stream`](cudarc::driver::CudaContext::default_stream), and
+    /// the per-thread default stream, [`per_thread_stream`](cudarc::driver::CudaContext::per_thread_stream),
+    /// which candle's `Device::new_cuda` uses) is not run on: the pool makes a non-blocking stream of its
+    /// own, and every device verb first waits for the work the calling thread enqueued on that handle
+    /// and then makes the handle wait for the pool's kernels. So the pool stays ordered with its
+    /// caller's work whatever thread it is used from.
+    ///
     /// ```no_run
     /// let cfg = bots::Config { rho: 0.0, ..Default::default() };
     /// let state = bots::PoolState::new(&cfg, 1000, None)?;
@@ -143,6 +158,12 @@ impl CudaPool {
         }
         let n = state.len();
         let ctx = stream.context().clone();
+        let (stream, caller) = if per_thread_or_legacy(stream.cu_stream()) {
+            (ctx.new_stream().map_err(cuda_err)?, Some(stream))
+        } else {
+            (stream, None)
+        };
+        let fences = [ctx.new_event(None).map_err(cuda_err)?, ctx.new_event(None).map_err(cuda_err)?];
         let module = Module::load(&ctx)?;
         let k_cap = k_capacity.clamp(1, n);
         let cand_cap = n.min((1usize << 20).max(2 * k_cap));
@@ -236,10 +257,14 @@ impl CudaPool {
             grid_n,
             device,
             side,
+            caller,
+            fences,
         })
     }
 
-    /// The stream every kernel of this pool runs on (unless a raw verb names another).
+    /// The stream every kernel of this pool runs on: the one it was built on, or, where that was the
+    /// legacy NULL stream or the per-thread default stream, a non-blocking stream of its own (see
+    /// [`CudaPool::from_state`]). Work the raw verbs are given on another stream is fenced with it.
     ///
     /// ```no_run
     /// # let pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
@@ -287,12 +312,14 @@ impl CudaPool {
 
     /// [`CudaPool::select_into`] with a raw device pointer and stream, for trainers in other frameworks.
     ///
+    /// The kernels run on [`CudaPool::stream`]. When `stream` is another stream, they are fenced with
+    /// it: they start after the work enqueued on `stream` before this call (the producer of `out`'s
+    /// previous contents, say), and work enqueued on `stream` after this call starts after them. So
+    /// every later verb, host verbs included, sees this one, from whatever stream it is issued.
+    ///
     /// # Safety
     /// `out` must point to at least `k` writable `u32` in this pool's context, and `stream` must be a
-    /// live stream of that context. Calls on one pool must be ordered: issue all of them on one stream
-    /// (or synchronize between streams yourself); the pool's scratch buffers are shared between calls.
-    /// The host verbs (`select`, `update`, `to_host`, `sync`, `restore`) run on [`CudaPool::stream`]:
-    /// when `stream` is another stream, synchronize it (or make the pool's stream wait on it) first.
+    /// live stream of that context (or the NULL / per-thread handle).
     ///
     /// ```no_run
     /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 8, ..Default::default() }, 1000, None)?;
@@ -311,12 +338,15 @@ impl CudaPool {
         self.ctx.bind_to_thread().map_err(cuda_err)?;
         let pow2 = k.next_power_of_two();
         // SAFETY: `stream` is a live stream of this context (this function's contract).
-        let l = unsafe { self.on(stream) };
+        let foreign = unsafe { self.fence_in(stream) }?;
+        let l = self.on_own_stream();
         // SAFETY: the pool's `out_keys` holds `out_keys_len` >= pow2 >= k keys (k <= k_cap, checked).
         unsafe { l.select(k, self.p.out_keys, k as u64, pow2 as u64) }?;
         l.sort(pow2)?;
         // SAFETY: `out` holds k u32 (this function's contract); k <= k_cap <= out_keys_len.
-        unsafe { l.keys_to_tasks(k as u64, out) }
+        unsafe { l.keys_to_tasks(k as u64, out) }?;
+        // SAFETY: `foreign` came from fence_in: a live stream of this context.
+        unsafe { self.fence_out(foreign) }
     }
 
     /// Device-side update for a trainer, from success/failure counts in device memory (one per task of
@@ -384,11 +414,14 @@ impl CudaPool {
     /// The update verb with raw device pointers and a stream, for trainers in other frameworks (e.g. a
     /// PyTorch tensor's `data_ptr()` and `torch.cuda.current_stream().cuda_stream`).
     ///
+    /// Fenced with `stream` as [`CudaPool::select_into_raw`] is: the kernels (on the pool's stream)
+    /// read the inputs after the work enqueued on `stream` before the call, and later work on `stream`
+    /// (freeing or overwriting the inputs, say) waits for them.
+    ///
     /// # Safety
     /// `tasks` must point to `len` readable `u32` and each outcome pointer to `len` readable `f32`, all in
-    /// this pool's context and left unchanged until the kernels have run on `stream`, a live stream of
-    /// that context. Calls on one pool must be ordered (one stream, or your own synchronization); see
-    /// [`CudaPool::select_into_raw`] for mixing a foreign stream with the host verbs.
+    /// this pool's context, and `stream` must be a live stream of that context (or the NULL /
+    /// per-thread handle); the inputs must not be changed from any other stream until the kernels ran.
     ///
     /// ```no_run
     /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
@@ -420,7 +453,8 @@ impl CudaPool {
             return Err(BotsError::Cuda("null device pointer passed to update_raw".into()));
         }
         // SAFETY: `stream` is a live stream of this context (this function's contract).
-        let l = unsafe { self.on(stream) };
+        let foreign = unsafe { self.fence_in(stream) }?;
+        let l = self.on_own_stream();
         // Always launched (both test the device's pending flag): a graph captured after a select must
         // still apply the pending update when it is replayed twice in a row.
         l.flush()?;
@@ -428,7 +462,68 @@ impl CudaPool {
         // SAFETY: the pointers hold `len` values each (this function's contract), non-null (checked).
         unsafe { l.batch(batch) }?;
         self.step.set(self.step.get() + 1);
-        Ok(())
+        // SAFETY: `foreign` came from fence_in: a live stream of this context.
+        unsafe { self.fence_out(foreign) }
+    }
+
+    /// The stream a verb given `stream` must be fenced with, if any: `stream` when it is not the pool's
+    /// own; else the handle the pool was built on ([`CudaPool::caller`]), unless the pool's stream is
+    /// capturing (a graph orders its own nodes; the NULL stream may not be touched during a capture).
+    /// Then makes the pool's stream wait for the work enqueued there so far.
+    ///
+    /// # Safety
+    /// `stream` is a live stream of this pool's context, or the NULL / per-thread handle.
+    unsafe fn fence_in(&self, stream: sys::CUstream) -> Result<Option<sys::CUstream>> {
+        let own = self.stream.cu_stream();
+        let foreign = if stream != own {
+            Some(stream)
+        } else {
+            match &self.caller {
+                Some(c)
+                    if self.stream.capture_status().map_err(cuda_err)?
+                        == sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE =>
+                {
+                    Some(c.cu_stream())
+                }
+                _ => None,
+            }
+        };
+        if let Some(f) = foreign {
+            // SAFETY: both streams are of this context (the contract); the event is the pool's own.
+            unsafe { self.fence(f, own, 0) }?;
+        }
+        Ok(foreign)
+    }
+
+    /// Makes `foreign` (from [`CudaPool::fence_in`]) wait for the pool's work enqueued so far.
+    ///
+    /// # Safety
+    /// As [`CudaPool::fence_in`].
+    unsafe fn fence_out(&self, foreign: Option<sys::CUstream>) -> Result<()> {
+        match foreign {
+            // SAFETY: both streams are of this context (the contract); the event is the pool's own.
+            Some(f) => unsafe { self.fence(self.stream.cu_stream(), f, 1) },
+            None => Ok(()),
+        }
+    }
+
+    /// Records `fences[which]` on `from` and makes `to` wait for it (no host synchronization).
+    ///
+    /// # Safety
+    /// `from` and `to` are live streams of this pool's context (or the NULL / per-thread handle).
+    unsafe fn fence(&self, from: sys::CUstream, to: sys::CUstream, which: usize) -> Result<()> {
+        let ev = self.fences[which].cu_event();
+        // SAFETY: `ev` is a live event of this context (owned by the pool); the streams are the contract.
+        unsafe {
+            result::event::record(ev, from).map_err(cuda_err)?;
+            result::stream::wait_event(to, ev, sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT).map_err(cuda_err)
+        }
+    }
+
+    /// The handle the pool was built on when it runs on a stream of its own instead (see
+    /// [`CudaPool::from_state`]); `None` when it runs on the stream it was given.
+    pub fn caller_stream(&self) -> Option<&Arc<CudaStream>> {
+        self.caller.as_ref()
     }
 
     /// Waits for the pool's stream and reports the device state: the last update's statistics, or the
@@ -526,6 +621,12 @@ impl Drop for CudaPool {
             let _ = self.stream.synchronize();
         }
     }
+}
+
+/// The legacy NULL stream (`0`, `CU_STREAM_LEGACY`) or the per-thread default stream
+/// (`CU_STREAM_PER_THREAD`): handles that name no stream of their own.
+fn per_thread_or_legacy(s: sys::CUstream) -> bool {
+    matches!(s as usize, 0..=2)
 }
 
 pub(super) fn scalar_words(g: &Globals) -> [u64; SCALAR_WORDS] {
