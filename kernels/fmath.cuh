@@ -1,9 +1,9 @@
-// Bit-reproducible f32 ln, ln1p, exp and sincos(2*pi*u): the device twin of src/dist/fmath.rs, written
+// Bit-reproducible f32 ln, ln1p, exp and sincos(2*pi*u): the device twin of src/twin/fmath.rs, written
 // expression for expression the same (same constants, same operation order), from IEEE + - * / (correctly
 // rounded with nvcc's defaults -prec-div=true; built with --fmad=false so nothing is contracted), integer
 // and bit operations, comparisons and selects only. So GPU and CPU get the same bits, and the host
 // emulator (scripts/emu) checks the device arithmetic exactly. Accuracy: <= 2 ulp (measured <= 1.31 ulp;
-// see src/dist/fmath.rs and docs/BENCHMARKS.md).
+// see src/twin/fmath.rs and docs/BENCHMARKS.md).
 #pragma once
 #include <stdint.h>
 

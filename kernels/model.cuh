@@ -3,7 +3,7 @@
 // src/update (update_task, apply_pending_task).
 #pragma once
 #include "abi.cuh"
-#include "dist.cuh"
+#include "distr.cuh"
 
 // f16 -> f32 (exact), without cuda_fp16.h (which needs the CCCL headers). F16-form features are the raw
 // bits of IEEE binary16 (Rust half::f16).

@@ -1,4 +1,4 @@
-// Philox4x32-10 and the task-stream layout: the device twin of src/rng/mod.rs.
+// Philox4x32-10 and the task-stream layout: the device twin of src/twin/philox.rs.
 //
 // key = [seed lo, seed hi]; counter = [task, (purpose << 24) | block, step lo, step hi].
 #pragma once
@@ -43,6 +43,6 @@ struct TaskStream {
 
 // A word to a uniform float in the open interval (0, 1): ((x >> 9) + 0.5) * 2^-23, exact in f32.
 __device__ __forceinline__ float u01(uint32_t x) {
-    // ((x >> 9) + 0.5) 2^-23, exactly, as 1.m - (1 - 2^-24) (src/rng/mod.rs u01).
+    // ((x >> 9) + 0.5) 2^-23, exactly, as 1.m - (1 - 2^-24) (src/twin/philox.rs u01).
     return bots_u2f((x >> 9) | 0x3f800000u) - (1.0f - 1.0f / 16777216.0f);
 }

@@ -6,7 +6,7 @@
 //! The algorithm, with every formula: `BOTS-ALGORITHM.md` (restated in the README).
 //!
 //! The pipeline, one module each: [`pool`] (state) → [`select`] → [`evidence`] → [`update`], with
-//! randomness from [`rng`] (Philox4x32-10) and [`dist`] (Beta, Gamma, Gumbel), behind the
+//! randomness from [`twin::philox`] (Philox4x32-10) and [`twin::distr`] (Beta, Gamma, Gumbel), behind the
 //! [`Backend`] trait implemented by [`CpuPool`] and the CUDA backend.
 //!
 //! ```
@@ -29,14 +29,13 @@ pub mod backend;
 pub mod candle;
 pub mod checkpoint;
 pub mod config;
-pub mod dist;
 pub mod error;
 pub mod evidence;
 pub mod io;
 pub mod pool;
-pub mod rng;
 pub mod select;
 pub mod sim;
+pub mod twin;
 pub mod update;
 
 pub use backend::{open, Backend, BackendKind, CpuPool, UpdateReport};

@@ -3,7 +3,7 @@
 //! `BOTS_REQUIRE_GPU=1`, where that is a failure.
 //!
 //! Agreement asserted: bit for bit. Both backends draw with the same `fmath` functions
-//! (`src/dist/fmath.rs`, `kernels/fmath.cuh`: only +, -, *, /, sqrt and bit operations, IEEE-rounded on
+//! (`src/twin/fmath.rs`, `kernels/fmath.cuh`: only +, -, *, /, sqrt and bit operations, IEEE-rounded on
 //! both, `--fmad=false`), the update arithmetic is the same expression, and the batch sums use one
 //! order (`evidence::batch_sum`), so every selection (its order included), alpha, beta, mu, rho and
 //! step must be identical, and each backend is driven by its own selections. What is ASSUMED on real
@@ -20,8 +20,8 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use bots::backend::cuda::CudaPool;
-use bots::rng::{u01, Purpose, TaskStream};
 use bots::select::{score_key, score_task};
+use bots::twin::philox::{u01, Purpose, TaskStream};
 use bots::{Backend, Config, CpuPool, Evidence, Features, PoolState};
 use cudarc::driver::{sys, CudaContext, CudaSlice};
 use half::f16;

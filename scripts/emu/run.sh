@@ -3,7 +3,7 @@
 # its selections and final posterior, bit for bit, against the CPU backend on the same scenarios.
 # Needs g++ >= 12 (C++20). Not a GPU test: it checks the kernels' logic (radix select, bitonic sort,
 # device evidence, the pending/mark protocol) and the device code's arithmetic exactly: every
-# transcendental is kernels/fmath.cuh, the twin of src/dist/fmath.rs, built from IEEE + - * / and sqrt.
+# transcendental is kernels/fmath.cuh, the twin of src/twin/fmath.rs, built from IEEE + - * / and sqrt.
 # Usage: scripts/emu/run.sh   (TWIN=path reuses a built twin binary)
 set -euo pipefail
 cd "$(dirname "$0")"

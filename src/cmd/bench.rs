@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use bots::rng::{u01, Purpose, TaskStream};
+use bots::twin::philox::{u01, Purpose, TaskStream};
 use bots::{BackendKind, Config, Evidence, FeatureForm, Features};
 use half::f16;
 

@@ -1,6 +1,6 @@
 //! The fused pass (pending update + Thompson sample + score + key) over groups of [`LANES`] tasks
 //! ([`LANES_AVX512`] in the AVX-512 build), in plain arrays and loops that LLVM autovectorizes: Philox
-//! (with `std::arch` intrinsics in the AVX-512 build), the branch-free [`crate::dist::fmath`]
+//! (with `std::arch` intrinsics in the AVX-512 build), the branch-free [`crate::twin::fmath`]
 //! functions, and the first Marsaglia–Tsang attempt of both Gamma draws for all lanes at once. A lane
 //! whose first attempt is not accepted by the squeeze (about 2% of Gamma draws in `bots bench`)
 //! finishes in the scalar code from the values already computed, so every key is bit for bit the key
@@ -13,14 +13,14 @@
 //! and LLVM uses no approximate reciprocal without fast-math flags.
 
 use crate::config::Config;
-use crate::dist::beta::{beta_from_logs, beta_in_linear_space, beta_linear};
-use crate::dist::fmath::ln_normal;
-use crate::dist::gamma::{gamma_from_attempt1, mt_constants, mt_exact, mt_squeeze, mt_value};
-use crate::dist::normal::box_muller_scaled;
 use crate::evidence::interpolate;
 use crate::pool::{Features, Prior};
-use crate::rng::{seed_key, u01, Purpose, TaskStream, M0, M1, W0, W1};
 use crate::select::{score_key, update_sample_score, TopK};
+use crate::twin::distr::beta::{beta_from_logs, beta_in_linear_space, beta_linear};
+use crate::twin::distr::gamma::{gamma_from_attempt1, mt_constants, mt_exact, mt_squeeze, mt_value};
+use crate::twin::distr::normal::box_muller_scaled;
+use crate::twin::fmath::ln_normal;
+use crate::twin::philox::{seed_key, u01, Purpose, TaskStream, M0, M1, W0, W1};
 use crate::update::{update_task, PendingScalars};
 
 mod philox512;
@@ -280,7 +280,7 @@ fn philox_lanes<const L: usize>(task: &[u32; L], c1: u32, step: u64, key: [u32; 
     [unpack(x0), unpack(x1), unpack(x2), unpack(x3)]
 }
 
-/// [`crate::dist::gamma::sample_gamma_mt`] for each lane: the first attempt (shape constants, Philox block 1,
+/// [`crate::twin::distr::gamma::sample_gamma_mt`] for each lane: the first attempt (shape constants, Philox block 1,
 /// [`box_muller_scaled`], [`mt_squeeze`], [`mt_value`]) in lanes; the lanes it does not accept (a few
 /// percent: the squeeze fails or `x <= -1`) finish in scalar code from the values already computed
 /// ([`mt_exact`], then [`gamma_from_attempt1`]). The same expressions as the scalar code in the same
@@ -329,8 +329,8 @@ fn gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
     out
 }
 
-/// [`crate::dist::gamma::gamma_boost`] of `ln g` for each lane (the log-space Beta of
-/// [`crate::dist::beta::beta_log`]): the boost block only where some shape is below 1.
+/// [`crate::twin::distr::gamma::gamma_boost`] of `ln g` for each lane (the log-space Beta of
+/// [`crate::twin::distr::beta::beta_log`]): the boost block only where some shape is below 1.
 #[inline(always)]
 fn log_gamma_boost_lanes<P: PhiloxLanes<L>, const L: usize>(
     ph: P,
@@ -463,7 +463,7 @@ fn fill_keys_lanes<P: PhiloxLanes<L>, const L: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::philox4x32_10;
+    use crate::twin::philox::philox4x32_10;
 
     #[test]
     fn f16_conversion_is_exact_for_every_half() {

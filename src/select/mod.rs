@@ -9,9 +9,9 @@ pub mod lanes;
 use rayon::prelude::*;
 
 use crate::config::Config;
-use crate::dist::{sample_beta, sample_gumbel};
 use crate::pool::{Features, Prior};
-use crate::rng::TaskStream;
+use crate::twin::distr::{sample_beta, sample_gumbel};
+use crate::twin::philox::TaskStream;
 use crate::update::{apply_pending_task, PendingScalars};
 
 /// The selection score of task `task` with posterior Beta(alpha, beta) at `step`:

@@ -33,8 +33,8 @@ use crate::backend::{open, Backend, BackendKind};
 use crate::config::Config;
 use crate::error::Result;
 use crate::evidence::Evidence;
-use crate::rng::{Purpose, TaskStream};
 use crate::select::{score_key, select_top_k};
+use crate::twin::philox::{Purpose, TaskStream};
 use world::{rollouts, SIM_SALT, STEP_RANDOM};
 
 /// The selectors `bots simulate` runs by default, in order.

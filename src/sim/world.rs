@@ -9,11 +9,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dist::box_muller;
-use crate::dist::fmath::exp;
 use crate::error::{BotsError, Result};
 use crate::pool::Features;
-use crate::rng::{u01, Purpose, TaskStream};
+use crate::twin::distr::box_muller;
+use crate::twin::fmath::exp;
+use crate::twin::philox::{u01, Purpose, TaskStream};
 
 /// Salt that separates the simulator's streams from the selectors' draws under the same seed.
 pub(crate) const SIM_SALT: u64 = 0x5EED_51A7_0000_0001;

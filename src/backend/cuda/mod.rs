@@ -29,7 +29,7 @@
 //!
 //! # Agreement with the CPU backend
 //! The kernels are compiled with `--fmad=false`, IEEE division and square root, and draw with the same
-//! `fmath` functions as the CPU (`kernels/fmath.cuh` is `src/dist/fmath.rs` expression for expression:
+//! `fmath` functions as the CPU (`kernels/fmath.cuh` is `src/twin/fmath.rs` expression for expression:
 //! no libm, no `__` intrinsics), so samples, keys, selections and the update arithmetic match
 //! [`crate::CpuPool`] bit for bit (the CPU emulator in `scripts/emu` checks the device code this way).
 //! The batch means are f64 sums in one defined order on both backends ([`crate::evidence::batch_sum`]:

@@ -1,5 +1,5 @@
 //! Philox4x32-10 over 16 lanes in AVX-512 registers, written with `std::arch` intrinsics: the same
-//! words as [`crate::rng::philox4x32_10`] (checked by the lane tests), in fewer instructions than the
+//! words as [`crate::twin::philox::philox4x32_10`] (checked by the lane tests), in fewer instructions than the
 //! autovectorized [`super::philox_lanes`]:
 //!
 //! - `mulhilo` is one `vpmulld` for the low words, two `vpmuludq` (even and odd lanes) and one
@@ -13,7 +13,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use crate::rng::{M0, M1, W0, W1};
+use crate::twin::philox::{M0, M1, W0, W1};
 
 /// The ten round keys of a seed's key: `key + r · (W0, W1)`.
 #[derive(Clone, Copy, Debug)]

@@ -1,9 +1,9 @@
 //! Standard Gumbel noise for Gumbel-top-k.
 
-use crate::dist::fmath::ln_normal;
-use crate::rng::{u01, Purpose, TaskStream};
+use crate::twin::fmath::ln_normal;
+use crate::twin::philox::{u01, Purpose, TaskStream};
 
-/// `G = -ln(-ln U)` ([`crate::dist::fmath::ln`]) with U from word 0 of the task's [`Purpose::Gumbel`] block 0.
+/// `G = -ln(-ln U)` ([`crate::twin::fmath::ln`]) with U from word 0 of the task's [`Purpose::Gumbel`] block 0.
 #[inline(always)]
 pub fn sample_gumbel(stream: &TaskStream) -> f32 {
     let w = stream.block(Purpose::Gumbel, 0);

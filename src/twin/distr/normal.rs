@@ -1,14 +1,14 @@
 //! Standard normal pairs by Box–Muller.
 
-use crate::dist::fmath::{ln_normal, sincos_2pi};
-use crate::rng::u01;
+use crate::twin::fmath::{ln_normal, sincos_2pi};
+use crate::twin::philox::u01;
 
 /// Two independent N(0, 1) values from two uniform words:
-/// `r = sqrt(-2 ln u1)`, `(r cos 2πu2, r sin 2πu2)`, with the bit-reproducible [`crate::dist::fmath`]
+/// `r = sqrt(-2 ln u1)`, `(r cos 2πu2, r sin 2πu2)`, with the bit-reproducible [`crate::twin::fmath`]
 /// `ln` and `sincos_2pi` (the kernels compute the same bits).
 ///
 /// ```
-/// let (z0, z1) = bots::dist::box_muller(0x1234_5678, 0x9abc_def0);
+/// let (z0, z1) = bots::twin::distr::box_muller(0x1234_5678, 0x9abc_def0);
 /// assert!(z0.is_finite() && z1.is_finite());
 /// ```
 #[inline(always)]
@@ -21,8 +21,8 @@ pub fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
 /// `s = sqrt(-2 ln u1 · q)`. The Gamma sampler's `x = c·z` with `q = c² = 1/(9d)`.
 ///
 /// ```
-/// let (x0, x1) = bots::dist::normal::box_muller_scaled(0x1234_5678, 0x9abc_def0, 0.25);
-/// let (z0, z1) = bots::dist::box_muller(0x1234_5678, 0x9abc_def0);
+/// let (x0, x1) = bots::twin::distr::normal::box_muller_scaled(0x1234_5678, 0x9abc_def0, 0.25);
+/// let (z0, z1) = bots::twin::distr::box_muller(0x1234_5678, 0x9abc_def0);
 /// assert!((x0 - 0.5 * z0).abs() < 1e-6 && (x1 - 0.5 * z1).abs() < 1e-6);
 /// ```
 #[inline(always)]
@@ -35,7 +35,7 @@ pub fn box_muller_scaled(w0: u32, w1: u32, q: f32) -> (f32, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{Purpose, TaskStream};
+    use crate::twin::philox::{Purpose, TaskStream};
 
     /// Mean, variance and the tail mass beyond 2 sigma of 2^18 values against N(0,1), within 5
     /// standard errors.

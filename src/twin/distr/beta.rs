@@ -3,15 +3,15 @@
 //! below 1 (its Gamma is boosted in log space), which stays exact at the ends of [0, 1] where
 //! `G_a / (G_a + G_b)` would be 0/0.
 
-use crate::dist::fmath::{exp, ln_normal};
-use crate::dist::gamma::{gamma_boost, sample_gamma_mt};
-use crate::rng::{Purpose, TaskStream};
+use crate::twin::distr::gamma::{gamma_boost, sample_gamma_mt};
+use crate::twin::fmath::{exp, ln_normal};
+use crate::twin::philox::{Purpose, TaskStream};
 
 /// A draw of Beta(alpha, beta) from the task's stream (purposes `GammaAlpha` and `GammaBeta`).
 ///
 /// ```
-/// use bots::rng::TaskStream;
-/// let x = bots::dist::sample_beta(0.01, 0.01, &TaskStream::new(42, 0, 7));
+/// use bots::twin::philox::TaskStream;
+/// let x = bots::twin::distr::sample_beta(0.01, 0.01, &TaskStream::new(42, 0, 7));
 /// assert!((0.0..=1.0).contains(&x));
 /// ```
 #[inline(always)]

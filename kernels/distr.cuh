@@ -1,6 +1,6 @@
-// Box-Muller, Marsaglia-Tsang Gamma, Beta (linear or log space), Gumbel: the device twins of src/dist/*.rs, with the
+// Box-Muller, Marsaglia-Tsang Gamma, Beta (linear or log space), Gumbel: the device twins of src/twin/distr/*.rs, with the
 // same block/word consumption and the same arithmetic order. Built with --fmad=false (no contraction, as
-// in Rust); every transcendental is from fmath.cuh (the twin of src/dist/fmath.rs, IEEE + - * / and
+// in Rust); every transcendental is from fmath.cuh (the twin of src/twin/fmath.rs, IEEE + - * / and
 // correctly rounded sqrtf only, never libdevice's logf/expf/sinf or the __ intrinsics), so results agree
 // with the CPU bit for bit.
 #pragma once
@@ -9,7 +9,7 @@
 #include "fmath.cuh"
 
 
-// Box-Muller's pair times sqrt(q), with one square root (src/dist/normal.rs box_muller_scaled).
+// Box-Muller's pair times sqrt(q), with one square root (src/twin/distr/normal.rs box_muller_scaled).
 __device__ __forceinline__ void box_muller_scaled(uint32_t w0, uint32_t w1, float q, float* x0, float* x1) {
     const float s = sqrtf(-2.0f * bots_ln(u01(w0)) * q);
     float sn, cs;
@@ -18,7 +18,7 @@ __device__ __forceinline__ void box_muller_scaled(uint32_t w0, uint32_t w1, floa
     *x1 = s * sn;
 }
 
-// The Marsaglia-Tsang pieces of src/dist/gamma.rs (mt_constants, mt_squeeze, mt_exact, mt_value), same
+// The Marsaglia-Tsang pieces of src/twin/distr/gamma.rs (mt_constants, mt_squeeze, mt_exact, mt_value), same
 // order. Constants: d = a - 1/3 and q = c^2 = 1/(9d), a = shape (or shape + 1 below 1, the boost).
 __device__ __forceinline__ void mt_constants(float shape, float* d, float* q) {
     const float a = shape < 1.0f ? shape + 1.0f : shape;
@@ -38,7 +38,7 @@ __device__ __forceinline__ bool mt_exact(float d, float x, float u) {
     return bots_ln(u) < d * (l - 3.0f * x + 1.5f * x * x - x * x * x);
 }
 
-// d (1 + x)^3, the value of an accepted draw, clamped to f32::MAX (src/dist/gamma.rs mt_value).
+// d (1 + x)^3, the value of an accepted draw, clamped to f32::MAX (src/twin/distr/gamma.rs mt_value).
 __device__ __forceinline__ float mt_value(float d, float x) {
     const float y = 1.0f + x;
     const float v = d * (y * y * y);
@@ -46,7 +46,7 @@ __device__ __forceinline__ float mt_value(float d, float x) {
     return v < f32_max ? v : f32_max;
 }
 
-// G ~ Gamma(a), a = shape (or shape + 1 below 1), linear (src/dist/gamma.rs sample_gamma_mt: blocks 1..
+// G ~ Gamma(a), a = shape (or shape + 1 below 1), linear (src/twin/distr/gamma.rs sample_gamma_mt: blocks 1..
 // hold two attempts each; d if every block rejects).
 __device__ __forceinline__ float sample_gamma_mt(float shape, const TaskStream& st, uint32_t purpose) {
     float d, q;
@@ -77,7 +77,7 @@ __device__ __forceinline__ float gamma_boost(float shape, float log_g, const Tas
     return log_g;
 }
 
-// src/dist/beta.rs sample_beta: 1 / (1 + G_b / G_a) when both shapes are at least 1, else in log space
+// src/twin/distr/beta.rs sample_beta: 1 / (1 + G_b / G_a) when both shapes are at least 1, else in log space
 // (boosted Gammas), 1 / (1 + exp(ln G_b - ln G_a)).
 // Whether the draw is in linear space: both shapes at least 1, neither Gamma boosted (beta_in_linear_space).
 __device__ __forceinline__ bool beta_in_linear_space(float alpha, float beta) {

@@ -47,7 +47,7 @@ fn log_core(f: f32, hfsq: f32) -> f32 {
 /// negative or NaN input.
 ///
 /// ```
-/// use bots::dist::fmath::ln;
+/// use bots::twin::fmath::ln;
 /// assert_eq!(ln(1.0), 0.0);
 /// assert!((ln(2.0) - std::f32::consts::LN_2).abs() <= f32::EPSILON);
 /// assert_eq!(ln(0.0), f32::NEG_INFINITY);
@@ -69,11 +69,11 @@ pub fn ln(x: f32) -> f32 {
 }
 
 /// [`ln`] for a positive, normal, finite `x`, bit for bit, without the selects for the other cases: for
-/// every output of [`crate::rng::u01`] (in [2^-24, 1)) and every Gamma constant `d` (at least 2/3),
+/// every output of [`crate::twin::philox::u01`] (in [2^-24, 1)) and every Gamma constant `d` (at least 2/3),
 /// which is where the samplers call it. (The kernels call the general `ln`: same bits there.)
 ///
 /// ```
-/// use bots::dist::fmath::{ln, ln_normal};
+/// use bots::twin::fmath::{ln, ln_normal};
 /// assert_eq!(ln_normal(0.3).to_bits(), ln(0.3).to_bits());
 /// ```
 #[inline(always)]
@@ -97,7 +97,7 @@ fn ln_reduced(xs: f32, kb: i32) -> f32 {
 /// `ln(1 + x)`, accurate for small |x|: `ln_1p(-1) = -inf`, NaN below -1, `ln_1p(inf) = inf`.
 ///
 /// ```
-/// use bots::dist::fmath::ln_1p;
+/// use bots::twin::fmath::ln_1p;
 /// assert_eq!(ln_1p(0.0), 0.0);
 /// assert_eq!(ln_1p(1e-30), 1e-30);
 /// assert_eq!(ln_1p(-1.0), f32::NEG_INFINITY);
@@ -119,7 +119,7 @@ pub fn ln_1p(x: f32) -> f32 {
 /// and below 2.4 (`c <= 1/sqrt(6)`, `|z| < 5.8`). (The kernels call the general `ln_1p`: same bits there.)
 ///
 /// ```
-/// use bots::dist::fmath::{ln_1p, ln_1p_moderate};
+/// use bots::twin::fmath::{ln_1p, ln_1p_moderate};
 /// assert_eq!(ln_1p_moderate(-0.3).to_bits(), ln_1p(-0.3).to_bits());
 /// ```
 #[inline(always)]
@@ -175,7 +175,7 @@ fn pow2i(k: i32) -> f32 {
 /// `expf`; NaN stays NaN.
 ///
 /// ```
-/// use bots::dist::fmath::exp;
+/// use bots::twin::fmath::exp;
 /// assert_eq!(exp(0.0), 1.0);
 /// assert_eq!(exp(100.0), f32::INFINITY);
 /// assert_eq!(exp(-200.0), 0.0);
@@ -217,7 +217,7 @@ const C3: f32 = 2.443_315_712e-5;
 /// rounding is the final add.
 ///
 /// ```
-/// use bots::dist::fmath::sincos_2pi;
+/// use bots::twin::fmath::sincos_2pi;
 /// assert_eq!(sincos_2pi(0.0), (0.0, 1.0));
 /// assert_eq!(sincos_2pi(0.25), (1.0, 0.0));
 /// ```
@@ -281,7 +281,7 @@ mod tests {
     /// draws), exhaustively, plus a sweep of all positive floats including subnormals.
     #[test]
     fn ln_accuracy() {
-        let u01s = (0..1u32 << 23).map(|j| crate::rng::u01(j << 9));
+        let u01s = (0..1u32 << 23).map(|j| crate::twin::philox::u01(j << 9));
         sweep("ln(u01)", u01s, ln, f64::ln);
         sweep("ln(subnormal)", floats(f32::from_bits(1), f32::MIN_POSITIVE * 4.0, 7), ln, f64::ln);
         sweep("ln(all)", floats(f32::from_bits(1), f32::MAX, 61), ln, f64::ln);
@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn domain_forms_equal_general() {
         for j in 0..1u32 << 23 {
-            let u = crate::rng::u01(j << 9);
+            let u = crate::twin::philox::u01(j << 9);
             assert_eq!(ln_normal(u).to_bits(), ln(u).to_bits(), "ln_normal({u:e})");
         }
         for x in floats(f32::MIN_POSITIVE, f32::MAX, 97) {
@@ -347,7 +347,7 @@ mod tests {
     fn sincos_accuracy() {
         let sin = |u: f64| ref_sincos(u).0;
         let cos = |u: f64| ref_sincos(u).1;
-        let u01s = || (0..1u32 << 23).map(|j| crate::rng::u01(j << 9));
+        let u01s = || (0..1u32 << 23).map(|j| crate::twin::philox::u01(j << 9));
         sweep("sin2pi(u01)", u01s(), |u| sincos_2pi(u).0, sin);
         sweep("cos2pi(u01)", u01s(), |u| sincos_2pi(u).1, cos);
         let below1 = 1.0f32 - f32::EPSILON / 2.0;

@@ -3,9 +3,9 @@
 //! log space ([`sample_log_gamma`]), so that tiny shapes do not underflow to 0 (the failure of torch's
 //! sampler for Beta(0.01, 0.01), pytorch#15738).
 
-use crate::dist::fmath::{ln_1p_moderate, ln_normal};
-use crate::dist::normal::box_muller_scaled;
-use crate::rng::{u01, Purpose, TaskStream};
+use crate::twin::distr::normal::box_muller_scaled;
+use crate::twin::fmath::{ln_1p_moderate, ln_normal};
+use crate::twin::philox::{u01, Purpose, TaskStream};
 
 /// Block budget of the rejection loop: each block is two attempts, each accepted with probability
 /// at least 0.95 for shapes of 1 or more, so running out has probability below 0.05^128. The fallback
@@ -77,7 +77,7 @@ fn mt_attempt(d: f32, x: f32, uw: u32) -> Option<f32> {
 /// Blocks 1.. each hold two attempts: words 0, 1 give `x = c·z` for two normals `z` by Box–Muller
 /// ([`box_muller_scaled`]), words 2, 3 the two acceptance uniforms. An attempt with `x <= -1` rejects;
 /// otherwise [`mt_squeeze`] then [`mt_exact`] decide, and an accepted attempt gives [`mt_value`] (`d` if
-/// every block rejects). Logarithms are [`crate::dist::fmath`]'s, bit for bit those of the kernels (the
+/// every block rejects). Logarithms are [`crate::twin::fmath`]'s, bit for bit those of the kernels (the
 /// domain forms `ln_normal` and `ln_1p_moderate`: every argument here is in their domain, given a
 /// positive finite `shape`).
 #[inline(always)]
@@ -96,8 +96,8 @@ pub fn sample_gamma_mt(shape: f32, stream: &TaskStream, purpose: Purpose) -> f32
 /// underflow.
 ///
 /// ```
-/// use bots::rng::{Purpose, TaskStream};
-/// let lg = bots::dist::sample_log_gamma(0.01, &TaskStream::new(1, 0, 0), Purpose::GammaAlpha);
+/// use bots::twin::philox::{Purpose, TaskStream};
+/// let lg = bots::twin::distr::sample_log_gamma(0.01, &TaskStream::new(1, 0, 0), Purpose::GammaAlpha);
 /// assert!(lg.is_finite() && lg < 0.0); // Gamma(0.01) is almost always far below 1
 /// ```
 #[inline(always)]
