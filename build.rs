@@ -10,19 +10,22 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The kernel boundary, shared with the crate (`src/abi.rs`), rendered into `kernels/abi.cuh`.
+/// The kernel boundary, shared with the crate (`src/abi.rs`), rendered into `$OUT_DIR/include/abi.cuh`.
 #[allow(dead_code)]
 #[path = "src/abi.rs"]
 mod abi;
 
-/// Writes `kernels/abi.cuh` from `src/abi.rs` when it differs (a checked-in, generated file: the
-/// kernels and the CPU emulators include it; `abi::tests` checks it is current).
-fn write_abi_header() {
-    let want = abi::abi_cuh();
-    let path = Path::new("kernels/abi.cuh");
-    if std::fs::read_to_string(path).ok().as_deref() != Some(want.as_str()) {
-        std::fs::write(path, want).expect("writing kernels/abi.cuh");
+/// Writes `$OUT_DIR/include/abi.cuh` from `src/abi.rs` (the kernels include it through `-I`; a build
+/// script writes nowhere else). A copy left in `kernels/` would shadow it (a quoted include searches
+/// the including file's folder first), so one there is an error.
+fn write_abi_header(out: &Path) -> PathBuf {
+    if Path::new("kernels/abi.cuh").exists() {
+        panic!("kernels/abi.cuh shadows the header build.rs generates into OUT_DIR: delete it");
     }
+    let dir = out.join("include");
+    std::fs::create_dir_all(&dir).expect("creating $OUT_DIR/include");
+    std::fs::write(dir.join("abi.cuh"), abi::abi_cuh()).expect("writing $OUT_DIR/include/abi.cuh");
+    dir
 }
 
 fn find_nvcc() -> Option<PathBuf> {
@@ -44,7 +47,6 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(bots_ptx)");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/abi.rs");
-    write_abi_header();
     println!("cargo:rerun-if-changed=kernels");
     for v in ["NVCC", "CUDA_HOME", "CUDA_PATH", "CUDA_ARCH", "BOTS_REQUIRE_NVCC", "PATH"] {
         println!("cargo:rerun-if-env-changed={v}");
@@ -64,6 +66,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", entry.path().display());
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // Written with or without nvcc: the CPU emulators of the kernels include it too
+    // (scripts/abi-header.sh finds it).
+    let include = write_abi_header(&out);
     // No stale PTX from an earlier build may outlive a build without nvcc (scripts/check-ptx.sh reads it).
     for entry in std::fs::read_dir(&out).into_iter().flatten().flatten() {
         if entry.path().extension().is_some_and(|e| e == "ptx") {
@@ -77,16 +82,9 @@ fn main() {
     for cu in &kernels {
         let ptx = out.join(Path::new(cu.file_stem().expect("a .cu file name")).with_extension("ptx"));
         let status = Command::new(&nvcc)
-            .args([
-                "--ptx",
-                "-O3",
-                "-std=c++17",
-                "--fmad=false",
-                "-lineinfo",
-                &format!("-arch={arch}"),
-                "-Ikernels",
-                "-o",
-            ])
+            .args(["--ptx", "-O3", "-std=c++17", "--fmad=false", "-lineinfo", &format!("-arch={arch}"), "-Ikernels"])
+            .arg(format!("-I{}", include.display()))
+            .arg("-o")
             .arg(&ptx)
             .arg(cu)
             .status();

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use bots::backend::BackendKind;
+use bots::BackendKind;
 use bots::{open, Backend, Config, Evidence, Features};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -65,7 +65,7 @@ fn cpu(c: &mut Criterion) {
 }
 
 fn cuda(c: &mut Criterion) {
-    if !bots::backend::driver_present() {
+    if !bots::driver_present() {
         eprintln!("skipping CUDA benches: no CUDA driver");
         return;
     }

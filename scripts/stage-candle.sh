@@ -76,7 +76,7 @@ print(e)' "$name"
 }
 tmp="$target/candle-staged"
 mkdir -p "$tmp"
-cp "$(exe grpo --example grpo --)" "$tmp/example-grpo-gpu"
+cp "$(exe grpo -p bots-cli --example grpo --)" "$tmp/example-grpo-gpu"
 cp "$(exe candle_gpu --test candle_gpu --)" "$tmp/candle-gpu-test"
 
 # 3. What the GPU machine must resolve, and a check that nothing else crept in.
@@ -88,6 +88,9 @@ done | sort -u >.device/candle-needed.txt
 # call can carry beside the rest; xz brings it to ~7 MB. device-extra.sh unpacks them (xz or Python's lzma).
 for b in example-grpo-gpu candle-gpu-test; do xz -T2 -6 -c "$tmp/$b" >".device/bin/$b.xz"; done
 echo "staged: example-grpo-gpu, candle-gpu-test; they need:"; cat .device/candle-needed.txt
+# The binaries need libcudart.so.13 by symbol version (readelf -V), so a CUDA 12 cudart on the GPU machine
+# cannot stand in for it: the pinned wheel's (0.7 MB) travels in .device/lib, where extra.sh looks first.
+mkdir -p .device/lib && cp -L "$cudadir/lib/libcudart.so.13" .device/lib/
 # 5. One call carries at most 64 MiB, and stage.sh alone leaves ~50 MiB: drop what the device run never
 # uses. Test harnesses with no test (run.sh would start them for nothing; test-bench-step stays, extra.sh
 # runs it as the criterion bench) and the CPU-only example binaries and their tests (extra.sh runs

@@ -40,7 +40,7 @@
 //! refuses any file whose length differs **before** allocating anything of size N.
 //!
 //! # Guarantees
-//! - [`save`] is atomic ([`crate::io::write_atomic`], the crate's one writer): it writes a temporary
+//! - [`save`] is atomic ([`crate::atomic::write_atomic`], the crate's one writer): it writes a temporary
 //!   file `.<name>.<pid>.<counter>.tmp` in the target's folder, fsyncs it, renames it over the target
 //!   and fsyncs the folder. A crash at any point leaves
 //!   either the old or the new checkpoint at the target path, never a mix; a crashed writer may leave
@@ -63,7 +63,6 @@ use bytemuck::Pod;
 use half::f16;
 use serde::Serialize;
 
-use crate::backend::Backend;
 use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::pool::{FeatureForm, Features, Globals, PoolState, Prior};
@@ -133,7 +132,7 @@ pub struct Header {
     pub file_len: u64,
 }
 
-fn ckpt_err(path: &Path, reason: impl Into<String>) -> BotsError {
+pub(crate) fn ckpt_err(path: &Path, reason: impl Into<String>) -> BotsError {
     BotsError::Checkpoint { path: path.to_path_buf(), reason: reason.into() }
 }
 
@@ -294,7 +293,7 @@ fn save_impl(path: &Path, config: &Config, state: &PoolState, pause: Option<(u64
     if path.file_name().is_none() {
         return Err(ckpt_err(path, "the path names no file"));
     }
-    crate::io::write_atomic(path, |file| {
+    crate::atomic::write_atomic(path, |file| {
         let io = |e: std::io::Error| BotsError::io(path, e);
         let mut sink =
             Sink { out: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new(), written: 0, pause };
@@ -540,41 +539,4 @@ pub fn load(path: &Path) -> Result<(Config, PoolState)> {
 /// as every restore (`CpuPool::from_state`, `Backend::restore`), reported as a checkpoint error.
 fn check_loaded(path: &Path, config: &Config, state: &PoolState) -> Result<()> {
     state.check_fits(config).map_err(|e| ckpt_err(path, format!("stored state is invalid: {e}")))
-}
-
-/// Saves a backend's whole state (brought up to date with `to_host`) and config.
-pub fn save_backend(path: &Path, backend: &dyn Backend) -> Result<()> {
-    save(path, backend.config(), &backend.to_host()?)
-}
-
-/// Restores a checkpoint into an existing backend (any kind) through [`Backend::restore`]. The
-/// checkpoint's N must equal the backend's. The backend keeps its own config; the checkpoint's is
-/// returned so the caller can compare (resuming exactly needs the same config).
-pub fn restore_backend(path: &Path, backend: &mut dyn Backend) -> Result<Config> {
-    let header = read_header(path)?;
-    if header.n != backend.len() as u64 {
-        return Err(ckpt_err(path, format!("checkpoint holds {} tasks but the pool has {}", header.n, backend.len())));
-    }
-    let (config, state) = load(path)?;
-    if state.len() != backend.len() {
-        return Err(ckpt_err(
-            path,
-            format!("checkpoint holds {} tasks but the pool has {}", state.len(), backend.len()),
-        ));
-    }
-    backend.restore(state)?;
-    Ok(config)
-}
-
-/// Opens a pool on backend `kind` from a checkpoint, with the config it was saved with.
-pub fn open_backend(kind: crate::backend::BackendKind, path: &Path) -> Result<Box<dyn Backend + Send>> {
-    let (config, state) = load(path)?;
-    match kind {
-        crate::backend::BackendKind::Cpu => Ok(Box::new(crate::backend::CpuPool::from_state(config, state)?)),
-        _ => {
-            let mut b = crate::backend::open(kind, config, state.len(), state.features.clone())?;
-            b.restore(state)?;
-            Ok(b)
-        }
-    }
 }

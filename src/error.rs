@@ -127,9 +127,6 @@ impl BotsError {
     pub(crate) fn parse(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
         BotsError::Parse { path: path.into(), line, message: message.into() }
     }
-    pub(crate) fn in_file(path: impl Into<PathBuf>, line: usize, cause: BotsError) -> Self {
-        BotsError::InFile { path: path.into(), line, cause: Box::new(cause) }
-    }
 
     /// The cause of a [`DeviceInput`](Self::DeviceInput) or [`InFile`](Self::InFile) error, else the
     /// error itself: what to `match` on to learn what was wrong with the input, whichever path found it.

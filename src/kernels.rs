@@ -15,6 +15,23 @@ pub const BOTS_PTX: Option<&str> = None;
 /// Why [`BOTS_PTX`] is missing, for the `CudaUnavailable` error.
 pub const NO_PTX_REASON: &str = "built without nvcc: the kernels were not compiled; set NVCC or CUDA_HOME and rebuild";
 
+/// Whether this build carries the CUDA kernels: `Ok` with the PTX's ISA version (`"9.0"`, say: the
+/// oldest driver that loads it is the one of that CUDA version), or `Err` saying why not and what to do.
+/// A driver and a device are still needed at run time ([`crate::cuda_usable`], [`crate::CudaPool::new`]).
+///
+/// ```
+/// match bots::cuda_kernels() {
+///     Ok(version) => println!("kernels built, PTX ISA {version}"),
+///     Err(why) => println!("no CUDA backend in this build: {why}"),
+/// }
+/// ```
+pub fn cuda_kernels() -> std::result::Result<&'static str, &'static str> {
+    match BOTS_PTX {
+        Some(ptx) => Ok(ptx.lines().find_map(|l| l.trim().strip_prefix(".version ")).map(str::trim).unwrap_or("?")),
+        None => Err(NO_PTX_REASON),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// When the PTX is present, every listed entry point is in it and its ISA version is <= 9.0.

@@ -5,9 +5,13 @@
 //! evidence) plus predictions interpolated from reference-model pass rates (implicit evidence).
 //! The algorithm, with every formula: `BOTS-ALGORITHM.md` (restated in the README).
 //!
-//! The pipeline, one module each: [`pool`] (state) → [`select`] → [`evidence`] → [`update`], with
-//! randomness from [`twin::philox`] (Philox4x32-10) and [`twin::distr`] (Beta, Gamma, Gumbel), behind the
-//! [`Backend`] trait implemented by [`CpuPool`] and the CUDA backend.
+//! A pool ([`CpuPool`] on the CPU, [`CudaPool`] on a CUDA GPU, both behind the [`Backend`] trait, or
+//! [`open`] to choose at run time) holds the posterior ([`PoolState`]) of `n` tasks under a [`Config`],
+//! with the reference models' pass rates as [`Features`]. Each step is `select` (the tasks to train on)
+//! then `update` with the batch's outcomes ([`Evidence`]); both pools draw the same Philox4x32-10 bits,
+//! so they select the same tasks. [`checkpoint`] saves and restores the whole posterior
+//! ([`Backend::save_checkpoint`], [`Backend::restore_checkpoint`], [`open_checkpoint`]); every error is a
+//! [`BotsError`]. With the feature `candle`, `bots::candle` takes and gives candle tensors.
 //!
 //! ```
 //! use bots::{Backend, Config, CpuPool, Evidence, Features};
@@ -23,27 +27,44 @@
 //! assert_eq!(pool.step(), 3);
 //! ```
 
-pub mod abi;
-pub mod backend;
+mod abi;
+mod atomic;
+mod backend;
 #[cfg(feature = "candle")]
 pub mod candle;
 pub mod checkpoint;
-pub mod config;
-pub mod error;
-pub mod evidence;
-pub mod io;
-pub mod pool;
-pub mod select;
-pub mod sim;
-pub mod twin;
-pub mod update;
+mod config;
+mod error;
+mod evidence;
+mod kernels;
+mod pool;
+mod select;
+mod twin;
+mod update;
 
-pub use backend::{open, Backend, BackendKind, CpuPool, UpdateReport};
+pub use backend::cuda::{CudaPool, RawOutcomes};
+pub use backend::{cuda_usable, driver_present, open, open_checkpoint, Backend, BackendKind, CpuPool, UpdateReport};
 pub use config::Config;
 pub use error::{BotsError, CountsProblem, Result};
 pub use evidence::{Evidence, Outcomes};
+pub use kernels::cuda_kernels;
 pub use pool::{FeatureForm, Features, Globals, PoolState, Prior};
-pub mod kernels;
+
+/// Not API: what the crates beside this one (the `bots` application in `cli/`, the Python extension)
+/// and the integration tests need of the internals. No stability promise; `bots-cli` pins this crate's
+/// exact version.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::atomic::{write_atomic, write_bytes_atomic};
+    pub use crate::checkpoint::save_pausing;
+    pub use crate::config::parse_value;
+    pub use crate::evidence::batch_sum;
+    pub use crate::select::{score_key, score_task, select_top_k};
+    pub use crate::update::update_task;
+    pub use crate::twin::distr::box_muller;
+    pub use crate::twin::fmath::exp;
+    pub use crate::twin::philox::{u01, Purpose, TaskStream};
+}
 
 /// Unit tests that skip their checks say so on the real stderr, which libtest does not capture, so
 /// `cargo test` shows it even when the test passes (twin of `tests/common::skip`).

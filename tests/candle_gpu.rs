@@ -6,8 +6,8 @@
 
 mod common;
 
-use bots::backend::cuda::CudaPool;
 use bots::candle::{cuda_pool, TensorPool};
+use bots::CudaPool;
 use bots::{Backend, Config, CpuPool, Evidence, Features};
 use candle_core::{Device, Tensor};
 

@@ -23,70 +23,14 @@
 
 mod common;
 
+use common::fuzz::{apply, fuzz, mutation, Stats};
 use common::reseal;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use bots::checkpoint;
 use bots::{Backend, Config, CpuPool, Evidence, Features};
 use proptest::prelude::*;
-use proptest::test_runner::{Config as RunConfig, RngAlgorithm, TestCaseError, TestRng, TestRunner};
-
-// ---------------------------------------------------------------------------------------------
-// The harness
-
-/// What one target did.
-#[derive(Debug)]
-struct Stats {
-    cases: u64,
-    rounds: u64,
-    elapsed: Duration,
-}
-
-fn env_u64(key: &str) -> Option<u64> {
-    std::env::var(key).ok().and_then(|v| v.parse().ok())
-}
-
-/// Runs `check` on values of `strategy`: rounds of `cases` cases (env `BOTS_FUZZ_CASES` overrides),
-/// until `BOTS_FUZZ_SECONDS` have passed (only one round when unset). Panics (failing the test) on
-/// the first input that panics or fails a check, after shrinking it.
-fn fuzz<S: Strategy>(
-    name: &str,
-    default_cases: u32,
-    strategy: S,
-    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) -> Stats {
-    let cases = env_u64("BOTS_FUZZ_CASES").map(|c| c as u32).unwrap_or(default_cases);
-    let budget = Duration::from_secs(env_u64("BOTS_FUZZ_SECONDS").unwrap_or(0));
-    let first_seed = env_u64("BOTS_FUZZ_SEED").unwrap_or(0xB075);
-    let start = Instant::now();
-    let mut stats = Stats { cases: 0, rounds: 0, elapsed: Duration::ZERO };
-    loop {
-        let seed = first_seed.wrapping_add(stats.rounds);
-        let mut seed_bytes = [0u8; 32];
-        seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-        seed_bytes[8..16].copy_from_slice(&(name.len() as u64).to_le_bytes());
-        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
-        let config = RunConfig { cases, failure_persistence: None, max_shrink_iters: 4096, ..RunConfig::default() };
-        let mut runner = TestRunner::new_with_rng(config, rng);
-        if let Err(e) = runner.run(&strategy, &check) {
-            panic!("fuzz target `{name}` failed in round {} (BOTS_FUZZ_SEED={seed}): {e}", stats.rounds);
-        }
-        stats.rounds += 1;
-        stats.cases += cases as u64;
-        if start.elapsed() >= budget {
-            break;
-        }
-    }
-    stats.elapsed = start.elapsed();
-    eprintln!(
-        "fuzz {name}: {} cases in {} rounds, {:.1} s, 0 failures (first seed {first_seed})",
-        stats.cases,
-        stats.rounds,
-        stats.elapsed.as_secs_f64()
-    );
-    stats
-}
+use proptest::test_runner::{TestCaseError, TestRunner};
 
 // ---------------------------------------------------------------------------------------------
 // Target: the checkpoint reader
@@ -109,85 +53,10 @@ fn checkpoint_seeds() -> Vec<Vec<u8>> {
             let tasks = pool.select_batch().unwrap();
             pool.update(&Evidence::pass_rates(tasks, vec![(t % 3) as f32 / 2.0])).unwrap();
         }
-        checkpoint::save_backend(&path, &pool).unwrap();
+        pool.save_checkpoint(&path).unwrap();
         out.push(std::fs::read(&path).unwrap());
     }
     out
-}
-
-#[derive(Clone, Debug)]
-enum Mutation {
-    Flip {
-        at: usize,
-        mask: u8,
-    },
-    Set {
-        at: usize,
-        byte: u8,
-    },
-    /// Overwrites 4 bytes with an interesting little-endian word (0, 1, -1, u32::MAX, NaN, ...).
-    Word {
-        at: usize,
-        word: u32,
-    },
-    Truncate {
-        len: usize,
-    },
-    Insert {
-        at: usize,
-        bytes: Vec<u8>,
-    },
-    Remove {
-        at: usize,
-        len: usize,
-    },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    let at = any::<usize>();
-    let word = prop_oneof![
-        Just(0u32),
-        Just(1),
-        Just(2),
-        Just(u32::MAX),
-        Just(0x7FC0_0000), // NaN
-        Just(0x7F80_0000), // inf
-        Just(0xBF80_0000), // -1.0
-        Just(0x8000_0000), // -0.0
-        any::<u32>()
-    ];
-    prop_oneof![
-        4 => (at, 1u8..=255).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
-        2 => (at, any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        3 => (at, word).prop_map(|(at, word)| Mutation::Word { at, word }),
-        1 => any::<usize>().prop_map(|len| Mutation::Truncate { len }),
-        1 => (at, proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        1 => (at, 1usize..16).prop_map(|(at, len)| Mutation::Remove { at, len }),
-    ]
-}
-
-fn apply(b: &mut Vec<u8>, m: &Mutation) {
-    let n = b.len().max(1);
-    match m {
-        Mutation::Flip { at, mask } if !b.is_empty() => b[at % n] ^= mask,
-        Mutation::Set { at, byte } if !b.is_empty() => b[at % n] = *byte,
-        Mutation::Word { at, word } if b.len() >= 4 => {
-            // Mostly at 4-aligned offsets, where the header fields and f32 arrays are.
-            let o = (at % (b.len() - 3)) & !3;
-            b[o..o + 4].copy_from_slice(&word.to_le_bytes());
-        }
-        Mutation::Truncate { len } => b.truncate(len % n),
-        Mutation::Insert { at, bytes } => {
-            let o = at % (b.len() + 1);
-            b.splice(o..o, bytes.iter().copied());
-        }
-        Mutation::Remove { at, len } if !b.is_empty() => {
-            let o = at % b.len();
-            let e = (o + len).min(b.len());
-            b.drain(o..e);
-        }
-        _ => {}
-    }
 }
 
 /// Loads `bytes` through the real file path; whatever is accepted must be valid and round-trip.
@@ -377,81 +246,7 @@ fn config_target(default_cases: u32) -> (Stats, Stats, Stats) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Target: the replay log parser
-
-const LOG_CORPUS: &str = include_str!("../data/sample_log.jsonl");
-const LOG_TASKS: usize = 1000;
-
-/// JSONL made of log-ish tokens.
-fn log_text() -> impl Strategy<Value = String> {
-    let token = prop_oneof![
-        Just("{".to_string()),
-        Just("}".to_string()),
-        Just("\n".to_string()),
-        Just("\"step\": ".to_string()),
-        Just("\"tasks\": ".to_string()),
-        Just("\"pass_rates\": ".to_string()),
-        Just("\"successes\": ".to_string()),
-        Just("\"failures\": ".to_string()),
-        Just("[".to_string()),
-        Just("]".to_string()),
-        Just(", ".to_string()),
-        Just("null".to_string()),
-        Just("\"NaN\"".to_string()),
-        Just("1e999".to_string()),
-        Just("-0".to_string()),
-        Just("0.5".to_string()),
-        (0u64..3).prop_map(|v| v.to_string()),
-        (0u32..1100).prop_map(|v| v.to_string()),
-        any::<i64>().prop_map(|v| v.to_string()),
-        any::<f64>().prop_map(|v| v.to_string()),
-        ".{0,3}",
-    ];
-    proptest::collection::vec(token, 0..60).prop_map(|t| t.concat())
-}
-
-fn mutated_log() -> impl Strategy<Value = String> {
-    proptest::collection::vec(mutation(), 1..4).prop_map(|muts| {
-        let mut b = LOG_CORPUS.as_bytes().to_vec();
-        for m in &muts {
-            apply(&mut b, m);
-        }
-        String::from_utf8_lossy(&b).into_owned()
-    })
-}
-
-/// The parser never panics, and every step it accepts (checked against a pool of LOG_TASKS tasks
-/// and m = 16) is consecutive and is accepted by the backend's own validation.
-fn check_log(text: &str) -> Result<(), TestCaseError> {
-    let log = bots::io::ReplayLog::from_reader(std::io::Cursor::new(text.as_bytes()), "fuzz.jsonl", 0)
-        .check_against(LOG_TASKS, 16);
-    let config = Config { rho: 0.0, ..Config::default() };
-    let mut pool = CpuPool::new(config, LOG_TASKS, None).unwrap();
-    for (expect, step) in log.enumerate() {
-        let Ok(step) = step else { break };
-        prop_assert_eq!(step.step, expect as u64);
-        if let Err(e) = pool.update(&step.evidence) {
-            return Err(TestCaseError::fail(format!("the parser accepted evidence the backend refused: {e}")));
-        }
-    }
-    Ok(())
-}
-
-fn replay_log_target(default_cases: u32) -> (Stats, Stats) {
-    assert!(check_log(LOG_CORPUS).is_ok());
-    let tokens = fuzz("replay_log_tokens", default_cases, log_text(), |t| check_log(&t));
-    let mutated = fuzz("replay_log_mutated", default_cases, mutated_log(), |t| check_log(&t));
-    (tokens, mutated)
-}
-
-// ---------------------------------------------------------------------------------------------
 // Always-run smoke versions
-
-#[test]
-fn smoke_replay_log_parser() {
-    let (a, b) = replay_log_target(300);
-    assert!(a.cases >= 300 && b.cases >= 300);
-}
 
 #[test]
 fn smoke_checkpoint_reader() {
@@ -494,13 +289,6 @@ fn smoke_mutations_reach_validation() {
 #[ignore = "long fuzz run: BOTS_FUZZ_SECONDS=300 cargo test --test fuzz -- --ignored --nocapture"]
 fn fuzz_checkpoint_reader() {
     let (a, b) = checkpoint_target(2000);
-    assert!(a.cases > 0 && b.cases > 0);
-}
-
-#[test]
-#[ignore = "long fuzz run: BOTS_FUZZ_SECONDS=300 cargo test --test fuzz -- --ignored --nocapture"]
-fn fuzz_replay_log_parser() {
-    let (a, b) = replay_log_target(2000);
     assert!(a.cases > 0 && b.cases > 0);
 }
 

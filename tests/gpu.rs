@@ -19,9 +19,9 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-use bots::backend::cuda::CudaPool;
-use bots::select::{score_key, score_task};
-use bots::twin::philox::{u01, Purpose, TaskStream};
+use bots::__private::{score_key, score_task};
+use bots::__private::{u01, Purpose, TaskStream};
+use bots::CudaPool;
 use bots::{Backend, Config, CpuPool, Evidence, Features, PoolState};
 use cudarc::driver::{sys, CudaContext, CudaSlice};
 use half::f16;
@@ -38,7 +38,7 @@ macro_rules! log {
 }
 
 fn gpu_available() -> bool {
-    let ok = bots::backend::cuda_usable() && CudaContext::device_count().map(|c| c > 0).unwrap_or(false);
+    let ok = bots::cuda_usable() && CudaContext::device_count().map(|c| c > 0).unwrap_or(false);
     if !ok {
         if std::env::var("BOTS_REQUIRE_GPU").is_ok_and(|v| v == "1") {
             panic!("BOTS_REQUIRE_GPU=1 but no CUDA driver/device is usable (or the crate was built without nvcc)");
@@ -534,7 +534,7 @@ fn update_only_graph_replayed_twice() {
     let t = cpu.select(16).unwrap();
     assert_eq!(gpu.select(16).unwrap(), t, "the select that consumes the pending update");
     let ev = evidence(&t, 1, cfg.m, false);
-    let bots::evidence::Outcomes::PassRates(r) = &ev.outcomes else { unreachable!() };
+    let bots::Outcomes::PassRates(r) = &ev.outcomes else { unreachable!() };
     let s = gpu.stream().clone();
     let (dt, dr) = (s.clone_htod(&t).unwrap(), s.clone_htod(r).unwrap());
     s.synchronize().unwrap();
@@ -576,14 +576,14 @@ fn raw_verbs_on_the_legacy_stream_are_fenced() {
         unsafe { gpu.select_into_raw(16, out_ptr, legacy.cu_stream()) }.unwrap();
         assert_eq!(legacy.clone_dtoh(&out).unwrap(), t, "step {step}: the selection read on the legacy stream");
         let ev = evidence(&t, step, cfg.m, false);
-        let bots::evidence::Outcomes::PassRates(r) = &ev.outcomes else { unreachable!() };
+        let bots::Outcomes::PassRates(r) = &ev.outcomes else { unreachable!() };
         let (dt, dr) = (legacy.clone_htod(&t).unwrap(), legacy.clone_htod(r).unwrap());
         let (tp, rp) = (
             cudarc::driver::DevicePtr::device_ptr(&dt, &legacy).0,
             cudarc::driver::DevicePtr::device_ptr(&dr, &legacy).0,
         );
         // SAFETY: 16 task ids and 16 rates of the pool's context, written on the legacy stream.
-        unsafe { gpu.update_raw(tp, bots::backend::cuda::RawOutcomes::PassRates(rp), 16, legacy.cu_stream()) }.unwrap();
+        unsafe { gpu.update_raw(tp, bots::RawOutcomes::PassRates(rp), 16, legacy.cu_stream()) }.unwrap();
         cpu.update(&ev).unwrap();
         assert_eq!(gpu.sync().unwrap().step, step + 1, "step {step}: sync on the pool's stream saw the update");
     }
@@ -617,7 +617,7 @@ fn per_thread_stream_pool_is_ordered_from_any_thread() {
             gpu.select_into(16, &mut out).unwrap();
             assert_eq!(pt.clone_dtoh(&out).unwrap(), t, "step {step}: selection read on this thread's stream");
             let ev = evidence(&t, step, m, true);
-            let bots::evidence::Outcomes::Counts { successes, failures } = &ev.outcomes else { unreachable!() };
+            let bots::Outcomes::Counts { successes, failures } = &ev.outcomes else { unreachable!() };
             let (dt, ds, df) =
                 (pt.clone_htod(&t).unwrap(), pt.clone_htod(successes).unwrap(), pt.clone_htod(failures).unwrap());
             gpu.update_from_device(&dt, &ds, &df).unwrap();

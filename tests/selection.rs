@@ -1,7 +1,7 @@
 //! Selection (BOTS-ALGORITHM.md §1) through the public API: exact top-k of the Thompson samples,
 //! Gumbel-top-k against sequential softmax sampling, posterior-mean mode, and determinism.
 
-use bots::select::score_task;
+use bots::__private::score_task;
 use bots::{Backend, Config, CpuPool, Evidence, Features, PoolState};
 
 fn features(n: usize) -> Features {

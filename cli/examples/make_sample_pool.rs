@@ -83,7 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for k in 0..N {
         writeln!(w, "{{\"id\": {k}, \"qwen2.5_7b_pass_rate\": {}, \"qwen3_30b_pass_rate\": {}}}", weak[k], strong[k])?;
     }
-    bots::io::write_bytes_atomic(&out.join("sample_pool.jsonl"), w.as_bytes())?;
+    bots_cli::io::write_bytes_atomic(&out.join("sample_pool.jsonl"), w.as_bytes())?;
 
     // Parquet pool, the same rows.
     write_parquet(&out.join("sample_pool.parquet"), &weak, &strong)?;
@@ -122,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         pool.update(&evidence)?;
     }
-    bots::io::write_bytes_atomic(&out.join("sample_log.jsonl"), log.as_bytes())?;
+    bots_cli::io::write_bytes_atomic(&out.join("sample_log.jsonl"), log.as_bytes())?;
     println!("wrote {N} tasks and 4 logged steps to {}", out.display());
     Ok(())
 }
@@ -151,6 +151,6 @@ fn write_parquet(path: &Path, weak: &[f64], strong: &[f64]) -> Result<(), Box<dy
     }
     group.close()?;
     writer.close()?;
-    bots::io::write_bytes_atomic(path, &buf)?;
+    bots_cli::io::write_bytes_atomic(path, &buf)?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The PNG that `bots simulate --plot` and `examples/grpo.rs --plot` draw: per row, held-out accuracy
 //! and a moving average of ETR over steps, one line per selector. Plotting is not part of the library's
 //! API, so the example includes this file with `#[path]`; it depends only on plotters, image, anyhow and
-//! `bots::io::write_atomic` (a reader never sees a half-written PNG).
+//! `bots::__private::write_atomic` (a reader never sees a half-written PNG).
 
 use std::path::Path;
 
@@ -23,7 +23,7 @@ pub struct Row {
     pub curves: Vec<Curves>,
 }
 
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
 /// Panel size in pixels.
 const PANEL: (u32, u32) = (550, 420);
 
@@ -89,7 +89,7 @@ pub fn write_png(path: &Path, rows: &[Row]) -> Result<()> {
         root.present()?;
     }
     let io_err = |source| bots::BotsError::Io { path: path.to_path_buf(), source };
-    bots::io::write_atomic(path, |file| {
+    bots::__private::write_atomic(path, |file| {
         let mut out = std::io::BufWriter::new(file);
         image::ImageEncoder::write_image(
             image::codecs::png::PngEncoder::new(&mut out),

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use bots::io::{load_pool, read_posterior, Posterior, ReplayLog};
 use bots::{Backend, Config, CpuPool, Globals};
+use bots_cli::io::{load_pool, read_posterior, Posterior, ReplayLog};
 
 use common::{bots_bin, data_dir};
 
@@ -427,7 +427,7 @@ fn other_refusals() {
     assert!(err.contains("rho = 0"), "{err}");
     // Without PTX or a CUDA driver the CUDA backend is refused before any output (on a GPU machine it
     // would run, so the check is skipped there).
-    let cuda_usable = bots::backend::cuda_usable();
+    let cuda_usable = bots::cuda_usable();
     if !cuda_usable {
         let err = c.fails(&pool, GOOD0, None, &["--backend", "cuda"]);
         assert!(err.to_lowercase().contains("cuda"), "{err}");

@@ -90,7 +90,7 @@ fn unknown_world_is_refused_with_the_names() {
 /// last column, `select ms`, is measured wall time and differs from machine to machine).
 #[test]
 fn readme_table_is_the_output_of_simulate() {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
     let path = if manifest.exists() { manifest } else { "README.md".into() };
     let readme = std::fs::read_to_string(&path).unwrap();
     let shown: Vec<&str> = readme

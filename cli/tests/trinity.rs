@@ -17,7 +17,7 @@ fn trinity_python() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("BOTS_TRINITY_PYTHON") {
         return Some(PathBuf::from(p));
     }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-trinity/bin/python");
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-trinity/bin/python");
     venv.exists().then_some(venv)
 }
 
@@ -31,7 +31,7 @@ fn replay_agrees_with_trinity_rft_on_non_dyadic_features() {
         eprintln!("SKIPPED: {why}");
         return;
     };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/trinity/compare_replay.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/trinity/compare_replay.py");
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(&python)
         .arg(&script)

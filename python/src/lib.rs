@@ -245,7 +245,7 @@ impl PyPool {
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let mut guard = self.lock();
         let b = &mut *guard;
-        py.detach(move || checkpoint::save_backend(&path, b.backend_ref())).map_err(py_err)
+        py.detach(move || b.backend_ref().save_checkpoint(&path)).map_err(py_err)
     }
 
     /// The whole state as numpy arrays (copies of the backend's state, brought up to date).
@@ -332,9 +332,9 @@ fn report_dict<'py>(py: Python<'py>, r: &bots::UpdateReport) -> PyResult<Bound<'
 /// Whether this build carries the CUDA kernels (compiled with nvcc), and why not when it does not.
 #[pyfunction]
 fn cuda_build_info() -> (bool, String) {
-    match bots::kernels::BOTS_PTX {
-        Some(_) => (true, "kernels compiled".into()),
-        None => (false, bots::kernels::NO_PTX_REASON.into()),
+    match bots::cuda_kernels() {
+        Ok(version) => (true, format!("kernels compiled (PTX ISA {version})")),
+        Err(why) => (false, why.into()),
     }
 }
 
@@ -342,7 +342,7 @@ fn cuda_build_info() -> (bool, String) {
 /// out their own keys before `_Pool` checks the rest.
 #[pyfunction]
 fn parse_config_keys(text: &str, fmt: &str) -> PyResult<String> {
-    bots::config::parse_value(text, fmt).map(|v| v.to_string()).map_err(PyValueError::new_err)
+    bots::__private::parse_value(text, fmt).map(|v| v.to_string()).map_err(PyValueError::new_err)
 }
 
 #[pymodule]

@@ -11,7 +11,7 @@
 //   byte sizes) with the emulated kernel's C++ signature, both ways; a mismatch fails the load with
 //   CUDA_ERROR_INVALID_PTX and says why in the JIT error log. A launch reads each argument with the
 //   size the PTX declares, and every pointer argument, and every pointer field of a `Pool` or `Batch`
-//   argument (kernels/abi.cuh), must be null or inside a live allocation.
+//   argument (the generated abi.cuh), must be null or inside a live allocation.
 // - Streams are queues that run only when something waits for them: cuStreamSynchronize,
 //   cuCtxSynchronize, cuEventSynchronize, a device-to-host copy (which, into pageable memory, returns
 //   once the copy is done, as on a GPU, so it runs its stream up to itself) or a stream waiting on an
@@ -92,7 +92,7 @@ void note(const char* fmt, ...) {
 // ---------------------------------------------------------------------------------------------------
 // Kernels: name, parameter sizes from the C++ signature, and a call with arguments read from buffers.
 // The device pointers one argument carries, with names: itself if it is a pointer, each pointer field
-// if it is one of the ABI structs (field lists from kernels/abi.cuh), else none.
+// if it is one of the ABI structs (field lists from the generated abi.cuh), else none.
 using ArgPtrs = std::vector<std::pair<std::string, uint64_t>>;
 template <class A> ArgPtrs arg_ptrs(const void* a) {
     using T = std::remove_cv_t<std::remove_reference_t<A>>;
@@ -128,7 +128,7 @@ template <class... A> KernelInfo kernel(const char* name, void (*f)(A...)) {
                       [f](void* const* args) { invoke_with(f, args, std::index_sequence_for<A...>{}); }};
 }
 
-// Every kernel of kernels/bots.cu, from the list in kernels/abi.cuh (generated from src/abi.rs).
+// Every kernel of kernels/bots.cu, from the list in abi.cuh (generated from src/abi.rs by build.rs).
 const std::vector<KernelInfo>& kernels() {
 #define BOTS_EMU_KERNEL(name) kernel(#name, name),
     static const std::vector<KernelInfo> k = {BOTS_KERNELS(BOTS_EMU_KERNEL)};

@@ -14,7 +14,8 @@ if [[ -z "${TWIN:-}" ]]; then
   CARGO_TARGET_DIR="$out/twin-target" cargo build --quiet --manifest-path twin/Cargo.toml
   TWIN="$out/twin-target/debug/bots-emu-twin"
 fi
-g++ -std=c++20 -O1 -pthread -ffp-contract=off -fno-fast-math -I. emu_main.cpp -o "$out/emu"
+abi="$(bash ../abi-header.sh)" # the generated abi.cuh (build.rs writes it into OUT_DIR only)
+g++ -std=c++20 -O1 -pthread -ffp-contract=off -fno-fast-math -I. -I"$abi" emu_main.cpp -o "$out/emu"
 # N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES(0 none, 1 f16, 2 f32) COUNTS PRIOR [K...]
 scenarios=(
   "1 1 12 0 1 0.1 0 1 0 -1 1"

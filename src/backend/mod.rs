@@ -1,9 +1,12 @@
 //! The backend trait: what the CPU reference and the CUDA backend both do.
 
-pub mod cpu;
-pub mod cuda;
-pub mod driver;
+pub(crate) mod cpu;
+pub(crate) mod cuda;
+mod driver;
 
+use std::path::Path;
+
+use crate::checkpoint;
 use crate::config::Config;
 use crate::error::Result;
 use crate::evidence::Evidence;
@@ -57,6 +60,49 @@ pub trait Backend {
     fn select_batch(&mut self) -> Result<Vec<u32>> {
         let k = self.config().batch;
         self.select(k)
+    }
+    /// Saves the whole state (brought up to date with `to_host`) and the config to a checkpoint file
+    /// ([`crate::checkpoint`]'s format, written atomically).
+    ///
+    /// ```
+    /// use bots::{Backend, Config, CpuPool};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let pool = CpuPool::new(Config { rho: 0.0, ..Default::default() }, 100, None)?;
+    /// pool.save_checkpoint(&dir.path().join("pool.ckpt"))?;
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        checkpoint::save(path, self.config(), &self.to_host()?)
+    }
+    /// Restores a checkpoint into this pool (any backend) through [`Backend::restore`]. The checkpoint's
+    /// task count must equal the pool's. The pool keeps its own config; the checkpoint's is returned so
+    /// the caller can compare (resuming exactly needs the same config).
+    fn restore_checkpoint(&mut self, path: &Path) -> Result<Config> {
+        let header = checkpoint::read_header(path)?;
+        if header.n != self.len() as u64 {
+            let why = format!("checkpoint holds {} tasks but the pool has {}", header.n, self.len());
+            return Err(checkpoint::ckpt_err(path, why));
+        }
+        let (config, state) = checkpoint::load(path)?;
+        if state.len() != self.len() {
+            let why = format!("checkpoint holds {} tasks but the pool has {}", state.len(), self.len());
+            return Err(checkpoint::ckpt_err(path, why));
+        }
+        self.restore(state)?;
+        Ok(config)
+    }
+}
+
+/// Opens a pool on backend `kind` from a checkpoint, with the config it was saved with.
+pub fn open_checkpoint(kind: BackendKind, path: &Path) -> Result<Box<dyn Backend + Send>> {
+    let (config, state) = checkpoint::load(path)?;
+    match kind {
+        BackendKind::Cpu => Ok(Box::new(CpuPool::from_state(config, state)?)),
+        _ => {
+            let mut b = open(kind, config, state.len(), state.features.clone())?;
+            b.restore(state)?;
+            Ok(b)
+        }
     }
 }
 

@@ -56,6 +56,24 @@ impl Evidence {
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
+    /// Checks the batch as every pool's `update` does for a pool of `n` tasks with `m` rollouts per
+    /// task (the config's `m`), with the same error: a non-empty batch, one outcome per task, ids in
+    /// range and each at most once, every outcome valid. A batch with several faults reports one, the
+    /// same on every backend: the first row (in batch order) whose id is out of range or whose outcome
+    /// is invalid, else the smallest repeated id.
+    ///
+    /// ```
+    /// use bots::{BotsError, Evidence};
+    /// // Task 3 and task 7 are repeated, and row 4 has an invalid pass rate: the pass rate is reported.
+    /// let ev = Evidence::pass_rates(vec![7, 3, 7, 3, 5], vec![0.5, 0.5, 0.5, 0.5, 1.5]);
+    /// assert!(matches!(ev.validate(10, 8), Err(BotsError::InvalidPassRate { task: 5, .. })));
+    /// // Without it, the smallest repeated id.
+    /// let ev = Evidence::pass_rates(vec![7, 3, 7, 3, 5], vec![0.5; 5]);
+    /// assert!(matches!(ev.validate(10, 8), Err(BotsError::DuplicateTask { task: 3 })));
+    /// ```
+    pub fn validate(&self, n: usize, m: u32) -> Result<()> {
+        validate_batch(n, m, self).map(|_| ())
+    }
 }
 
 /// One validated row of a batch: `s_bar`, `f_bar` explicit pseudo-counts, `n` rollouts and the
@@ -135,17 +153,8 @@ pub fn interpolate(mu: f32, f_w: f32, f_s: f32) -> f32 {
 /// A batch with several faults reports one, the same on every backend and in any thread order: the
 /// first row (in batch order) whose task id is out of range or whose outcome is invalid; only when no
 /// row has either, the smallest task id that appears more than once. (A repeat has no deterministic
-/// position on the device, where rows are checked in parallel; the smallest repeated id is.)
-///
-/// ```
-/// use bots::{evidence::validate_batch, BotsError, Evidence};
-/// // Task 3 and task 7 are repeated, and row 4 has an invalid pass rate: the pass rate is reported.
-/// let ev = Evidence::pass_rates(vec![7, 3, 7, 3, 5], vec![0.5, 0.5, 0.5, 0.5, 1.5]);
-/// assert!(matches!(validate_batch(10, 8, &ev), Err(BotsError::InvalidPassRate { task: 5, .. })));
-/// // Without it, the smallest repeated id.
-/// let ev = Evidence::pass_rates(vec![7, 3, 7, 3, 5], vec![0.5; 5]);
-/// assert!(matches!(validate_batch(10, 8, &ev), Err(BotsError::DuplicateTask { task: 3 })));
-/// ```
+/// position on the device, where rows are checked in parallel; the smallest repeated id is.) Public as
+/// [`Evidence::validate`].
 pub fn validate_batch(n: usize, m: u32, evidence: &Evidence) -> Result<Vec<BatchRow>> {
     let len = evidence.tasks.len();
     if len == 0 {
@@ -229,7 +238,7 @@ pub const BATCH_LANES: usize = crate::abi::BATCH_LANES as usize;
 /// `h = BATCH_LANES / 2, ..., 1`), as the threads of `batch_reduce` do.
 ///
 /// ```
-/// use bots::evidence::batch_sum;
+/// use bots::__private::batch_sum;
 /// assert_eq!(batch_sum(1000, |i| i as f64), 499_500.0);
 /// ```
 pub fn batch_sum(len: usize, f: impl Fn(usize) -> f64) -> f64 {

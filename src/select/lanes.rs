@@ -125,6 +125,7 @@ impl Simd {
     }
 
     /// Every level this CPU runs (the portable one first).
+    #[cfg(test)]
     pub fn available() -> Vec<Simd> {
         let best = Simd::detect();
         [Simd::Portable, Simd::Avx2, Simd::Avx512].into_iter().filter(|&s| s <= best).collect()
@@ -153,6 +154,7 @@ pub fn simd_level() -> Simd {
 
 /// [`fill_keys_scalar`], computed in lanes at [`simd_level`]; the same keys and the same written-back
 /// alpha and beta.
+#[cfg(test)]
 pub fn fill_keys(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
     fill_keys_at(simd_level(), ctx, alpha, beta, base, out)
 }
@@ -172,6 +174,7 @@ pub fn fill_keys_offer(
 
 /// [`fill_keys`] at a given level, which must be one of [`Simd::available`] (a higher one runs the
 /// best available instead).
+#[cfg(test)]
 pub fn fill_keys_at(level: Simd, ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
     dispatch(level, ctx, KeyBlock { alpha, beta, base, out }, None)
 }

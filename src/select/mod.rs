@@ -20,7 +20,7 @@ use crate::update::{apply_pending_task, PendingScalars};
 /// ```
 /// let cfg = bots::Config { do_sample: false, ..Default::default() };
 /// // posterior mean 0.75, target 0.5:
-/// assert_eq!(bots::select::score_task(&cfg, 3.0, 1.0, 0, 0), -0.25);
+/// assert_eq!(bots::__private::score_task(&cfg, 3.0, 1.0, 0, 0), -0.25);
 /// ```
 #[inline(always)]
 pub fn score_task(config: &Config, alpha: f32, beta: f32, step: u64, task: u32) -> f32 {
@@ -39,7 +39,7 @@ pub fn score_task(config: &Config, alpha: f32, beta: f32, step: u64, task: u32) 
 /// `!task` in the low half.
 ///
 /// ```
-/// use bots::select::score_key;
+/// use bots::__private::score_key;
 /// assert!(score_key(-0.1, 5) > score_key(-0.2, 1));
 /// assert!(score_key(-0.1, 1) > score_key(-0.1, 5));
 /// assert_eq!(score_key(-0.0, 3), score_key(0.0, 3));

@@ -22,7 +22,7 @@ use crate::pool::PoolState;
 ///
 /// ```
 /// // lambda = 0.1, rho = 0.1, m = 16, an unselected task at Beta(1, 1) predicted at p_tilde = 0.25:
-/// let (a, b) = bots::update::update_task(1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.0, 0.0, 16.0, 0.25);
+/// let (a, b) = bots::__private::update_task(1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.0, 0.0, 16.0, 0.25);
 /// assert!((a - 1.4).abs() < 1e-6 && (b - 2.2).abs() < 1e-6);
 /// ```
 #[inline(always)]

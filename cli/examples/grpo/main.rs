@@ -20,7 +20,7 @@
 //! - **Warm start and reference features**: supervised steps on fresh random strings make the initial
 //!   policy (`--warm-weak` steps, the weaker reference) and a stronger one (`--warm-strong` steps). Each
 //!   one's pass rate on every pool task (`--ref-rollouts` samples) is a feature column of the pool file
-//!   written to `--pool-out` and read back with `bots::io::load_pool`, as a trainer would.
+//!   written to `--pool-out` and read back with `bots_cli::io::load_pool`, as a trainer would.
 //! - **GRPO**: each step the selector picks `--batch` tasks, the policy samples `--rollouts` answers for
 //!   each (temperature 1), reward = exact match, advantage = (r - group mean) / (group std + 1e-6), and
 //!   `--ppo-epochs` clipped policy-gradient steps (ratio clipped to 1 ± `--clip`) with AdamW.
@@ -39,6 +39,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use bots::{Backend, BackendKind, Config, Evidence};
+use bots_cli::chart;
 use candle_core::{Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use clap::Parser;
@@ -469,7 +470,7 @@ fn write_pool(path: &Path, s: &Setup) -> Result<()> {
         let digits: String = task.iter().map(|d| char::from(b'0' + d)).collect();
         out.push_str(&format!("{{\"digits\": \"{digits}\", \"weak_pass_rate\": {w}, \"strong_pass_rate\": {st}}}\n"));
     }
-    Ok(bots::io::write_bytes_atomic(path, out.as_bytes())?)
+    Ok(bots_cli::io::write_bytes_atomic(path, out.as_bytes())?)
 }
 
 /// One GRPO run with `selector`, from the shared initial weights and seed.
@@ -578,7 +579,7 @@ pub fn main_with(args: &Args) -> Result<Vec<Run>> {
     let setup = setup(args, &device)?;
     write_pool(&args.pool_out, &setup)?;
     // Read the features back as a trainer would: from the pool file, by column name.
-    let loaded = bots::io::load_pool(&args.pool_out, Some(["weak_pass_rate", "strong_pass_rate"]))?;
+    let loaded = bots_cli::io::load_pool(&args.pool_out, Some(["weak_pass_rate", "strong_pass_rate"]))?;
     let features = loaded.features.context("the pool file has the two feature columns")?;
     let mut runs = Vec::new();
     for name in args.selectors.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -636,10 +637,6 @@ fn report(args: &Args, runs: &[Run], seconds: f64) {
     }
     println!("total {seconds:.0} s (warm start, reference pass rates and every run)");
 }
-
-/// The chart code of `bots simulate --plot`, shared by file (plotting is not library API).
-#[path = "../src/cmd/chart.rs"]
-mod chart;
 
 fn plot(path: &Path, runs: &[Run]) -> Result<()> {
     let curves = runs
@@ -699,7 +696,7 @@ mod tests {
         let (start, end) = (acc[0].1, acc.last().unwrap().1);
         assert!(end >= start + 0.10, "held-out accuracy went from {start:.3} to {end:.3} in 30 GRPO steps: {acc:?}");
         // The pool file holds the two feature columns the run read back.
-        let loaded = bots::io::load_pool(&pool, Some(["weak_pass_rate", "strong_pass_rate"])).unwrap();
+        let loaded = bots_cli::io::load_pool(&pool, Some(["weak_pass_rate", "strong_pass_rate"])).unwrap();
         assert_eq!(loaded.len, 1024);
     }
 }

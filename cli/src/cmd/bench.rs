@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use bots::twin::philox::{u01, Purpose, TaskStream};
+use bots::__private::{u01, Purpose, TaskStream};
 use bots::{BackendKind, Config, Evidence, FeatureForm, Features};
 use half::f16;
 
@@ -77,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let features = synthetic_features(args.tasks, args.seed, args.f32_features);
     if args.device_verbs {
         let BackendKind::Cuda { ordinal } = kind else { anyhow::bail!("--device-verbs needs --backend cuda") };
-        let pool = bots::backend::cuda::CudaPool::on_device(ordinal, config.clone(), args.tasks, Some(features))
+        let pool = bots::CudaPool::on_device(ordinal, config.clone(), args.tasks, Some(features))
             .context("opening the pool")?;
         let setup = t_setup.elapsed().as_secs_f64();
         return device_loop(pool, &args, setup);
@@ -129,7 +129,7 @@ fn synthetic_features(n: usize, seed: u64, f32_form: bool) -> Features {
 }
 
 /// The device-resident loop: no host round trip inside the timed steps.
-fn device_loop(mut pool: bots::backend::cuda::CudaPool, args: &Args, setup: f64) -> anyhow::Result<()> {
+fn device_loop(mut pool: bots::CudaPool, args: &Args, setup: f64) -> anyhow::Result<()> {
     use bots::Backend;
     let k = args.batch;
     let stream = pool.stream().clone();
@@ -179,7 +179,7 @@ fn yardstick(ordinal: usize, args: &Args) -> anyhow::Result<()> {
     let t_setup = Instant::now();
     // rho = 0: a pool without reference features.
     let config = Config { batch: 1, seed: args.seed, rho: 0.0, ..Default::default() };
-    let pool = bots::backend::cuda::CudaPool::on_device(ordinal, config, 1, None).context("opening the device")?;
+    let pool = bots::CudaPool::on_device(ordinal, config, 1, None).context("opening the device")?;
     let stream = pool.stream().clone();
     let form = if args.f32_features { FeatureForm::F32 } else { FeatureForm::F16 };
     let half = (bytes_per_task(Some(form), false) as usize * args.tasks).div_ceil(2);

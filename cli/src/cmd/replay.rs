@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use bots::io::{load_pool, replay, write_posterior, LoadedPool, ReplaySummary};
 use bots::{Backend, BackendKind, Config};
+use bots_cli::io::{load_pool, replay, write_posterior, LoadedPool, ReplaySummary};
 
 /// Arguments of `bots replay`.
 #[derive(clap::Args, Debug)]
@@ -51,10 +51,11 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let kind: BackendKind = args.backend.parse().map_err(anyhow::Error::msg)?;
     // Refuse a bad output path before any work is done.
-    bots::io::Format::of(&args.out)?;
+    bots_cli::io::Format::of(&args.out)?;
     let mut backend = match (&args.resume, &args.pool) {
-        (Some(ckpt), _) => bots::checkpoint::open_backend(kind, ckpt)
-            .with_context(|| format!("cannot resume from {}", ckpt.display()))?,
+        (Some(ckpt), _) => {
+            bots::open_checkpoint(kind, ckpt).with_context(|| format!("cannot resume from {}", ckpt.display()))?
+        }
         (None, Some(pool_path)) => {
             let config = load_config(args.config.as_deref(), args.features.as_deref())?;
             let pool = read_pool(pool_path, &config, args.no_features)?;
@@ -68,8 +69,7 @@ pub fn run(args: Args) -> Result<()> {
     let summary = apply_log(backend.as_mut(), &args.log)?;
     write_output(backend.as_ref(), &args.out)?;
     if let Some(ckpt) = &args.checkpoint {
-        bots::checkpoint::save_backend(ckpt, backend.as_ref())
-            .with_context(|| format!("cannot write the checkpoint {}", ckpt.display()))?;
+        backend.save_checkpoint(ckpt).with_context(|| format!("cannot write the checkpoint {}", ckpt.display()))?;
     }
     let mu = summary.last.and_then(|r| r.mu).map_or("unset".to_string(), |m| m.to_string());
     eprintln!(

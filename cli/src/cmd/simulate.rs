@@ -3,11 +3,13 @@
 
 use std::path::PathBuf;
 
-use crate::cmd::chart;
 use anyhow::{Context, Result};
-use bots::backend::BackendKind;
-use bots::sim::{run_selector, summarize, Selector, SelectorRun, Summary, World, WorldSpec, NAMED_WORLDS, SELECTORS};
+use bots::BackendKind;
 use bots::Config;
+use bots_cli::chart;
+use bots_cli::sim::{
+    run_selector, summarize, Selector, SelectorRun, Summary, World, WorldSpec, NAMED_WORLDS, SELECTORS,
+};
 
 /// Arguments of `bots simulate`.
 #[derive(clap::Args)]

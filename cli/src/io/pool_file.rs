@@ -23,9 +23,10 @@ use parquet::data_type::DataType;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::Value;
 
-use crate::error::{BotsError, Result};
+use bots::{BotsError, Features, Result};
+
+use crate::err;
 use crate::io::Format;
-use crate::pool::Features;
 
 /// A task pool read from a file.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,10 +46,10 @@ pub struct LoadedPool {
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("pool.jsonl");
 /// std::fs::write(&path, "{\"w\": 0.25, \"s\": 0.5}\n{\"w\": 0, \"s\": 1}\n").unwrap();
-/// let pool = bots::io::load_pool(&path, Some(["w", "s"])).unwrap();
+/// let pool = bots_cli::io::load_pool(&path, Some(["w", "s"])).unwrap();
 /// assert_eq!(pool.len, 2);
 /// assert_eq!(pool.features.unwrap().get(1), (0.0, 1.0));
-/// assert_eq!(bots::io::load_pool(&path, None).unwrap().features, None);
+/// assert_eq!(bots_cli::io::load_pool(&path, None).unwrap().features, None);
 /// ```
 pub fn load_pool(path: &Path, feature_keys: Option<[&str; 2]>) -> Result<LoadedPool> {
     let (len, columns) = match Format::of(path)? {
@@ -56,11 +57,11 @@ pub fn load_pool(path: &Path, feature_keys: Option<[&str; 2]>) -> Result<LoadedP
         Format::Parquet => read_parquet(path, feature_keys)?,
     };
     if len == 0 {
-        return Err(BotsError::parse(path, 0, "the pool is empty: it has no task rows"));
+        return Err(err::parse(path, 0, "the pool is empty: it has no task rows"));
     }
     let features = match columns {
         Some([weak, strong]) => {
-            Some(Features::from_f32(&weak, &strong).map_err(|e| BotsError::parse(path, 0, e.to_string()))?)
+            Some(Features::from_f32(&weak, &strong).map_err(|e| err::parse(path, 0, e.to_string()))?)
         }
         None => None,
     };
@@ -110,7 +111,7 @@ pub(crate) fn json_type(v: &Value) -> &'static str {
 type Columns = Option<[Vec<f32>; 2]>;
 
 fn read_jsonl(path: &Path, keys: Option<[&str; 2]>) -> Result<(usize, Columns)> {
-    let file = File::open(path).map_err(|e| BotsError::io(path, e))?;
+    let file = File::open(path).map_err(|e| err::io(path, e))?;
     let mut reader = BufReader::new(file);
     let mut cols: Columns = keys.map(|_| [Vec::new(), Vec::new()]);
     let mut rows = 0usize;
@@ -119,8 +120,8 @@ fn read_jsonl(path: &Path, keys: Option<[&str; 2]>) -> Result<(usize, Columns)> 
     loop {
         line.clear();
         let read = reader.read_line(&mut line).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => BotsError::parse(path, line_no + 1, "the line is not valid UTF-8"),
-            _ => BotsError::io(path, e),
+            std::io::ErrorKind::InvalidData => err::parse(path, line_no + 1, "the line is not valid UTF-8"),
+            _ => err::io(path, e),
         })?;
         if read == 0 {
             break;
@@ -130,13 +131,13 @@ fn read_jsonl(path: &Path, keys: Option<[&str; 2]>) -> Result<(usize, Columns)> 
             continue;
         }
         let value: Value =
-            serde_json::from_str(&line).map_err(|e| BotsError::parse(path, line_no, format!("invalid JSON: {e}")))?;
+            serde_json::from_str(&line).map_err(|e| err::parse(path, line_no, format!("invalid JSON: {e}")))?;
         let Value::Object(obj) = value else {
-            return Err(BotsError::parse(path, line_no, format!("expected a JSON object, got {}", json_type(&value))));
+            return Err(err::parse(path, line_no, format!("expected a JSON object, got {}", json_type(&value))));
         };
         if let (Some(keys), Some(cols)) = (keys, cols.as_mut()) {
             for (key, col) in keys.iter().zip(cols.iter_mut()) {
-                let v = json_feature(key, obj.get(*key)).map_err(|m| BotsError::parse(path, line_no, m))?;
+                let v = json_feature(key, obj.get(*key)).map_err(|m| err::parse(path, line_no, m))?;
                 col.push(v);
             }
         }
@@ -146,15 +147,15 @@ fn read_jsonl(path: &Path, keys: Option<[&str; 2]>) -> Result<(usize, Columns)> 
 }
 
 pub(crate) fn pq_err(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> BotsError + '_ {
-    move |e| BotsError::parse(path, 0, format!("cannot read Parquet: {e}"))
+    move |e| err::parse(path, 0, format!("cannot read Parquet: {e}"))
 }
 
 fn read_parquet(path: &Path, keys: Option<[&str; 2]>) -> Result<(usize, Columns)> {
-    let file = File::open(path).map_err(|e| BotsError::io(path, e))?;
+    let file = File::open(path).map_err(|e| err::io(path, e))?;
     let reader = SerializedFileReader::new(file).map_err(pq_err(path))?;
     let meta = reader.metadata().file_metadata();
     let rows = usize::try_from(meta.num_rows())
-        .map_err(|_| BotsError::parse(path, 0, format!("invalid row count {}", meta.num_rows())))?;
+        .map_err(|_| err::parse(path, 0, format!("invalid row count {}", meta.num_rows())))?;
     let Some(keys) = keys else { return Ok((rows, None)) };
     let mut cols = [Vec::new(), Vec::new()];
     for (key, col) in keys.iter().zip(cols.iter_mut()) {
@@ -174,15 +175,15 @@ pub(crate) fn read_numeric_column<T>(
     let meta = reader.metadata().file_metadata();
     let schema = meta.schema_descr();
     let rows = usize::try_from(meta.num_rows())
-        .map_err(|_| BotsError::parse(path, 0, format!("invalid row count {}", meta.num_rows())))?;
+        .map_err(|_| err::parse(path, 0, format!("invalid row count {}", meta.num_rows())))?;
     let index =
         schema.columns().iter().position(|c| c.path().parts().len() == 1 && c.name() == key).ok_or_else(|| {
             let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
-            BotsError::parse(path, 0, format!("column `{key}` is missing (the file has columns {names:?})"))
+            err::parse(path, 0, format!("column `{key}` is missing (the file has columns {names:?})"))
         })?;
     let descr = schema.column(index);
     if descr.max_rep_level() > 0 {
-        return Err(BotsError::parse(
+        return Err(err::parse(
             path,
             0,
             format!("column `{key}` is a repeated (list) column; expected one number per row"),
@@ -198,7 +199,7 @@ pub(crate) fn read_numeric_column<T>(
             ColumnReader::Int32ColumnReader(r) => ctx.read(r, |v| v as f64)?,
             ColumnReader::Int64ColumnReader(r) => ctx.read(r, |v| v as f64)?,
             _ => {
-                return Err(BotsError::parse(
+                return Err(err::parse(
                     path,
                     0,
                     format!(
@@ -210,7 +211,7 @@ pub(crate) fn read_numeric_column<T>(
         }
     }
     if out.len() != rows {
-        return Err(BotsError::parse(path, 0, format!("column `{key}` has {} values for {rows} rows", out.len())));
+        return Err(err::parse(path, 0, format!("column `{key}` has {} values for {rows} rows", out.len())));
     }
     Ok(out)
 }
@@ -238,7 +239,7 @@ impl<T> ColumnCtx<'_, T> {
             let def_buf = if self.max_def > 0 { Some(&mut defs) } else { None };
             let (records, _, _) = reader
                 .read_records(BATCH, def_buf, None, &mut values)
-                .map_err(|e| BotsError::parse(&path, 0, format!("cannot read Parquet column `{}`: {e}", self.key)))?;
+                .map_err(|e| err::parse(&path, 0, format!("cannot read Parquet column `{}`: {e}", self.key)))?;
             if records == 0 {
                 return Ok(());
             }
@@ -247,21 +248,21 @@ impl<T> ColumnCtx<'_, T> {
                 let row = self.out.len();
                 let present = self.max_def == 0 || defs.get(i) == Some(&self.max_def);
                 if !present {
-                    return Err(BotsError::parse(
+                    return Err(err::parse(
                         &path,
                         0,
                         format!("row {row} (task {row}), column `{}`: missing value (null)", self.key),
                     ));
                 }
                 let Some(&v) = next.next() else {
-                    return Err(BotsError::parse(
+                    return Err(err::parse(
                         &path,
                         0,
                         format!("row {row}, column `{}`: value missing from the column data", self.key),
                     ));
                 };
-                let v = (self.check)(conv(v))
-                    .map_err(|m| BotsError::parse(&path, 0, format!("row {row} (task {row}), {m}")))?;
+                let v =
+                    (self.check)(conv(v)).map_err(|m| err::parse(&path, 0, format!("row {row} (task {row}), {m}")))?;
                 self.out.push(v);
             }
         }

@@ -17,7 +17,7 @@
 //! [`ReplayLog::check_against`]) before yielding it, so a bad line is reported, with the file and its
 //! 1-based line, before it can be applied: a malformed line as [`BotsError::Parse`], bad evidence
 //! (an unknown or repeated task, a pass rate or counts out of range) as [`BotsError::InFile`] wrapping
-//! the variant and message [`crate::evidence::validate_batch`] gives every backend. JSON has no NaN:
+//! the variant and message [`bots::Evidence::validate`] gives every backend. JSON has no NaN:
 //! a `null`, a string such as `"NaN"` or any other non-number where a number belongs is reported as
 //! such.
 
@@ -27,9 +27,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::backend::{Backend, UpdateReport};
-use crate::error::{BotsError, Result};
-use crate::evidence::{validate_batch, Evidence};
+use bots::{Backend, Evidence, Result, UpdateReport};
+
+use crate::err;
 use crate::io::pool_file::json_type;
 
 /// One validated line of a replay log.
@@ -47,7 +47,7 @@ pub struct LogStep {
 /// error it yields nothing more.
 ///
 /// ```
-/// use bots::io::ReplayLog;
+/// use bots_cli::io::ReplayLog;
 /// let text = "{\"step\": 0, \"tasks\": [3, 17], \"pass_rates\": [0.25, 1.0]}\n\n\
 ///             {\"step\": 1, \"tasks\": [5], \"successes\": [4], \"failures\": [12]}\n";
 /// let steps: Vec<_> = ReplayLog::from_reader(text.as_bytes(), "log.jsonl", 0)
@@ -72,7 +72,7 @@ pub struct ReplayLog<R = BufReader<File>> {
 impl ReplayLog<BufReader<File>> {
     /// Opens the log at `path`; its first step must be `first_step` (the pool's current step).
     pub fn open(path: &Path, first_step: u64) -> Result<Self> {
-        let file = File::open(path).map_err(|e| BotsError::io(path, e))?;
+        let file = File::open(path).map_err(|e| err::io(path, e))?;
         Ok(ReplayLog::from_reader(BufReader::new(file), path, first_step))
     }
 }
@@ -109,9 +109,9 @@ impl<R: BufRead> ReplayLog<R> {
             self.buf.clear();
             let read = self.reader.read_line(&mut self.buf).map_err(|e| match e.kind() {
                 std::io::ErrorKind::InvalidData => {
-                    BotsError::parse(&self.path, self.line_no + 1, "the line is not valid UTF-8")
+                    err::parse(&self.path, self.line_no + 1, "the line is not valid UTF-8")
                 }
-                _ => BotsError::io(&self.path, e),
+                _ => err::io(&self.path, e),
             })?;
             if read == 0 {
                 return Ok(None);
@@ -121,11 +121,11 @@ impl<R: BufRead> ReplayLog<R> {
                 continue;
             }
             let line = self.line_no;
-            let (step, evidence) = parse_line(&self.buf, self.next_step, self.first_step)
-                .map_err(|m| BotsError::parse(&self.path, line, m))?;
+            let (step, evidence) =
+                parse_line(&self.buf, self.next_step, self.first_step).map_err(|m| err::parse(&self.path, line, m))?;
             // The checks every backend makes, with their variants and messages, wrapped with file:line.
             let (n, m) = self.limits.unwrap_or((usize::MAX, u32::MAX));
-            validate_batch(n, m, &evidence).map_err(|e| BotsError::in_file(&self.path, line, e))?;
+            evidence.validate(n, m).map_err(|e| err::in_file(&self.path, line, e))?;
             self.next_step = step + 1;
             return Ok(Some(LogStep { line, step, evidence }));
         }
@@ -156,7 +156,7 @@ impl<R: BufRead> Iterator for ReplayLog<R> {
 const FIELDS: &str = "`step`, `tasks`, and `pass_rates` or `successes` + `failures`";
 
 /// Parses one non-blank line (its JSON shape, the step, whole counts); `Err` is the message after
-/// `path:line`. The evidence itself is checked after, by [`validate_batch`].
+/// `path:line`. The evidence itself is checked after, by [`Evidence::validate`].
 fn parse_line(text: &str, expected_step: u64, first_step: u64) -> std::result::Result<(u64, Evidence), String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let Value::Object(obj) = value else {
@@ -298,7 +298,7 @@ pub fn replay_from<R: BufRead>(backend: &mut dyn Backend, log: ReplayLog<R>) -> 
     let mut summary = ReplaySummary { steps: 0, last: None };
     for item in log {
         let s = item?;
-        let report = backend.update(&s.evidence).map_err(|e| BotsError::in_file(&path, s.line, e))?;
+        let report = backend.update(&s.evidence).map_err(|e| err::in_file(&path, s.line, e))?;
         summary.steps += 1;
         summary.last = Some(report);
     }
@@ -308,7 +308,7 @@ pub fn replay_from<R: BufRead>(backend: &mut dyn Backend, log: ReplayLog<R>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, CpuPool};
+    use bots::{BotsError, Config, CpuPool};
 
     fn parse_all(text: &str, first: u64) -> Result<Vec<LogStep>> {
         ReplayLog::from_reader(text.as_bytes(), "log.jsonl", first).check_against(20, 16).collect()
@@ -323,7 +323,7 @@ mod tests {
     const L0: &str = "{\"step\": 0, \"tasks\": [3, 17], \"pass_rates\": [0.25, 1.0]}\n";
 
     #[test]
-    fn parses_rates_and_counts_skipping_blank_lines() {
+    fn parses_rates_and_counts_past_blank_lines() {
         let text =
             format!("{L0}\n   \n{{\"step\": 1, \"tasks\": [5, 9], \"successes\": [4, 0], \"failures\": [12, 3]}}\n");
         let steps = parse_all(&text, 0).unwrap();
@@ -439,7 +439,7 @@ mod tests {
     }
 
     #[test]
-    fn without_limits_only_pool_checks_are_skipped() {
+    fn without_limits_only_pool_checks_are_left_out() {
         let text = "{\"step\": 0, \"tasks\": [999], \"successes\": [40], \"failures\": [60]}\n";
         let steps: Vec<_> = ReplayLog::from_reader(text.as_bytes(), "l.jsonl", 0).collect::<Result<_>>().unwrap();
         assert_eq!(steps[0].evidence.tasks, vec![999]);

@@ -23,10 +23,11 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 use serde_json::Value;
 
-use crate::error::{BotsError, Result};
+use bots::{BotsError, Globals, PoolState, Result};
+
+use crate::err;
 use crate::io::pool_file::{json_type, pq_err, read_numeric_column};
 use crate::io::{write_atomic, Format};
-use crate::pool::{Globals, PoolState};
 
 /// A posterior as stored in a file: the Beta parameters of every task and the globals.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,11 +69,11 @@ impl Posterior {
 /// let state = bots::PoolState::new(&bots::Config { rho: 0.0, ..Default::default() }, 3, None).unwrap();
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("post.jsonl");
-/// bots::io::write_posterior(&path, &state).unwrap();
+/// bots_cli::io::write_posterior(&path, &state).unwrap();
 /// let text = std::fs::read_to_string(&path).unwrap();
 /// assert!(text.starts_with("{\"task\": 0, \"alpha\": 1, \"beta\": 1}\n"));
 /// assert!(text.ends_with("{\"mu\": null, \"rho\": 0, \"step\": 0}\n"));
-/// assert_eq!(bots::io::read_posterior(&path).unwrap(), bots::io::Posterior::from_state(&state));
+/// assert_eq!(bots_cli::io::read_posterior(&path).unwrap(), bots_cli::io::Posterior::from_state(&state));
 /// ```
 pub fn write_posterior(path: &Path, state: &PoolState) -> Result<()> {
     write_parts(path, &state.alpha, &state.beta, &state.globals)
@@ -93,7 +94,7 @@ fn write_parts(path: &Path, alpha: &[f32], beta: &[f32], globals: &Globals) -> R
     // Every value is checked first so that a bad state never produces a file.
     for (k, (&a, &b)) in alpha.iter().zip(beta).enumerate() {
         if !(a.is_finite() && b.is_finite()) {
-            return Err(BotsError::parse(
+            return Err(err::parse(
                 path,
                 0,
                 format!("task {k}: alpha = {a}, beta = {b} are not finite; nothing written"),
@@ -101,7 +102,7 @@ fn write_parts(path: &Path, alpha: &[f32], beta: &[f32], globals: &Globals) -> R
         }
     }
     if !globals.rho.is_finite() || globals.mu.is_some_and(|m| !m.is_finite()) {
-        return Err(BotsError::parse(
+        return Err(err::parse(
             path,
             0,
             format!("mu = {:?}, rho = {} are not finite; nothing written", globals.mu, globals.rho),
@@ -110,13 +111,13 @@ fn write_parts(path: &Path, alpha: &[f32], beta: &[f32], globals: &Globals) -> R
     match format {
         Format::Jsonl => write_atomic(path, |file| {
             let mut w = BufWriter::with_capacity(1 << 20, file);
-            let io = |e| BotsError::io(path, e);
+            let io = |e| err::io(path, e);
             for (k, (a, b)) in alpha.iter().zip(beta).enumerate() {
                 writeln!(w, "{{\"task\": {k}, \"alpha\": {a}, \"beta\": {b}}}").map_err(io)?;
             }
             writeln!(w, "{{\"mu\": {}, \"rho\": {}, \"step\": {}}}", mu_text(globals.mu), globals.rho, globals.step)
                 .map_err(io)?;
-            w.into_inner().map_err(|e| BotsError::io(path, e.into_error()))
+            w.into_inner().map_err(|e| err::io(path, e.into_error()))
         }),
         Format::Parquet => write_atomic(path, |file| write_parquet(path, file, alpha, beta, globals)),
     }
@@ -176,7 +177,7 @@ pub fn read_posterior(path: &Path) -> Result<Posterior> {
         Format::Parquet => read_parquet(path)?,
     };
     if posterior.is_empty() {
-        return Err(BotsError::parse(path, 0, "the posterior has no tasks"));
+        return Err(err::parse(path, 0, "the posterior has no tasks"));
     }
     Ok(posterior)
 }
@@ -197,7 +198,7 @@ fn param(obj: &serde_json::Map<String, Value>, key: &str) -> std::result::Result
 }
 
 fn read_jsonl(path: &Path) -> Result<Posterior> {
-    let file = File::open(path).map_err(|e| BotsError::io(path, e))?;
+    let file = File::open(path).map_err(|e| err::io(path, e))?;
     let mut reader = BufReader::new(file);
     let (mut alpha, mut beta) = (Vec::new(), Vec::new());
     let mut globals: Option<Globals> = None;
@@ -205,14 +206,14 @@ fn read_jsonl(path: &Path) -> Result<Posterior> {
     let mut line_no = 0;
     loop {
         line.clear();
-        if reader.read_line(&mut line).map_err(|e| BotsError::io(path, e))? == 0 {
+        if reader.read_line(&mut line).map_err(|e| err::io(path, e))? == 0 {
             break;
         }
         line_no += 1;
         if line.trim().is_empty() {
             continue;
         }
-        let at = |m: String| BotsError::parse(path, line_no, m);
+        let at = |m: String| err::parse(path, line_no, m);
         if globals.is_some() {
             return Err(at("a line after the final `{\"mu\", \"rho\", \"step\"}` line".into()));
         }
@@ -247,21 +248,20 @@ fn read_jsonl(path: &Path) -> Result<Posterior> {
             globals = Some(Globals { mu, rho, step });
         }
     }
-    let globals =
-        globals.ok_or_else(|| BotsError::parse(path, 0, "missing the final {\"mu\", \"rho\", \"step\"} line"))?;
+    let globals = globals.ok_or_else(|| err::parse(path, 0, "missing the final {\"mu\", \"rho\", \"step\"} line"))?;
     Ok(Posterior { alpha, beta, globals })
 }
 
 fn read_parquet(path: &Path) -> Result<Posterior> {
-    let file = File::open(path).map_err(|e| BotsError::io(path, e))?;
+    let file = File::open(path).map_err(|e| err::io(path, e))?;
     let reader = SerializedFileReader::new(file).map_err(pq_err(path))?;
     let kv = reader.metadata().file_metadata().key_value_metadata();
     let get = |key: &str| -> Result<String> {
         kv.and_then(|kv| kv.iter().find(|e| e.key == key))
             .and_then(|e| e.value.clone())
-            .ok_or_else(|| BotsError::parse(path, 0, format!("key-value metadata `{key}` is missing")))
+            .ok_or_else(|| err::parse(path, 0, format!("key-value metadata `{key}` is missing")))
     };
-    let bad = |key: &str, v: &str| BotsError::parse(path, 0, format!("key-value metadata `{key}` = {v:?} is invalid"));
+    let bad = |key: &str, v: &str| err::parse(path, 0, format!("key-value metadata `{key}` = {v:?} is invalid"));
     let mu_s = get("mu")?;
     let mu = if mu_s == "null" { None } else { Some(mu_s.parse::<f32>().map_err(|_| bad("mu", &mu_s))?) };
     let rho_s = get("rho")?;
@@ -280,11 +280,7 @@ fn read_parquet(path: &Path) -> Result<Posterior> {
     };
     let tasks = read_numeric_column(path, &reader, "task", &Ok)?;
     if let Some((row, &t)) = tasks.iter().enumerate().find(|(i, &t)| t != *i as f64) {
-        return Err(BotsError::parse(
-            path,
-            0,
-            format!("row {row}, column `task`: {t} (tasks must be in order from 0)"),
-        ));
+        return Err(err::parse(path, 0, format!("row {row}, column `task`: {t} (tasks must be in order from 0)")));
     }
     let alpha = read_numeric_column(path, &reader, "alpha", &positive("alpha"))?;
     let beta = read_numeric_column(path, &reader, "beta", &positive("beta"))?;
@@ -294,7 +290,7 @@ fn read_parquet(path: &Path) -> Result<Posterior> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Backend, Config, CpuPool, Evidence, Features};
+    use bots::{Backend, Config, CpuPool, Evidence, Features};
 
     fn updated_state(features: bool) -> PoolState {
         let n = 2500; // more than one Parquet batch of reads, odd values

@@ -29,12 +29,8 @@ pub mod world;
 
 pub use world::{grpo_signal, learn, Task, World, WorldSpec, MISSING_FILL, NAMED_WORLDS};
 
-use crate::backend::{open, Backend, BackendKind};
-use crate::config::Config;
-use crate::error::Result;
-use crate::evidence::Evidence;
-use crate::select::{score_key, select_top_k};
-use crate::twin::philox::{Purpose, TaskStream};
+use bots::__private::{score_key, select_top_k, Purpose, TaskStream};
+use bots::{open, Backend, BackendKind, Config, Evidence, Result};
 use world::{rollouts, SIM_SALT, STEP_RANDOM};
 
 /// The selectors `bots simulate` runs by default, in order.

@@ -9,11 +9,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{BotsError, Result};
-use crate::pool::Features;
-use crate::twin::distr::box_muller;
-use crate::twin::fmath::exp;
-use crate::twin::philox::{u01, Purpose, TaskStream};
+use bots::__private::{box_muller, exp, u01, Purpose, TaskStream};
+use bots::{Features, Result};
+
+use crate::err;
 
 /// Salt that separates the simulator's streams from the selectors' draws under the same seed.
 pub(crate) const SIM_SALT: u64 = 0x5EED_51A7_0000_0001;
@@ -84,7 +83,7 @@ pub const NAMED_WORLDS: [(&str, &str); 3] = [
 impl WorldSpec {
     /// Parses a world from text in the given format (`toml`, `yaml`/`yml` or `json`) and validates it.
     pub fn from_str_format(text: &str, format: &str) -> std::result::Result<WorldSpec, String> {
-        let value = crate::config::parse_value(text, format)?;
+        let value = bots::__private::parse_value(text, format)?;
         let spec: WorldSpec = serde_json::from_value(value).map_err(|e| e.to_string())?;
         spec.validate().map_err(|e| e.to_string())?;
         Ok(spec)
@@ -92,9 +91,9 @@ impl WorldSpec {
 
     /// Loads a world file; the format follows the extension.
     pub fn load(path: &Path) -> Result<WorldSpec> {
-        let text = std::fs::read_to_string(path).map_err(|e| BotsError::io(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| err::io(path, e))?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        WorldSpec::from_str_format(&text, &ext).map_err(|m| BotsError::parse(path, 0, m))
+        WorldSpec::from_str_format(&text, &ext).map_err(|m| err::parse(path, 0, m))
     }
 
     /// A named world (`informative`, `misleading`, `small-pool`).
@@ -111,7 +110,7 @@ impl WorldSpec {
         let path = Path::new(name_or_path);
         if !path.exists() {
             let names: Vec<&str> = NAMED_WORLDS.iter().map(|(n, _)| *n).collect();
-            return Err(BotsError::config(
+            return Err(err::config(
                 "world",
                 format!("`{name_or_path}` is neither a named world ({}) nor an existing file", names.join(", ")),
             ));
@@ -127,7 +126,7 @@ impl WorldSpec {
     /// Checks every parameter; the error names the key and what to fix.
     pub fn validate(&self) -> Result<()> {
         let k = self.skills();
-        let bad = |key: &str, reason: String| Err(BotsError::config(key, reason));
+        let bad = |key: &str, reason: String| Err(err::config(key, reason));
         let most = u32::MAX as usize; // task ids are 32-bit
         if !(1..=most).contains(&self.tasks) {
             return bad("tasks", format!("must be in 1..={most}"));

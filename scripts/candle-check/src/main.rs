@@ -7,7 +7,7 @@ use bots::Config;
 use candle_core::{Device, Tensor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("driver present: {}", bots::backend::driver_present());
+    println!("driver present: {}", bots::driver_present());
     let device = Device::new_cuda(0)?;
     let mut pool = cuda_pool(&device, Config { rho: 0.0, batch: 4, m: 8, ..Default::default() }, 1000, None)?;
     let tasks = pool.select_tensor(4, &device)?;

@@ -1,7 +1,7 @@
 //! Launching kernels: the one `unsafe` launch, a typed function per kernel, and the launch sequences.
 //!
 //! Every kernel that touches the pool's buffers takes them as one by-value [`DevicePtrs`] (`struct
-//! Pool` in `kernels/abi.cuh`), and a batch as one [`BatchArgs`] (`struct Batch`). A call site names a
+//! Pool` in the generated `abi.cuh`), and a batch as one [`BatchArgs`] (`struct Batch`). A call site names a
 //! kernel by calling its function on a [`Launcher`] (names from [`Kernel`]), never by packing an
 //! argument list: the argument list of each kernel is written once, in its function below.
 

@@ -31,7 +31,7 @@ pub enum RawOutcomes {
 ///
 /// ```no_run
 /// use bots::{Backend, Config, Evidence};
-/// use bots::backend::cuda::CudaPool;
+/// use bots::CudaPool;
 /// let mut pool = CudaPool::new(Config { rho: 0.0, batch: 4, ..Default::default() }, 1000, None)?;
 /// let tasks = pool.select_batch()?;
 /// pool.update(&Evidence::pass_rates(tasks, vec![0.5; 4]))?;
@@ -87,7 +87,7 @@ impl CudaPool {
     /// and the device update verbs.
     ///
     /// ```no_run
-    /// let pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, ..Default::default() }, 1 << 20, None)?;
+    /// let pool = bots::CudaPool::new(bots::Config { rho: 0.0, ..Default::default() }, 1 << 20, None)?;
     /// # Ok::<(), bots::BotsError>(())
     /// ```
     pub fn new(config: Config, n: usize, features: Option<Features>) -> Result<CudaPool> {
@@ -98,7 +98,7 @@ impl CudaPool {
     /// so that the pool's work can be graph-captured (the legacy NULL stream cannot be).
     ///
     /// ```no_run
-    /// let pool = bots::backend::cuda::CudaPool::on_device(1, bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
+    /// let pool = bots::CudaPool::on_device(1, bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
     /// # Ok::<(), bots::BotsError>(())
     /// ```
     pub fn on_device(ordinal: usize, config: Config, n: usize, features: Option<Features>) -> Result<CudaPool> {
@@ -114,7 +114,7 @@ impl CudaPool {
     /// ```no_run
     /// let ctx = cudarc::driver::CudaContext::new(0).unwrap();
     /// let stream = ctx.new_stream().unwrap();
-    /// let pool = bots::backend::cuda::CudaPool::with_capacity(stream, bots::Config { rho: 0.0, ..Default::default() }, 1000, None, 64)?;
+    /// let pool = bots::CudaPool::with_capacity(stream, bots::Config { rho: 0.0, ..Default::default() }, 1000, None, 64)?;
     /// # Ok::<(), bots::BotsError>(())
     /// ```
     pub fn with_capacity(
@@ -142,7 +142,7 @@ impl CudaPool {
     /// let cfg = bots::Config { rho: 0.0, ..Default::default() };
     /// let state = bots::PoolState::new(&cfg, 1000, None)?;
     /// let ctx = cudarc::driver::CudaContext::new(0).unwrap();
-    /// let pool = bots::backend::cuda::CudaPool::from_state(ctx.default_stream(), cfg, state, 32)?;
+    /// let pool = bots::CudaPool::from_state(ctx.default_stream(), cfg, state, 32)?;
     /// # Ok::<(), bots::BotsError>(())
     /// ```
     pub fn from_state(
@@ -267,7 +267,7 @@ impl CudaPool {
     /// [`CudaPool::from_state`]). Work the raw verbs are given on another stream is fenced with it.
     ///
     /// ```no_run
-    /// # let pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
+    /// # let pool = bots::CudaPool::new(bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
     /// let buf = pool.stream().alloc_zeros::<u32>(32).unwrap();
     /// # Ok::<(), bots::BotsError>(())
     /// ```
@@ -278,7 +278,7 @@ impl CudaPool {
     /// The largest `k` of [`CudaPool::select_into`] (chosen at construction).
     ///
     /// ```no_run
-    /// # let pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 32, ..Default::default() }, 1000, None)?;
+    /// # let pool = bots::CudaPool::new(bots::Config { rho: 0.0, batch: 32, ..Default::default() }, 1000, None)?;
     /// assert_eq!(pool.k_capacity(), 32);
     /// # Ok::<(), bots::BotsError>(())
     /// ```
@@ -290,7 +290,7 @@ impl CudaPool {
     /// `out[0..k]`. Never synchronizes and allocates nothing; needs `k <= k_capacity()`.
     ///
     /// ```no_run
-    /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 32, ..Default::default() }, 1 << 20, None)?;
+    /// # let mut pool = bots::CudaPool::new(bots::Config { rho: 0.0, batch: 32, ..Default::default() }, 1 << 20, None)?;
     /// let mut out = pool.stream().alloc_zeros::<u32>(32).unwrap();
     /// pool.select_into(32, &mut out)?;
     /// # Ok::<(), bots::BotsError>(())
@@ -322,7 +322,7 @@ impl CudaPool {
     /// live stream of that context (or the NULL / per-thread handle).
     ///
     /// ```no_run
-    /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 8, ..Default::default() }, 1000, None)?;
+    /// # let mut pool = bots::CudaPool::new(bots::Config { rho: 0.0, batch: 8, ..Default::default() }, 1000, None)?;
     /// let out = pool.stream().alloc_zeros::<u32>(8).unwrap();
     /// let raw = cudarc::driver::DevicePtr::device_ptr(&out, pool.stream()).0;
     /// unsafe { pool.select_into_raw(8, raw, pool.stream().cu_stream())? };
@@ -354,7 +354,7 @@ impl CudaPool {
     /// [`CudaPool::sync`], [`Backend::to_host`](crate::Backend::to_host) or [`Backend::update`](crate::Backend::update).
     ///
     /// ```no_run
-    /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
+    /// # let mut pool = bots::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
     /// let s = pool.stream().clone();
     /// let tasks = s.clone_htod(&[3u32, 9]).unwrap();
     /// let succ = s.clone_htod(&[4.0f32, 0.0]).unwrap();
@@ -391,7 +391,7 @@ impl CudaPool {
     /// Device-side update from pass rates (mean reward of the config's m rollouts per task).
     ///
     /// ```no_run
-    /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
+    /// # let mut pool = bots::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
     /// let s = pool.stream().clone();
     /// let tasks = s.clone_htod(&[3u32, 9]).unwrap();
     /// let rates = s.clone_htod(&[0.25f32, 1.0]).unwrap();
@@ -424,8 +424,8 @@ impl CudaPool {
     /// per-thread handle); the inputs must not be changed from any other stream until the kernels ran.
     ///
     /// ```no_run
-    /// # let mut pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
-    /// use bots::backend::cuda::RawOutcomes;
+    /// # let mut pool = bots::CudaPool::new(bots::Config { rho: 0.0, batch: 2, ..Default::default() }, 1000, None)?;
+    /// use bots::RawOutcomes;
     /// use cudarc::driver::DevicePtr;
     /// let s = pool.stream().clone();
     /// let tasks = s.clone_htod(&[3u32, 9]).unwrap();
@@ -530,7 +530,7 @@ impl CudaPool {
     /// error a device-side check found since the last report (the offending batch was skipped).
     ///
     /// ```no_run
-    /// # let pool = bots::backend::cuda::CudaPool::new(bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
+    /// # let pool = bots::CudaPool::new(bots::Config { rho: 0.0, ..Default::default() }, 1000, None)?;
     /// let report = pool.sync()?;
     /// println!("step {} rho {}", report.step, report.rho);
     /// # Ok::<(), bots::BotsError>(())
