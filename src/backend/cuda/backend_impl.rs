@@ -134,11 +134,13 @@ impl Backend for CudaPool {
         s.memcpy_htod(&state.alpha, &mut self.alpha).map_err(cuda_err)?;
         s.memcpy_htod(&state.beta, &mut self.beta).map_err(cuda_err)?;
         s.memcpy_htod(&scalar_words(&state.globals), &mut self.scalars).map_err(cuda_err)?;
-        (self.p.alpha0, self.p.beta0) = prior.as_ref().map_or((0, 0), |(a, b)| (ptr(a, &s), ptr(b, &s)));
-        (self.p.fw, self.p.fs) = features.as_ref().map_or((0, 0), |f| f.ptrs(&s));
+        (self.plan.ptrs.alpha0, self.plan.ptrs.beta0) =
+            prior.as_ref().map_or((0, 0), |(a, b)| (ptr(a, &s), ptr(b, &s)));
+        (self.plan.ptrs.fw, self.plan.ptrs.fs) = features.as_ref().map_or((0, 0), |f| f.ptrs(&s));
         self.prior = prior;
         self.constant_prior = constant_prior;
         self.features = features;
+        self.refresh_params();
         s.synchronize().map_err(cuda_err)?;
         self.step.set(state.globals.step);
         Ok(())

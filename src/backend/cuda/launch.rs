@@ -9,7 +9,7 @@ use std::ffi::c_void;
 
 use cudarc::driver::{result, sys, CudaSlice, CudaStream, DevicePtr};
 
-use super::pool::{CudaPool, DeviceFeatures};
+use super::module::Module;
 use crate::abi::{
     BatchArgs, DevicePtrs, Kernel, KernelParams, FEATURES_F16, FEATURES_F32, FEATURES_NONE, RADIX_BINS, RADIX_PASSES,
 };
@@ -50,35 +50,36 @@ pub(super) fn feature_code(form: Option<FeatureForm>) -> u32 {
     }
 }
 
-impl CudaPool {
-    pub(super) fn params(&self) -> KernelParams {
-        let c = &self.config;
-        KernelParams {
-            seed: c.seed,
-            n: self.n as u64,
-            lambda: c.lambda,
-            m: c.m as f32,
-            target: c.target,
-            tau: c.tau,
-            gamma: c.gamma,
-            alpha0: self.constant_prior.0,
-            beta0: self.constant_prior.1,
-            do_sample: c.do_sample as u32,
-            adaptive_rho: c.adaptive_rho as u32,
-            feature_form: feature_code(self.features.as_ref().map(DeviceFeatures::form)),
-        }
-    }
+/// What the launcher needs of a pool, owned by the pool and borrowed by every [`Launcher`]: the loaded
+/// module, the kernels' parameter block, the pool's buffers as the kernels take them, and the shapes.
+pub(super) struct LaunchPlan {
+    pub(super) module: Module,
+    /// `struct Params` (the config, the prior, the feature form).
+    pub(super) params: KernelParams,
+    /// The pool's buffers as the kernels take them (`struct Pool`).
+    pub(super) ptrs: DevicePtrs,
+    /// Blocks of the pool-sized kernels (as many as fit on the device at once).
+    pub(super) grid_n: u32,
+    /// Capacity of each half of the candidate buffer.
+    pub(super) cand_cap: usize,
+    /// Length of `out_keys` (a power of two >= the pool's k capacity).
+    pub(super) out_keys_len: usize,
+}
 
-    /// Launches on the pool's own stream: every kernel of the pool runs there (a caller's stream is
-    /// ordered with it by [`CudaPool::fence`], never launched on).
-    pub(super) fn on_own_stream(&self) -> Launcher<'_> {
-        Launcher { pool: self, stream: self.stream.cu_stream() }
+impl LaunchPlan {
+    /// Launches on `stream`.
+    ///
+    /// # Safety
+    /// `stream` is a live stream of the plan's context and stays live, with the buffers of `ptrs`,
+    /// until the work is done.
+    pub(super) unsafe fn on(&self, stream: sys::CUstream) -> Launcher<'_> {
+        Launcher { plan: self, stream }
     }
 }
 
-/// The pool and a stream of its context: the kernels, one function each.
+/// A launch plan and a stream of its context: the kernels, one function each.
 pub(super) struct Launcher<'a> {
-    pool: &'a CudaPool,
+    plan: &'a LaunchPlan,
     stream: sys::CUstream,
 }
 
@@ -91,11 +92,11 @@ impl Launcher<'_> {
     /// device pointer they carry is null where the kernel allows it, or a live buffer of this pool's
     /// context as large as the lengths passed with it say.
     unsafe fn launch(&self, k: Kernel, grid: u32, block: u32, args: &mut [*mut c_void]) -> Result<()> {
-        // SAFETY: the function handle belongs to this pool's loaded module, `self.stream` is the pool's
-        // own stream, live as long as the pool; the arguments are the caller's contract.
+        // SAFETY: the function handle belongs to the plan's loaded module, `self.stream` is a live stream
+        // of its context (the contract of `LaunchPlan::on`); the arguments are the caller's contract.
         unsafe {
             result::launch_kernel(
-                self.pool.module.funcs[k as usize],
+                self.plan.module.funcs[k as usize],
                 (grid.max(1), 1, 1),
                 (block, 1, 1),
                 0,
@@ -107,21 +108,21 @@ impl Launcher<'_> {
     }
 
     fn ptrs(&self) -> DevicePtrs {
-        self.pool.p
+        self.plan.ptrs
     }
 
     /// `update_sample_score(Params, Pool)`: the fused pass over the pool's own buffers.
     pub(super) fn update_sample_score(&self) -> Result<()> {
-        let (p, d) = (self.pool.params(), self.ptrs());
+        let (p, d) = (self.plan.params, self.ptrs());
         // SAFETY: the kernel's parameters are (Params, Pool); `d` holds the pool's live buffers.
-        unsafe { self.launch(Kernel::UpdateSampleScore, self.pool.grid_n, BLOCK, &mut args![p, d]) }
+        unsafe { self.launch(Kernel::UpdateSampleScore, self.plan.grid_n, BLOCK, &mut args![p, d]) }
     }
 
     /// `apply_pending(Params, Pool)`: a no-op on the device when nothing is pending.
     pub(super) fn apply_pending(&self) -> Result<()> {
-        let (p, d) = (self.pool.params(), self.ptrs());
+        let (p, d) = (self.plan.params, self.ptrs());
         // SAFETY: the kernel's parameters are (Params, Pool); `d` holds the pool's live buffers.
-        unsafe { self.launch(Kernel::ApplyPending, self.pool.grid_n, BLOCK, &mut args![p, d]) }
+        unsafe { self.launch(Kernel::ApplyPending, self.plan.grid_n, BLOCK, &mut args![p, d]) }
     }
 
     /// `clear_pending(Pool)`.
@@ -151,7 +152,7 @@ impl Launcher<'_> {
 
     /// `radix_find_bin(Pool, pass, cap)`.
     pub(super) fn radix_find_bin(&self, pass: i32) -> Result<()> {
-        let (d, cap) = (self.ptrs(), self.pool.cand_cap as u64);
+        let (d, cap) = (self.ptrs(), self.plan.cand_cap as u64);
         // SAFETY: the kernel's parameters are (Pool, i32, u64); `cap` is the length of each candidate buffer.
         unsafe { self.launch(Kernel::RadixFindBin, 1, WIDE_BLOCK, &mut args![d, pass, cap]) }
     }
@@ -161,11 +162,11 @@ impl Launcher<'_> {
     /// # Safety
     /// `out_keys` points to at least `out_cap` writable u64 of this pool's context.
     pub(super) unsafe fn radix_filter(&self, out_keys: u64, out_cap: u64, pass: i32) -> Result<()> {
-        let (p, d, cap) = (self.pool.params(), self.ptrs(), self.pool.cand_cap as u64);
+        let (p, d, cap) = (self.plan.params, self.ptrs(), self.plan.cand_cap as u64);
         // SAFETY: the kernel's parameters are (Params, Pool, u64, u64*, u64, i32); `out_keys` is the
         // caller's contract, `cap` the length of each candidate buffer.
         unsafe {
-            self.launch(Kernel::RadixFilter, self.pool.grid_n, BLOCK, &mut args![p, d, cap, out_keys, out_cap, pass])
+            self.launch(Kernel::RadixFilter, self.plan.grid_n, BLOCK, &mut args![p, d, cap, out_keys, out_cap, pass])
         }
     }
 
@@ -186,10 +187,10 @@ impl Launcher<'_> {
     }
 
     fn check_sort_len(&self, len: usize) -> Result<()> {
-        if len > self.pool.out_keys_len {
+        if len > self.plan.out_keys_len {
             return Err(BotsError::Cuda(format!(
                 "internal: sorting {len} keys in a buffer of {}",
-                self.pool.out_keys_len
+                self.plan.out_keys_len
             )));
         }
         Ok(())
@@ -213,7 +214,7 @@ impl Launcher<'_> {
     /// `b.tasks` and the outcome pointers `b.counts` selects point to `b.len` readable values each, in
     /// this pool's context, unchanged until the kernels have run.
     pub(super) unsafe fn batch(&self, b: BatchArgs) -> Result<()> {
-        let (p, d) = (self.pool.params(), self.ptrs());
+        let (p, d) = (self.plan.params, self.ptrs());
         let g = grid_for(b.len);
         // SAFETY (all four): the parameters are (Params, Pool, Batch) and (Pool); `d` holds the pool's
         // live buffers, `b` is the caller's contract.

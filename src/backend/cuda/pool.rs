@@ -6,11 +6,12 @@ use std::sync::Arc;
 use cudarc::driver::{result, sys, CudaContext, CudaEvent, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use half::f16;
 
-use super::launch::{ptr, HostIoPtrs, BLOCK};
+use super::launch::{feature_code, ptr, HostIoPtrs, LaunchPlan, Launcher, BLOCK};
 use super::module::Module;
 use super::{context, cuda_err};
 use crate::abi::{
-    BatchArgs, DeviceError, DevicePtrs, DeviceScalars, Kernel as K, NO_ERROR, RADIX_BINS, RADIX_PASSES, SCALAR_WORDS,
+    BatchArgs, DeviceError, DevicePtrs, DeviceScalars, Kernel as K, KernelParams, NO_ERROR, RADIX_BINS, RADIX_PASSES,
+    SCALAR_WORDS,
 };
 use crate::backend::UpdateReport;
 use crate::config::Config;
@@ -43,7 +44,8 @@ pub struct CudaPool {
     pub(super) n: usize,
     pub(super) ctx: Arc<CudaContext>,
     pub(super) stream: Arc<CudaStream>,
-    pub(super) module: Module,
+    /// What the launcher needs of the pool: the module, the parameters, the buffers, the grid.
+    pub(super) plan: LaunchPlan,
     pub(super) alpha: CudaSlice<f32>,
     pub(super) beta: CudaSlice<f32>,
     pub(super) prior: Option<(CudaSlice<f32>, CudaSlice<f32>)>,
@@ -54,19 +56,13 @@ pub struct CudaPool {
     pub(super) _bitmap: CudaSlice<u32>,
     pub(super) _hist: CudaSlice<u32>,
     pub(super) _cand: CudaSlice<u64>,
-    pub(super) cand_cap: usize,
     pub(super) _out_keys: CudaSlice<u64>,
     pub(super) out_tasks: CudaSlice<u32>,
     pub(super) k_cap: usize,
     pub(super) ev_tasks: CudaSlice<u32>,
     pub(super) ev_a: CudaSlice<f32>,
     pub(super) ev_b: CudaSlice<f32>,
-    /// The pool's buffers as the kernels take them (`struct Pool`).
-    pub(super) p: DevicePtrs,
     pub(super) io: HostIoPtrs,
-    /// Length of `out_keys` (a power of two >= `k_cap`).
-    pub(super) out_keys_len: usize,
-    pub(super) grid_n: u32,
     pub(super) device: String,
     /// Never captured: takes cudarc's event bookkeeping of the caller's buffers while `stream` is
     /// capturing (see [`CudaPool::bookkeeping_stream`]).
@@ -227,13 +223,15 @@ impl CudaPool {
             (p.fw, p.fs) = f.ptrs(s);
         }
         stream.synchronize().map_err(cuda_err)?;
+        let params = kernel_params(&config, n, constant_prior, features.as_ref().map(DeviceFeatures::form));
+        let plan = LaunchPlan { module, params, ptrs: p, grid_n, cand_cap, out_keys_len: pow2 };
         Ok(CudaPool {
+            plan,
             step: Cell::new(state.globals.step),
             config,
             n,
             ctx,
             stream,
-            module,
             alpha,
             beta,
             prior,
@@ -244,17 +242,13 @@ impl CudaPool {
             _bitmap: bitmap,
             _hist: hist,
             _cand: cand,
-            cand_cap,
             _out_keys: out_keys,
             out_tasks,
             k_cap,
             ev_tasks,
             ev_a,
             ev_b,
-            p,
             io,
-            out_keys_len: pow2,
-            grid_n,
             device,
             side,
             caller,
@@ -341,7 +335,7 @@ impl CudaPool {
         let foreign = unsafe { self.fence_in(stream) }?;
         let l = self.on_own_stream();
         // SAFETY: the pool's `out_keys` holds `out_keys_len` >= pow2 >= k keys (k <= k_cap, checked).
-        unsafe { l.select(k, self.p.out_keys, k as u64, pow2 as u64) }?;
+        unsafe { l.select(k, self.plan.ptrs.out_keys, k as u64, pow2 as u64) }?;
         l.sort(pow2)?;
         // SAFETY: `out` holds k u32 (this function's contract); k <= k_cap <= out_keys_len.
         unsafe { l.keys_to_tasks(k as u64, out) }?;
@@ -620,6 +614,39 @@ impl Drop for CudaPool {
         if self.ctx.bind_to_thread().is_ok() {
             let _ = self.stream.synchronize();
         }
+    }
+}
+
+impl CudaPool {
+    /// Launches on the pool's own stream: every kernel of the pool runs there (a caller's stream is
+    /// ordered with it by [`CudaPool::fence`], never launched on).
+    pub(super) fn on_own_stream(&self) -> Launcher<'_> {
+        // SAFETY: the pool's own stream lives as long as the pool (and its plan), in the plan's context.
+        unsafe { self.plan.on(self.stream.cu_stream()) }
+    }
+
+    /// The kernels' parameter block again, after a restore changed the prior or the features.
+    pub(super) fn refresh_params(&mut self) {
+        let form = self.features.as_ref().map(DeviceFeatures::form);
+        self.plan.params = kernel_params(&self.config, self.n, self.constant_prior, form);
+    }
+}
+
+/// The kernels' by-value parameter block (`struct Params`) of a pool.
+fn kernel_params(c: &Config, n: usize, constant_prior: (f32, f32), form: Option<FeatureForm>) -> KernelParams {
+    KernelParams {
+        seed: c.seed,
+        n: n as u64,
+        lambda: c.lambda,
+        m: c.m as f32,
+        target: c.target,
+        tau: c.tau,
+        gamma: c.gamma,
+        alpha0: constant_prior.0,
+        beta0: constant_prior.1,
+        do_sample: c.do_sample as u32,
+        adaptive_rho: c.adaptive_rho as u32,
+        feature_form: feature_code(form),
     }
 }
 
