@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The kernel boundary, shared with the crate (`src/abi.rs`), rendered into `$OUT_DIR/include/abi.cuh`.
-#[allow(dead_code)]
 #[path = "src/abi.rs"]
 mod abi;
 

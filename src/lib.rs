@@ -50,6 +50,17 @@ pub use evidence::{Evidence, Outcomes};
 pub use kernels::cuda_kernels;
 pub use pool::{FeatureForm, Features, Globals, PoolState, Prior};
 
+/// Random numbers as both backends draw them: the counter-based Philox4x32-10 stream ([`rng::Philox`],
+/// `rand`'s `RngCore` and `SeedableRng`; [`rng::TaskStream`] positions it where the selection of a task
+/// at a step reads) and the samplers of the Thompson draw as `rand` `Distribution`s ([`rng::Beta`],
+/// [`rng::Gamma`], [`rng::LogGamma`], [`rng::StandardNormal`], [`rng::Gumbel`]). Drawn from a `Philox`
+/// positioned at the same counter, each gives the bits the CPU pool and the CUDA kernels draw.
+pub mod rng {
+    pub use crate::twin::distr::gamma::first_block;
+    pub use crate::twin::distr::{Beta, Gamma, Gumbel, LogGamma, StandardNormal};
+    pub use crate::twin::philox::{Philox, Purpose, TaskStream};
+}
+
 /// Not API: what the crates beside this one (the `bots` application in `cli/`, the Python extension)
 /// and the integration tests need of the internals. No stability promise; `bots-cli` pins this crate's
 /// exact version.
@@ -60,10 +71,23 @@ pub mod __private {
     pub use crate::config::parse_value;
     pub use crate::evidence::batch_sum;
     pub use crate::select::{score_key, score_task, select_top_k};
-    pub use crate::update::update_task;
     pub use crate::twin::distr::box_muller;
     pub use crate::twin::fmath::exp;
     pub use crate::twin::philox::{u01, Purpose, TaskStream};
+    pub use crate::update::update_task;
+    /// The CPU twins of the kernels' device functions (tests and doc examples reach them here).
+    pub mod twin {
+        pub mod philox {
+            pub use crate::twin::philox::*;
+        }
+        pub mod fmath {
+            pub use crate::twin::fmath::*;
+        }
+        pub mod distr {
+            pub use crate::twin::distr::*;
+            pub use crate::twin::distr::{beta, gamma, gumbel, normal};
+        }
+    }
 }
 
 /// Unit tests that skip their checks say so on the real stderr, which libtest does not capture, so

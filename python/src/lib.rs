@@ -9,8 +9,9 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use bots::backend::cuda::{CudaPool, RawOutcomes};
-use bots::{checkpoint, Backend, BackendKind, BotsError, Config, CpuPool, Evidence, Features, Prior};
+use bots::{
+    checkpoint, Backend, BackendKind, BotsError, Config, CpuPool, CudaPool, Evidence, Features, Prior, RawOutcomes,
+};
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -338,6 +339,14 @@ fn cuda_build_info() -> (bool, String) {
     }
 }
 
+/// The PTX ISA version (`.version major.minor`) of the embedded kernels, which sets the oldest driver
+/// that loads them (ISA 8.2: CUDA 12.2, driver 535); `None` when built without them.
+#[pyfunction]
+fn ptx_isa() -> Option<(u32, u32)> {
+    let (major, minor) = bots::cuda_kernels().ok()?.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 /// Config text (`fmt` "yaml", "toml" or "json") as JSON text, keys not yet checked: the adapters take
 /// out their own keys before `_Pool` checks the rest.
 #[pyfunction]
@@ -349,6 +358,7 @@ fn parse_config_keys(text: &str, fmt: &str) -> PyResult<String> {
 fn _bots(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPool>()?;
     m.add_function(wrap_pyfunction!(cuda_build_info, m)?)?;
+    m.add_function(wrap_pyfunction!(ptx_isa, m)?)?;
     m.add_function(wrap_pyfunction!(parse_config_keys, m)?)?;
     Ok(())
 }

@@ -183,7 +183,7 @@ def test_cuda_backend_refuses_clearly_without_a_gpu():
     built, reason = bots.cuda_build_info()
     assert isinstance(built, bool) and reason
     try:
-        pool = bots.Pool(N, features=features(), backend="cuda")
+        pool = bots.Pool(N, features=features(), config={"batch": 8, "seed": 3}, backend="cuda")
     except RuntimeError as e:
         assert "CUDA backend unavailable" in str(e), e
         return

@@ -29,8 +29,13 @@
 //   (CUDA_ERROR_CAPTURED_EVENT). Stricter than a GPU in one place: allocations inside a capture are
 //   refused (this crate promises none).
 // - Errors inside a kernel are sticky, as on a GPU: every later call returns CUDA_ERROR_LAUNCH_FAILED.
+// - The driver's CUDA version (cuDriverGetVersion) bounds the PTX ISA it loads, as on a GPU: a module
+//   whose `.version` is newer than that release's is refused with CUDA_ERROR_UNSUPPORTED_PTX_VERSION
+//   and ptxas's message in the JIT error log (scripts/wheel-check.sh loads the wheel's PTX as driver 535).
 //
-// Environment: BOTS_EMU_SMS (multiprocessors reported, default 2), BOTS_EMU_SEED (thread order).
+// Environment: BOTS_EMU_SMS (multiprocessors reported, default 2), BOTS_EMU_SEED (thread order),
+// BOTS_EMU_DRIVER_VERSION (the CUDA version reported, 1000*major + 10*minor, default 13000: 12020 is
+// driver 535 / CUDA 12.2).
 #include "cuda_shim.h"
 #include "../../kernels/bots.cu"
 
@@ -62,6 +67,7 @@ enum : int {
     CUDA_ERROR_INVALID_DEVICE = 101,
     CUDA_ERROR_INVALID_CONTEXT = 201,
     CUDA_ERROR_INVALID_PTX = 218,
+    CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222,
     CUDA_ERROR_INVALID_HANDLE = 400,
     CUDA_ERROR_ILLEGAL_STATE = 401,
     CUDA_ERROR_NOT_FOUND = 500,
@@ -476,9 +482,52 @@ std::string check_module(const std::map<std::string, std::vector<size_t>>& entri
     return err;
 }
 
+// The CUDA version this driver reports (cuDriverGetVersion): BOTS_EMU_DRIVER_VERSION, default 13000.
+int driver_version() {
+    static const int v = [] {
+        const char* s = std::getenv("BOTS_EMU_DRIVER_VERSION");
+        return s && *s ? std::atoi(s) : 13000;
+    }();
+    return v;
+}
+
+// The newest PTX ISA (10*major + minor) a driver of CUDA `v` loads: the first CUDA release of each ISA
+// (PTX ISA release notes, "PTX release history"), newest first; a driver newer than the table loads
+// the newest ISA listed.
+int max_ptx_isa(int v) {
+    static const int table[][2] = {
+        {13010, 91}, {13000, 90}, {12090, 88}, {12080, 87}, {12070, 86}, {12050, 85}, {12040, 84},
+        {12030, 83}, {12020, 82}, {12010, 81}, {12000, 80}, {11080, 78}, {11070, 77}, {11060, 76},
+        {11050, 75}, {11040, 74}, {11030, 73}, {11020, 72}, {11010, 71}, {11000, 70},
+    };
+    for (const auto& [cuda, isa] : table)
+        if (v >= cuda) return isa;
+    return 0;
+}
+
+// Refuses PTX whose `.version` this driver's JIT does not know, with ptxas's words.
+CUresult check_ptx_version(const std::string& ptx, std::string* log) {
+    const size_t at = ptx.find(".version");
+    unsigned major = 0, minor = 0;
+    if (at == std::string::npos || std::sscanf(ptx.c_str() + at, ".version %u.%u", &major, &minor) != 2) {
+        *log = "emulated driver: ptxas fatal: no .version directive in the PTX";
+        return CUDA_ERROR_INVALID_PTX;
+    }
+    const int isa = (int)(major * 10 + minor), max = max_ptx_isa(driver_version());
+    if (isa <= max) return CUDA_SUCCESS;
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "emulated driver %d.%d: ptxas fatal: Unsupported .version %u.%u; current version is '%d.%d'",
+                  driver_version() / 1000, driver_version() % 1000 / 10, major, minor, max / 10, max % 10);
+    *log = buf;
+    note("module load refused: %s", buf);
+    return CUDA_ERROR_UNSUPPORTED_PTX_VERSION;
+}
+
 CUresult load_module(void** module, const void* image, std::string* log) {
     if (module == nullptr || image == nullptr) return CUDA_ERROR_INVALID_VALUE;
     const std::string ptx((const char*)image);
+    if (const CUresult r = check_ptx_version(ptx, log); r != CUDA_SUCCESS) return r;
     auto m = std::make_unique<Module>();
     std::string err;
     if (!parse_ptx(ptx, &m->entries, &err) || !(err = check_module(m->entries)).empty()) {
@@ -543,7 +592,7 @@ API CUresult cuInit(unsigned flags) {
 
 API CUresult cuDriverGetVersion(int* v) {
     if (!v) return CUDA_ERROR_INVALID_VALUE;
-    *v = 12080;
+    *v = driver_version();
     return CUDA_SUCCESS;
 }
 
@@ -551,7 +600,8 @@ API CUresult cuGetErrorName(CUresult e, const char** s) {
     static const std::map<int, const char*> names = {
         {0, "CUDA_SUCCESS"}, {1, "CUDA_ERROR_INVALID_VALUE"}, {2, "CUDA_ERROR_OUT_OF_MEMORY"},
         {3, "CUDA_ERROR_NOT_INITIALIZED"}, {101, "CUDA_ERROR_INVALID_DEVICE"}, {201, "CUDA_ERROR_INVALID_CONTEXT"},
-        {218, "CUDA_ERROR_INVALID_PTX"}, {400, "CUDA_ERROR_INVALID_HANDLE"}, {401, "CUDA_ERROR_ILLEGAL_STATE"},
+        {218, "CUDA_ERROR_INVALID_PTX"}, {222, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION"},
+        {400, "CUDA_ERROR_INVALID_HANDLE"}, {401, "CUDA_ERROR_ILLEGAL_STATE"},
         {500, "CUDA_ERROR_NOT_FOUND"}, {600, "CUDA_ERROR_NOT_READY"}, {700, "CUDA_ERROR_ILLEGAL_ADDRESS"},
         {719, "CUDA_ERROR_LAUNCH_FAILED"}, {801, "CUDA_ERROR_NOT_SUPPORTED"},
         {900, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"}, {901, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED"},

@@ -47,7 +47,7 @@ fn log_core(f: f32, hfsq: f32) -> f32 {
 /// negative or NaN input.
 ///
 /// ```
-/// use bots::twin::fmath::ln;
+/// use bots::__private::twin::fmath::ln;
 /// assert_eq!(ln(1.0), 0.0);
 /// assert!((ln(2.0) - std::f32::consts::LN_2).abs() <= f32::EPSILON);
 /// assert_eq!(ln(0.0), f32::NEG_INFINITY);
@@ -73,7 +73,7 @@ pub fn ln(x: f32) -> f32 {
 /// which is where the samplers call it. (The kernels call the general `ln`: same bits there.)
 ///
 /// ```
-/// use bots::twin::fmath::{ln, ln_normal};
+/// use bots::__private::twin::fmath::{ln, ln_normal};
 /// assert_eq!(ln_normal(0.3).to_bits(), ln(0.3).to_bits());
 /// ```
 #[inline(always)]
@@ -97,7 +97,7 @@ fn ln_reduced(xs: f32, kb: i32) -> f32 {
 /// `ln(1 + x)`, accurate for small |x|: `ln_1p(-1) = -inf`, NaN below -1, `ln_1p(inf) = inf`.
 ///
 /// ```
-/// use bots::twin::fmath::ln_1p;
+/// use bots::__private::twin::fmath::ln_1p;
 /// assert_eq!(ln_1p(0.0), 0.0);
 /// assert_eq!(ln_1p(1e-30), 1e-30);
 /// assert_eq!(ln_1p(-1.0), f32::NEG_INFINITY);
@@ -119,7 +119,7 @@ pub fn ln_1p(x: f32) -> f32 {
 /// and below 2.4 (`c <= 1/sqrt(6)`, `|z| < 5.8`). (The kernels call the general `ln_1p`: same bits there.)
 ///
 /// ```
-/// use bots::twin::fmath::{ln_1p, ln_1p_moderate};
+/// use bots::__private::twin::fmath::{ln_1p, ln_1p_moderate};
 /// assert_eq!(ln_1p_moderate(-0.3).to_bits(), ln_1p(-0.3).to_bits());
 /// ```
 #[inline(always)]
@@ -175,7 +175,7 @@ fn pow2i(k: i32) -> f32 {
 /// `expf`; NaN stays NaN.
 ///
 /// ```
-/// use bots::twin::fmath::exp;
+/// use bots::__private::twin::fmath::exp;
 /// assert_eq!(exp(0.0), 1.0);
 /// assert_eq!(exp(100.0), f32::INFINITY);
 /// assert_eq!(exp(-200.0), 0.0);
@@ -217,7 +217,7 @@ const C3: f32 = 2.443_315_712e-5;
 /// rounding is the final add.
 ///
 /// ```
-/// use bots::twin::fmath::sincos_2pi;
+/// use bots::__private::twin::fmath::sincos_2pi;
 /// assert_eq!(sincos_2pi(0.0), (0.0, 1.0));
 /// assert_eq!(sincos_2pi(0.25), (1.0, 0.0));
 /// ```

@@ -4,9 +4,9 @@
 //!
 //! | here | `kernels/` |
 //! |---|---|
-//! | [`philox`]: Philox4x32-10, task streams, `u01` | `philox.cuh` |
+//! | [`philox`]: Philox4x32-10, task streams, `u01`, the sequential stream [`philox::Philox`] (`rand`) | `philox.cuh` |
 //! | [`fmath`]: `ln`, `exp`, `sincos_2pi` from IEEE operations only | `fmath.cuh` |
-//! | [`distr`]: Gamma, Beta, normal, Gumbel samplers | `distr.cuh` |
+//! | [`distr`]: Gamma, Beta, normal, Gumbel samplers (`rand` `Distribution`s) | `distr.cuh` |
 //!
 //! The per-task model formulas (`model.cuh`) are next to the CPU backend's passes that use them:
 //! `select::score_task`/`score_key`, `evidence::batch_row`/`interpolate`,

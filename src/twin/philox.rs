@@ -8,6 +8,13 @@
 //! So draw `block` of `purpose` for task k at step t is a pure function of (seed, t, k): the map
 //! from (seed, step, task, purpose, block) to (key, counter) is injective for tasks < 2^32 and blocks
 //! < 2^24. Purposes are listed in [`Purpose`].
+//!
+//! [`TaskStream::block`] reads any block directly (the kernels' access pattern); [`Philox`] reads the
+//! same words in sequence through `rand`'s [`RngCore`] and [`SeedableRng`], so the samplers of
+//! [`crate::twin::distr`] are `rand` [`Distribution`](rand::distr::Distribution)s drawing the kernels'
+//! bits.
+
+use rand::{RngCore, SeedableRng};
 
 /// Philox4x32 multipliers and Weyl key increments (Random123).
 pub(crate) const M0: u32 = 0xD251_1F53;
@@ -39,7 +46,7 @@ pub fn philox4x32_r(mut ctr: [u32; 4], mut key: [u32; 2], rounds: u32) -> [u32; 
 /// Philox4x32-10: four independent uniform 32-bit words from a 128-bit counter and a 64-bit key.
 ///
 /// ```
-/// assert_eq!(bots::twin::philox::philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+/// assert_eq!(bots::__private::twin::philox::philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
 /// ```
 #[inline(always)]
 pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
@@ -88,6 +95,160 @@ impl TaskStream {
         debug_assert!(block < (1 << 24));
         let ctr = [self.task, ((purpose as u32) << 24) | block, self.step as u32, (self.step >> 32) as u32];
         philox4x32_10(ctr, self.key)
+    }
+
+    /// A sequential [`Philox`] positioned at block `block` (< 2^24) of `purpose`: its words are those of
+    /// `self.block(purpose, b)` for `b = block, block + 1, ...`, in order. The same as [`Philox::at`].
+    ///
+    /// ```
+    /// use bots::rng::{Purpose, TaskStream};
+    /// use rand::RngCore;
+    /// let s = TaskStream::new(7, 3, 11);
+    /// let mut rng = s.rng(Purpose::User, 2);
+    /// let words: Vec<u32> = (0..8).map(|_| rng.next_u32()).collect();
+    /// assert_eq!(words[..4], s.block(Purpose::User, 2));
+    /// assert_eq!(words[4..], s.block(Purpose::User, 3));
+    /// ```
+    #[inline(always)]
+    pub fn rng(&self, purpose: Purpose, block: u32) -> Philox {
+        Philox::at(self, purpose, block)
+    }
+}
+
+/// A sequential Philox4x32-10 stream: `rand`'s [`RngCore`] and [`SeedableRng`] over the task-stream
+/// counters, so that a sampler reading words one after another from it draws exactly the words the
+/// counter-based path reads with [`TaskStream::block`].
+///
+/// State: the key (from the seed, [`seed_key`]), the 128-bit *position* of the next block, and the
+/// current block with the index of its next word. The position `p` is the counter
+/// `[(p >> 32) as u32, p as u32, (p >> 64) as u32, (p >> 96) as u32]`: its low 32 bits are counter word 1
+/// (`(purpose << 24) | block`), then the task, then the step, so consecutive positions are consecutive
+/// blocks of one purpose of one task at one step, and
+/// `p = step << 64 | task << 32 | purpose << 24 | block`.
+///
+/// - [`RngCore::next_u32`] returns the words of the current block in order (word 0 first), then those of
+///   the block at the next position; a block is computed when its first word is read.
+/// - [`RngCore::next_u64`] is two words, the first in the low half: `w0 | w1 << 32` (as
+///   `rand_core::impls::next_u64_via_u32`).
+/// - [`RngCore::fill_bytes`] writes consecutive words in little-endian byte order; a trailing partial
+///   word takes that many low bytes of a whole word (the rest of it is dropped).
+/// - [`SeedableRng`]: the seed is the crate's 64-bit `seed` in little-endian bytes, and the stream starts
+///   at position 0 (step 0, task 0, [`Purpose::GammaAlpha`], block 0); [`SeedableRng::seed_from_u64`]`(s)`
+///   is that seed `s` (not rand's PCG expansion of it), so it reads with the `seed` of a [`crate::Config`].
+///
+/// After 2^24 blocks of a purpose the position runs on into the next purpose's blocks (and after
+/// 2^32 block numbers into the next task's): a stream positioned at a purpose holds 2^24 blocks of its
+/// own.
+///
+/// ```
+/// use bots::rng::{Philox, Purpose, TaskStream};
+/// use rand::{RngCore, SeedableRng};
+///
+/// let mut rng = Philox::seed_from_u64(42);
+/// let w: Vec<u32> = (0..8).map(|_| rng.next_u32()).collect();
+/// let s = TaskStream::new(42, 0, 0);
+/// assert_eq!(w[..4], s.block(Purpose::GammaAlpha, 0));
+/// assert_eq!(w[4..], s.block(Purpose::GammaAlpha, 1));
+///
+/// // Positioned where the counter-based path reads: block 5 of task 9's Gumbel words at step 3.
+/// let s = TaskStream::new(42, 3, 9);
+/// let mut rng = Philox::at(&s, Purpose::Gumbel, 5);
+/// let b = s.block(Purpose::Gumbel, 5);
+/// assert_eq!(rng.next_u64(), b[0] as u64 | (b[1] as u64) << 32);
+/// let mut bytes = [0u8; 6];
+/// rng.fill_bytes(&mut bytes);
+/// assert_eq!(bytes[..4], b[2].to_le_bytes());
+/// assert_eq!(bytes[4..], b[3].to_le_bytes()[..2]);
+/// assert_eq!(rng.next_u32(), s.block(Purpose::Gumbel, 6)[0]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Philox {
+    key: [u32; 2],
+    /// The position of the block after `buf`.
+    pos: u128,
+    buf: [u32; 4],
+    /// The next word of `buf`; 4 when it is used up.
+    idx: usize,
+}
+
+impl Philox {
+    /// The stream of `seed` from position `position` (see [`Philox`]), at the first word of that block.
+    #[inline(always)]
+    pub fn from_position(seed: u64, position: u128) -> Philox {
+        Philox { key: seed_key(seed), pos: position, buf: [0; 4], idx: 4 }
+    }
+
+    /// The position of block `block` (< 2^24) of `purpose` for `task` at `step`:
+    /// `step << 64 | task << 32 | purpose << 24 | block`.
+    #[inline(always)]
+    pub fn position(step: u64, task: u32, purpose: Purpose, block: u32) -> u128 {
+        debug_assert!(block < (1 << 24));
+        ((step as u128) << 64) | ((task as u128) << 32) | (((purpose as u32) << 24) | block) as u128
+    }
+
+    /// Positioned at block `block` (< 2^24) of `purpose` of `stream`: the words read are those of
+    /// `stream.block(purpose, b)` for `b = block, block + 1, ...`, in order (see [`TaskStream::rng`]).
+    #[inline(always)]
+    pub fn at(stream: &TaskStream, purpose: Purpose, block: u32) -> Philox {
+        Philox { key: stream.key, pos: Self::position(stream.step, stream.task, purpose, block), buf: [0; 4], idx: 4 }
+    }
+
+    /// The counter of the block at position `pos`.
+    #[inline(always)]
+    fn counter(pos: u128) -> [u32; 4] {
+        [(pos >> 32) as u32, pos as u32, (pos >> 64) as u32, (pos >> 96) as u32]
+    }
+}
+
+impl RngCore for Philox {
+    #[inline(always)]
+    fn next_u32(&mut self) -> u32 {
+        if self.idx >= 4 {
+            self.buf = philox4x32_10(Self::counter(self.pos), self.key);
+            self.pos = self.pos.wrapping_add(1);
+            self.idx = 0;
+        }
+        let w = self.buf[self.idx];
+        self.idx += 1;
+        w
+    }
+
+    #[inline(always)]
+    fn next_u64(&mut self) -> u64 {
+        let lo = self.next_u32() as u64;
+        let hi = self.next_u32() as u64;
+        (hi << 32) | lo
+    }
+
+    #[inline]
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        let mut chunks = dst.chunks_exact_mut(4);
+        for c in &mut chunks {
+            c.copy_from_slice(&self.next_u32().to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let n = rest.len();
+            rest.copy_from_slice(&self.next_u32().to_le_bytes()[..n]);
+        }
+    }
+}
+
+impl SeedableRng for Philox {
+    /// The crate's 64-bit seed, little-endian.
+    type Seed = [u8; 8];
+
+    /// The stream of the seed `u64::from_le_bytes(seed)` from position 0.
+    #[inline]
+    fn from_seed(seed: [u8; 8]) -> Philox {
+        Philox::from_position(u64::from_le_bytes(seed), 0)
+    }
+
+    /// `from_seed(state.to_le_bytes())`: the seed itself, so that `Philox::seed_from_u64(config.seed)`
+    /// reads the key of the task streams of that config.
+    #[inline]
+    fn seed_from_u64(state: u64) -> Philox {
+        Philox::from_seed(state.to_le_bytes())
     }
 }
 
@@ -155,6 +316,113 @@ mod tests {
         ];
         for o in others {
             assert_ne!(o, a.block(Purpose::GammaAlpha, 0));
+        }
+    }
+
+    /// A small SplitMix64, to pick test inputs (not the stream under test).
+    fn splitmix(x: &mut u64) -> u64 {
+        *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// `Philox::at` reads `TaskStream::block(purpose, b)` for `b = first, first + 1, ...`, word by word:
+    /// 4096 random (seed, step, task, purpose, first block) with 1 to 9 blocks each, plus the edges
+    /// (all-ones seed, step and task; the last blocks below 2^24).
+    #[test]
+    fn sequential_words_are_the_task_stream_blocks() {
+        let purposes = [Purpose::GammaAlpha, Purpose::GammaBeta, Purpose::Gumbel, Purpose::User];
+        let mut x = 2024u64;
+        let mut cases = vec![
+            (0u64, 0u64, 0u32, Purpose::GammaAlpha, 0u32, 3u32),
+            (u64::MAX, u64::MAX, u32::MAX, Purpose::User, (1 << 24) - 9, 9),
+            (1 << 32, 1 << 32, 1 << 31, Purpose::GammaBeta, (1 << 24) - 1, 1),
+        ];
+        for _ in 0..4096 {
+            let r = splitmix(&mut x);
+            let block = if r & 1 == 0 { (r >> 8) as u32 & 7 } else { (r >> 8) as u32 & 0x00ff_fff0 };
+            let p = purposes[(r >> 40) as usize & 3];
+            cases.push((
+                splitmix(&mut x),
+                splitmix(&mut x),
+                splitmix(&mut x) as u32,
+                p,
+                block,
+                1 + (r >> 50) as u32 % 9,
+            ));
+        }
+        for (seed, step, task, purpose, first, blocks) in cases {
+            let s = TaskStream::new(seed, step, task);
+            let mut rng = s.rng(purpose, first);
+            assert_eq!(rng, Philox::at(&s, purpose, first));
+            for b in first..first + blocks {
+                let got = [rng.next_u32(), rng.next_u32(), rng.next_u32(), rng.next_u32()];
+                assert_eq!(got, s.block(purpose, b), "seed {seed} step {step} task {task} {purpose:?} block {b}");
+            }
+        }
+    }
+
+    /// The position is the counter with words 1, 0, 2, 3 from least significant, and carries in that
+    /// order: past block 2^24 - 1 into the next purpose, past word 1 into the task, past the task into the
+    /// step, past everything back to 0.
+    #[test]
+    fn position_carries_through_the_counter_words() {
+        let key = seed_key(0x0123_4567_89ab_cdef);
+        let next = |pos: u128| {
+            let mut rng = Philox::from_position(0x0123_4567_89ab_cdef, pos);
+            (0..8).map(|_| rng.next_u32()).collect::<Vec<u32>>()
+        };
+        let s = TaskStream::new(0x0123_4567_89ab_cdef, 5, 6);
+        let last = Philox::position(5, 6, Purpose::GammaAlpha, (1 << 24) - 1);
+        assert_eq!(next(last)[..4], s.block(Purpose::GammaAlpha, (1 << 24) - 1));
+        assert_eq!(next(last)[4..], s.block(Purpose::GammaBeta, 0));
+        for (pos, ctr, ctr_next) in [
+            (u32::MAX as u128, [0, u32::MAX, 0, 0], [1, 0, 0, 0]),
+            (u64::MAX as u128, [u32::MAX, u32::MAX, 0, 0], [0, 0, 1, 0]),
+            ((1u128 << 96) - 1, [u32::MAX, u32::MAX, u32::MAX, 0], [0, 0, 0, 1]),
+            (u128::MAX, [u32::MAX; 4], [0; 4]),
+        ] {
+            let w = next(pos);
+            assert_eq!(w[..4], philox4x32_10(ctr, key), "position {pos:#x}");
+            assert_eq!(w[4..], philox4x32_10(ctr_next, key), "position {pos:#x} + 1");
+        }
+    }
+
+    /// `next_u64` is two words, low first; `fill_bytes` is little-endian words with the tail's unused bytes
+    /// dropped; the calls mix freely within a block and across blocks.
+    #[test]
+    fn u64_and_bytes_follow_the_word_order() {
+        let s = TaskStream::new(99, 1, 2);
+        let words: Vec<u32> = (0..4).flat_map(|b| s.block(Purpose::User, b)).collect();
+        let mut rng = s.rng(Purpose::User, 0);
+        assert_eq!(rng.next_u32(), words[0]);
+        assert_eq!(rng.next_u64(), words[1] as u64 | (words[2] as u64) << 32);
+        assert_eq!(rng.next_u64(), words[3] as u64 | (words[4] as u64) << 32);
+        let mut bytes = [0u8; 11];
+        rng.fill_bytes(&mut bytes);
+        let want: Vec<u8> = words[5..8].iter().flat_map(|w| w.to_le_bytes()).collect();
+        assert_eq!(bytes[..], want[..11]);
+        assert_eq!(rng.next_u32(), words[8]);
+        rng.fill_bytes(&mut []);
+        assert_eq!(rng.next_u32(), words[9]);
+    }
+
+    /// `from_seed` takes the little-endian seed and `seed_from_u64` the seed itself: both start at
+    /// task 0, step 0, `GammaAlpha` block 0; a clone continues identically.
+    #[test]
+    fn seedable_rng_is_the_config_seed() {
+        for seed in [0u64, 1, 42, 0xdead_beef_0bad_f00d, u64::MAX] {
+            let mut a = Philox::seed_from_u64(seed);
+            let b = Philox::from_seed(seed.to_le_bytes());
+            assert_eq!(a, b);
+            assert_eq!(a, Philox::from_position(seed, 0));
+            assert_eq!(a.next_u32(), TaskStream::new(seed, 0, 0).block(Purpose::GammaAlpha, 0)[0]);
+            let mut c = a.clone();
+            for _ in 0..37 {
+                assert_eq!(a.next_u32(), c.next_u32());
+            }
         }
     }
 

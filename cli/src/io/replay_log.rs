@@ -15,8 +15,8 @@
 //! No other field is allowed; blank lines are skipped. The log is streamed: [`ReplayLog`] reads and
 //! fully validates one line at a time (against the pool's size and m when given
 //! [`ReplayLog::check_against`]) before yielding it, so a bad line is reported, with the file and its
-//! 1-based line, before it can be applied: a malformed line as [`BotsError::Parse`], bad evidence
-//! (an unknown or repeated task, a pass rate or counts out of range) as [`BotsError::InFile`] wrapping
+//! 1-based line, before it can be applied: a malformed line as [`BotsError::Parse`](bots::BotsError::Parse), bad evidence
+//! (an unknown or repeated task, a pass rate or counts out of range) as [`BotsError::InFile`](bots::BotsError::InFile) wrapping
 //! the variant and message [`bots::Evidence::validate`] gives every backend. JSON has no NaN:
 //! a `null`, a string such as `"NaN"` or any other non-number where a number belongs is reported as
 //! such.

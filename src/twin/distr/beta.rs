@@ -2,27 +2,114 @@
 //! both shapes are at least 1, and in log space, `1 / (1 + exp(ln G_b - ln G_a))`, when either is
 //! below 1 (its Gamma is boosted in log space), which stays exact at the ends of [0, 1] where
 //! `G_a / (G_a + G_b)` would be 0/0.
+//!
+//! The sampler is [`Beta`], a `rand` [`Distribution`]; [`sample_beta`] is [`Beta::sample_split`] on the
+//! task stream's two Gamma purposes.
 
-use crate::twin::distr::gamma::{gamma_boost, sample_gamma_mt};
+use rand::distr::Distribution;
+use rand::{Rng, RngCore};
+
+use crate::twin::distr::gamma::{first_block, gamma_boost, sample_unboosted, LogGamma};
 use crate::twin::fmath::{exp, ln_normal};
 use crate::twin::philox::{Purpose, TaskStream};
 
-/// A draw of Beta(alpha, beta) from the task's stream (purposes `GammaAlpha` and `GammaBeta`).
+/// Beta(alpha, beta) in f32, as a `rand` [`Distribution`]: `G_a / (G_a + G_b)` from two Gamma draws, in
+/// linear space when both shapes are at least 1 ([`beta_linear`] of two [`crate::twin::distr::Gamma`]
+/// draws), else in log space ([`beta_from_logs`] of two [`LogGamma`] draws).
+///
+/// The shapes should be positive and finite (they are not checked: other values give what the kernels
+/// give, with bounded work). Each Gamma reads its words as [`crate::twin::distr::Gamma`] documents (below
+/// 1 a boost block of four words, then attempt blocks of four). [`Distribution::sample`] reads `G_a`'s
+/// words, then `G_b`'s, from the one `rng`; [`Beta::sample_split`] reads each from its own stream, which
+/// is how the counter-based path draws them: [`sample_beta`]`(alpha, beta, &stream)` is the split draw
+/// from `stream.rng(GammaAlpha, first_block(alpha))` and `stream.rng(GammaBeta, first_block(beta))`
+/// ([`first_block`]: block 0 below 1, where the boost block comes first, else block 1).
 ///
 /// ```
-/// use bots::twin::philox::TaskStream;
-/// let x = bots::twin::distr::sample_beta(0.01, 0.01, &TaskStream::new(42, 0, 7));
+/// use bots::rng::first_block;
+/// use bots::__private::twin::distr::sample_beta;
+/// use bots::rng::Beta;
+/// use bots::rng::{Philox, Purpose, TaskStream};
+/// use rand::{distr::Distribution, SeedableRng};
+///
+/// let beta = Beta::new(2.0, 5.0);
+/// let xs: Vec<f32> = beta.sample_iter(Philox::seed_from_u64(42)).take(10_000).collect();
+/// let mean = xs.iter().sum::<f32>() / 10_000.0;
+/// assert!((mean - 2.0 / 7.0).abs() < 0.01);
+///
+/// let s = TaskStream::new(42, 3, 7);
+/// let beta = Beta::new(0.5, 5.0);
+/// let mut rng_alpha = s.rng(Purpose::GammaAlpha, first_block(0.5)); // block 0: the boost block
+/// let mut rng_beta = s.rng(Purpose::GammaBeta, first_block(5.0)); // block 1: the first attempts
+/// assert_eq!(beta.sample_split(&mut rng_alpha, &mut rng_beta), sample_beta(0.5, 5.0, &s));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Beta {
+    /// The first shape (of `G_a`, the numerator's Gamma).
+    pub alpha: f32,
+    /// The second shape (of `G_b`).
+    pub beta: f32,
+}
+
+impl Beta {
+    /// Beta(`alpha`, `beta`).
+    #[inline(always)]
+    pub const fn new(alpha: f32, beta: f32) -> Beta {
+        Beta { alpha, beta }
+    }
+
+    /// The draw with `G_a`'s words from `rng_alpha` and `G_b`'s from `rng_beta` (each read as
+    /// [`crate::twin::distr::Gamma`] documents).
+    #[inline(always)]
+    pub fn sample_split<RA, RB>(&self, rng_alpha: &mut RA, rng_beta: &mut RB) -> f32
+    where
+        RA: RngCore + ?Sized,
+        RB: RngCore + ?Sized,
+    {
+        let (alpha, beta) = (self.alpha, self.beta);
+        if beta_in_linear_space(alpha, beta) {
+            let ga = sample_unboosted(alpha, rng_alpha);
+            let gb = sample_unboosted(beta, rng_beta);
+            beta_linear(ga, gb)
+        } else {
+            let la = LogGamma::new(alpha).sample(rng_alpha);
+            let lb = LogGamma::new(beta).sample(rng_beta);
+            beta_from_logs(la, lb)
+        }
+    }
+}
+
+impl Distribution<f32> for Beta {
+    /// [`Beta::sample_split`] with both Gammas from `rng`, `G_a`'s words first.
+    #[inline(always)]
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {
+        let (alpha, beta) = (self.alpha, self.beta);
+        if beta_in_linear_space(alpha, beta) {
+            let ga = sample_unboosted(alpha, rng);
+            let gb = sample_unboosted(beta, rng);
+            beta_linear(ga, gb)
+        } else {
+            let la = LogGamma::new(alpha).sample(rng);
+            let lb = LogGamma::new(beta).sample(rng);
+            beta_from_logs(la, lb)
+        }
+    }
+}
+
+/// A draw of Beta(alpha, beta) from the task's stream (purposes `GammaAlpha` and `GammaBeta`): [`Beta`]
+/// drawn with [`Beta::sample_split`] from [`TaskStream::rng`] at block [`first_block`]`(shape)` of each
+/// purpose.
+///
+/// ```
+/// use bots::rng::TaskStream;
+/// let x = bots::__private::twin::distr::sample_beta(0.01, 0.01, &TaskStream::new(42, 0, 7));
 /// assert!((0.0..=1.0).contains(&x));
 /// ```
 #[inline(always)]
 pub fn sample_beta(alpha: f32, beta: f32, stream: &TaskStream) -> f32 {
-    let ga = sample_gamma_mt(alpha, stream, Purpose::GammaAlpha);
-    let gb = sample_gamma_mt(beta, stream, Purpose::GammaBeta);
-    if beta_in_linear_space(alpha, beta) {
-        beta_linear(ga, gb)
-    } else {
-        beta_log(alpha, beta, ga, gb, stream)
-    }
+    let mut rng_alpha = stream.rng(Purpose::GammaAlpha, first_block(alpha));
+    let mut rng_beta = stream.rng(Purpose::GammaBeta, first_block(beta));
+    Beta::new(alpha, beta).sample_split(&mut rng_alpha, &mut rng_beta)
 }
 
 /// Whether the Beta draw of these shapes is [`beta_linear`] (both at least 1: neither Gamma is boosted)

@@ -2,9 +2,17 @@
 //! `shape + 1` below 1), and `ln G` with the `shape < 1` boost `G(a) = G(a + 1) · U^(1/a)` applied in
 //! log space ([`sample_log_gamma`]), so that tiny shapes do not underflow to 0 (the failure of torch's
 //! sampler for Beta(0.01, 0.01), pytorch#15738).
+//!
+//! The samplers are `rand` [`Distribution`]s, [`Gamma`] and [`LogGamma`], reading words one after another
+//! from any [`RngCore`]; the counter-based functions ([`sample_log_gamma`], [`sample_gamma_mt`],
+//! [`gamma_from_attempt1`], [`gamma_boost`]) run the same code on a [`crate::twin::philox::Philox`]
+//! positioned at the task stream's blocks, so both give the kernels' bits.
+
+use rand::distr::Distribution;
+use rand::{Rng, RngCore};
 
 use crate::twin::distr::normal::box_muller_scaled;
-use crate::twin::fmath::{ln_1p_moderate, ln_normal};
+use crate::twin::fmath::{exp, ln_1p_moderate, ln_normal};
 use crate::twin::philox::{u01, Purpose, TaskStream};
 
 /// Block budget of the rejection loop: each block is two attempts, each accepted with probability
@@ -71,50 +79,59 @@ fn mt_attempt(d: f32, x: f32, uw: u32) -> Option<f32> {
     (mt_squeeze(d, x, u) || mt_exact(d, x, u)).then(|| mt_value(d, x))
 }
 
-/// `G ~ Gamma(a, 1)` for `a = shape`, or `shape + 1` below 1 (before the boost), in linear space: the
-/// Marsaglia–Tsang draw from the `purpose` blocks of `stream`.
-///
-/// Blocks 1.. each hold two attempts: words 0, 1 give `x = c·z` for two normals `z` by Box–Muller
-/// ([`box_muller_scaled`]), words 2, 3 the two acceptance uniforms. An attempt with `x <= -1` rejects;
-/// otherwise [`mt_squeeze`] then [`mt_exact`] decide, and an accepted attempt gives [`mt_value`] (`d` if
-/// every block rejects). Logarithms are [`crate::twin::fmath`]'s, bit for bit those of the kernels (the
-/// domain forms `ln_normal` and `ln_1p_moderate`: every argument here is in their domain, given a
-/// positive finite `shape`).
+/// Four consecutive words of `rng`: one block of a [`crate::twin::philox::Philox`] read from a block
+/// boundary.
 #[inline(always)]
-pub fn sample_gamma_mt(shape: f32, stream: &TaskStream, purpose: Purpose) -> f32 {
+fn next_block<R: RngCore + ?Sized>(rng: &mut R) -> [u32; 4] {
+    [rng.next_u32(), rng.next_u32(), rng.next_u32(), rng.next_u32()]
+}
+
+/// The block of a purpose where a Gamma draw of `shape` starts reading on the task stream: 0 below 1
+/// (the boost block, then the attempts from block 1), 1 otherwise (the attempts). [`Gamma`] and [`LogGamma`]
+/// drawn from [`TaskStream::rng`]`(purpose, first_block(shape))` read the counter-based path's blocks.
+///
+/// ```
+/// use bots::rng::first_block;
+/// assert_eq!((first_block(0.5), first_block(1.0), first_block(7.0)), (0, 1, 1));
+/// ```
+#[inline(always)]
+pub fn first_block(shape: f32) -> u32 {
+    if shape < 1.0 {
+        0
+    } else {
+        1
+    }
+}
+
+/// `ln G(shape) = ln G(shape + 1) + ln(U)/shape`, U from the word `w`.
+#[inline(always)]
+fn boost(shape: f32, log_g: f32, w: u32) -> f32 {
+    log_g + ln_normal(u01(w)) / shape
+}
+
+/// The Marsaglia–Tsang draw of `shape` (`shape + 1` below 1, before any boost) from the attempt blocks
+/// read next from `rng`: block after block, two attempts each (see [`sample_gamma_mt`]).
+#[inline(always)]
+fn mt_draw<R: RngCore + ?Sized>(shape: f32, rng: &mut R) -> f32 {
     let (d, q) = mt_constants(shape);
-    let w = stream.block(purpose, 1);
+    let w = next_block(rng);
     let (x0, x1) = box_muller_scaled(w[0], w[1], q);
     match mt_attempt(d, x0, w[2]) {
         Some(g) => g,
-        None => gamma_from_attempt1(d, q, x1, w[3], stream, purpose),
+        None => mt_from_attempt1(d, q, x1, w[3], rng),
     }
 }
 
-/// `ln X` for `X ~ Gamma(shape, 1)`: `ln` of [`sample_gamma_mt`], then, below 1, the boost
-/// `G(a) = G(a + 1) · U^(1/a)` in log space ([`gamma_boost`], block 0 word 0), so tiny shapes do not
-/// underflow.
-///
-/// ```
-/// use bots::twin::philox::{Purpose, TaskStream};
-/// let lg = bots::twin::distr::sample_log_gamma(0.01, &TaskStream::new(1, 0, 0), Purpose::GammaAlpha);
-/// assert!(lg.is_finite() && lg < 0.0); // Gamma(0.01) is almost always far below 1
-/// ```
-#[inline(always)]
-pub fn sample_log_gamma(shape: f32, stream: &TaskStream, purpose: Purpose) -> f32 {
-    gamma_boost(shape, ln_normal(sample_gamma_mt(shape, stream, purpose)), stream, purpose)
-}
-
-/// The rest of [`sample_gamma_mt`] once the first attempt has rejected: attempt 1 of block 1 (its `x1`
-/// and word `w3` given), then blocks 2.. . The lane code calls it for the lanes its first attempt does
-/// not accept.
+/// The rest of [`mt_draw`] once the first attempt has rejected: attempt 1 of the first attempt block
+/// (its `x1` and word `w3` given), then the blocks read next from `rng`, up to [`MAX_GAMMA_BLOCKS`] in
+/// all.
 #[inline(never)]
-pub fn gamma_from_attempt1(d: f32, q: f32, x1: f32, w3: u32, stream: &TaskStream, purpose: Purpose) -> f32 {
+fn mt_from_attempt1<R: RngCore + ?Sized>(d: f32, q: f32, x1: f32, w3: u32, rng: &mut R) -> f32 {
     if let Some(g) = mt_attempt(d, x1, w3) {
         return g;
     }
-    for block in 2..=MAX_GAMMA_BLOCKS {
-        let w = stream.block(purpose, block);
+    for _ in 2..=MAX_GAMMA_BLOCKS {
+        let w = next_block(rng);
         let (x0, x1) = box_muller_scaled(w[0], w[1], q);
         for (x, uw) in [(x0, w[2]), (x1, w[3])] {
             if let Some(g) = mt_attempt(d, x, uw) {
@@ -125,12 +142,157 @@ pub fn gamma_from_attempt1(d: f32, q: f32, x1: f32, w3: u32, stream: &TaskStream
     d
 }
 
+/// [`Gamma`]'s draw for `shape >= 1` (the attempts only), which [`crate::twin::distr::Beta`] uses in
+/// linear space.
+#[inline(always)]
+pub(crate) fn sample_unboosted<R: RngCore + ?Sized>(shape: f32, rng: &mut R) -> f32 {
+    mt_draw(shape, rng)
+}
+
+/// `X ~ Gamma(shape, 1)` in f32, as a `rand` [`Distribution`]: Marsaglia–Tsang for `shape >= 1`, and
+/// `exp` of [`LogGamma`]'s draw below 1 (which underflows to 0 where `X` is below the smallest f32, as
+/// it is for most draws of tiny shapes: use [`LogGamma`] there).
+///
+/// The shape should be positive and finite (it is not checked: other values give what the kernels give,
+/// with bounded work). Words read, in order, four at a time:
+/// 1. below 1 only, the boost block: its word 0 is the boost uniform (words 1 to 3 are unused);
+/// 2. attempt blocks, at most [`MAX_GAMMA_BLOCKS`]: words 0 and 1 give two normals by Box–Muller,
+///    words 2 and 3 their acceptance uniforms (see [`sample_gamma_mt`]); reading stops after the
+///    accepted attempt's block.
+///
+/// So from a [`crate::twin::philox::Philox`] positioned at block [`first_block`]`(shape)` of a purpose
+/// (0 below 1, else 1) it reads the blocks the counter-based path reads (block 0 for the boost, blocks
+/// 1.. for the attempts), and for `shape >= 1` it is [`sample_gamma_mt`] bit for bit.
+///
+/// ```
+/// use bots::__private::twin::distr::gamma::sample_gamma_mt;
+/// use bots::rng::{first_block, Gamma};
+/// use bots::rng::{Philox, Purpose, TaskStream};
+/// use rand::{distr::Distribution, SeedableRng};
+///
+/// let g = Gamma::new(2.5);
+/// let mut rng = Philox::seed_from_u64(1);
+/// let mean = (0..10_000).map(|_| g.sample(&mut rng)).sum::<f32>() / 10_000.0;
+/// assert!((mean - 2.5).abs() < 0.1);
+///
+/// let s = TaskStream::new(1, 2, 3);
+/// let mut rng = s.rng(Purpose::GammaBeta, first_block(2.5));
+/// assert_eq!(g.sample(&mut rng), sample_gamma_mt(2.5, &s, Purpose::GammaBeta));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gamma {
+    /// The shape `a` (the scale is 1).
+    pub shape: f32,
+}
+
+impl Gamma {
+    /// Gamma(`shape`, 1).
+    #[inline(always)]
+    pub const fn new(shape: f32) -> Gamma {
+        Gamma { shape }
+    }
+}
+
+impl Distribution<f32> for Gamma {
+    #[inline(always)]
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {
+        if self.shape < 1.0 {
+            exp(LogGamma::new(self.shape).sample(rng))
+        } else {
+            sample_unboosted(self.shape, rng)
+        }
+    }
+}
+
+/// `ln X` for `X ~ Gamma(shape, 1)`, as a `rand` [`Distribution`]: `ln` of the Marsaglia–Tsang draw, then,
+/// below 1, the boost `G(a) = G(a + 1) · U^(1/a)` in log space, so tiny shapes do not underflow.
+///
+/// The same words as [`Gamma`] (below 1 the boost block, then attempt blocks); from a
+/// [`crate::twin::philox::Philox`] positioned at block [`first_block`]`(shape)` of a purpose it is
+/// [`sample_log_gamma`] bit for bit (which is this draw on such a stream).
+///
+/// ```
+/// use bots::rng::first_block;
+/// use bots::__private::twin::distr::sample_log_gamma;
+/// use bots::rng::LogGamma;
+/// use bots::rng::{Purpose, TaskStream};
+/// use rand::distr::Distribution;
+///
+/// let s = TaskStream::new(1, 0, 0);
+/// let lg = LogGamma::new(0.01).sample(&mut s.rng(Purpose::GammaAlpha, first_block(0.01)));
+/// assert_eq!(lg, sample_log_gamma(0.01, &s, Purpose::GammaAlpha));
+/// assert!(lg.is_finite() && lg < -10.0); // Gamma(0.01) is almost always far below 1
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogGamma {
+    /// The shape `a` of the Gamma(`a`, 1) whose logarithm is drawn.
+    pub shape: f32,
+}
+
+impl LogGamma {
+    /// `ln` of Gamma(`shape`, 1).
+    #[inline(always)]
+    pub const fn new(shape: f32) -> LogGamma {
+        LogGamma { shape }
+    }
+}
+
+impl Distribution<f32> for LogGamma {
+    #[inline(always)]
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {
+        let shape = self.shape;
+        if shape < 1.0 {
+            let w = next_block(rng)[0];
+            boost(shape, ln_normal(mt_draw(shape, rng)), w)
+        } else {
+            ln_normal(mt_draw(shape, rng))
+        }
+    }
+}
+
+/// `G ~ Gamma(a, 1)` for `a = shape`, or `shape + 1` below 1 (before the boost), in linear space: the
+/// Marsaglia–Tsang draw from the `purpose` blocks of `stream`.
+///
+/// Blocks 1.. each hold two attempts: words 0, 1 give `x = c·z` for two normals `z` by Box–Muller
+/// ([`box_muller_scaled`]), words 2, 3 the two acceptance uniforms. An attempt with `x <= -1` rejects;
+/// otherwise [`mt_squeeze`] then [`mt_exact`] decide, and an accepted attempt gives [`mt_value`] (`d` if
+/// every block rejects). Logarithms are `fmath`'s, bit for bit those of the kernels (the
+/// domain forms `ln_normal` and `ln_1p_moderate`: every argument here is in their domain, given a
+/// positive finite `shape`).
+///
+/// The attempts of [`Gamma`] and [`LogGamma`], read from [`TaskStream::rng`]`(purpose, 1)`.
+#[inline(always)]
+pub fn sample_gamma_mt(shape: f32, stream: &TaskStream, purpose: Purpose) -> f32 {
+    mt_draw(shape, &mut stream.rng(purpose, 1))
+}
+
+/// `ln X` for `X ~ Gamma(shape, 1)`: `ln` of [`sample_gamma_mt`], then, below 1, the boost
+/// `G(a) = G(a + 1) · U^(1/a)` in log space ([`gamma_boost`], block 0 word 0), so tiny shapes do not
+/// underflow. It is [`LogGamma`] drawn from [`TaskStream::rng`]`(purpose, `[`first_block`]`(shape))`.
+///
+/// ```
+/// use bots::rng::{Purpose, TaskStream};
+/// let lg = bots::__private::twin::distr::sample_log_gamma(0.01, &TaskStream::new(1, 0, 0), Purpose::GammaAlpha);
+/// assert!(lg.is_finite() && lg < 0.0); // Gamma(0.01) is almost always far below 1
+/// ```
+#[inline(always)]
+pub fn sample_log_gamma(shape: f32, stream: &TaskStream, purpose: Purpose) -> f32 {
+    LogGamma::new(shape).sample(&mut stream.rng(purpose, first_block(shape)))
+}
+
+/// The rest of [`sample_gamma_mt`] once the first attempt has rejected: attempt 1 of block 1 (its `x1`
+/// and word `w3` given), then blocks 2.. . The lane code calls it for the lanes its first attempt does
+/// not accept.
+#[inline]
+pub fn gamma_from_attempt1(d: f32, q: f32, x1: f32, w3: u32, stream: &TaskStream, purpose: Purpose) -> f32 {
+    mt_from_attempt1(d, q, x1, w3, &mut stream.rng(purpose, 2))
+}
+
 /// `ln G(shape)` from `ln G(shape + 1)` below 1: `+ ln(U)/shape`, U from block 0 word 0.
 #[inline(always)]
 pub fn gamma_boost(shape: f32, log_g: f32, stream: &TaskStream, purpose: Purpose) -> f32 {
     if shape < 1.0 {
-        let w = stream.block(purpose, 0);
-        log_g + ln_normal(u01(w[0])) / shape
+        boost(shape, log_g, stream.rng(purpose, 0).next_u32())
     } else {
         log_g
     }

@@ -1,14 +1,55 @@
-//! Standard normal pairs by Box–Muller.
+//! Standard normal pairs by Box–Muller: [`box_muller`] of two words, and [`StandardNormal`], a `rand`
+//! [`Distribution`] of it.
+
+use rand::distr::Distribution;
+use rand::Rng;
 
 use crate::twin::fmath::{ln_normal, sincos_2pi};
 use crate::twin::philox::u01;
 
-/// Two independent N(0, 1) values from two uniform words:
-/// `r = sqrt(-2 ln u1)`, `(r cos 2πu2, r sin 2πu2)`, with the bit-reproducible [`crate::twin::fmath`]
-/// `ln` and `sincos_2pi` (the kernels compute the same bits).
+/// The standard normal distribution N(0, 1) in f32 by Box–Muller, as a `rand` [`Distribution`] of the
+/// pair `(f32, f32)` (two independent values, [`box_muller`] of the next two words of the `rng`) and of
+/// one `f32` (the pair's first value, `r cos 2πu2`; both words are read, the sine half is dropped).
 ///
 /// ```
-/// let (z0, z1) = bots::twin::distr::box_muller(0x1234_5678, 0x9abc_def0);
+/// use bots::__private::twin::distr::box_muller;
+/// use bots::rng::StandardNormal;
+/// use bots::rng::{Purpose, TaskStream};
+/// use rand::distr::Distribution;
+///
+/// let s = TaskStream::new(3, 0, 1);
+/// let w = s.block(Purpose::User, 0);
+/// let mut rng = s.rng(Purpose::User, 0);
+/// let pair: (f32, f32) = StandardNormal.sample(&mut rng);
+/// assert_eq!(pair, box_muller(w[0], w[1]));
+/// let z: f32 = StandardNormal.sample(&mut rng);
+/// assert_eq!(z, box_muller(w[2], w[3]).0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StandardNormal;
+
+impl Distribution<(f32, f32)> for StandardNormal {
+    #[inline(always)]
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> (f32, f32) {
+        let w0 = rng.next_u32();
+        let w1 = rng.next_u32();
+        box_muller(w0, w1)
+    }
+}
+
+impl Distribution<f32> for StandardNormal {
+    #[inline(always)]
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f32 {
+        <Self as Distribution<(f32, f32)>>::sample(self, rng).0
+    }
+}
+
+/// Two independent N(0, 1) values from two uniform words:
+/// `r = sqrt(-2 ln u1)`, `(r cos 2πu2, r sin 2πu2)`, with the bit-reproducible `ln` and `sincos_2pi` of
+/// the crate's `twin::fmath` (the kernels compute the same bits).
+///
+/// ```
+/// let (z0, z1) = bots::__private::twin::distr::box_muller(0x1234_5678, 0x9abc_def0);
 /// assert!(z0.is_finite() && z1.is_finite());
 /// ```
 #[inline(always)]
@@ -21,8 +62,8 @@ pub fn box_muller(w0: u32, w1: u32) -> (f32, f32) {
 /// `s = sqrt(-2 ln u1 · q)`. The Gamma sampler's `x = c·z` with `q = c² = 1/(9d)`.
 ///
 /// ```
-/// let (x0, x1) = bots::twin::distr::normal::box_muller_scaled(0x1234_5678, 0x9abc_def0, 0.25);
-/// let (z0, z1) = bots::twin::distr::box_muller(0x1234_5678, 0x9abc_def0);
+/// let (x0, x1) = bots::__private::twin::distr::normal::box_muller_scaled(0x1234_5678, 0x9abc_def0, 0.25);
+/// let (z0, z1) = bots::__private::twin::distr::box_muller(0x1234_5678, 0x9abc_def0);
 /// assert!((x0 - 0.5 * z0).abs() < 1e-6 && (x1 - 0.5 * z1).abs() < 1e-6);
 /// ```
 #[inline(always)]
