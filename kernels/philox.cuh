@@ -3,14 +3,15 @@
 // key = [seed lo, seed hi]; counter = [task, (purpose << 24) | block, step lo, step hi].
 #pragma once
 #include <stdint.h>
+#include "abi.cuh"    // BOTS_PHILOX_* and BOTS_PURPOSE_*, declared in src/abi.rs
 #include "fmath.cuh"  // bots_u2f
 
-#define BOTS_PHILOX_M0 0xD2511F53u
-#define BOTS_PHILOX_M1 0xCD9E8D57u
-#define BOTS_PHILOX_W0 0x9E3779B9u
-#define BOTS_PHILOX_W1 0xBB67AE85u
-
-enum BotsPurpose : uint32_t { PURPOSE_GAMMA_ALPHA = 0, PURPOSE_GAMMA_BETA = 1, PURPOSE_GUMBEL = 2, PURPOSE_USER = 3 };
+enum BotsPurpose : uint32_t {
+    PURPOSE_GAMMA_ALPHA = BOTS_PURPOSE_GAMMA_ALPHA,
+    PURPOSE_GAMMA_BETA = BOTS_PURPOSE_GAMMA_BETA,
+    PURPOSE_GUMBEL = BOTS_PURPOSE_GUMBEL,
+    PURPOSE_USER = BOTS_PURPOSE_USER,
+};
 
 __device__ __forceinline__ uint4 philox4x32_10(uint4 ctr, uint2 key) {
 #pragma unroll

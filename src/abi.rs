@@ -221,6 +221,20 @@ pub const MAX_GAMMA_BLOCKS: u32 = 64;
 /// Threads of the one `batch_reduce` block: lanes of the batch sums on both backends.
 pub const BATCH_LANES: u32 = 256;
 
+/// Philox4x32-10's round multipliers (Random123), of the CPU twin (`twin::philox`) and the kernels.
+pub const PHILOX_M0: u32 = 0xD251_1F53;
+pub const PHILOX_M1: u32 = 0xCD9E_8D57;
+/// Philox4x32-10's Weyl key increments, added to the key between rounds.
+pub const PHILOX_W0: u32 = 0x9E37_79B9;
+pub const PHILOX_W1: u32 = 0xBB67_AE85;
+/// The purposes of a task's random words, bits 24.. of the second counter word (`TaskStream::block`):
+/// the Gamma(alpha) and Gamma(beta) draws of the Beta sample, the Gumbel noise of Gumbel-top-k, and
+/// one free for callers (the simulator's rollouts).
+pub const PURPOSE_GAMMA_ALPHA: u32 = 0;
+pub const PURPOSE_GAMMA_BETA: u32 = 1;
+pub const PURPOSE_GUMBEL: u32 = 2;
+pub const PURPOSE_USER: u32 = 3;
+
 /// Declares the kernel enum, in launch-table order, with each kernel's PTX entry name.
 macro_rules! kernels {
     ($($(#[$m:meta])* $v:ident = $name:literal,)*) => {
@@ -275,7 +289,15 @@ pub fn abi_cuh() -> String {
     );
     s += &format!("#define BOTS_RADIX_PASSES {RADIX_PASSES}\n#define BOTS_RADIX_BINS {RADIX_BINS}\n");
     s += &format!("#define BOTS_MU_EPS {MU_EPS:e}\n#define BOTS_ADAPTIVE_RHO_MISS {ADAPTIVE_RHO_MISS:?}\n");
-    s += &format!("#define BOTS_MAX_GAMMA_BLOCKS {MAX_GAMMA_BLOCKS}u\n#define BOTS_BATCH_LANES {BATCH_LANES}u\n\n");
+    s += &format!("#define BOTS_MAX_GAMMA_BLOCKS {MAX_GAMMA_BLOCKS}u\n#define BOTS_BATCH_LANES {BATCH_LANES}u\n");
+    s += &format!(
+        "#define BOTS_PHILOX_M0 0x{PHILOX_M0:08X}u\n#define BOTS_PHILOX_M1 0x{PHILOX_M1:08X}u\n\
+         #define BOTS_PHILOX_W0 0x{PHILOX_W0:08X}u\n#define BOTS_PHILOX_W1 0x{PHILOX_W1:08X}u\n"
+    );
+    s += &format!(
+        "#define BOTS_PURPOSE_GAMMA_ALPHA {PURPOSE_GAMMA_ALPHA}u\n#define BOTS_PURPOSE_GAMMA_BETA {PURPOSE_GAMMA_BETA}u\n\
+         #define BOTS_PURPOSE_GUMBEL {PURPOSE_GUMBEL}u\n#define BOTS_PURPOSE_USER {PURPOSE_USER}u\n\n"
+    );
     s += "// X-macro of every kernel, in launch-table order (scripts/emu-driver registers them from it).\n";
     s += "#define BOTS_KERNELS(X)";
     for k in Kernel::ALL {

@@ -16,11 +16,11 @@
 
 use rand::{RngCore, SeedableRng};
 
-/// Philox4x32 multipliers and Weyl key increments (Random123).
-pub(crate) const M0: u32 = 0xD251_1F53;
-pub(crate) const M1: u32 = 0xCD9E_8D57;
-pub(crate) const W0: u32 = 0x9E37_79B9;
-pub(crate) const W1: u32 = 0xBB67_AE85;
+/// Philox4x32 multipliers and Weyl key increments (Random123), declared with the kernels' in the ABI.
+pub(crate) const M0: u32 = crate::abi::PHILOX_M0;
+pub(crate) const M1: u32 = crate::abi::PHILOX_M1;
+pub(crate) const W0: u32 = crate::abi::PHILOX_W0;
+pub(crate) const W1: u32 = crate::abi::PHILOX_W1;
 
 #[inline(always)]
 fn mulhilo(a: u32, b: u32) -> (u32, u32) {
@@ -54,18 +54,18 @@ pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 }
 
 /// What a block of random words is used for; part of the counter, so draws for different purposes
-/// never overlap.
+/// never overlap. The codes are declared in the ABI, with the kernels' (`BOTS_PURPOSE_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Purpose {
     /// The Gamma(alpha) draw of the Beta sample.
-    GammaAlpha = 0,
+    GammaAlpha = crate::abi::PURPOSE_GAMMA_ALPHA,
     /// The Gamma(beta) draw of the Beta sample.
-    GammaBeta = 1,
+    GammaBeta = crate::abi::PURPOSE_GAMMA_BETA,
     /// The Gumbel noise of Gumbel-top-k (tau > 0).
-    Gumbel = 2,
+    Gumbel = crate::abi::PURPOSE_GUMBEL,
     /// Free for callers (the simulator's rollouts use it).
-    User = 3,
+    User = crate::abi::PURPOSE_USER,
 }
 
 /// The Philox key of a seed: `[seed as u32, (seed >> 32) as u32]`.
