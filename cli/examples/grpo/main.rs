@@ -37,21 +37,24 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+mod model;
+mod report;
+mod tasks;
+
+use model::{warm_start, Policy};
+use report::{accuracy, pass_rates, plot, report};
+use tasks::{answer_mask, correct, make_tasks, prompt, Task};
+
 use anyhow::{bail, Context, Result};
 use bots::{Backend, BackendKind, Config, Evidence};
-use bots_cli::chart;
-use candle_core::{Device, Tensor, Var, D};
+use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use clap::Parser;
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 /// Digits are tokens 0..=9.
-const PAD: u32 = 10;
-const SEP: u32 = 11;
-const EOS: u32 = 12;
-const VOCAB: usize = 13;
 
 #[derive(Parser, Clone, Debug)]
 #[command(about = "GRPO on digit reversal with random, BOTS and explicit-only BOTS task selection")]
@@ -119,293 +122,6 @@ pub struct Args {
     /// Print less.
     #[arg(long)]
     pub quiet: bool,
-}
-
-// ----- tasks -----
-
-/// A task: the digits to reverse.
-type Task = Vec<u8>;
-
-fn make_tasks(n: usize, max_len: usize, rng: &mut StdRng) -> Vec<Task> {
-    (0..n)
-        .map(|_| {
-            let len = rng.random_range(1..=max_len);
-            (0..len).map(|_| rng.random_range(0..10u8)).collect()
-        })
-        .collect()
-}
-
-/// The prompt, `max_len + 1` tokens: left padding, the digits, SEP.
-fn prompt(task: &Task, max_len: usize) -> Vec<u32> {
-    let mut p = vec![PAD; max_len - task.len()];
-    p.extend(task.iter().map(|&d| d as u32));
-    p.push(SEP);
-    p
-}
-
-/// The answer, `max_len + 1` tokens: the reversed digits, EOS, padding.
-fn answer(task: &Task, max_len: usize) -> Vec<u32> {
-    let mut a: Vec<u32> = task.iter().rev().map(|&d| d as u32).collect();
-    a.push(EOS);
-    a.resize(max_len + 1, PAD);
-    a
-}
-
-/// Exact correctness: the generated tokens up to the first EOS are the reversed digits.
-fn correct(task: &Task, generated: &[u32]) -> bool {
-    let len = task.len();
-    generated.len() > len && generated[len] == EOS && task.iter().rev().zip(generated).all(|(&d, &g)| d as u32 == g)
-}
-
-/// 1 for the generated tokens up to and including the first EOS (the ones that count), 0 after.
-fn answer_mask(generated: &[u32]) -> Vec<f32> {
-    let end = generated.iter().position(|&t| t == EOS).map_or(generated.len(), |i| i + 1);
-    (0..generated.len()).map(|i| if i < end { 1.0 } else { 0.0 }).collect()
-}
-
-// ----- the policy: a tiny decoder-only transformer -----
-
-struct Linear {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Linear {
-    /// `[b, t, i] -> [b, t, o]` as one `[b t, i] x [i, o]` product.
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, t, i) = x.dims3()?;
-        x.reshape((b * t, i))?.matmul(&self.w)?.broadcast_add(&self.b)?.reshape((b, t, ()))
-    }
-}
-
-struct Norm {
-    g: Tensor,
-    b: Tensor,
-}
-
-impl Norm {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        // The primitive-op layer norm (candle-nn's fused one has no backward pass).
-        candle_nn::ops::layer_norm_slow(x, &self.g, &self.b, 1e-5)
-    }
-}
-
-struct Block {
-    ln1: Norm,
-    qkv: Linear,
-    proj: Linear,
-    ln2: Norm,
-    fc1: Linear,
-    fc2: Linear,
-}
-
-pub struct Policy {
-    vars: Vec<Var>,
-    tok: Tensor,
-    pos: Tensor,
-    blocks: Vec<Block>,
-    ln_f: Norm,
-    head: Linear,
-    mask: Tensor,
-    heads: usize,
-    max_len: usize,
-    device: Device,
-}
-
-/// Parameters made from a seeded host RNG (candle's CPU RNG cannot be seeded).
-struct Init<'a> {
-    rng: StdRng,
-    vars: Vec<Var>,
-    device: &'a Device,
-}
-
-impl Init<'_> {
-    fn uniform(&mut self, shape: &[usize], bound: f32) -> candle_core::Result<Tensor> {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| self.rng.random_range(-bound..=bound)).collect();
-        self.var(Tensor::from_vec(v, shape, self.device)?)
-    }
-    fn constant(&mut self, shape: &[usize], c: f32) -> candle_core::Result<Tensor> {
-        self.var(Tensor::full(c, shape, self.device)?)
-    }
-    fn var(&mut self, t: Tensor) -> candle_core::Result<Tensor> {
-        let v = Var::from_tensor(&t)?;
-        let t = v.as_tensor().clone();
-        self.vars.push(v);
-        Ok(t)
-    }
-    fn linear(&mut self, i: usize, o: usize) -> candle_core::Result<Linear> {
-        Ok(Linear { w: self.uniform(&[i, o], 1.0 / (i as f32).sqrt())?, b: self.constant(&[o], 0.0)? })
-    }
-    fn norm(&mut self, d: usize) -> candle_core::Result<Norm> {
-        Ok(Norm { g: self.constant(&[d], 1.0)?, b: self.constant(&[d], 0.0)? })
-    }
-}
-
-impl Policy {
-    pub fn new(d: usize, layers: usize, max_len: usize, seed: u64, device: &Device) -> candle_core::Result<Policy> {
-        let mut init = Init { rng: StdRng::seed_from_u64(seed), vars: Vec::new(), device };
-        let t = 2 * max_len + 2;
-        let tok = init.uniform(&[VOCAB, d], 1.0)?;
-        let pos = init.uniform(&[t, d], 1.0)?;
-        let mut blocks = Vec::new();
-        for _ in 0..layers {
-            blocks.push(Block {
-                ln1: init.norm(d)?,
-                qkv: init.linear(d, 3 * d)?,
-                proj: init.linear(d, d)?,
-                ln2: init.norm(d)?,
-                fc1: init.linear(d, 4 * d)?,
-                fc2: init.linear(4 * d, d)?,
-            });
-        }
-        let ln_f = init.norm(d)?;
-        let head = init.linear(d, VOCAB)?;
-        let mask: Vec<f32> = (0..t * t).map(|k| if k % t > k / t { -1e9 } else { 0.0 }).collect();
-        let mask = Tensor::from_vec(mask, (t, t), device)?;
-        Ok(Policy { vars: init.vars, tok, pos, blocks, ln_f, head, mask, heads: 4, max_len, device: device.clone() })
-    }
-
-    /// Logits `[b, t, VOCAB]` for tokens `[b, t]` (position i predicts token i + 1).
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, t) = x.dims2()?;
-        let d = self.tok.dim(1)?;
-        let (nh, dh) = (self.heads, d / self.heads);
-        let mut h =
-            self.tok.embedding(&x.flatten_all()?)?.reshape((b, t, d))?.broadcast_add(&self.pos.narrow(0, 0, t)?)?;
-        let mask = self.mask.narrow(0, 0, t)?.narrow(1, 0, t)?;
-        for blk in &self.blocks {
-            let qkv = blk.qkv.forward(&blk.ln1.forward(&h)?)?.reshape((b, t, 3, nh, dh))?.permute((2, 0, 3, 1, 4))?;
-            let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
-            let att = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (dh as f64).sqrt()))?.broadcast_add(&mask)?;
-            let att = candle_nn::ops::softmax(&att, D::Minus1)?;
-            let y = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-            h = (h + blk.proj.forward(&y)?)?;
-            let m = blk.fc2.forward(&blk.fc1.forward(&blk.ln2.forward(&h)?)?.relu()?)?;
-            h = (h + m)?;
-        }
-        self.head.forward(&self.ln_f.forward(&h)?)
-    }
-
-    /// Log-probabilities of the answer tokens `[b, max_len + 1]` after their prompts.
-    fn answer_logprobs(&self, prompts: &[Vec<u32>], answers: &[Vec<u32>]) -> candle_core::Result<Tensor> {
-        let (b, p) = (prompts.len(), self.max_len + 1);
-        let mut seq = Vec::with_capacity(b * (2 * p - 1));
-        let mut onehot = vec![0f32; b * p * VOCAB];
-        for (i, (pr, an)) in prompts.iter().zip(answers).enumerate() {
-            seq.extend_from_slice(pr);
-            seq.extend_from_slice(&an[..p - 1]);
-            for (j, &tok) in an.iter().enumerate() {
-                onehot[(i * p + j) * VOCAB + tok as usize] = 1.0;
-            }
-        }
-        let x = Tensor::from_vec(seq, (b, 2 * p - 1), &self.device)?;
-        let logits = self.forward(&x)?.narrow(1, p - 1, p)?;
-        let max = logits.max_keepdim(D::Minus1)?.detach();
-        let shifted = logits.broadcast_sub(&max)?;
-        let logp = shifted.broadcast_sub(&shifted.exp()?.sum_keepdim(D::Minus1)?.log()?)?;
-        let onehot = Tensor::from_vec(onehot, (b, p, VOCAB), &self.device)?;
-        (logp * onehot)?.sum(D::Minus1)
-    }
-
-    /// Generates `max_len + 1` answer tokens for each prompt: sampled at temperature 1, or greedy.
-    fn generate(&self, prompts: &[Vec<u32>], rng: Option<&mut StdRng>) -> candle_core::Result<Vec<Vec<u32>>> {
-        let b = prompts.len();
-        let p = self.max_len + 1;
-        let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
-        let mut rng = rng;
-        for step in 0..p {
-            let t = p + step;
-            let flat: Vec<u32> = seqs.iter().flatten().copied().collect();
-            let x = Tensor::from_vec(flat, (b, t), &self.device)?;
-            let last = self.forward(&x)?.narrow(1, t - 1, 1)?.squeeze(1)?;
-            let next: Vec<u32> = match rng.as_deref_mut() {
-                None => last.argmax(D::Minus1)?.to_vec1::<u32>()?,
-                Some(rng) => {
-                    let probs = candle_nn::ops::softmax(&last, D::Minus1)?.to_vec2::<f32>()?;
-                    probs
-                        .iter()
-                        .map(|row| {
-                            let u: f32 = rng.random();
-                            let mut acc = 0.0;
-                            row.iter()
-                                .position(|&q| {
-                                    acc += q;
-                                    u < acc
-                                })
-                                .unwrap_or(VOCAB - 1) as u32
-                        })
-                        .collect()
-                }
-            };
-            for (s, n) in seqs.iter_mut().zip(next) {
-                s.push(n);
-            }
-            if seqs.iter().all(|s| s[p..].contains(&EOS)) {
-                for s in &mut seqs {
-                    s.resize(2 * p, PAD);
-                }
-                break;
-            }
-        }
-        Ok(seqs.into_iter().map(|s| s[p..].to_vec()).collect())
-    }
-
-    fn snapshot(&self) -> candle_core::Result<Vec<Tensor>> {
-        self.vars.iter().map(|v| v.as_tensor().copy()).collect()
-    }
-
-    fn restore(&self, snap: &[Tensor]) -> candle_core::Result<()> {
-        for (v, t) in self.vars.iter().zip(snap) {
-            v.set(t)?;
-        }
-        Ok(())
-    }
-}
-
-// ----- measuring -----
-
-/// Held-out accuracy: the mean pass rate of `EVAL_SAMPLES` answers per task sampled at temperature 1
-/// (pass@1; the policy's real success rate, which GRPO sharpens), with the same draws at every
-/// evaluation (a fixed seed), so the curves differ only by the weights.
-fn accuracy(policy: &Policy, tasks: &[Task], seed: u64) -> Result<f64> {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0xe7a1);
-    let rates = pass_rates(policy, tasks, EVAL_SAMPLES, 4096, &mut rng)?;
-    Ok(rates.iter().map(|&r| r as f64).sum::<f64>() / tasks.len() as f64)
-}
-
-/// Samples per held-out task in [`accuracy`].
-const EVAL_SAMPLES: usize = 4;
-
-/// Each task's pass rate over `k` sampled answers.
-fn pass_rates(policy: &Policy, tasks: &[Task], k: usize, chunk: usize, rng: &mut StdRng) -> Result<Vec<f32>> {
-    let mut rates = Vec::with_capacity(tasks.len());
-    for part in tasks.chunks((chunk / k).max(1)) {
-        let prompts: Vec<Vec<u32>> =
-            part.iter().flat_map(|t| std::iter::repeat_n(prompt(t, policy.max_len), k)).collect();
-        let out = policy.generate(&prompts, Some(rng))?;
-        for (i, t) in part.iter().enumerate() {
-            let right = out[i * k..(i + 1) * k].iter().filter(|g| correct(t, g)).count();
-            rates.push(right as f32 / k as f32);
-        }
-    }
-    Ok(rates)
-}
-
-/// Supervised steps (cross-entropy on the answer tokens) on fresh random strings.
-fn warm_start(policy: &Policy, steps: usize, max_len: usize, rng: &mut StdRng) -> Result<()> {
-    let mut opt = AdamW::new(policy.vars.clone(), ParamsAdamW { lr: 3e-3, weight_decay: 0.0, ..Default::default() })?;
-    for _ in 0..steps {
-        let tasks = make_tasks(64, max_len, rng);
-        let prompts: Vec<Vec<u32>> = tasks.iter().map(|t| prompt(t, max_len)).collect();
-        let answers: Vec<Vec<u32>> = tasks.iter().map(|t| answer(t, max_len)).collect();
-        let masks: Vec<f32> = answers.iter().flat_map(|a| answer_mask(a)).collect();
-        let mask = Tensor::from_vec(masks, (tasks.len(), max_len + 1), &policy.device)?;
-        let logp = policy.answer_logprobs(&prompts, &answers)?;
-        let loss = ((logp * &mask)?.sum_all()? / mask.sum_all()?.to_scalar::<f32>()? as f64)?.neg()?;
-        opt.backward_step(&loss)?;
-    }
-    Ok(())
 }
 
 /// One selector's run.
@@ -607,45 +323,6 @@ fn gpu_device() -> Result<Device> {
     bail!("--gpu needs candle's CUDA backend: run with `--features candle-cuda` (nvcc on PATH, CUDA_COMPUTE_CAP set)")
 }
 
-fn report(args: &Args, runs: &[Run], seconds: f64) {
-    println!(
-        "\n{} tasks (lengths 1..={}), {} held out, {} steps, batch {}, {} rollouts, seed {}",
-        args.tasks, args.max_len, args.held_out, args.steps, args.batch, args.rollouts, args.seed
-    );
-    println!(
-        "{:<14} {:>9} {:>9} {:>6} {:>22} {:>8}",
-        "selector", "acc start", "acc final", "ETR", "steps to random final", "seconds"
-    );
-    let random_final = runs.iter().find(|r| r.name == "random").and_then(|r| r.accuracy.last()).map(|a| a.1);
-    for r in runs {
-        let etr = r.etr.iter().sum::<f64>() / r.etr.len().max(1) as f64;
-        let to = match random_final {
-            Some(target) => r
-                .steps_to(target)
-                .map_or("not reached".to_string(), |s| format!("{s} ({:.2}x)", s as f64 / args.steps as f64)),
-            None => "-".into(),
-        };
-        println!(
-            "{:<14} {:>9.3} {:>9.3} {:>6.3} {:>22} {:>8.0}",
-            r.name,
-            r.accuracy[0].1,
-            r.accuracy.last().unwrap().1,
-            etr,
-            to,
-            r.seconds
-        );
-    }
-    println!("total {seconds:.0} s (warm start, reference pass rates and every run)");
-}
-
-fn plot(path: &Path, runs: &[Run]) -> Result<()> {
-    let curves = runs
-        .iter()
-        .map(|r| chart::Curves { name: r.name.clone(), accuracy: r.accuracy.clone(), etr: r.etr.clone() })
-        .collect();
-    chart::write_png(path, &[chart::Row { title: String::new(), curves }])
-}
-
 fn main() -> Result<()> {
     main_with(&Args::parse())?;
     Ok(())
@@ -654,6 +331,7 @@ fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tasks::{answer, answer_mask, correct, prompt, Task, EOS, PAD, SEP};
 
     #[test]
     fn task_format_and_grading() {
