@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import bots
+from pool_features import reference_features
 
 N = 3000
 K = 16
@@ -74,10 +75,7 @@ def cuda_pool_or_skip(**config):
 
 
 def features(n=N, seed=5):
-    rng = np.random.default_rng(seed)
-    weak = rng.integers(0, 9, n) / 16
-    strong = np.minimum(weak + rng.integers(0, 9, n) / 16, 1.0)
-    return weak, strong
+    return reference_features(n, seed)
 
 
 LEGACY = 0  # torch.cuda.current_stream().cuda_stream of the default stream

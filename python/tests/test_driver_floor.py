@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import bots
+from pool_features import reference_features
 from bots import _bots
 
 # The floor the published wheel promises (README): CUDA 12.2, driver 535.
@@ -39,10 +40,7 @@ K = 16
 
 
 def features(n=N, seed=5):
-    rng = np.random.default_rng(seed)
-    weak = rng.integers(0, 9, n) / 16
-    strong = np.minimum(weak + rng.integers(0, 9, n) / 16, 1.0)
-    return weak, strong
+    return reference_features(n, seed)
 
 
 def needed_cuda():

@@ -5,15 +5,13 @@ import numpy as np
 import pytest
 
 import bots
+from pool_features import reference_features
 
 N = 200
 
 
 def features(n=N, seed=0):
-    rng = np.random.default_rng(seed)
-    weak = rng.integers(0, 9, n) / 16
-    strong = np.minimum(weak + rng.integers(0, 9, n) / 16, 1.0)
-    return weak, strong
+    return reference_features(n, seed)
 
 
 def make_pool(**keys):
