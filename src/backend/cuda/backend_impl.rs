@@ -9,11 +9,6 @@ use crate::error::{BotsError, Result};
 use crate::evidence::{Evidence, Outcomes};
 use crate::pool::{Globals, PoolState, Prior};
 
-/// Host-side validation of host evidence, with the CPU backend's typed errors.
-pub(super) fn validate_host(n: usize, m: u32, ev: &Evidence) -> Result<()> {
-    crate::evidence::validate_batch(n, m, ev).map(|_| ())
-}
-
 impl Backend for CudaPool {
     fn name(&self) -> String {
         format!("cuda:{}", self.device)
@@ -61,7 +56,8 @@ impl Backend for CudaPool {
     }
 
     fn update(&mut self, evidence: &Evidence) -> Result<UpdateReport> {
-        validate_host(self.n, self.config.m, evidence)?;
+        // Host evidence is checked on the host first, with the CPU backend's typed errors.
+        evidence.validate(self.n, self.config.m)?;
         let len = evidence.len();
         let stream = self.stream.clone();
         let (a, b) = match &evidence.outcomes {

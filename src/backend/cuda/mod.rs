@@ -123,7 +123,6 @@ fn context(ordinal: usize) -> Result<Arc<CudaContext>> {
 
 #[cfg(test)]
 mod tests {
-    use super::backend_impl::validate_host;
     use super::pool::scalar_words;
     use super::*;
     use crate::abi::{DeviceScalars, NO_ERROR};
@@ -161,14 +160,14 @@ mod tests {
     #[test]
     fn host_validation_matches_the_cpu_errors() {
         let ev = |t: Vec<u32>| Evidence::pass_rates(t.clone(), vec![0.5; t.len()]);
-        assert!(matches!(validate_host(10, 16, &ev(vec![])), Err(BotsError::Empty(_))));
-        assert!(matches!(validate_host(10, 16, &ev(vec![10])), Err(BotsError::TaskOutOfRange { task: 10, .. })));
-        assert!(matches!(validate_host(10, 16, &ev(vec![1, 2, 1])), Err(BotsError::DuplicateTask { task: 1 })));
+        assert!(matches!(ev(vec![]).validate(10, 16), Err(BotsError::Empty(_))));
+        assert!(matches!(ev(vec![10]).validate(10, 16), Err(BotsError::TaskOutOfRange { task: 10, .. })));
+        assert!(matches!(ev(vec![1, 2, 1]).validate(10, 16), Err(BotsError::DuplicateTask { task: 1 })));
         let bad = Evidence::counts(vec![1], vec![f32::NAN], vec![1.0]);
-        assert!(matches!(validate_host(10, 16, &bad), Err(BotsError::InvalidCounts { .. })));
+        assert!(matches!(bad.validate(10, 16), Err(BotsError::InvalidCounts { .. })));
         let short = Evidence::pass_rates(vec![1, 2], vec![0.5]);
-        assert!(matches!(validate_host(10, 16, &short), Err(BotsError::LengthMismatch { .. })));
-        validate_host(10, 16, &ev(vec![0, 9])).unwrap();
+        assert!(matches!(short.validate(10, 16), Err(BotsError::LengthMismatch { .. })));
+        ev(vec![0, 9]).validate(10, 16).unwrap();
     }
 
     #[test]
