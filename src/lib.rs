@@ -36,6 +36,7 @@ pub mod checkpoint;
 mod config;
 mod error;
 mod evidence;
+mod fingerprint;
 mod kernels;
 mod pool;
 mod select;
@@ -47,6 +48,7 @@ pub use backend::{cuda_usable, driver_present, open, open_checkpoint, Backend, B
 pub use config::Config;
 pub use error::{BotsError, CountsProblem, Result};
 pub use evidence::{Evidence, Outcomes};
+pub use fingerprint::Fingerprint;
 pub use kernels::cuda_kernels;
 pub use pool::{FeatureForm, Features, Globals, PoolState, Prior};
 

@@ -464,6 +464,7 @@ fn restore_into_a_pool_of_another_size_or_from_a_bad_file_changes_nothing() {
     big.update(&evidence(t, 0, cfg.m, false)).unwrap();
     let before = big.to_host().unwrap();
     let reason = expect_ckpt_err(big.restore_checkpoint(&path), &path, "N mismatch");
+    assert!(reason.contains("belongs to another pool: it has 50 tasks, this pool has 60"), "{reason}");
     assert!(reason.contains("50") && reason.contains("60"), "{reason}");
     assert_bit_identical(&before, &big.to_host().unwrap(), "after refused restore");
     // The trait-level restore refuses a state of another size too.
@@ -481,6 +482,65 @@ fn restore_into_a_pool_of_another_size_or_from_a_bad_file_changes_nothing() {
     let missing = dir.path().join("missing.ckpt");
     let err = checkpoint::load(&missing).unwrap_err();
     assert!(matches!(err, BotsError::Io { .. }) && err.to_string().contains("missing.ckpt"), "{err}");
+}
+
+/// Issue 21: a checkpoint is restored only into its own pool. Every part of the fingerprint (task
+/// count, features, feature form, each posterior-shaping key) refuses, names what differs and leaves
+/// the pool bit for bit as it was; selection keys (batch, seed, tau, target) may differ. On every
+/// backend this machine has.
+fn restore_refuses_a_checkpoint_of_another_pool_on(kind: BackendKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.ckpt");
+    let n = 40;
+    let cfg = Config { rho: 0.3, batch: 8, ..Config::default() };
+    let mut pool = bots::open(kind, cfg.clone(), n, Some(features(n))).unwrap();
+    let t = pool.select_batch().unwrap();
+    pool.update(&evidence(t, 0, cfg.m, false)).unwrap();
+    let before = pool.to_host().unwrap();
+    let mut nudged = features(n);
+    if let Features::F32 { weak, .. } = &mut nudged {
+        weak[17] = (weak[17] + 0.001).min(1.0);
+    }
+    let cases: Vec<(&str, Config, usize, Option<Features>, &str)> = vec![
+        ("task count", cfg.clone(), n + 1, Some(features(n + 1)), "it has 41 tasks, this pool has 40"),
+        ("no features", Config { rho: 0.0, ..cfg.clone() }, n, None, "it has no features, this pool has f32 features"),
+        ("feature form", cfg.clone(), n, Some(features_f16(n)), "it has f16 features, this pool has f32 features"),
+        ("one feature value", cfg.clone(), n, Some(nudged), "this pool has features with digest"),
+        (
+            "lambda",
+            Config { lambda: 0.2, ..cfg.clone() },
+            n,
+            Some(features(n)),
+            "lambda = 0.2, this pool has lambda = 0.1",
+        ),
+        ("m", Config { m: 8, ..cfg.clone() }, n, Some(features(n)), "m = 8, this pool has m = 16"),
+        ("rho", Config { rho: 0.1, ..cfg.clone() }, n, Some(features(n)), "rho = 0.1, this pool has rho = 0.3"),
+        ("prior", Config { prior_strength: Some(2.0), ..cfg.clone() }, n, Some(features(n)), "prior_strength = 2"),
+    ];
+    for (what, c, size, feats, words) in cases {
+        CpuPool::new(c, size, feats).unwrap().save_checkpoint(&path).unwrap();
+        let reason = expect_ckpt_err(pool.restore_checkpoint(&path), &path, what);
+        assert!(reason.contains("belongs to another pool") && reason.contains(words), "{what}: {reason}");
+        assert_bit_identical(&before, &pool.to_host().unwrap(), what);
+        assert_eq!(pool.fingerprint(), bots::Fingerprint::of(&cfg, n, Some(&features(n))), "{what}");
+    }
+    // The same pool with other selection keys: restored, and the checkpoint's config handed back.
+    let other_keys = Config { batch: 4, seed: 7, tau: 0.5, target: 0.3, ..cfg.clone() };
+    let mut writer = CpuPool::new(other_keys.clone(), n, Some(features(n))).unwrap();
+    let t = writer.select_batch().unwrap();
+    writer.update(&evidence(t, 3, cfg.m, false)).unwrap();
+    writer.save_checkpoint(&path).unwrap();
+    assert_eq!(pool.restore_checkpoint(&path).unwrap(), other_keys);
+    assert_bit_identical(&writer.to_host().unwrap(), &pool.to_host().unwrap(), "restored");
+    assert_eq!(pool.config(), &cfg, "the pool keeps its own config");
+}
+
+#[test]
+fn restore_refuses_a_checkpoint_of_another_pool() {
+    restore_refuses_a_checkpoint_of_another_pool_on(BackendKind::Cpu);
+    if common::gpu_available() {
+        restore_refuses_a_checkpoint_of_another_pool_on(BackendKind::Cuda { ordinal: 0 });
+    }
 }
 
 /// Library bug found while writing the checkpoint reader: `CpuPool::from_state` and

@@ -31,6 +31,9 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["header"]["n"], 3);
+    // The pool it belongs to: the live pool's fingerprint (what restore compares and adapters name files by).
+    let fp = bots::Fingerprint::of(&cfg, 3, state.features.as_ref()).id();
+    assert_eq!(v["fingerprint"], fp.as_str());
     assert_eq!(v["header"]["step"], 1);
     assert_eq!(v["header"]["version"], 2);
     assert_eq!(v["header"]["features"], "f32");
@@ -43,9 +46,10 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     let out = Command::new(&bin).args(["checkpoint", "inspect"]).arg(&path).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for want in [
+    for want in &[
         "version      2",
         "tasks (N)    3",
+        &format!("fingerprint  {fp}"),
         "step         1",
         "posterior mean",
         "alpha+beta (ESS)",

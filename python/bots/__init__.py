@@ -7,6 +7,7 @@ The Rust crate `bots` behind a small Python API::
     tasks = pool.select(32)                     # numpy uint32, best first
     pool.update(tasks, pass_rates=rates)        # or successes=..., failures=...
     pool.save("bots.ckpt"); pool = bots.Pool.load("bots.ckpt")
+    pool.restore("bots.ckpt")                   # into this pool; refused for another pool's file
 
 Adapters: `bots.trinity.BotsSelector` (Trinity-RFT's task selector) and `bots.verl.BotsSampler`
 (verl's curriculum sampler). Config keys are the crate's (README "Config keys"), Trinity-RFT's names
@@ -182,6 +183,22 @@ class Pool:
     def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
         """Writes the whole posterior and config to ``path`` (the crate's checkpoint format; atomic)."""
         self._pool.save(os.fspath(path))
+
+    def restore(self, path: Union[str, "os.PathLike[str]"]) -> dict:
+        """Restores a checkpoint into this pool, only if it was written by this pool: same
+        `fingerprint` (task count, features, feature form, and the config keys that shape the
+        posterior: ``m``, ``lambda``, ``rho``, ``gamma``, ``adaptive_rho``, the prior). A checkpoint of
+        another pool raises ``ValueError`` saying what differs, and the pool is unchanged. The pool
+        keeps its own config (``batch``, ``seed``, ``tau``, ``target`` may differ); the checkpoint's
+        config is returned so the caller can compare (resuming *exactly* needs the same ``seed``)."""
+        return json.loads(self._pool.restore(os.fspath(path)))
+
+    @property
+    def fingerprint(self) -> str:
+        """16 hex digits naming the pool a posterior belongs to (the crate's `bots::Fingerprint`):
+        its task count, features and posterior-shaping config, not its state. Equal for two pools
+        when a checkpoint of one restores into the other."""
+        return self._pool.fingerprint
 
     @property
     def step(self) -> int:

@@ -7,6 +7,7 @@ of the same draw, never the ones already handed out. A pool too small for that s
 """
 from __future__ import annotations
 
+import os
 from typing import Any, List, Optional
 
 import numpy as np
@@ -64,3 +65,32 @@ def feature_columns(table: Any, keys: List[str], where: str) -> Optional[tuple]:
     if missing:
         raise ValueError(f"{where} has no column {missing[0]!r} (feature_keys = {keys})")
     return tuple(np.asarray(list(table[k]), dtype=np.float64) for k in keys)
+
+
+def _safe(name: str) -> str:
+    """A name usable in a file name: letters, digits, '.', '_' and '-' kept, anything else '_'."""
+    out = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(name))
+    return out.strip(".") or "taskset"
+
+
+def checkpoint_stem(name: str, pool: Pool) -> str:
+    """``bots-<name>-<fingerprint>``: the prefix of every checkpoint file of this selector. Two
+    selectors sharing a folder never share a stem unless they have the same name *and* the same pool
+    (task count, features, feature form and posterior-shaping config: `Pool.fingerprint`)."""
+    return f"bots-{_safe(name)}-{pool.fingerprint}"
+
+
+def checkpoint_path(directory: str, name: str, pool: Pool) -> str:
+    """``<directory>/bots-<name>-<fingerprint>-step<step, 9 digits>.ckpt`` (absolute)."""
+    return os.path.abspath(os.path.join(directory, f"{checkpoint_stem(name, pool)}-step{pool.step:09d}.ckpt"))
+
+
+def prune_checkpoints(directory: str, name: str, pool: Pool, keep: int) -> None:
+    """Deletes all but the newest ``keep`` checkpoints of this selector (its stem only: other
+    selectors' files in the same folder are never touched). ``keep < 1`` keeps everything."""
+    if keep < 1:
+        return
+    stem = checkpoint_stem(name, pool) + "-step"
+    files = sorted(f for f in os.listdir(directory) if f.startswith(stem) and f.endswith(".ckpt"))
+    for f in files[:-keep]:
+        os.remove(os.path.join(directory, f))

@@ -249,6 +249,22 @@ impl PyPool {
         py.detach(move || b.backend_ref().save_checkpoint(&path)).map_err(py_err)
     }
 
+    /// Restores a checkpoint into this pool, only if it is a checkpoint of this pool (the crate's
+    /// `Backend::restore_checkpoint`: same fingerprint); returns the checkpoint's config as JSON.
+    /// Refused (ValueError saying what differs) with the pool unchanged otherwise.
+    fn restore(&self, py: Python<'_>, path: PathBuf) -> PyResult<String> {
+        let mut guard = self.lock();
+        let b = &mut *guard;
+        let config = py.detach(move || b.backend().restore_checkpoint(&path)).map_err(py_err)?;
+        serde_json::to_string(&config).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// The pool's fingerprint (`bots::Fingerprint::id`): 16 hex digits.
+    #[getter]
+    fn fingerprint(&self) -> String {
+        self.lock().backend_ref().fingerprint().id()
+    }
+
     /// The whole state as numpy arrays (copies of the backend's state, brought up to date).
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let mut guard = self.lock();

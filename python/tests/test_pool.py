@@ -152,6 +152,34 @@ def test_save_load_continues_exactly(tmp_path):
         np.testing.assert_array_equal(x, y)
 
 
+def test_restore_takes_only_a_checkpoint_of_this_pool(tmp_path):
+    a = make_pool()
+    run(a, 3)
+    path = tmp_path / "p.ckpt"
+    a.save(path)
+    # Same pool, other selection keys: restored in place, the checkpoint's config returned.
+    b = bots.Pool(N, features=features(), config={"batch": 4, "seed": 11})
+    assert b.fingerprint == a.fingerprint and len(a.fingerprint) == 16
+    assert b.restore(path)["seed"] == 3
+    assert b.step == 3 and b.config["batch"] == 4
+    np.testing.assert_array_equal(b.state()["alpha"], a.state()["alpha"])
+    # Another pool: refused, saying what differs, nothing changed.
+    others = [
+        (bots.Pool(N + 1, features=features(N + 1), config={"batch": 8}), "it has 200 tasks, this pool has 201"),
+        (bots.Pool(N, features=features(seed=5), config={"batch": 8}), "features with digest"),
+        (bots.Pool(N, features=features(), config={"batch": 8, "lamb": 0.3}), "lambda = 0.1, this pool has lambda = 0.3"),
+        (bots.Pool(N, config={"batch": 8, "rho": 0}), "this pool has no features"),
+    ]
+    for other, words in others:
+        assert other.fingerprint != a.fingerprint
+        run(other, 1)
+        before = snapshot(other)
+        with pytest.raises(ValueError, match="belongs to another pool") as e:
+            other.restore(path)
+        assert words in str(e.value), str(e.value)
+        assert_same_state(before, other.state())
+
+
 def test_load_refuses_a_damaged_checkpoint(tmp_path):
     a = make_pool()
     run(a, 2)

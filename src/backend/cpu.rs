@@ -9,6 +9,7 @@ use crate::backend::{Backend, UpdateReport};
 use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::evidence::{batch_evidence, Evidence};
+use crate::fingerprint::Fingerprint;
 use crate::pool::{Features, PoolState};
 use crate::select::select_fused;
 use crate::update::{apply_pending, scatter_batch, PendingScalars};
@@ -60,6 +61,10 @@ impl Backend for CpuPool {
 
     fn config(&self) -> &Config {
         &self.config
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.config, self.len(), self.state.features.as_ref())
     }
 
     fn len(&self) -> usize {

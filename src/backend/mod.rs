@@ -10,6 +10,7 @@ use crate::checkpoint;
 use crate::config::Config;
 use crate::error::Result;
 use crate::evidence::Evidence;
+use crate::fingerprint::Fingerprint;
 use crate::pool::PoolState;
 
 pub use cpu::CpuPool;
@@ -38,6 +39,9 @@ pub trait Backend {
     fn name(&self) -> String;
     /// The hyper-parameters.
     fn config(&self) -> &Config;
+    /// Which pool this is: its task count, features and posterior-shaping config ([`Fingerprint`]).
+    /// A checkpoint is restored only into the pool whose fingerprint it has.
+    fn fingerprint(&self) -> Fingerprint;
     /// Number of tasks in the pool.
     fn len(&self) -> usize;
     /// True for an empty pool (never, for a constructed pool).
@@ -74,18 +78,35 @@ pub trait Backend {
     fn save_checkpoint(&self, path: &Path) -> Result<()> {
         checkpoint::save(path, self.config(), &self.to_host()?)
     }
-    /// Restores a checkpoint into this pool (any backend) through [`Backend::restore`]. The checkpoint's
-    /// task count must equal the pool's. The pool keeps its own config; the checkpoint's is returned so
-    /// the caller can compare (resuming exactly needs the same config).
+    /// Restores a checkpoint into this pool (any backend) through [`Backend::restore`], only if it is
+    /// a checkpoint of this pool: its [`Fingerprint`] (task count, features, feature form and the
+    /// config keys that shape the posterior) must equal the pool's. Otherwise it is a
+    /// [`crate::BotsError::Checkpoint`] saying what differs, and the pool is unchanged. The pool keeps its
+    /// own config (selection keys such as `batch` may differ); the checkpoint's is returned so the
+    /// caller can compare (resuming exactly needs the same `seed`).
+    ///
+    /// ```
+    /// use bots::{Backend, Config, CpuPool};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("pool.ckpt");
+    /// CpuPool::new(Config { rho: 0.0, ..Default::default() }, 100, None)?.save_checkpoint(&path)?;
+    /// let mut other = CpuPool::new(Config { rho: 0.0, lambda: 0.2, ..Default::default() }, 100, None)?;
+    /// let err = other.restore_checkpoint(&path).unwrap_err().to_string();
+    /// assert!(err.contains("belongs to another pool: it has lambda = 0.1, this pool has lambda = 0.2"), "{err}");
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
     fn restore_checkpoint(&mut self, path: &Path) -> Result<Config> {
         let header = checkpoint::read_header(path)?;
         if header.n != self.len() as u64 {
-            let why = format!("checkpoint holds {} tasks but the pool has {}", header.n, self.len());
+            let why = format!("belongs to another pool: it has {} tasks, this pool has {}", header.n, self.len());
             return Err(checkpoint::ckpt_err(path, why));
         }
         let (config, state) = checkpoint::load(path)?;
-        if state.len() != self.len() {
-            let why = format!("checkpoint holds {} tasks but the pool has {}", state.len(), self.len());
+        let theirs = Fingerprint::of(&config, state.len(), state.features.as_ref());
+        if let Some(diff) = theirs.difference(&self.fingerprint()) {
+            let diff = diff.replacen(", the other has", ", this pool has", 1);
+            let why =
+                format!("belongs to another pool: it has {diff} (fingerprints {theirs} and {})", self.fingerprint());
             return Err(checkpoint::ckpt_err(path, why));
         }
         self.restore(state)?;

@@ -39,6 +39,8 @@ fn summarize(values: impl Iterator<Item = f64>) -> Summary {
 struct Report {
     file: String,
     header: checkpoint::Header,
+    /// The pool it belongs to (`bots::Fingerprint::id`): the adapters put it in file names.
+    fingerprint: String,
     alpha: Summary,
     beta: Summary,
     posterior_mean: Summary,
@@ -49,7 +51,8 @@ pub fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Inspect { file, json } => {
             let header = checkpoint::read_header(&file).context("reading the checkpoint header")?;
-            let (_, state) = checkpoint::load(&file).context("verifying the checkpoint")?;
+            let (config, state) = checkpoint::load(&file).context("verifying the checkpoint")?;
+            let fingerprint = bots::Fingerprint::of(&config, state.len(), state.features.as_ref()).id();
             let pairs = || state.alpha.iter().zip(&state.beta).map(|(&a, &b)| (a as f64, b as f64));
             let report = Report {
                 file: file.display().to_string(),
@@ -58,6 +61,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
                 posterior_mean: summarize(pairs().map(|(a, b)| a / (a + b))),
                 effective_sample_size: summarize(pairs().map(|(a, b)| a + b)),
                 header,
+                fingerprint,
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -76,6 +80,7 @@ fn print_text(r: &Report) -> anyhow::Result<()> {
     println!("bytes        {}", h.file_len);
     println!("checksums    ok");
     println!("tasks (N)    {}", h.n);
+    println!("fingerprint  {}", r.fingerprint);
     let mut flags = Vec::new();
     if h.flags & checkpoint::FLAG_PER_TASK_PRIOR != 0 {
         flags.push("per-task-prior");

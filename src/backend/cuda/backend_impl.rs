@@ -7,6 +7,7 @@ use crate::backend::{Backend, UpdateReport};
 use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::evidence::{Evidence, Outcomes};
+use crate::fingerprint::{features_digest, Fingerprint};
 use crate::pool::{Globals, PoolState, Prior};
 
 impl Backend for CudaPool {
@@ -16,6 +17,10 @@ impl Backend for CudaPool {
 
     fn config(&self) -> &Config {
         &self.config
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::from_digest(&self.config, self.n, self.features_digest)
     }
 
     fn len(&self) -> usize {
@@ -136,6 +141,7 @@ impl Backend for CudaPool {
         self.prior = prior;
         self.constant_prior = constant_prior;
         self.features = features;
+        self.features_digest = state.features.as_ref().map(features_digest);
         self.refresh_params();
         s.synchronize().map_err(cuda_err)?;
         self.step.set(state.globals.step);

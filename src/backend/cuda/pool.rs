@@ -16,6 +16,7 @@ use crate::abi::{
 use crate::backend::UpdateReport;
 use crate::config::Config;
 use crate::error::{BotsError, Result};
+use crate::fingerprint::features_digest;
 use crate::kernels;
 use crate::pool::{FeatureForm, Features, Globals, PoolState, Prior};
 
@@ -76,6 +77,9 @@ pub struct CudaPool {
     pub(super) fences: [CudaEvent; 2],
     /// Host mirror of the device step counter.
     pub(super) step: Cell<u64>,
+    /// The features' form and digest ([`crate::Fingerprint`]), kept on the host: the features
+    /// themselves live on the device.
+    pub(super) features_digest: Option<(FeatureForm, u64)>,
 }
 
 impl CudaPool {
@@ -171,6 +175,7 @@ impl CudaPool {
         let beta = s.clone_htod(&state.beta).map_err(alloc_err)?;
         let (prior, constant_prior) = upload_prior(s, &state.prior)?;
         let features = upload_features(s, state.features.as_ref())?;
+        let features_digest = state.features.as_ref().map(features_digest);
         let scalars = s.clone_htod(&scalar_words(&state.globals)).map_err(alloc_err)?;
         let digits = s.alloc_zeros::<u16>(n).map_err(alloc_err)?;
         let bitmap = s.alloc_zeros::<u32>(n.div_ceil(32)).map_err(alloc_err)?;
@@ -253,6 +258,7 @@ impl CudaPool {
             side,
             caller,
             fences,
+            features_digest,
         })
     }
 
