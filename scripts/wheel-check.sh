@@ -89,7 +89,10 @@ echo "== fresh venv ($("$py" --version)), no cargo or rustc on PATH: the wheel a
 t=$SECONDS
 "${bare[@]}" "$py" -m venv "$venv"
 [[ ! -e "$venv/bin/cargo" && ! -e "$venv/bin/rustc" ]]
-"${bare[@]}" "$venv/bin/pip" install --quiet "$wheel" numpy pytest
+# datasets, omegaconf, sqlalchemy: what Trinity's TasksetScheduler imports (test_trinity_scheduler.py;
+# the versions of scripts/trinity-venv.sh).
+"${bare[@]}" "$venv/bin/pip" install --quiet "$wheel" numpy pytest "datasets==5.2.0" "omegaconf==2.4.0" \
+  "sqlalchemy[asyncio]==2.1.9" "greenlet==3.5.6"
 "${bare[@]}" "$venv/bin/pip" install --quiet --no-deps "trinity-rft==0.6.0" "verl==0.6.1"
 echo "   installed in $((SECONDS - t)) s"
 # From an empty folder: the checkout's python/bots/ is not importable, the installed wheel is.

@@ -1,7 +1,7 @@
 //! Hyper-parameters of BOTS, with Trinity-RFT's `bots.yaml` defaults.
 //!
 //! A [`Config`] loads from YAML, TOML or JSON. Trinity-RFT's key names are accepted (`m`, `lamb`,
-//! `rho`, `target_reward`, `tau`, `do_sample`, `feature_keys`), and a pasted `task_selector:` block
+//! `rho`, `target_reward`, `tau`, `do_sample`, `feature_keys`), and a pasted `data_selector:` (or older `task_selector:`) block
 //! (with its `kwargs:` map) is read as well, so a Trinity user can reuse their config as it is.
 
 use std::path::Path;

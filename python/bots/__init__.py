@@ -11,7 +11,8 @@ The Rust crate `bots` behind a small Python API::
 
 Adapters: `bots.trinity.BotsSelector` (Trinity-RFT's task selector) and `bots.verl.BotsSampler`
 (verl's curriculum sampler). Config keys are the crate's (README "Config keys"), Trinity-RFT's names
-(`lamb`, `target_reward`, a `task_selector:` block with `kwargs:`) included.
+(`lamb`, `target_reward`, a `data_selector:` (or the older `task_selector:`) block with `kwargs:`)
+included.
 """
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 imported by tests/trinity/trinity_ref.py with stubs only for what the selector package imports from
 outside it): the same feedback gives the same posteriors (1e-4 relative), and where Trinity is
 deterministic (do_sample false, tau 0) the same batches."""
+import os
+
 import numpy as np
 import pytest
 from trinity_ref import data_source, import_trinity, selector_config
@@ -142,8 +144,9 @@ def test_feedback_update_alias_and_bad_values_change_nothing():
     assert after["step"] == 0
 
 
-def test_state_dict_is_json_and_resumes_the_posterior(tmp_path):
+def test_state_dict_is_json_and_resumes_the_posterior(tmp_path, caplog):
     import json
+    import logging
 
     theirs, ours = pair(80, {"rho": 0.2, "do_sample": True, "tau": 0, "target_reward": 0.5}, tmp_path=tmp_path)
     rng = np.random.default_rng(0)
@@ -152,15 +155,41 @@ def test_state_dict_is_json_and_resumes_the_posterior(tmp_path):
         ours.feedback(idx, (rng.integers(0, 17, 8) / 16).tolist())
     ours.get_indices(8)  # served, no feedback yet
     state = json.loads(json.dumps(ours.state_dict()))
+    # Named by taskset (no `.name` on this data source: "taskset"), pool fingerprint and step.
+    assert os.path.basename(state["bots_checkpoint"]) == f"bots-taskset-{ours.pool.fingerprint}-step{4:09d}.ckpt"
+    caplog.set_level(logging.DEBUG, logger="bots.trinity")
     _, fresh = pair(80, {"rho": 0.2, "do_sample": True, "tau": 0, "target_reward": 0.5}, tmp_path=tmp_path)
+    fresh.load_state_dict({"current_index": 0})  # what Trinity passes on a fresh start: no resume, no warning
+    assert fresh.current_index == 0 and not [r for r in caplog.records if r.levelno >= logging.WARNING]
     fresh.load_state_dict(state)
     assert fresh.current_index == ours.current_index == 40
     np.testing.assert_array_equal(fresh.pool.state()["alpha"], ours.pool.state()["alpha"])
     assert fresh.get_indices(8) == ours.get_indices(8)
-    # A cursor-only state (from Trinity's own selector) keeps the fresh posterior.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # A cursor-only state (from Trinity's own selector) keeps the fresh posterior, and says so.
+    theirs.current_index = 40  # as after five batches of 8
     _, plain = pair(80, {"rho": 0.2}, tmp_path=tmp_path)
     plain.load_state_dict(theirs.state_dict())
-    assert plain.pool.step == 0
+    assert plain.pool.step == 0 and plain.current_index == 40
+    assert any("cursor only" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+def test_checkpoint_files_are_this_selectors_own(tmp_path):
+    """Two selectors (taskset names from their data sources, as Trinity's `_HFBatchReader.name`) in
+    one folder: each writes and prunes only its own files."""
+    import types
+
+    cols = columns(30, 4)
+    own = {"rho": 0.2, "checkpoint_dir": str(tmp_path), "keep_checkpoints": 2}
+    sels = [BotsSelector(types.SimpleNamespace(dataset=cols, dataset_size=30, name=n), selector_config(KEYS, own)) for n in ("a", "b/c")]
+    for step in range(4):
+        for sel in sels:
+            sel.feedback(sel.get_indices(5), [0.5] * 5)
+            sel.state_dict()
+    fp = sels[0].pool.fingerprint
+    assert sels[1].pool.fingerprint == fp  # the same pool: only the names keep the files apart
+    want = [f"bots-{n}-{fp}-step{s:09d}.ckpt" for n in ("a", "b_c") for s in (3, 4)]
+    assert sorted(os.listdir(tmp_path)) == sorted(want)
 
 
 def test_wrong_feature_keys_are_refused():
