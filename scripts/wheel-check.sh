@@ -93,7 +93,7 @@ t=$SECONDS
 # the versions of scripts/trinity-venv.sh).
 "${bare[@]}" "$venv/bin/pip" install --quiet "$wheel" numpy pytest "datasets==5.2.0" "omegaconf==2.4.0" \
   "sqlalchemy[asyncio]==2.1.9" "greenlet==3.5.6"
-"${bare[@]}" "$venv/bin/pip" install --quiet --no-deps "trinity-rft==0.6.0" "verl==0.6.1"
+"${bare[@]}" "$venv/bin/pip" install --quiet --no-deps "trinity-rft==0.6.0" "verl==0.7.1"
 echo "   installed in $((SECONDS - t)) s"
 # From an empty folder: the checkout's python/bots/ is not importable, the installed wheel is.
 (cd "$work/run" && "${bare[@]}" "$venv/bin/python" -c 'import bots; print("   bots from", bots.__file__, bots.cuda_build_info())')

@@ -9,8 +9,9 @@ The Rust crate `bots` behind a small Python API::
     pool.save("bots.ckpt"); pool = bots.Pool.load("bots.ckpt")
     pool.restore("bots.ckpt")                   # into this pool; refused for another pool's file
 
-Adapters: `bots.trinity.BotsSelector` (Trinity-RFT's task selector) and `bots.verl.BotsSampler`
-(verl's curriculum sampler). Config keys are the crate's (README "Config keys"), Trinity-RFT's names
+Adapters: `bots.trinity.BotsSelector` (Trinity-RFT 0.6's task selector), `bots.trl.BotsGRPOTrainer`
+(TRL 1.16's `GRPOTrainer`), `bots.verl.BotsSampler` (verl 0.5-0.7.1's curriculum sampler) and
+`bots.verl.BotsDataset` + `BotsReplayBuffer` (verl 0.9's v1 trainer). Config keys are the crate's (README "Config keys"), Trinity-RFT's names
 (`lamb`, `target_reward`, a `data_selector:` (or the older `task_selector:`) block with `kwargs:`)
 included.
 """

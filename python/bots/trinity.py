@@ -168,6 +168,11 @@ class BotsSelector(_Base):
         pending = [_count(t, "a pending task id") for t in pending]
         if any(t >= n for t in pending) or len(set(pending)) != len(pending):
             raise ValueError(f"{where}: pending holds task ids out of 0..{n} or repeated")
+        sizes = state_dict.get("pending_batches")
+        if sizes is not None and (
+            not isinstance(sizes, list) or any(_count(k, "a pending batch size") < 1 for k in sizes) or sum(sizes) != len(pending)
+        ):
+            raise ValueError(f"{where}: pending_batches {sizes!r} do not split the {len(pending)} pending tasks")
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"{where}: the checkpoint file is missing (deleted, moved, or pruned: keep_checkpoints = "
@@ -192,7 +197,7 @@ class BotsSelector(_Base):
                 ", ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} now" for k in differ),
                 " (the batches differ from an uninterrupted run's: seed changed)" if "seed" in differ else "",
             )
-        self._served.pending = pending
+        self._served.set_pending(pending, sizes)
         self.current_index = cursor
 
     def _check_owner(self, path: str, where: str) -> None:

@@ -63,9 +63,8 @@ from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
-from bots import Pool, _config_text
-from bots._adapter import Served, checkpoint_path, checkpoint_stem, feature_columns
-from bots._bots import parse_config_keys
+from bots import Pool
+from bots._adapter import Served, checkpoint_path, checkpoint_stem, crate_config, feature_columns
 
 import torch
 from torch.utils.data import IterableDataset
@@ -83,25 +82,6 @@ STATE_FILE = "bots_trl_state.json"
 HISTORY = 1024
 
 
-def _plain(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
-
-
-def _read_config(spec: Any) -> Dict[str, Any]:
-    """``bots_config`` as a plain dict (a file read through the crate's parser)."""
-    if spec is None:
-        return {}
-    if isinstance(spec, (str, os.PathLike)):
-        return json.loads(parse_config_keys(*_config_text(spec)))
-    if not isinstance(spec, Mapping):
-        raise ValueError(f"bots_config must be a dict or a path to a .yaml/.toml/.json file, got {type(spec).__name__}")
-    return _plain(spec)
-
-
 class BotsGRPOTrainer(GRPOTrainer):
     """`trl.GRPOTrainer` whose prompts BOTS selects (see the module doc). Takes GRPOTrainer's
     arguments plus ``bots_config``."""
@@ -111,7 +91,7 @@ class BotsGRPOTrainer(GRPOTrainer):
         dataset = self.train_dataset
         if dataset is None or isinstance(dataset, IterableDataset) or type(dataset).__name__ == "IterableDataset":
             raise ValueError("BotsGRPOTrainer needs a map-style train_dataset: BOTS picks its rows by index")
-        cfg = _read_config(bots_config)
+        cfg = crate_config(bots_config, "bots_config")
         own = {k: cfg.pop(k) for k in _ADAPTER_KEYS if k in cfg}
         threshold = own.get("success_threshold", 0.5)
         self.bots_success_threshold: Optional[float] = None if threshold is None else float(threshold)

@@ -1,4 +1,4 @@
-"""bots.verl.BotsSampler against verl 0.6.1's real `AbstractCurriculumSampler` (loaded from the installed
+"""bots.verl.BotsSampler (the route for verl 0.5.0 - 0.7.1) against verl 0.7.1's real `AbstractCurriculumSampler` (loaded from the installed
 `verl/experimental/dataset/sampler.py` by verl_ref.py, with stubs only for what that file imports) and
 the way verl drives it: `create_rl_sampler` builds it from `data_config` and asserts it is an
 `AbstractSampler`, the dataloader draws `train_batch_size` indices a step, the trainer calls
@@ -41,7 +41,7 @@ def data_config(**sampler_config):
 
 
 def create_rl_sampler(cfg, dataset):
-    """verl 0.6.1's `create_rl_sampler` (verl/trainer/main_ppo.py) for a curriculum class."""
+    """verl 0.7.1's `create_rl_sampler` (verl/trainer/main_ppo.py:392) for a curriculum class."""
     import importlib
 
     module = importlib.import_module(cfg["sampler"]["class_path"][len("pkg://"):].replace("/", "."))
@@ -106,6 +106,25 @@ def test_checkpoint_through_the_dataloader_state_resumes_exactly():
     iter(b)
     b.load_state_dict(state)
     assert train(b, 4, first_step=5) == train(a, 4, first_step=5)
+
+
+def test_a_checkpoint_of_another_pool_is_refused_and_changes_nothing():
+    a = create_rl_sampler(data_config(), Dataset(N))
+    train(a, 2)
+    state = a.state_dict()
+    for other in (create_rl_sampler(data_config(), Dataset(N, seed=1)),  # other features
+                  create_rl_sampler(data_config(rho=0.3), Dataset(N)),   # other posterior-shaping config
+                  create_rl_sampler(data_config(), Dataset(N + 1))):     # other task count
+        iter(other)
+        before = other.pool.state()["alpha"].copy()
+        with pytest.raises(ValueError, match="another pool|tasks"):
+            other.load_state_dict(state)
+        np.testing.assert_array_equal(other.pool.state()["alpha"], before)
+        assert other.pool.step == 0
+    same = create_rl_sampler(data_config(batch=2 * B), Dataset(N))  # batch does not shape the posterior
+    iter(same)
+    same.load_state_dict(state)
+    assert same.pool.step == 2
 
 
 def test_bad_batches_raise_and_change_nothing():

@@ -1,5 +1,6 @@
-"""Imports verl's own curriculum-sampler interface (verl 0.6.1, `verl/experimental/dataset/sampler.py`,
-installed with `pip install --no-deps verl==0.6.1`) without verl's heavy dependencies.
+"""Imports verl's own curriculum-sampler interface (verl 0.7.1, the last release with it:
+`verl/experimental/dataset/sampler.py`, installed with `pip install --no-deps verl==0.7.1`; the file is
+the same in 0.5.0 - 0.7.1 and gone from 0.8.0) without verl's heavy dependencies.
 
 `AbstractSampler` / `AbstractCurriculumSampler` are verl's real classes, loaded from the installed
 file. Stubs are installed (in `sys.modules`, only where the real module cannot import here) for exactly
@@ -42,7 +43,7 @@ def import_verl_sampler():
         return m.AbstractSampler, m.AbstractCurriculumSampler
     spec = importlib.util.find_spec("verl")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("verl is not installed: pip install --no-deps verl==0.6.1")
+        raise ImportError("verl is not installed: pip install --no-deps verl==0.7.1")
     root = list(spec.submodule_search_locations)[0]
     try:
         import torch.utils.data  # noqa: F401
@@ -70,5 +71,5 @@ def import_verl_sampler():
     sspec.loader.exec_module(mod)
     from importlib.metadata import version
 
-    assert version("verl") == "0.6.1", f"expected verl 0.6.1, found {version('verl')}"
+    assert version("verl") == "0.7.1", f"expected verl 0.7.1, found {version('verl')}"
     return mod.AbstractSampler, mod.AbstractCurriculumSampler
