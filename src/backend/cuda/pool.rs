@@ -686,15 +686,21 @@ pub(super) fn upload_prior(s: &Arc<CudaStream>, prior: &Prior) -> Result<PriorSl
 }
 
 pub(super) fn upload_features(s: &Arc<CudaStream>, f: Option<&Features>) -> Result<Option<DeviceFeatures>> {
-    Ok(match f {
-        Some(Features::F16 { weak, strong }) => {
-            Some(DeviceFeatures::F16(s.clone_htod(weak).map_err(cuda_err)?, s.clone_htod(strong).map_err(cuda_err)?))
+    let Some(f) = f else { return Ok(None) };
+    if f.n_columns() != 2 {
+        return Err(BotsError::config(
+            "feature_keys",
+            format!("the CUDA backend takes exactly 2 feature columns for now; this pool has {}", f.n_columns()),
+        ));
+    }
+    Ok(Some(match f {
+        Features::F16 { columns } => {
+            DeviceFeatures::F16(s.clone_htod(&columns[0]).map_err(cuda_err)?, s.clone_htod(&columns[1]).map_err(cuda_err)?)
         }
-        Some(Features::F32 { weak, strong }) => {
-            Some(DeviceFeatures::F32(s.clone_htod(weak).map_err(cuda_err)?, s.clone_htod(strong).map_err(cuda_err)?))
+        Features::F32 { columns } => {
+            DeviceFeatures::F32(s.clone_htod(&columns[0]).map_err(cuda_err)?, s.clone_htod(&columns[1]).map_err(cuda_err)?)
         }
-        None => None,
-    })
+    }))
 }
 
 /// The pool's feature columns on the device, in the form the host holds them.
@@ -723,10 +729,10 @@ impl DeviceFeatures {
     pub(super) fn to_host(&self, s: &Arc<CudaStream>) -> Result<Features> {
         Ok(match self {
             DeviceFeatures::F16(w, st) => {
-                Features::F16 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? }
+                Features::F16 { columns: vec![s.clone_dtoh(w).map_err(cuda_err)?, s.clone_dtoh(st).map_err(cuda_err)?] }
             }
             DeviceFeatures::F32(w, st) => {
-                Features::F32 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? }
+                Features::F32 { columns: vec![s.clone_dtoh(w).map_err(cuda_err)?, s.clone_dtoh(st).map_err(cuda_err)?] }
             }
         })
     }
