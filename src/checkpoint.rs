@@ -456,7 +456,10 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
             return Err(ckpt_err(path, format!("header says k_nn = {}: neighbour graphs are not stored by this build (written by a newer build, or damaged)", word(64))));
         }
         if word(68) != 0 || word(72) != 0 {
-            return Err(ckpt_err(path, "reserved header bytes 68..76 are not 0 (damaged, or written by a newer build)"));
+            return Err(ckpt_err(
+                path,
+                "reserved header bytes 68..76 are not 0 (damaged, or written by a newer build)",
+            ));
         }
     }
     let config_len = u32::from_le_bytes(h[56..60].try_into().expect("4 bytes"));
@@ -563,8 +566,12 @@ pub fn load(path: &Path) -> Result<(Config, PoolState)> {
     };
     let k = header.feature_columns;
     let features = match header.features {
-        Some(FeatureForm::F16) => Some(Features::F16 { columns: (0..k).map(|_| src.words(path, n)).collect::<Result<_>>()? }),
-        Some(FeatureForm::F32) => Some(Features::F32 { columns: (0..k).map(|_| src.words(path, n)).collect::<Result<_>>()? }),
+        Some(FeatureForm::F16) => {
+            Some(Features::F16 { columns: (0..k).map(|_| src.words(path, n)).collect::<Result<_>>()? })
+        }
+        Some(FeatureForm::F32) => {
+            Some(Features::F32 { columns: (0..k).map(|_| src.words(path, n)).collect::<Result<_>>()? })
+        }
         None => None,
     };
     payload += header.n * header.features.map_or(0, |f| (f.bytes_per_task() / 2 * k) as u64);

@@ -96,7 +96,14 @@ fn one_column_is_two_with_a_null_model_below() {
         assert_eq!(one.form(), two.form());
         for cfg in [
             Config { batch: 16, ..Default::default() },
-            Config { batch: 8, rho: 0.6, adaptive_rho: true, prior_strength: Some(3.0), tau: 0.2, ..Default::default() },
+            Config {
+                batch: 8,
+                rho: 0.6,
+                adaptive_rho: true,
+                prior_strength: Some(3.0),
+                tau: 0.2,
+                ..Default::default()
+            },
         ] {
             let a = CpuPool::new(Config { feature_keys: keys(1), ..cfg.clone() }, n, Some(one.clone())).unwrap();
             let b = CpuPool::new(cfg, n, Some(two.clone())).unwrap();
@@ -166,8 +173,8 @@ fn bad_columns_are_refused() {
     assert!(matches!(err, BotsError::LengthMismatch { expected: 2, got: 3, .. }), "{err}");
     assert!(err.to_string().contains("feature_keys"), "{err}");
     // A restore of a three-column state into a two-column pool is refused; the pool is unchanged.
-    let mut pool = CpuPool::new(Config { batch: 2, ..Default::default() }, n, Some(Features::from_f32(&c, &c).unwrap()))
-        .unwrap();
+    let mut pool =
+        CpuPool::new(Config { batch: 2, ..Default::default() }, n, Some(Features::from_f32(&c, &c).unwrap())).unwrap();
     let t = pool.select_batch().unwrap();
     pool.update(&Evidence::pass_rates(t, vec![0.5, 0.25])).unwrap();
     let before = pool.to_host().unwrap();

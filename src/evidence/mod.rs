@@ -319,3 +319,51 @@ pub fn batch_sum(len: usize, f: impl Fn(usize) -> f64) -> f64 {
     }
     lanes[0]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The segment of a mu on K columns: the first segment below 1 (and for NaN), the last one from
+    /// K - 1 on (extrapolation), `floor(mu)` between; t = mu - j exactly; K = 2 is always (0, 1, mu).
+    #[test]
+    fn segments_of_mu() {
+        let seg = |mu: f32, k| {
+            let s = segment(mu, k);
+            (s.lo, s.hi, s.t)
+        };
+        for mu in [-3.5f32, -0.0, 0.0, 0.4, 1.0, 1.7, 7.25] {
+            assert_eq!(seg(mu, 2).2.to_bits(), mu.to_bits(), "K = 2 keeps mu's bits");
+            assert_eq!((seg(mu, 2).0, seg(mu, 2).1), (Some(0), 1));
+            assert_eq!(seg(mu, 1), (None, 0, mu));
+        }
+        assert_eq!(seg(-0.5, 4), (Some(0), 1, -0.5));
+        assert_eq!(seg(0.999, 4), (Some(0), 1, 0.999));
+        assert_eq!(seg(1.0, 4), (Some(1), 2, 0.0));
+        assert_eq!(seg(2.5, 4), (Some(2), 3, 0.5));
+        assert_eq!(seg(3.0, 4), (Some(2), 3, 1.0));
+        assert_eq!(seg(4.5, 4), (Some(2), 3, 2.5));
+        let nan = segment(f32::NAN, 4);
+        assert_eq!((nan.lo, nan.hi), (Some(0), 1));
+        assert!(nan.t.is_nan());
+    }
+
+    /// The batch's ladder: the first bracketing segment, else the end nearer to R.
+    #[test]
+    fn ladder_segments() {
+        let up = [0.1, 0.3, 0.6, 0.9];
+        assert_eq!(ladder_segment(0.0, &up), 0);
+        assert_eq!(ladder_segment(0.2, &up), 0);
+        assert_eq!(ladder_segment(0.3, &up), 0);
+        assert_eq!(ladder_segment(0.45, &up), 1);
+        assert_eq!(ladder_segment(0.7, &up), 2);
+        assert_eq!(ladder_segment(0.95, &up), 2);
+        // Not monotone: the first segment that brackets R; outside every segment, the nearer end.
+        let zigzag = [0.5, 0.2, 0.8];
+        assert_eq!(ladder_segment(0.3, &zigzag), 0);
+        assert_eq!(ladder_segment(0.7, &zigzag), 1);
+        assert_eq!(ladder_segment(0.1, &zigzag), 0);
+        assert_eq!(ladder_segment(0.9, &zigzag), 1);
+        assert_eq!(ladder_segment(5.0, &[0.4, 0.6]), 0);
+    }
+}

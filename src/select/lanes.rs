@@ -402,8 +402,11 @@ fn fill_keys_lanes<P: PhiloxLanes<L>, const L: usize>(
                             Some(lo) => {
                                 let w = &columns[lo][r];
                                 for j in 0..L {
-                                    pt[j] =
-                                        interpolate(t, f16_bits_to_f32(w[j].to_bits()), f16_bits_to_f32(s[j].to_bits()));
+                                    pt[j] = interpolate(
+                                        t,
+                                        f16_bits_to_f32(w[j].to_bits()),
+                                        f16_bits_to_f32(s[j].to_bits()),
+                                    );
                                 }
                             }
                             None => {
@@ -608,7 +611,9 @@ mod tests {
         check(&cfgs[2], &constant, Some(&tenths), Some(&pend), n);
         check(&cfgs[1], &constant, None, Some(&pend), 1003);
         // K = 3 on its upper segment and K = 1 (the null model below), f16 and f32 columns.
-        let col = |den: usize, shift: usize| -> Vec<f32> { (0..n).map(|k| ((k * 7 + shift) % (den + 1)) as f32 / den as f32).collect() };
+        let col = |den: usize, shift: usize| -> Vec<f32> {
+            (0..n).map(|k| ((k * 7 + shift) % (den + 1)) as f32 / den as f32).collect()
+        };
         for den in [16, 10] {
             let (c0, c1, c2) = (col(den, 0), col(den, 3), col(den, 5));
             let three = Features::from_columns(&[&c0, &c1, &c2]).unwrap();

@@ -694,12 +694,14 @@ pub(super) fn upload_features(s: &Arc<CudaStream>, f: Option<&Features>) -> Resu
         ));
     }
     Ok(Some(match f {
-        Features::F16 { columns } => {
-            DeviceFeatures::F16(s.clone_htod(&columns[0]).map_err(cuda_err)?, s.clone_htod(&columns[1]).map_err(cuda_err)?)
-        }
-        Features::F32 { columns } => {
-            DeviceFeatures::F32(s.clone_htod(&columns[0]).map_err(cuda_err)?, s.clone_htod(&columns[1]).map_err(cuda_err)?)
-        }
+        Features::F16 { columns } => DeviceFeatures::F16(
+            s.clone_htod(&columns[0]).map_err(cuda_err)?,
+            s.clone_htod(&columns[1]).map_err(cuda_err)?,
+        ),
+        Features::F32 { columns } => DeviceFeatures::F32(
+            s.clone_htod(&columns[0]).map_err(cuda_err)?,
+            s.clone_htod(&columns[1]).map_err(cuda_err)?,
+        ),
     }))
 }
 
