@@ -73,16 +73,14 @@ use crate::pool::{FeatureForm, Features, Globals, PoolState, Prior, MAX_FEATURE_
 
 /// The 8 bytes every checkpoint starts with.
 pub const MAGIC: [u8; 8] = *b"BOTSCKPT";
-/// The format version this build writes (it reads this one, [`VERSION_2`] and [`VERSION_1`]).
+/// The format version this build writes (it reads this one, version 2 and [`VERSION_1`]).
 pub const VERSION: u32 = 3;
-/// The previous version: a 64-byte header and two feature columns.
-pub const VERSION_2: u32 = 2;
 /// The first version: as version 2, features always f16 (no `FLAG_FEATURES_F32`).
 pub const VERSION_1: u32 = 1;
-/// Size of the fixed header in bytes (of version 3; versions 1 and 2: [`HEADER_LEN_V2`]).
+/// Size of the fixed header in bytes (of version 3; versions 1 and 2 have 64).
 pub const HEADER_LEN: usize = 80;
 /// Size of the fixed header of versions 1 and 2.
-pub const HEADER_LEN_V2: usize = 64;
+const HEADER_LEN_V2: usize = 64;
 
 /// The header length of a version.
 fn header_len(version: u32) -> usize {

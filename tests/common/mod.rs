@@ -58,7 +58,11 @@ pub fn reseal(b: &mut [u8]) {
         return;
     }
     let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
-    let header = if version >= 3 { bots::checkpoint::HEADER_LEN } else { bots::checkpoint::HEADER_LEN_V2 };
+    let header = if version >= 3 {
+        bots::checkpoint::HEADER_LEN
+    } else {
+        64 /* versions 1 and 2 */
+    };
     if b.len() < header + 4 {
         return;
     }
