@@ -163,12 +163,13 @@ pub fn segment(mu: f32, columns: usize) -> Segment {
         return Segment { lo: None, hi: 0, t: mu };
     }
     let last = columns - 2;
-    let j = if !(mu >= 1.0) {
-        0
-    } else if mu >= (columns - 1) as f32 {
+    // `mu >= 1.0` is false for NaN too: NaN takes the first segment.
+    let j = if mu >= (columns - 1) as f32 {
         last
-    } else {
+    } else if mu >= 1.0 {
         mu.floor() as usize
+    } else {
+        0
     };
     Segment { lo: Some(j), hi: j + 1, t: mu - j as f32 }
 }
