@@ -51,7 +51,7 @@ impl FeatureForm {
 }
 
 /// Most feature columns (reference models) a pool may have.
-pub const MAX_FEATURE_COLUMNS: usize = 64;
+pub const MAX_FEATURE_COLUMNS: usize = crate::abi::MAX_FEATURE_COLUMNS as usize;
 
 /// Reference-model pass rates per task, the inputs of implicit evidence: K >= 1 columns `f_0, ...,
 /// f_{K-1}`, ordered from the weakest reference to the strongest (two, weak `f_w` and strong `f_s`, in
