@@ -156,7 +156,7 @@ pub struct Segment {
 /// The [`Segment`] of `mu` on `columns` (K >= 1) feature columns: `j = 0` below 1 (and for NaN),
 /// `K - 2` from `K - 1` on, else `floor(mu)`, and `t = mu - j` (exact). With K = 2 it is always
 /// `(0, 1, mu)`, and with K = 1 `(null, 0, mu)`. The one place of this rule (twin: the kernels'
-/// `feature_segment`).
+/// `segment` in kernels/model.cuh).
 #[inline]
 pub fn segment(mu: f32, columns: usize) -> Segment {
     if columns <= 1 {

@@ -1,8 +1,9 @@
 //! The CUDA backend: the pool's state lives in device memory and one step is a few fused passes over it.
 //!
 //! # Device state (12 or 16 bytes per task, plus 2 of scratch)
-//! `alpha`, `beta` (f32), the reference features `f_w`, `f_s` in the pool's form (f16, 4 bytes per
-//! task, or f32, 8: [`crate::FeatureForm`]; the kernels read either), per-task priors only when the
+//! `alpha`, `beta` (f32), the K reference feature columns in one buffer in the pool's form (f16, 2·K
+//! bytes per task, or f32, 4·K: [`crate::FeatureForm`]; the kernels read either, two columns per task
+//! and step whatever K is), per-task priors only when the
 //! state has them (+8 bytes/task), and 128 bytes of device scalars (step, mu, rho, the pending flag, the
 //! error record, the radix-select state). Scratch: a 2-byte digit cache per task, a bitmap of n bits for
 //! duplicate detection, histograms, and candidate/output buffers sized at construction for `k` up to a
