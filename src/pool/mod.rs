@@ -191,7 +191,7 @@ impl Features {
         }
     }
 
-    /// Checks that there are 1 to [`MAX_FEATURE_COLUMNS`] columns, each with one value per task, and
+    /// Checks that there are 1 to 64 (`MAX_FEATURE_COLUMNS`) columns, each with one value per task, and
     /// every value is in [0, 1] (NaN is not).
     pub fn validate(&self) -> Result<()> {
         let k = self.n_columns();
