@@ -29,10 +29,11 @@ extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params 
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
+    const Segment seg = segment(mu, p.n_features);
     GRID_STRIDE(k, p.n) {
         float a = alpha[k];
         float b = beta[k];
-        if (pending) apply_pending_task(p, alpha, beta, d.alpha0, d.beta0, d.fw, d.fs, mu, mu_set, rho, k, a, b);
+        if (pending) apply_pending_task(p, alpha, beta, d.alpha0, d.beta0, d.feat, seg, mu_set, rho, k, a, b);
         const unsigned long long key = score_key(score_task(p, a, b, step, (uint32_t)k), (uint32_t)k);
         digits[k] = (unsigned short)(key >> 48);
         atomicAdd(&h[(uint32_t)(key >> 53)], 1u);
@@ -50,10 +51,11 @@ extern "C" __global__ void apply_pending(Params p, Pool d) {
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
+    const Segment seg = segment(mu, p.n_features);
     GRID_STRIDE(k, p.n) {
         float a = d.alpha[k];
         float b = d.beta[k];
-        apply_pending_task(p, d.alpha, d.beta, d.alpha0, d.beta0, d.fw, d.fs, mu, mu_set, rho, k, a, b);
+        apply_pending_task(p, d.alpha, d.beta, d.alpha0, d.beta0, d.feat, seg, mu_set, rho, k, a, b);
     }
 }
 
@@ -317,9 +319,26 @@ extern "C" __global__ void batch_validate(Params p, Pool d, Batch b) {
     }
 }
 
+// The sum over the block of each thread's `v`, as a tree over red[0..nt) (red[t] += red[t + off] for
+// off = nt/2, ..., 1: the order of evidence::batch_sum's lanes). Every thread of the block calls it and
+// gets the sum; red may be reused right after (the first barrier orders the previous reads).
+__device__ __forceinline__ double block_sum(double v, double* red, uint32_t t, uint32_t nt) {
+    __syncthreads();
+    red[t] = v;
+    __syncthreads();
+    for (uint32_t off = nt >> 1; off > 0; off >>= 1) {
+        if (t < off) red[t] += red[t + off];
+        __syncthreads();
+    }
+    return red[0];
+}
+
 // One block (any power-of-two size <= 1024; the host uses BATCH_LANES = 256). Reduces the batch in f64:
-// thread t adds rows t, t + 256, ..., then a tree, the order of evidence::batch_sum on the CPU. Writes
-// mu, rho, miss; on a flagged batch, records the error instead and changes nothing.
+// thread t adds rows t, t + 256, ..., then a tree, the order of evidence::batch_sum on the CPU; the sum of
+// r and then of each of the K feature columns, one at a time. Thread 0 puts R on the batch's ladder of
+// column means (ladder_segment; a 0 below the one column of K = 1) and forms mu; then the miss of the
+// segment of mu. Writes mu, rho, miss; on a flagged batch, records the error instead and changes nothing.
+// CPU twin: evidence::batch_evidence.
 extern "C" __global__ void batch_reduce(Params p, Pool d, Batch b) {
     const uint32_t* const tasks = b.tasks;
     const float* const rates = b.rates;
@@ -327,10 +346,11 @@ extern "C" __global__ void batch_reduce(Params p, Pool d, Batch b) {
     const float* const fail = b.fail;
     const uint32_t counts = b.counts;
     const unsigned long long len = b.len;
-    const void* const fw = d.fw;
-    const void* const fs = d.fs;
+    const void* const feat = d.feat;
     Scalars* const sc = d.scalars;
-    __shared__ double red[3][1024];
+    __shared__ double red[1024];
+    // The batch's column sums: sums[0..L), L = K + 1 rungs for K = 1 (the null model's 0 first), else K.
+    __shared__ double sums[BOTS_MAX_FEATURE_COLUMNS + 1];
     __shared__ float mu_sh;
     const uint32_t t = threadIdx.x;
     const uint32_t nt = blockDim.x;
@@ -354,49 +374,45 @@ extern "C" __global__ void batch_reduce(Params p, Pool d, Batch b) {
         }
         return;
     }
-    if (!has_features(p.feature_form, fw, fs) || len == 0) return;  // mu, rho unchanged
-    double sr = 0.0, sw = 0.0, ss = 0.0;
+    if (!has_features(p, feat) || len == 0) return;  // mu, rho unchanged
+    const uint32_t K = p.n_features;                  // 1..=BOTS_MAX_FEATURE_COLUMNS (has_features)
+    const uint32_t base = K == 1 ? 1u : 0u;           // K = 1: sums[0] is the null model's 0
+    double sr = 0.0;
     for (unsigned long long i = t; i < len; i += nt) {
         float s, f, n, r;
         batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);  // valid: checked by batch_validate
-        const uint32_t k = tasks[i];
         sr += (double)r;
-        sw += (double)load_feature(fw, p.feature_form, k);
-        ss += (double)load_feature(fs, p.feature_form, k);
     }
-    red[0][t] = sr; red[1][t] = sw; red[2][t] = ss;
-    __syncthreads();
-    for (uint32_t off = nt >> 1; off > 0; off >>= 1) {
-        if (t < off) {
-            red[0][t] += red[0][t + off];
-            red[1][t] += red[1][t + off];
-            red[2][t] += red[2][t + off];
-        }
-        __syncthreads();
+    const double R = block_sum(sr, red, t, nt);
+    for (uint32_t c = 0; c < K; ++c) {
+        double sf = 0.0;
+        for (unsigned long long i = t; i < len; i += nt) sf += (double)load_feature(feat, p.feature_form, p.n, c, tasks[i]);
+        const double F = block_sum(sf, red, t, nt);
+        if (t == 0) sums[base + c] = F;
     }
     if (t == 0) {
+        if (base) sums[0] = 0.0;
         const double inv = 1.0 / (double)len;
-        const float mu_est = (float)((red[0][0] * inv - red[1][0] * inv) / (red[2][0] * inv - red[1][0] * inv + BOTS_MU_EPS));
+        const uint32_t e = ladder_segment(R * inv, sums, base + K, inv);
+        const double sw = sums[e], ss = sums[e + 1];
+        const double x = (R * inv - sw * inv) / (ss * inv - sw * inv + BOTS_MU_EPS);
+        const float mu_est = e == 0 ? (float)x : (float)((double)e + x);
         mu_sh = sc->mu_set ? p.gamma * sc->mu + (1.0f - p.gamma) * mu_est : mu_est;
     }
     __syncthreads();
     const float mu = mu_sh;
+    const Segment seg = segment(mu, K);
     double miss = 0.0;
     for (unsigned long long i = t; i < len; i += nt) {
         float s, f, n, r;
         batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);
-        const uint32_t k = tasks[i];
-        miss += (double)fabsf(interpolate(mu, load_feature(fw, p.feature_form, k), load_feature(fs, p.feature_form, k)) - r);
+        float lo, hi;
+        segment_pair(p, feat, seg, tasks[i], &lo, &hi);
+        miss += (double)fabsf(interpolate(seg.t, lo, hi) - r);
     }
-    __syncthreads();
-    red[0][t] = miss;
-    __syncthreads();
-    for (uint32_t off = nt >> 1; off > 0; off >>= 1) {
-        if (t < off) red[0][t] += red[0][t + off];
-        __syncthreads();
-    }
+    const double M = block_sum(miss, red, t, nt);
     if (t == 0) {
-        const double m = red[0][0] * (1.0 / (double)len);
+        const double m = M * (1.0 / (double)len);
         sc->mu = mu;
         sc->mu_set = 1;
         if (p.adaptive_rho && m >= BOTS_ADAPTIVE_RHO_MISS) sc->rho = sc->rho / 2.0f;

@@ -1,5 +1,5 @@
 // The model formulas (layouts and constants: abi.cuh, generated from src/abi.rs): the
-// device twins of src/select (score_task, score_key), src/evidence (batch_row, interpolate) and
+// device twins of src/select (score_task, score_key), src/evidence (batch_row, interpolate, segment, ladder_segment) and
 // src/update (update_task, apply_pending_task).
 #pragma once
 #include "abi.cuh"
@@ -17,18 +17,67 @@ __device__ __forceinline__ float half_to_float(uint16_t h) {
 #endif
 }
 
-// Feature k of one column in the pool's form (BOTS_FEATURES_* of abi.cuh, from src/abi.rs): the value
-// pool::Features::get returns. The host uploads each column in the form it passes, n values long (any
-// other form reads nothing and gives 0).
-__device__ __forceinline__ float load_feature(const void* col, uint32_t form, unsigned long long k) {
-    if (form == BOTS_FEATURES_F32) return ((const float*)col)[k];
-    if (form == BOTS_FEATURES_F16) return half_to_float(((const uint16_t*)col)[k]);
+// Feature k of column `col` in the pool's form (BOTS_FEATURES_* of abi.cuh, from src/abi.rs): the value
+// pool::Features::value returns. `feat` holds the K columns back to back, n values each (column col at
+// element col·n); the host uploads exactly K·n values in the form it passes and the callers keep
+// col < K and k < n (any other form reads nothing and gives 0).
+__device__ __forceinline__ float load_feature(const void* feat, uint32_t form, unsigned long long n, uint32_t col,
+                                              unsigned long long k) {
+    const unsigned long long i = (unsigned long long)col * n + k;
+    if (form == BOTS_FEATURES_F32) return ((const float*)feat)[i];
+    if (form == BOTS_FEATURES_F16) return half_to_float(((const uint16_t*)feat)[i]);
     return 0.0f;
 }
 
-// True when the kernels have features to read: a known form and both columns.
-__device__ __forceinline__ bool has_features(uint32_t form, const void* fw, const void* fs) {
-    return (form == BOTS_FEATURES_F16 || form == BOTS_FEATURES_F32) && fw != nullptr && fs != nullptr;
+// True when the kernels have features to read: a known form, 1 to BOTS_MAX_FEATURE_COLUMNS columns and
+// the buffer.
+__device__ __forceinline__ bool has_features(const Params& p, const void* feat) {
+    return (p.feature_form == BOTS_FEATURES_F16 || p.feature_form == BOTS_FEATURES_F32) && p.n_features >= 1 &&
+           p.n_features <= BOTS_MAX_FEATURE_COLUMNS && feat != nullptr;
+}
+
+// Where a mu falls on the ladder of K feature columns (evidence::Segment): the columns lo (BOTS_NO_COLUMN:
+// the null model of K = 1, pass rate 0) and hi that every task interpolates between, at t.
+struct Segment {
+    uint32_t lo;
+    uint32_t hi;
+    float t;
+};
+
+// The segment of mu on K >= 1 columns (evidence::segment, the same comparisons): j = 0 below 1 (and for
+// NaN), K - 2 from K - 1 on, else floor(mu); t = mu - j (exact). Always lo < hi < K, or lo = NO_COLUMN
+// and hi = 0.
+__device__ __forceinline__ Segment segment(float mu, uint32_t K) {
+    if (K <= 1) return Segment{BOTS_NO_COLUMN, 0u, mu};
+    const uint32_t last = K - 2;
+    uint32_t j;
+    if (mu >= (float)(K - 1)) {
+        j = last;
+    } else if (mu >= 1.0f) {
+        j = (uint32_t)floorf(mu);  // in [1, K - 2]: 1 <= mu < K - 1
+    } else {
+        j = 0;  // mu < 1, or NaN
+    }
+    return Segment{j, j + 1, mu - (float)j};
+}
+
+// Task k's two feature values on a segment (pool::Features::pair): (0, f_hi) for the null model.
+__device__ __forceinline__ void segment_pair(const Params& p, const void* feat, const Segment& seg, unsigned long long k,
+                                             float* lo, float* hi) {
+    *lo = seg.lo == BOTS_NO_COLUMN ? 0.0f : load_feature(feat, p.feature_form, p.n, seg.lo, k);
+    *hi = load_feature(feat, p.feature_form, p.n, seg.hi, k);
+}
+
+// The segment e of the batch's ladder of K + 1 or K column sums `sums` (L >= 2 rungs, means sums·inv) that
+// the batch mean pass rate r lies on (evidence::ladder_segment): the first segment whose two means bracket
+// r, else the end segment nearer to r.
+__device__ __forceinline__ uint32_t ladder_segment(double r, const double* sums, uint32_t L, double inv) {
+    const uint32_t last = L - 2;
+    for (uint32_t e = 0; e <= last; ++e) {
+        const double a = sums[e] * inv, b = sums[e + 1] * inv;
+        if (fmin(a, b) <= r && r <= fmax(a, b)) return e;
+    }
+    return fabs(r - sums[0] * inv) <= fabs(r - sums[last + 1] * inv) ? 0u : last;
 }
 
 __device__ __forceinline__ float score_task(const Params& p, float alpha, float beta, unsigned long long step, uint32_t task) {
@@ -46,6 +95,7 @@ __device__ __forceinline__ unsigned long long score_key(float score, uint32_t ta
     return ((unsigned long long)ordered << 32) | (unsigned long long)(~task);
 }
 
+// clip(lo + t·(hi - lo), 0, 1) (evidence::interpolate): on a segment's two columns at its t.
 __device__ __forceinline__ float interpolate(float mu, float fw, float fs) {
     float v = fw + mu * (fs - fw);
     if (v < 0.0f) v = 0.0f;
@@ -74,10 +124,11 @@ __device__ __forceinline__ void task_prior(const Params& p, const float* alpha0,
 
 // The pool-wide part of a pending update for task k (apply_pending_task), on its alpha and beta already
 // loaded into `a` and `b`: stores the new values and leaves them in `a`, `b`, so a caller that goes on
-// with the task (update_sample_score) does not load what it just stored.
+// with the task (update_sample_score) does not load what it just stored. `seg` is the segment of the
+// pending mu (segment(mu, p.n_features)), read only when mu_set and the pool has features.
 __device__ __forceinline__ void apply_pending_task(const Params& p, float* __restrict__ alpha, float* __restrict__ beta,
-                                                   const float* alpha0, const float* beta0, const void* fw,
-                                                   const void* fs, float mu, uint32_t mu_set, float rho,
+                                                   const float* alpha0, const float* beta0, const void* feat,
+                                                   const Segment& seg, uint32_t mu_set, float rho,
                                                    unsigned long long k, float& a, float& b) {
     if (a < 0.0f) {
         a = -a;
@@ -85,8 +136,11 @@ __device__ __forceinline__ void apply_pending_task(const Params& p, float* __res
         return;
     }
     float pt = 0.0f;
-    if (has_features(p.feature_form, fw, fs) && mu_set)
-        pt = interpolate(mu, load_feature(fw, p.feature_form, k), load_feature(fs, p.feature_form, k));
+    if (has_features(p, feat) && mu_set) {
+        float lo, hi;
+        segment_pair(p, feat, seg, k, &lo, &hi);
+        pt = interpolate(seg.t, lo, hi);
+    }
     float a0, b0;
     task_prior(p, alpha0, beta0, k, &a0, &b0);
     float na, nb;

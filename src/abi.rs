@@ -50,6 +50,10 @@ c_struct! {
         adaptive_rho: u32 = "uint32_t",
         /// The pool's feature form: [`FEATURES_NONE`], [`FEATURES_F16`] or [`FEATURES_F32`].
         feature_form: u32 = "uint32_t",
+        /// K, the feature columns of `DevicePtrs::feat` (1 to [`MAX_FEATURE_COLUMNS`]; 0 without
+        /// features). The kernels read no feature when it is out of that range.
+        n_features: u32 = "uint32_t",
+        pad0: u32 = "uint32_t",
     }
 }
 
@@ -105,9 +109,9 @@ c_struct! {
         /// Per-task prior (null: the constant prior of [`KernelParams`]).
         alpha0: u64 = "const float*",
         beta0: u64 = "const float*",
-        /// Feature columns, in the form of `KernelParams::feature_form` (null: none).
-        fw: u64 = "const void*",
-        fs: u64 = "const void*",
+        /// The K feature columns back to back (column j at element `j·n`, K·n values), weakest first,
+        /// in the form of `KernelParams::feature_form` (null: none).
+        feat: u64 = "const void*",
         scalars: u64 = "Scalars*",
         /// Top 16 bits of each task's key (2 bytes per task).
         digits: u64 = "unsigned short*",
@@ -141,9 +145,9 @@ c_struct! {
 /// 64-bit words of [`DeviceScalars`].
 pub const SCALAR_WORDS: usize = std::mem::size_of::<DeviceScalars>() / 8;
 const _: () = assert!(
-    std::mem::size_of::<KernelParams>() == 56
+    std::mem::size_of::<KernelParams>() == 64
         && std::mem::size_of::<DeviceScalars>() == 128
-        && std::mem::size_of::<DevicePtrs>() == 96
+        && std::mem::size_of::<DevicePtrs>() == 88
         && std::mem::size_of::<BatchArgs>() == 48
 );
 
@@ -203,10 +207,16 @@ impl DeviceError {
 
 /// `feature_form` of [`KernelParams`]: no features (the kernels read none).
 pub const FEATURES_NONE: u32 = 0;
-/// Two columns of IEEE binary16 bits, 2 bytes per value.
+/// K columns of IEEE binary16 bits, 2 bytes per value.
 pub const FEATURES_F16: u32 = 1;
-/// Two columns of f32, 4 bytes per value.
+/// K columns of f32, 4 bytes per value.
 pub const FEATURES_F32: u32 = 2;
+/// The most feature columns a pool may have (K, `KernelParams::n_features`): it bounds the checkpoint
+/// header, `crate::Features` and the column sums of `batch_reduce` (a shared array of this size).
+pub const MAX_FEATURE_COLUMNS: u32 = 64;
+/// The lower column of a segment of K = 1 in the kernels' `segment`: the null model (pass rate 0),
+/// which has no column.
+pub const NO_COLUMN: u32 = u32::MAX;
 
 /// Radix digits of the 64-bit keys, most significant first: 11, 11, 11, 11, 10, 10 bits.
 pub const RADIX_PASSES: u32 = 6;
@@ -287,6 +297,7 @@ pub fn abi_cuh() -> String {
     s += &format!(
         "#define BOTS_FEATURES_NONE {FEATURES_NONE}u\n#define BOTS_FEATURES_F16 {FEATURES_F16}u\n#define BOTS_FEATURES_F32 {FEATURES_F32}u\n"
     );
+    s += &format!("#define BOTS_MAX_FEATURE_COLUMNS {MAX_FEATURE_COLUMNS}u\n#define BOTS_NO_COLUMN 0x{NO_COLUMN:X}u\n");
     s += &format!("#define BOTS_RADIX_PASSES {RADIX_PASSES}\n#define BOTS_RADIX_BINS {RADIX_BINS}\n");
     s += &format!("#define BOTS_MU_EPS {MU_EPS:e}\n#define BOTS_ADAPTIVE_RHO_MISS {ADAPTIVE_RHO_MISS:?}\n");
     s += &format!("#define BOTS_MAX_GAMMA_BLOCKS {MAX_GAMMA_BLOCKS}u\n#define BOTS_BATCH_LANES {BATCH_LANES}u\n");

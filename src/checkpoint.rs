@@ -4,7 +4,7 @@
 //! an uninterrupted run would have selected (selection at step t is a pure function of
 //! (seed, t, state); see `tests/checkpoint.rs`).
 //!
-//! # File format, version 2
+//! # File format, version 3
 //!
 //! All integers and floats are **little-endian**; arrays are written as `bytemuck` casts of the
 //! in-memory slices (byte-swapped on a big-endian host).
@@ -12,7 +12,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `b"BOTSCKPT"` |
-//! | 8 | 4 | version, u32 = 2 (version 1 files are read too: see below) |
+//! | 8 | 4 | version, u32 = 3 (version 1 and 2 files are read too: see below) |
 //! | 12 | 4 | flags, u32: bit 0 `PER_TASK_PRIOR`, bit 1 `FEATURES`, bit 2 `MU_SET`, bit 3 `FEATURES_F32` (only with `FEATURES`); other bits must be 0 |
 //! | 16 | 8 | N, u64: number of tasks (1 ..= 2^32 - 1) |
 //! | 24 | 8 | step, u64 |
@@ -22,19 +22,23 @@
 //! | 48 | 4 | alpha0, f32: the constant prior (0 with `PER_TASK_PRIOR`) |
 //! | 52 | 4 | beta0, f32: likewise |
 //! | 56 | 4 | C, u32: length in bytes of the config JSON (at most 1 MiB) |
-//! | 60 | 4 | header CRC-32 (IEEE, `crc32fast`) over bytes 0..60 followed by the C config bytes |
-//! | 64 | C | the [`Config`] as UTF-8 JSON, then zero padding to a multiple of 8 bytes |
+//! | 60 | 4 | K, u32: feature columns (1 ..= 64 with `FEATURES`, equal to the config's `feature_keys` length; 0 without) |
+//! | 64 | 4 | k_nn, u32: neighbours per task; 0 (a neighbour graph is not stored yet: docs/EVIDENCE-SOURCES.md) |
+//! | 68 | 8 | reserved, 0 |
+//! | 76 | 4 | header CRC-32 (IEEE, `crc32fast`) over bytes 0..76 followed by the C config bytes |
+//! | 80 | C | the [`Config`] as UTF-8 JSON, then zero padding to a multiple of 8 bytes |
 //! | P | 4N | alpha, f32\[N\] |
 //! | | 4N | beta, f32\[N\] |
 //! | | 4N | alpha0, f32\[N\], only with `PER_TASK_PRIOR` |
 //! | | 4N | beta0, f32\[N\], only with `PER_TASK_PRIOR` |
-//! | | 2N or 4N | weak feature f_w, f16\[N\] (f32\[N\] with `FEATURES_F32`), only with `FEATURES` |
-//! | | 2N or 4N | strong feature f_s, likewise |
+//! | | K × (2N or 4N) | the K feature columns, weakest first, each f16\[N\] (f32\[N\] with `FEATURES_F32`), only with `FEATURES` |
 //! | | 0 or 2 | zero padding to a multiple of 4 bytes |
 //! | end - 4 | 4 | file CRC-32 over every byte before it (header, config, padding and payload) |
 //!
-//! Version 1 is the same layout without `FEATURES_F32` (features always f16); [`load`] reads it, and
-//! [`save`] always writes version 2.
+//! Version 2 has a 64-byte header: bytes 0..60 as above, then the header CRC-32 over bytes 0..60 and
+//! the config, with the config at offset 64; its features are always K = 2 columns (weak, strong).
+//! Version 1 is version 2 without `FEATURES_F32` (features always f16). [`load`] reads all three, and
+//! [`save`] always writes version 3.
 //!
 //! So the file length is a function of (C, N, flags) alone: a reader computes it from the header and
 //! refuses any file whose length differs **before** allocating anything of size N.
@@ -65,16 +69,27 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{BotsError, Result};
-use crate::pool::{FeatureForm, Features, Globals, PoolState, Prior};
+use crate::pool::{FeatureForm, Features, Globals, PoolState, Prior, MAX_FEATURE_COLUMNS};
 
 /// The 8 bytes every checkpoint starts with.
 pub const MAGIC: [u8; 8] = *b"BOTSCKPT";
-/// The format version this build writes (it reads this one and [`VERSION_1`]).
-pub const VERSION: u32 = 2;
-/// The previous version: the same layout, features always f16 (no `FLAG_FEATURES_F32`).
+/// The format version this build writes (it reads this one, version 2 and [`VERSION_1`]).
+pub const VERSION: u32 = 3;
+/// The first version: as version 2, features always f16 (no `FLAG_FEATURES_F32`).
 pub const VERSION_1: u32 = 1;
-/// Size of the fixed header in bytes.
-pub const HEADER_LEN: usize = 64;
+/// Size of the fixed header in bytes (of version 3; versions 1 and 2 have 64).
+pub const HEADER_LEN: usize = 80;
+/// Size of the fixed header of versions 1 and 2.
+const HEADER_LEN_V2: usize = 64;
+
+/// The header length of a version.
+fn header_len(version: u32) -> usize {
+    if version >= VERSION {
+        HEADER_LEN
+    } else {
+        HEADER_LEN_V2
+    }
+}
 /// Largest accepted embedded config (bytes).
 pub const MAX_CONFIG_LEN: u32 = 1 << 20;
 /// Flag: the prior is per task (alpha0 and beta0 arrays follow beta).
@@ -126,6 +141,8 @@ pub struct Header {
     pub constant_prior: Option<(f32, f32)>,
     /// Whether reference features are stored, and in which form.
     pub features: Option<FeatureForm>,
+    /// K, the number of feature columns (0 without features; 2 in version 1 and 2 files with features).
+    pub feature_columns: usize,
     /// The hyper-parameters the pool ran with.
     pub config: Config,
     /// Total file length in bytes.
@@ -140,17 +157,17 @@ fn pad_to(len: u64, align: u64) -> u64 {
     len.div_ceil(align) * align
 }
 
-/// The exact file length implied by (config length, N, flags), or `None` on overflow.
-fn expected_len(config_len: u32, n: u64, flags: u32) -> Option<u64> {
+/// The exact file length implied by (version, config length, N, flags, K), or `None` on overflow.
+fn expected_len(version: u32, config_len: u32, n: u64, flags: u32, columns: usize) -> Option<u64> {
     let mut per_task: u64 = 8; // alpha, beta
     if flags & FLAG_PER_TASK_PRIOR != 0 {
         per_task += 8;
     }
     if let Some(form) = feature_form(flags) {
-        per_task += form.bytes_per_task() as u64;
+        per_task += (form.bytes_per_task() / 2 * columns) as u64;
     }
     let payload = n.checked_mul(per_task)?;
-    (HEADER_LEN as u64 + pad_to(config_len as u64, 8)).checked_add(pad_to(payload, 4))?.checked_add(4)
+    (header_len(version) as u64 + pad_to(config_len as u64, 8)).checked_add(pad_to(payload, 4))?.checked_add(4)
 }
 
 /// A value that is written as little-endian bytes.
@@ -225,6 +242,7 @@ fn header_bytes(config: &Config, state: &PoolState, config_json: &[u8]) -> Resul
     if g.mu.is_some() {
         flags |= FLAG_MU_SET;
     }
+    let columns = state.features.as_ref().map_or(0, Features::n_columns) as u32;
     let mut h = [0u8; HEADER_LEN];
     h[0..8].copy_from_slice(&MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -237,10 +255,12 @@ fn header_bytes(config: &Config, state: &PoolState, config_json: &[u8]) -> Resul
     h[48..52].copy_from_slice(&a0.to_le_bytes());
     h[52..56].copy_from_slice(&b0.to_le_bytes());
     h[56..60].copy_from_slice(&(config_json.len() as u32).to_le_bytes());
+    h[60..64].copy_from_slice(&columns.to_le_bytes());
+    // 64..68 k_nn = 0 and 68..76 reserved stay 0.
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&h[0..60]);
+    crc.update(&h[0..HEADER_LEN - 4]);
     crc.update(config_json);
-    h[60..64].copy_from_slice(&crc.finalize().to_le_bytes());
+    h[HEADER_LEN - 4..].copy_from_slice(&crc.finalize().to_le_bytes());
     Ok(h)
 }
 
@@ -310,18 +330,20 @@ fn save_impl(path: &Path, config: &Config, state: &PoolState, pause: Option<(u64
             payload += state.len() as u64 * 8;
         }
         match &state.features {
-            Some(Features::F16 { weak, strong }) => {
-                sink.put_words(weak).map_err(io)?;
-                sink.put_words(strong).map_err(io)?;
+            Some(Features::F16 { columns }) => {
+                for col in columns {
+                    sink.put_words(col).map_err(io)?;
+                }
             }
-            Some(Features::F32 { weak, strong }) => {
-                sink.put_words(weak).map_err(io)?;
-                sink.put_words(strong).map_err(io)?;
+            Some(Features::F32 { columns }) => {
+                for col in columns {
+                    sink.put_words(col).map_err(io)?;
+                }
             }
             None => {}
         }
         if let Some(f) = &state.features {
-            payload += state.len() as u64 * f.form().bytes_per_task() as u64;
+            payload += state.len() as u64 * f.bytes_per_task() as u64;
         }
         let pad = (pad_to(payload, 4) - payload) as usize;
         sink.put(&[0u8; 4][..pad]).map_err(io)?;
@@ -332,14 +354,15 @@ fn save_impl(path: &Path, config: &Config, state: &PoolState, pause: Option<(u64
 }
 
 /// Parses and checks the fixed header (magic, version, flags, N, header checksum, file length).
-fn parse_header(path: &Path, h: &[u8; HEADER_LEN], config_json: &[u8], file_len: u64) -> Result<Header> {
+fn parse_header(path: &Path, h: &[u8], config_json: &[u8], file_len: u64) -> Result<Header> {
     let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
     let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
     let f32_at = |o: usize| f32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
+    let crc_at = h.len() - 4;
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&h[0..60]);
+    crc.update(&h[0..crc_at]);
     crc.update(config_json);
-    let (stored, computed) = (u32_at(60), crc.finalize());
+    let (stored, computed) = (u32_at(crc_at), crc.finalize());
     if stored != computed {
         return Err(ckpt_err(path, format!("header checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the header or embedded config is damaged")));
     }
@@ -369,6 +392,7 @@ fn parse_header(path: &Path, h: &[u8; HEADER_LEN], config_json: &[u8], file_len:
         rho: f32_at(44),
         constant_prior,
         features: feature_form(flags),
+        feature_columns: feature_columns(u32_at(8), h, flags),
         config,
         file_len,
     })
@@ -376,11 +400,11 @@ fn parse_header(path: &Path, h: &[u8; HEADER_LEN], config_json: &[u8], file_len:
 
 /// Reads the fixed header and checks what can be checked before the config is read: magic, version,
 /// flags, N and the file length. Returns the header bytes and the config length.
-fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Result<([u8; HEADER_LEN], u32)> {
-    if file_len < HEADER_LEN as u64 + 4 {
+fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Result<(Vec<u8>, u32)> {
+    if file_len < HEADER_LEN_V2 as u64 + 4 {
         return Err(ckpt_err(path, format!("file is {file_len} bytes, too short for a checkpoint (truncated?)")));
     }
-    let mut h = [0u8; HEADER_LEN];
+    let mut h = vec![0u8; HEADER_LEN_V2];
     reader.read_exact(&mut h).map_err(|e| BotsError::io(path, e))?;
     if h[0..8] != MAGIC {
         return Err(ckpt_err(
@@ -389,11 +413,18 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
         ));
     }
     let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if version != VERSION && version != VERSION_1 {
+    if !(VERSION_1..=VERSION).contains(&version) {
         return Err(ckpt_err(
             path,
-            format!("unsupported checkpoint version {version}: this build reads versions {VERSION_1} and {VERSION}"),
+            format!("unsupported checkpoint version {version}: this build reads versions {VERSION_1} to {VERSION}"),
         ));
+    }
+    if header_len(version) > HEADER_LEN_V2 {
+        if file_len < header_len(version) as u64 + 4 {
+            return Err(ckpt_err(path, format!("file is {file_len} bytes, too short for a checkpoint (truncated?)")));
+        }
+        h.resize(header_len(version), 0);
+        reader.read_exact(&mut h[HEADER_LEN_V2..]).map_err(|e| BotsError::io(path, e))?;
     }
     let flags = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
     let unknown = flags & !known_flags(version);
@@ -412,6 +443,23 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
     if n == 0 || n > u32::MAX as u64 {
         return Err(ckpt_err(path, format!("header says N = {n} tasks; a pool has 1 to 2^32 - 1 (damaged header?)")));
     }
+    let columns = feature_columns(version, &h, flags);
+    if version >= VERSION {
+        let word = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
+        let has = flags & FLAG_FEATURES != 0;
+        if has != (columns > 0) || columns > MAX_FEATURE_COLUMNS {
+            return Err(ckpt_err(path, format!("header says K = {columns} feature columns with flags {flags:#x}; K is 1 to {MAX_FEATURE_COLUMNS} with FEATURES, 0 without (damaged header?)")));
+        }
+        if word(64) != 0 {
+            return Err(ckpt_err(path, format!("header says k_nn = {}: neighbour graphs are not stored by this build (written by a newer build, or damaged)", word(64))));
+        }
+        if word(68) != 0 || word(72) != 0 {
+            return Err(ckpt_err(
+                path,
+                "reserved header bytes 68..76 are not 0 (damaged, or written by a newer build)",
+            ));
+        }
+    }
     let config_len = u32::from_le_bytes(h[56..60].try_into().expect("4 bytes"));
     if config_len > MAX_CONFIG_LEN {
         return Err(ckpt_err(
@@ -421,7 +469,7 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
             ),
         ));
     }
-    match expected_len(config_len, n, flags) {
+    match expected_len(version, config_len, n, flags, columns) {
         Some(expect) if expect == file_len => {}
         Some(expect) => {
             let what = if file_len < expect { "truncated" } else { "has trailing bytes" };
@@ -435,6 +483,17 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
         }
     }
     Ok((h, config_len))
+}
+
+/// K of a header: bytes 60..64 in version 3, two columns (with features) before.
+fn feature_columns(version: u32, h: &[u8], flags: u32) -> usize {
+    if version >= VERSION {
+        u32::from_le_bytes(h[60..64].try_into().expect("4 bytes")) as usize
+    } else if flags & FLAG_FEATURES != 0 {
+        2
+    } else {
+        0
+    }
 }
 
 /// Reads and verifies a checkpoint's header and embedded config (their own checksum, and that the
@@ -503,12 +562,17 @@ pub fn load(path: &Path) -> Result<(Config, PoolState)> {
             Prior::PerTask { alpha0: src.words(path, n)?, beta0: src.words(path, n)? }
         }
     };
+    let k = header.feature_columns;
     let features = match header.features {
-        Some(FeatureForm::F16) => Some(Features::F16 { weak: src.words(path, n)?, strong: src.words(path, n)? }),
-        Some(FeatureForm::F32) => Some(Features::F32 { weak: src.words(path, n)?, strong: src.words(path, n)? }),
+        Some(FeatureForm::F16) => {
+            Some(Features::F16 { columns: (0..k).map(|_| src.words(path, n)).collect::<Result<_>>()? })
+        }
+        Some(FeatureForm::F32) => {
+            Some(Features::F32 { columns: (0..k).map(|_| src.words(path, n)).collect::<Result<_>>()? })
+        }
         None => None,
     };
-    payload += header.n * header.features.map_or(0, |f| f.bytes_per_task() as u64);
+    payload += header.n * header.features.map_or(0, |f| (f.bytes_per_task() / 2 * k) as u64);
     let mut pad = [0u8; 4];
     src.fill(path, &mut pad[..(pad_to(payload, 4) - payload) as usize])?;
     let computed = src.crc.clone().finalize();

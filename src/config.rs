@@ -41,10 +41,11 @@ pub struct Config {
     pub prior_alpha: f32,
     /// See `prior_alpha`.
     pub prior_beta: f32,
-    /// `Some(c)`: per-task priors `1 + c·f`, `1 + c·(1-f)` from the strong reference feature f.
+    /// `Some(c)`: per-task priors `1 + c·f`, `1 + c·(1-f)` from the strongest reference feature f.
     /// `None` (the reference): the constant prior above, which costs no memory.
     pub prior_strength: Option<f32>,
-    /// Pool columns holding the weaker and the stronger reference model's pass rates, in that order.
+    /// Pool columns holding the reference models' pass rates, weakest first: K >= 1 of them (two,
+    /// weaker and stronger, in the BOTS paper and Trinity-RFT; `docs/EVIDENCE-SOURCES.md`).
     pub feature_keys: Vec<String>,
 }
 
@@ -178,11 +179,19 @@ impl Config {
                 return Err(BotsError::config("prior_strength", format!("{c} must be a finite number >= 0")));
             }
         }
-        if self.feature_keys.len() != 2 {
+        let keys = &self.feature_keys;
+        if keys.is_empty() || keys.len() > crate::pool::MAX_FEATURE_COLUMNS {
             return Err(BotsError::config(
                 "feature_keys",
-                format!("expected exactly 2 columns (weaker model, stronger model), got {}", self.feature_keys.len()),
+                format!(
+                    "expected 1 to {} columns (reference models, weakest first), got {}",
+                    crate::pool::MAX_FEATURE_COLUMNS,
+                    keys.len()
+                ),
             ));
+        }
+        if let Some(i) = (1..keys.len()).find(|&i| keys[..i].contains(&keys[i])) {
+            return Err(BotsError::config("feature_keys", format!("column `{}` is named twice", keys[i])));
         }
         Ok(())
     }
@@ -468,11 +477,16 @@ mod tests {
             ("rho: -0.1", "rho"),
             ("target_reward: 2", "target"),
             ("batch: 0", "batch"),
-            ("feature_keys: [a, b, c]", "feature_keys"),
+            ("feature_keys: []", "feature_keys"),
+            ("feature_keys: [a, b, a]", "feature_keys"),
             ("prior_strength: -1", "prior_strength"),
         ] {
             let err = Config::from_str_format(text, "yaml").unwrap_err();
             assert!(err.contains(key), "{text}: {err}");
+        }
+        // K = 1 and K = 3 reference columns are valid (docs/EVIDENCE-SOURCES.md).
+        for keys in ["[a]", "[a, b, c]"] {
+            assert!(Config::from_str_format(&format!("feature_keys: {keys}"), "yaml").is_ok(), "{keys}");
         }
         let err = Config::from_str_format("lamda: 0.1", "yaml").unwrap_err();
         assert!(err.contains("lamda"), "{err}");

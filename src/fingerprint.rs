@@ -96,7 +96,7 @@ impl Shaping {
     }
 }
 
-/// XXH3-64 of both feature columns' little-endian bits, weak then strong.
+/// XXH3-64 of the feature columns' little-endian bits, weakest first (weak then strong for two).
 pub(crate) fn features_digest(features: &Features) -> (FeatureForm, u64) {
     fn feed<T: bytemuck::Pod>(h: &mut XxHash3_64, col: &[T], le: impl Fn(&T) -> Vec<u8>) {
         if cfg!(target_endian = "little") {
@@ -109,13 +109,13 @@ pub(crate) fn features_digest(features: &Features) -> (FeatureForm, u64) {
     }
     let mut h = XxHash3_64::with_seed(0);
     match features {
-        Features::F16 { weak, strong } => {
-            for col in [weak, strong] {
+        Features::F16 { columns } => {
+            for col in columns {
                 feed(&mut h, col, |v| v.to_bits().to_le_bytes().to_vec());
             }
         }
-        Features::F32 { weak, strong } => {
-            for col in [weak, strong] {
+        Features::F32 { columns } => {
+            for col in columns {
                 feed(&mut h, col, |v| v.to_bits().to_le_bytes().to_vec());
             }
         }

@@ -320,10 +320,10 @@ fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
     case(&|b| b[0..8].copy_from_slice(b"NOTACKPT"), "not a BOTS checkpoint");
     case(
         &|b| {
-            b[8..12].copy_from_slice(&3u32.to_le_bytes());
+            b[8..12].copy_from_slice(&4u32.to_le_bytes());
             reseal(b)
         },
-        "unsupported checkpoint version 3",
+        "unsupported checkpoint version 4",
     );
     // f32 features are a version 2 feature: a version 1 header with FEATURES_F32 is refused.
     assert_ne!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()) & checkpoint::FLAG_FEATURES_F32, 0);
@@ -419,8 +419,8 @@ fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
     // weak[0] of N = 3, f32: before weak[1..3], strong (12 bytes) and the CRC (the payload, 72 bytes,
     // needs no padding).
     let feat_off = bytes.len() - 4 - 12 - 12;
-    let Some(Features::F32 { weak, .. }) = &state.features else { panic!("f32 features expected") };
-    assert_eq!(bytes[feat_off..feat_off + 4], weak[0].to_le_bytes());
+    let Some(Features::F32 { columns }) = &state.features else { panic!("f32 features expected") };
+    assert_eq!(bytes[feat_off..feat_off + 4], columns[0][0].to_le_bytes());
     case(
         &|b| {
             b[feat_off..feat_off + 4].copy_from_slice(&f32::NAN.to_le_bytes());
@@ -449,7 +449,36 @@ fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
         },
         "checksum mismatch",
     );
-    case(&|b| b[61] ^= 1, "header checksum mismatch");
+    case(&|b| b[HEADER_LEN - 3] ^= 1, "header checksum mismatch");
+    // Version 3's header words: K (feature columns), k_nn and the reserved bytes.
+    case(
+        &|b| {
+            b[61] ^= 1;
+            reseal(b)
+        },
+        "K = 258 feature columns",
+    );
+    case(
+        &|b| {
+            b[60..64].copy_from_slice(&3u32.to_le_bytes());
+            reseal(b)
+        },
+        "implies",
+    );
+    case(
+        &|b| {
+            b[64..68].copy_from_slice(&8u32.to_le_bytes());
+            reseal(b)
+        },
+        "k_nn = 8",
+    );
+    case(
+        &|b| {
+            b[72] = 1;
+            reseal(b)
+        },
+        "reserved header bytes",
+    );
 }
 
 #[test]
@@ -498,8 +527,8 @@ fn restore_refuses_a_checkpoint_of_another_pool_on(kind: BackendKind) {
     pool.update(&evidence(t, 0, cfg.m, false)).unwrap();
     let before = pool.to_host().unwrap();
     let mut nudged = features(n);
-    if let Features::F32 { weak, .. } = &mut nudged {
-        weak[17] = (weak[17] + 0.001).min(1.0);
+    if let Features::F32 { columns } = &mut nudged {
+        columns[0][17] = (columns[0][17] + 0.001).min(1.0);
     }
     let cases: Vec<(&str, Config, usize, Option<Features>, &str)> = vec![
         ("task count", cfg.clone(), n + 1, Some(features(n + 1)), "it has 41 tasks, this pool has 40"),
@@ -560,13 +589,13 @@ fn restore_refuses_non_finite_mu_and_bad_features() {
     let (cfg16, state16) = small_state_in(FeatureForm::F16);
     for v in [f32::NAN, 1.5, -0.25] {
         let mut s = state.clone();
-        let Some(Features::F32 { strong, .. }) = s.features.as_mut() else { panic!("f32 features expected") };
-        strong[1] = v;
+        let Some(Features::F32 { columns }) = s.features.as_mut() else { panic!("f32 features expected") };
+        columns[1][1] = v;
         let err = CpuPool::from_state(cfg.clone(), s).unwrap_err();
         assert!(matches!(err, BotsError::InvalidFeature { task: 1, .. }), "{err}");
         let mut s = state16.clone();
-        let Some(Features::F16 { strong, .. }) = s.features.as_mut() else { panic!("f16 features expected") };
-        strong[1] = half::f16::from_f32(v);
+        let Some(Features::F16 { columns }) = s.features.as_mut() else { panic!("f16 features expected") };
+        columns[1][1] = half::f16::from_f32(v);
         let err = CpuPool::from_state(cfg16.clone(), s).unwrap_err();
         assert!(matches!(err, BotsError::InvalidFeature { task: 1, .. }), "{err}");
     }
@@ -662,26 +691,26 @@ fn writer_killed_mid_write_leaves_the_old_checkpoint() {
     assert_bit_identical(&checkpoint::load(&target).unwrap().1, &new, "after a later save");
 }
 
-/// A version 1 file (f16 features, the layout before f32 features existed) still loads, bit for bit;
-/// only the version word differs from what this build writes for the same state.
+/// Version 1 (f16 features, the layout before f32 features existed) and version 2 files (a 64-byte
+/// header, two columns) still load, bit for bit: the same payload as this build writes for the state.
 #[test]
-fn version_1_files_still_load() {
+fn version_1_and_2_files_still_load() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v1.ckpt");
-    let (cfg, state) = small_state_in(FeatureForm::F16);
-    checkpoint::save(&path, &cfg, &state).unwrap();
-    let mut b = std::fs::read(&path).unwrap();
-    assert_eq!(u32::from_le_bytes(b[8..12].try_into().unwrap()), checkpoint::VERSION);
-    b[8..12].copy_from_slice(&checkpoint::VERSION_1.to_le_bytes());
-    reseal(&mut b);
-    std::fs::write(&path, &b).unwrap();
-    let h = checkpoint::read_header(&path).unwrap();
-    assert_eq!((h.version, h.features), (1, Some(FeatureForm::F16)));
-    let (c, s) = checkpoint::load(&path).unwrap();
-    assert_eq!(c, cfg);
-    assert_bit_identical(&s, &state, "version 1");
-    // Resumes exactly like the state it holds.
-    let mut a = CpuPool::from_state(cfg.clone(), s).unwrap();
-    let mut o = CpuPool::from_state(cfg, state).unwrap();
-    assert_eq!(a.select_batch().unwrap(), o.select_batch().unwrap());
+    let path = dir.path().join("old.ckpt");
+    for (version, form) in [(1, FeatureForm::F16), (2, FeatureForm::F16), (2, FeatureForm::F32)] {
+        let (cfg, state) = small_state_in(form);
+        checkpoint::save(&path, &cfg, &state).unwrap();
+        let b = std::fs::read(&path).unwrap();
+        assert_eq!(u32::from_le_bytes(b[8..12].try_into().unwrap()), checkpoint::VERSION);
+        std::fs::write(&path, common::as_version(&b, version)).unwrap();
+        let h = checkpoint::read_header(&path).unwrap();
+        assert_eq!((h.version, h.features, h.feature_columns), (version, Some(form), 2));
+        let (c, s) = checkpoint::load(&path).unwrap();
+        assert_eq!(c, cfg);
+        assert_bit_identical(&s, &state, &format!("version {version}"));
+        // Resumes exactly like the state it holds.
+        let mut a = CpuPool::from_state(cfg.clone(), s).unwrap();
+        let mut o = CpuPool::from_state(cfg, state).unwrap();
+        assert_eq!(a.select_batch().unwrap(), o.select_batch().unwrap());
+    }
 }

@@ -69,7 +69,7 @@ fn features(n: usize, seed: u64) -> Features {
             (f16::from_f32(a.min(c)), f16::from_f32(a.max(c)))
         })
         .unzip();
-    Features::F16 { weak: w, strong: s }
+    Features::F16 { columns: vec![w, s] }
 }
 
 /// [`features`] with the full f32 values (not f16 values: the 8-byte form the kernels also read).

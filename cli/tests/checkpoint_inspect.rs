@@ -35,7 +35,8 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     let fp = bots::Fingerprint::of(&cfg, 3, state.features.as_ref()).id();
     assert_eq!(v["fingerprint"], fp.as_str());
     assert_eq!(v["header"]["step"], 1);
-    assert_eq!(v["header"]["version"], 2);
+    assert_eq!(v["header"]["version"], 3);
+    assert_eq!(v["header"]["feature_columns"], 2);
     assert_eq!(v["header"]["features"], "f32");
     assert_eq!(v["header"]["config"]["rho"].as_f64().unwrap() as f32, 0.3);
     let amax = state.alpha.iter().cloned().fold(f32::MIN, f32::max) as f64;
@@ -47,7 +48,7 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     for want in &[
-        "version      2",
+        "version      3",
         "tasks (N)    3",
         &format!("fingerprint  {fp}"),
         "step         1",
@@ -55,7 +56,7 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
         "alpha+beta (ESS)",
         "prior        per task",
         "features-f32, mu-set]",
-        "features     F32 (8 bytes per task)",
+        "features     F32 (8 bytes per task, 2 columns)",
     ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
     }

@@ -202,7 +202,7 @@ fn adaptive_rho_fires_and_compounds() {
 // The CLI agrees with the library
 
 fn library_posterior(pool_path: &Path, log_path: &Path, config: Config) -> Posterior {
-    let pool = load_pool(pool_path, Some(KEYS)).unwrap();
+    let pool = load_pool(pool_path, Some(&KEYS)).unwrap();
     let mut lib = CpuPool::new(config, pool.len, pool.features).unwrap();
     for step in ReplayLog::open(log_path, 0).unwrap() {
         lib.update(&step.unwrap().evidence).unwrap();
@@ -291,7 +291,7 @@ fn cli_matches_cpu_pool_with_a_config_file_and_feature_override() {
         feature_keys: vec!["w".into(), "s".into()],
         ..Default::default()
     };
-    let loaded = load_pool(&pool, Some(["w", "s"])).unwrap();
+    let loaded = load_pool(&pool, Some(&["w", "s"])).unwrap();
     let mut lib = CpuPool::new(cfg, loaded.len, loaded.features).unwrap();
     for step in ReplayLog::open(&c.path("log.jsonl"), 0).unwrap() {
         lib.update(&step.unwrap().evidence).unwrap();
@@ -303,6 +303,49 @@ fn cli_matches_cpu_pool_with_a_config_file_and_feature_override() {
 
 // ---------------------------------------------------------------------------------------------
 // Bad input: non-zero exit, a message naming the line / task, and no output file
+
+/// A pool of K = 1 and K = 3 reference columns (`--features a,b,c`, JSONL) replays as the library's
+/// `CpuPool` with those columns, on the CPU and, where CUDA is usable, on it too (bit for bit).
+#[test]
+fn k_reference_columns_replay_on_every_backend() {
+    let c = Case::new();
+    let pool = c.file(
+        "pool.jsonl",
+        &(0..60)
+            .map(|k| {
+                let a = (k % 5) as f64 / 16.0;
+                format!("{{\"a\": {a}, \"b\": {}, \"c\": {}}}\n", a + (k % 3) as f64 / 16.0, a + 0.5)
+            })
+            .collect::<String>(),
+    );
+    let log: String = (0..6)
+        .map(|t| {
+            let tasks: Vec<String> = (0..4).map(|i| ((t * 11 + i * 7) % 60).to_string()).collect();
+            format!(
+                "{{\"step\": {t}, \"tasks\": [{}], \"pass_rates\": [0, 0.25, {}, 1]}}\n",
+                tasks.join(","),
+                t as f64 / 8.0
+            )
+        })
+        .collect();
+    for keys in [&["a", "b", "c"][..], &["b"]] {
+        let spec = keys.join(",");
+        let cfg = Config { rho: 0.3, feature_keys: keys.iter().map(|k| k.to_string()).collect(), ..Default::default() };
+        let loaded = load_pool(&pool, Some(keys)).unwrap();
+        assert_eq!(loaded.features.as_ref().unwrap().n_columns(), keys.len());
+        let mut lib = CpuPool::new(cfg, loaded.len, loaded.features).unwrap();
+        let config = "{\"rho\": 0.3}";
+        for step in ReplayLog::open(&c.file("log.jsonl", &log), 0).unwrap() {
+            lib.update(&step.unwrap().evidence).unwrap();
+        }
+        let want = Posterior::from_state(&lib.to_host().unwrap());
+        assert_eq!(c.ok(&pool, &log, Some(config), &["--features", &spec]), want, "{spec} on the CPU");
+        if common::gpu_available() {
+            let got = c.ok(&pool, &log, Some(config), &["--features", &spec, "--backend", "cuda"]);
+            assert_eq!(got, want, "{spec} on CUDA");
+        }
+    }
+}
 
 const GOOD0: &str = "{\"step\": 0, \"tasks\": [0, 1], \"pass_rates\": [0.5, 0.5]}\n";
 
@@ -436,8 +479,10 @@ fn other_refusals() {
     assert!(err.contains("unknown backend"), "{err}");
     let err = c.fails(&pool, GOOD0, Some("{\"rho\": 2}"), &[]);
     assert!(err.contains("rho"), "{err}");
-    let err = c.fails(&pool, GOOD0, None, &["--features", "only_one"]);
+    let err = c.fails(&pool, GOOD0, None, &["--features", "w,,s"]);
     assert!(err.contains("WEAK,STRONG"), "{err}");
+    let err = c.fails(&pool, GOOD0, None, &["--features", "w,w"]);
+    assert!(err.contains("feature_keys"), "{err}");
     // An output format that cannot be written is refused up front.
     let (o, out) = c.replay(&pool, GOOD0, None, "post.csv", &[]);
     assert!(!o.status.success() && !out.exists());
@@ -479,8 +524,8 @@ fn write_parquet_pool(path: &Path, weak: &[f64], strong: &[f64]) {
 #[test]
 fn sample_pool_files_agree() {
     let data = data_dir();
-    let jsonl = load_pool(&data.join("sample_pool.jsonl"), Some(KEYS)).unwrap();
-    let parquet = load_pool(&data.join("sample_pool.parquet"), Some(KEYS)).unwrap();
+    let jsonl = load_pool(&data.join("sample_pool.jsonl"), Some(&KEYS)).unwrap();
+    let parquet = load_pool(&data.join("sample_pool.parquet"), Some(&KEYS)).unwrap();
     assert_eq!(jsonl, parquet);
     assert_eq!(jsonl.len, 1000);
     let f = jsonl.features.unwrap();

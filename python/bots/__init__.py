@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -74,7 +74,9 @@ class Pool:
     Args:
         n_tasks: number of tasks; task ids are 0..n_tasks.
         features: ``(weak, strong)``, the pass rates in [0, 1] of a weaker and a stronger reference
-            model on every task (needed when rho > 0, the implicit evidence).
+            model on every task (needed when rho > 0, the implicit evidence); or any sequence of K >= 1
+            such columns, weakest first (config ``feature_keys`` names K columns too; see
+            docs/EVIDENCE-SOURCES.md).
         config: a dict of config keys, or a path to a YAML/TOML/JSON file (a Trinity-RFT
             ``task_selector:`` block works as it is). Unknown keys are errors.
         backend: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
@@ -86,7 +88,7 @@ class Pool:
     def __init__(
         self,
         n_tasks: int,
-        features: Optional[Tuple[Any, Any]] = None,
+        features: Optional[Sequence[Any]] = None,
         config: ConfigLike = None,
         backend: str = "cpu",
         **keys: Any,
@@ -96,14 +98,19 @@ class Pool:
                 raise ValueError("extra config keys need config to be a dict (or None), not a path")
             config = {**(config or {}), **keys}
         text, fmt = _config_text(config)
-        weak = strong = None
+        columns = None
         if features is not None:
-            if len(features) != 2:
-                raise ValueError(f"features must be (weak, strong): 2 columns, got {len(features)}")
-            weak, strong = (_float_array(name, col) for name, col in zip(("weak feature", "strong feature"), features))
+            if isinstance(features, np.ndarray) and features.ndim == 1:
+                raise ValueError("features must be a sequence of columns, e.g. (weak, strong), not one array")
+            names = ("weak feature", "strong feature") if len(features) == 2 else None
+            columns = [
+                _float_array(names[i] if names else f"feature column {i}", col) for i, col in enumerate(features)
+            ]
+            if not columns:
+                raise ValueError("features must have at least one column")
         if isinstance(n_tasks, bool) or not isinstance(n_tasks, (int, np.integer)) or n_tasks < 1:
             raise ValueError(f"n_tasks must be a positive integer, got {n_tasks!r}")
-        self._pool = _Pool(int(n_tasks), text, fmt, weak, strong, backend)
+        self._pool = _Pool(int(n_tasks), text, fmt, columns, backend)
         self._ordinal = _ordinal(backend)
 
     @classmethod
@@ -177,9 +184,10 @@ class Pool:
     # ---- state ----
 
     def state(self) -> dict:
-        """The whole state as numpy arrays: ``alpha``, ``beta`` (float32 per task), ``weak``,
-        ``strong`` (features, if any), ``prior_alpha``/``prior_beta`` (scalars, or arrays for per-task
-        priors), and ``mu``, ``rho``, ``step``."""
+        """The whole state as numpy arrays: ``alpha``, ``beta`` (float32 per task); with features,
+        ``features`` (all K columns, weakest first, as a (K, n_tasks) float32 array) and ``weak``,
+        ``strong`` (its first and last rows); ``prior_alpha``/``prior_beta`` (scalars, or arrays for per-task priors), and
+        ``mu``, ``rho``, ``step``."""
         return self._pool.state()
 
     def save(self, path: Union[str, "os.PathLike[str]"]) -> None:

@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use bots::{
     checkpoint, Backend, BackendKind, BotsError, Config, CpuPool, CudaPool, Evidence, Features, Prior, RawOutcomes,
 };
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -116,35 +116,36 @@ struct PyPool {
 
 #[pymethods]
 impl PyPool {
-    /// `_Pool(n, config_text, config_format, weak, strong, backend)`: the Python wrapper parses the
-    /// arguments; `config_format` is "json", "yaml" or "toml" (the crate's parser, Trinity names too).
+    /// `_Pool(n, config_text, config_format, features, backend)`: the Python wrapper parses the
+    /// arguments; `config_format` is "json", "yaml" or "toml" (the crate's parser, Trinity names too);
+    /// `features` is None or a list of K >= 1 float32 columns, weakest first.
     #[new]
-    #[pyo3(signature = (n, config_text, config_format, weak=None, strong=None, backend="cpu"))]
+    #[pyo3(signature = (n, config_text, config_format, features=None, backend="cpu"))]
     fn new(
         py: Python<'_>,
         n: usize,
         config_text: &str,
         config_format: &str,
-        weak: Option<PyReadonlyArray1<'_, f32>>,
-        strong: Option<PyReadonlyArray1<'_, f32>>,
+        features: Option<Vec<PyReadonlyArray1<'_, f32>>>,
         backend: &str,
     ) -> PyResult<Self> {
         let kind: BackendKind = backend.parse().map_err(PyValueError::new_err)?;
         let config = Config::from_str_format(config_text, config_format).map_err(PyValueError::new_err)?;
-        let features = match (&weak, &strong) {
-            (Some(w), Some(s)) => {
-                let (w, s) = (f32_values(w), f32_values(s));
-                if w.len() != n {
+        let features = match &features {
+            Some(columns) => {
+                let columns: Vec<Vec<f32>> = columns.iter().map(f32_values).collect();
+                if let Some(first) = columns.first().filter(|c| c.len() != n) {
+                    let what = if columns.len() == 2 { "weak" } else { "column 0" };
                     return Err(py_err(BotsError::LengthMismatch {
-                        what: "weak feature column (one value per task)".into(),
+                        what: format!("{what} feature column (one value per task)"),
                         expected: n,
-                        got: w.len(),
+                        got: first.len(),
                     }));
                 }
-                Some(Features::from_f32(&w, &s).map_err(py_err)?)
+                let refs: Vec<&[f32]> = columns.iter().map(Vec::as_slice).collect();
+                Some(Features::from_columns(&refs).map_err(py_err)?)
             }
-            (None, None) => None,
-            _ => return Err(PyValueError::new_err("features need both columns: features=(weak, strong)")),
+            None => None,
         };
         let inner = py.detach(|| open(kind, config, None, n, features)).map_err(py_err)?;
         Ok(PyPool { inner: Mutex::new(inner) })
@@ -286,9 +287,14 @@ impl PyPool {
             }
         }
         if let Some(f) = &s.features {
-            let (w, st): (Vec<f32>, Vec<f32>) = (0..n).map(|k| f.get(k)).unzip();
-            d.set_item("weak", PyArray1::from_vec(py, w))?;
-            d.set_item("strong", PyArray1::from_vec(py, st))?;
+            // Every column, weakest first, as one (K, n) array; `weak` and `strong` are its first and
+            // last rows.
+            let k = f.n_columns();
+            let column = |c: usize| (0..n).map(move |t| f.value(c, t));
+            d.set_item("weak", PyArray1::from_vec(py, column(0).collect()))?;
+            d.set_item("strong", PyArray1::from_vec(py, column(k - 1).collect()))?;
+            let all: Vec<f32> = (0..k).flat_map(column).collect();
+            d.set_item("features", PyArray1::from_vec(py, all).reshape([k, n])?)?;
         }
         d.set_item("alpha", PyArray1::from_vec(py, s.alpha))?;
         d.set_item("beta", PyArray1::from_vec(py, s.beta))?;

@@ -205,6 +205,65 @@ def test_state_has_the_whole_posterior():
     json.dumps({k: v for k, v in s.items() if not isinstance(v, np.ndarray)})
 
 
+def test_state_features_has_every_column():
+    w, st = features()
+    s = make_pool().state()
+    assert s["features"].dtype == np.float32 and s["features"].shape == (2, N)
+    np.testing.assert_array_equal(s["features"], np.stack([w, st]).astype(np.float32))
+
+
+def k_columns(k):
+    """K reference columns of sixteenths, rising with the column (weakest first)."""
+    w, st = features()
+    return [np.minimum(w + c * (st - w) / 2, 1.0) for c in range(k)]
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_k_reference_columns(tmp_path, k):
+    cols = k_columns(k) if k > 1 else [features()[1]]
+    keys = [f"ref{c}" for c in range(k)]
+    pool = bots.Pool(N, features=cols, config={"batch": 8, "seed": 3, "feature_keys": keys, "prior_strength": 2.0})
+    picks = run(pool, 6)
+    s = pool.state()
+    assert s["features"].shape == (k, N)
+    np.testing.assert_array_equal(s["features"], np.stack(cols).astype(np.float32))
+    np.testing.assert_array_equal(s["weak"], s["features"][0])
+    np.testing.assert_array_equal(s["strong"], s["features"][-1])
+    # A checkpoint keeps the K columns and continues exactly.
+    pool.save(tmp_path / "k.ckpt")
+    back = bots.Pool.load(tmp_path / "k.ckpt")
+    assert back.config["feature_keys"] == keys
+    assert_same_state(pool.state(), back.state())
+    for x, y in zip(run(pool, 3, 7), run(back, 3, 7)):
+        np.testing.assert_array_equal(x, y)
+    assert len(picks) == 6
+
+
+def test_one_column_is_two_with_a_zero_column_below():
+    strong = features()[1]
+    one = bots.Pool(N, features=[strong], config={"batch": 8, "seed": 3, "feature_keys": ["s"]})
+    two = bots.Pool(N, features=(np.zeros(N), strong), config={"batch": 8, "seed": 3})
+    for x, y in zip(run(one, 6), run(two, 6)):
+        np.testing.assert_array_equal(x, y)
+    a, b = one.state(), two.state()
+    for key in ("alpha", "beta"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert a["mu"] == b["mu"]
+
+
+def test_k_columns_are_checked():
+    with pytest.raises(ValueError, match="feature_keys"):
+        bots.Pool(N, features=k_columns(3))  # the default feature_keys name two columns
+    with pytest.raises(ValueError, match="column 2"):
+        bad = k_columns(3)
+        bad[2] = bad[2][:-1]
+        bots.Pool(N, features=bad, config={"feature_keys": ["a", "b", "c"]})
+    with pytest.raises(ValueError, match="at least one column"):
+        bots.Pool(N, features=[])
+    with pytest.raises(ValueError, match="sequence of columns"):
+        bots.Pool(N, features=np.zeros(N))
+
+
 def test_cuda_backend_refuses_clearly_without_a_gpu():
     built, reason = bots.cuda_build_info()
     assert isinstance(built, bool) and reason

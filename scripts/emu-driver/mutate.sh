@@ -6,13 +6,16 @@
 #   no-sync      a __syncthreads removed (update_sample_score, after zeroing the shared histogram)
 #   oob-store    a one-past-the-end store (keys_to_tasks writes k + 1 task ids)
 #   warp-diverge lanes leave a warp collective early (warp_slot: the lanes without a slot skip the shuffle)
-# Usage: scripts/emu-driver/mutate.sh [FAULT...]   (default: all five; minutes each on 2 cores)
+#   column-order the host uploads the K feature columns in reverse order (upload_columns)
+#   segment-rule the kernels' segment of a mu in [1, K - 1) is one too low (only K >= 3 can tell:
+#                tests/references.rs)
+# Usage: scripts/emu-driver/mutate.sh [FAULT...]   (default: all seven; minutes each on 2 cores)
 # Builds go to target/mutate (shared by the faults, so dependencies compile once); logs to
 # target/mutate-FAULT.log.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 faults=("$@")
-(( ${#faults[@]} )) || faults=(swap-args swap-fields no-sync oob-store warp-diverge)
+(( ${#faults[@]} )) || faults=(swap-args swap-fields no-sync oob-store warp-diverge column-order segment-rule)
 export CARGO_TARGET_DIR="$root/target/mutate"
 if [[ -z "${NVCC:-}" ]]; then  # the copies have no .cuda/ of their own
   NVCC="$(ls -d "$root"/.cuda/lib/python3*/site-packages/nvidia/cu13/bin/nvcc 2>/dev/null | head -1 || true)"
@@ -38,6 +41,8 @@ faults = {
     "oob-store": ("kernels/bots.cu", "    GRID_STRIDE(i, k) {\n        const unsigned long long key = keys[i];",
                   "    GRID_STRIDE(i, k + 1) {\n        const unsigned long long key = keys[i];"),
     "warp-diverge": ("kernels/bots.cu", "    if (ballot == 0) return 0;  // uniform across the warp", "    if (!want) return 0;"),
+    "column-order": ("src/backend/cuda/pool.rs", "buf.slice_mut(j * n..(j + 1) * n)", "buf.slice_mut((k - 1 - j) * n..(k - j) * n)"),
+    "segment-rule": ("kernels/model.cuh", "j = (uint32_t)floorf(mu);", "j = (uint32_t)floorf(mu) - 1u;"),
 }
 if fault not in faults:
     sys.exit(f"unknown fault {fault}: use {', '.join(faults)}")

@@ -3,7 +3,9 @@
 // the format of scripts/emu/twin (the CPU backend on the same scenario); run.sh diffs the two.
 //
 // usage: emu N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES COUNTS PRIOR_STRENGTH(-1 = none) [K...]
-// FEATURES: 0 none, 1 f16 (multiples of 1/64), 2 f32 (multiples of 1/10: not f16 values).
+// FEATURES: 0 none, 1 f16 (multiples of 1/64), 2 f32 (multiples of 1/10: not f16 values), each with two
+// columns; FORM:C for C columns (e.g. 1:3, 2:5): column c of task t is min(1, w + x_c), w and x_c as
+// below (not monotone in c: the batch ladder's first-bracket rule is exercised too).
 #include "cuda_shim.h"
 #include "../../kernels/bots.cu"
 #include <algorithm>
@@ -21,8 +23,8 @@ static uint16_t f2h_exact(float v) {  // v = j/64 in [0, 1]: exact in f16
 struct Emu {
     Params p{};
     std::vector<float> alpha, beta, a0, b0;
-    std::vector<uint16_t> fw16, fs16, digits;
-    std::vector<float> fw32, fs32;
+    std::vector<uint16_t> f16, digits;  // the C feature columns back to back, in one of the two forms
+    std::vector<float> f32;
     std::vector<uint32_t> bitmap, hist, out_tasks;
     std::vector<unsigned long long> cand, out_keys;
     Scalars sc{};
@@ -33,12 +35,11 @@ struct Emu {
     float* A0() { return a0.empty() ? nullptr : a0.data(); }
     float* B0() { return b0.empty() ? nullptr : b0.data(); }
     // The feature columns in the form Params::feature_form says.
-    const void* FW() { return p.feature_form == BOTS_FEATURES_F32 ? (const void*)fw32.data() : p.feature_form == BOTS_FEATURES_F16 ? (const void*)fw16.data() : nullptr; }
-    const void* FS() { return p.feature_form == BOTS_FEATURES_F32 ? (const void*)fs32.data() : p.feature_form == BOTS_FEATURES_F16 ? (const void*)fs16.data() : nullptr; }
+    const void* FEAT() { return p.feature_form == BOTS_FEATURES_F32 ? (const void*)f32.data() : p.feature_form == BOTS_FEATURES_F16 ? (const void*)f16.data() : nullptr; }
 
     // The pool's buffers as the kernels take them (out_keys: the verb's own, sized by select()).
     Pool D() {
-        return Pool{alpha.data(), beta.data(), A0(), B0(), FW(), FS(), &sc, digits.data(), bitmap.data(), hist.data(),
+        return Pool{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits.data(), bitmap.data(), hist.data(),
                     cand.data(), out_keys.data()};
     }
 
@@ -99,27 +100,29 @@ int main(int argc, char** argv) {
     const int do_sample = atoi(argv[5]);
     const float rho = atof(argv[6]);
     const int adaptive = atoi(argv[7]), features = atoi(argv[8]), counts = atoi(argv[9]);
+    const char* colon = strchr(argv[8], ':');
+    const uint32_t C = features == 0 ? 0u : colon ? (uint32_t)atoi(colon + 1) : 2u;
+    if (features != 0 && (C < 1 || C > BOTS_MAX_FEATURE_COLUMNS)) { fprintf(stderr, "bad column count\n"); return 1; }
     const float c = atof(argv[10]);
     std::vector<unsigned long long> ks;
     for (int i = 11; i < argc; ++i) ks.push_back(strtoull(argv[i], 0, 10));
     Emu e;
-    e.p = Params{7, n, 0.1f, 16.0f, 0.5f, tau, 0.9f, 1.0f, 1.0f, (uint32_t)do_sample, (uint32_t)adaptive, (uint32_t)features};
-    for (unsigned long long t = 0; features == 1 && t < n; ++t) {
-        const float w = (float)((t * 37) % 65) / 64.0f;
-        const float s = std::min(1.0f, w + (float)((t * 11) % 33) / 64.0f);
-        e.fw16.push_back(f2h_exact(w));
-        e.fs16.push_back(f2h_exact(s));
-    }
-    for (unsigned long long t = 0; features == 2 && t < n; ++t) {
-        const float w = (float)((t * 37) % 11) / 10.0f;
-        e.fw32.push_back(w);
-        e.fs32.push_back(std::min(1.0f, w + (float)((t * 11) % 7) / 10.0f));
+    e.p = Params{7, n, 0.1f, 16.0f, 0.5f, tau, 0.9f, 1.0f, 1.0f, (uint32_t)do_sample, (uint32_t)adaptive, (uint32_t)features, C, 0};
+    for (uint32_t col = 0; col < C; ++col) {
+        for (unsigned long long t = 0; features == 1 && t < n; ++t) {
+            const float w = (float)((t * 37) % 65) / 64.0f;
+            e.f16.push_back(f2h_exact(std::min(1.0f, w + (float)((t * 11 * col) % 33) / 64.0f)));
+        }
+        for (unsigned long long t = 0; features == 2 && t < n; ++t) {
+            const float w = (float)((t * 37) % 11) / 10.0f;
+            e.f32.push_back(std::min(1.0f, w + (float)((t * 11 * col) % 7) / 10.0f));
+        }
     }
     e.alpha.assign(n, 1.0f);
     e.beta.assign(n, 1.0f);
     if (c >= 0.0f) {
         for (unsigned long long t = 0; t < n; ++t) {
-            const float fs = load_feature(e.FS(), e.p.feature_form, t);
+            const float fs = C ? load_feature(e.FEAT(), e.p.feature_form, n, C - 1, t) : 0.0f;  // the strongest column
             e.a0.push_back(1.0f + c * fs);
             e.b0.push_back(1.0f + c * (1.0f - fs));
         }

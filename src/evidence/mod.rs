@@ -134,13 +134,66 @@ pub struct Pending {
     pub rows: Vec<BatchRow>,
     /// mu after this update (`None` when the pool has no features).
     pub mu: Option<f32>,
+    /// The interpolation segment of that mu (`None` when the pool has no features).
+    pub segment: Option<Segment>,
     /// rho after this update (the halved value when adaptive rho fired).
     pub rho: f32,
     /// Mean |p_tilde - r| over the batch, before the overwrite (`None` without features).
     pub miss: Option<f32>,
 }
 
-/// Interpolated pass rate `clip(f_w + mu·(f_s - f_w), 0, 1)`: the one place of this formula.
+/// Where a mu falls on the ladder of K feature columns (`docs/EVIDENCE-SOURCES.md` §1.1): the two
+/// columns `lo` (`None`: the virtual null model of K = 1, whose pass rate is 0) and `hi` that every
+/// task interpolates between, and the position `t` on that segment. Every task of an update uses the
+/// same segment, so a task reads two feature values whatever K is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Segment {
+    pub lo: Option<usize>,
+    pub hi: usize,
+    pub t: f32,
+}
+
+/// The [`Segment`] of `mu` on `columns` (K >= 1) feature columns: `j = 0` below 1 (and for NaN),
+/// `K - 2` from `K - 1` on, else `floor(mu)`, and `t = mu - j` (exact). With K = 2 it is always
+/// `(0, 1, mu)`, and with K = 1 `(null, 0, mu)`. The one place of this rule (twin: the kernels'
+/// `segment` in kernels/model.cuh).
+#[inline]
+pub fn segment(mu: f32, columns: usize) -> Segment {
+    if columns <= 1 {
+        return Segment { lo: None, hi: 0, t: mu };
+    }
+    let last = columns - 2;
+    // `mu >= 1.0` is false for NaN too: NaN takes the first segment.
+    let j = if mu >= (columns - 1) as f32 {
+        last
+    } else if mu >= 1.0 {
+        mu.floor() as usize
+    } else {
+        0
+    };
+    Segment { lo: Some(j), hi: j + 1, t: mu - j as f32 }
+}
+
+/// The segment `e` of the batch's ladder of column means `ladder` that mu_est lies on, for a batch
+/// mean pass rate `r` (`docs/EVIDENCE-SOURCES.md` §1.2): the first segment whose two means bracket
+/// `r`, else the end segment nearer to `r`. `ladder` has at least two rungs.
+fn ladder_segment(r: f64, ladder: &[f64]) -> usize {
+    let last = ladder.len() - 2;
+    for e in 0..=last {
+        let (a, b) = (ladder[e], ladder[e + 1]);
+        if a.min(b) <= r && r <= a.max(b) {
+            return e;
+        }
+    }
+    if (r - ladder[0]).abs() <= (r - ladder[last + 1]).abs() {
+        0
+    } else {
+        last
+    }
+}
+
+/// Interpolated pass rate `clip(f_w + mu·(f_s - f_w), 0, 1)`: the one place of this formula (with K
+/// columns it runs on the segment's two columns and its `t`, see [`segment`]).
 #[inline(always)]
 pub fn interpolate(mu: f32, f_w: f32, f_s: f32) -> f32 {
     (f_w + mu * (f_s - f_w)).clamp(0.0, 1.0)
@@ -207,27 +260,38 @@ pub fn batch_evidence(state: &PoolState, config: &Config, evidence: &Evidence) -
     let len = rows.len();
     let g = state.globals;
     let Some(features) = &state.features else {
-        return Ok(Pending { rows, mu: g.mu, rho: g.rho, miss: None });
+        return Ok(Pending { rows, mu: g.mu, segment: None, rho: g.rho, miss: None });
     };
     // Batch means in f64, summed in the one order the `batch_reduce` kernel uses (see `batch_sum`), so
     // that mu and miss are bit-identical on both backends.
     let inv = 1.0 / len as f64;
-    let feat = |i: usize| features.get(rows[i].task as usize);
+    let cols = features.n_columns();
     let sr = batch_sum(len, |i| rows[i].r as f64);
-    let sw = batch_sum(len, |i| feat(i).0 as f64);
-    let ss = batch_sum(len, |i| feat(i).1 as f64);
-    let mu_est = ((sr * inv - sw * inv) / (ss * inv - sw * inv + MU_EPS)) as f32;
+    // The batch's ladder of column sums, with the null model's 0 below a single column.
+    let mut sums = Vec::with_capacity(cols + 1);
+    if cols == 1 {
+        sums.push(0.0);
+    }
+    for c in 0..cols {
+        sums.push(batch_sum(len, |i| features.value(c, rows[i].task as usize) as f64));
+    }
+    let ladder: Vec<f64> = sums.iter().map(|s| s * inv).collect();
+    let e = ladder_segment(sr * inv, &ladder);
+    let (sw, ss) = (sums[e], sums[e + 1]);
+    let x = (sr * inv - sw * inv) / (ss * inv - sw * inv + MU_EPS);
+    let mu_est = if e == 0 { x as f32 } else { (e as f64 + x) as f32 };
     let mu = match g.mu {
         None => mu_est,
         Some(prev) => config.gamma * prev + (1.0 - config.gamma) * mu_est,
     };
+    let seg = segment(mu, cols);
     let miss = batch_sum(len, |i| {
-        let (fw, fs) = feat(i);
-        (interpolate(mu, fw, fs) - rows[i].r).abs() as f64
+        let (lo, hi) = features.pair(&seg, rows[i].task as usize);
+        (interpolate(seg.t, lo, hi) - rows[i].r).abs() as f64
     });
     let miss = miss * inv;
     let rho = if config.adaptive_rho && miss >= ADAPTIVE_RHO_MISS { g.rho / 2.0 } else { g.rho };
-    Ok(Pending { rows, mu: Some(mu), rho, miss: Some(miss as f32) })
+    Ok(Pending { rows, mu: Some(mu), segment: Some(seg), rho, miss: Some(miss as f32) })
 }
 
 /// Lanes of the batch sums: the block size of the `batch_reduce` kernel, which launches with it.
@@ -255,4 +319,52 @@ pub fn batch_sum(len: usize, f: impl Fn(usize) -> f64) -> f64 {
         h /= 2;
     }
     lanes[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The segment of a mu on K columns: the first segment below 1 (and for NaN), the last one from
+    /// K - 1 on (extrapolation), `floor(mu)` between; t = mu - j exactly; K = 2 is always (0, 1, mu).
+    #[test]
+    fn segments_of_mu() {
+        let seg = |mu: f32, k| {
+            let s = segment(mu, k);
+            (s.lo, s.hi, s.t)
+        };
+        for mu in [-3.5f32, -0.0, 0.0, 0.4, 1.0, 1.7, 7.25] {
+            assert_eq!(seg(mu, 2).2.to_bits(), mu.to_bits(), "K = 2 keeps mu's bits");
+            assert_eq!((seg(mu, 2).0, seg(mu, 2).1), (Some(0), 1));
+            assert_eq!(seg(mu, 1), (None, 0, mu));
+        }
+        assert_eq!(seg(-0.5, 4), (Some(0), 1, -0.5));
+        assert_eq!(seg(0.999, 4), (Some(0), 1, 0.999));
+        assert_eq!(seg(1.0, 4), (Some(1), 2, 0.0));
+        assert_eq!(seg(2.5, 4), (Some(2), 3, 0.5));
+        assert_eq!(seg(3.0, 4), (Some(2), 3, 1.0));
+        assert_eq!(seg(4.5, 4), (Some(2), 3, 2.5));
+        let nan = segment(f32::NAN, 4);
+        assert_eq!((nan.lo, nan.hi), (Some(0), 1));
+        assert!(nan.t.is_nan());
+    }
+
+    /// The batch's ladder: the first bracketing segment, else the end nearer to R.
+    #[test]
+    fn ladder_segments() {
+        let up = [0.1, 0.3, 0.6, 0.9];
+        assert_eq!(ladder_segment(0.0, &up), 0);
+        assert_eq!(ladder_segment(0.2, &up), 0);
+        assert_eq!(ladder_segment(0.3, &up), 0);
+        assert_eq!(ladder_segment(0.45, &up), 1);
+        assert_eq!(ladder_segment(0.7, &up), 2);
+        assert_eq!(ladder_segment(0.95, &up), 2);
+        // Not monotone: the first segment that brackets R; outside every segment, the nearer end.
+        let zigzag = [0.5, 0.2, 0.8];
+        assert_eq!(ladder_segment(0.3, &zigzag), 0);
+        assert_eq!(ladder_segment(0.7, &zigzag), 1);
+        assert_eq!(ladder_segment(0.1, &zigzag), 0);
+        assert_eq!(ladder_segment(0.9, &zigzag), 1);
+        assert_eq!(ladder_segment(5.0, &[0.4, 0.6]), 0);
+    }
 }

@@ -50,21 +50,29 @@ impl FeatureForm {
     }
 }
 
-/// Reference-model pass rates per task, the inputs of implicit evidence: the weak `f_w` and strong
-/// `f_s` columns, in the compact [`FeatureForm::F16`] when every value of both columns is exactly an
-/// f16 (k/2^j pass rates, 0, 1), in f32 otherwise (k/10, k/3, ... are not f16 values and would be
-/// rounded by up to 2^-11 relative there). Either way [`Features::get`] returns the f32 value given.
+/// Most feature columns (reference models) a pool may have.
+pub const MAX_FEATURE_COLUMNS: usize = crate::abi::MAX_FEATURE_COLUMNS as usize;
+
+/// Reference-model pass rates per task, the inputs of implicit evidence: K >= 1 columns `f_0, ...,
+/// f_{K-1}`, ordered from the weakest reference to the strongest (two, weak `f_w` and strong `f_s`, in
+/// the BOTS paper and Trinity-RFT; `docs/EVIDENCE-SOURCES.md` for K != 2). Stored in the compact
+/// [`FeatureForm::F16`] when every value of every column is exactly an f16 (k/2^j pass rates, 0, 1),
+/// in f32 otherwise (k/10, k/3, ... are not f16 values and would be rounded by up to 2^-11 relative
+/// there). Either way [`Features::value`] returns the f32 value given.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Features {
-    /// Both columns as f16 bits; build with [`Features::from_f32`] or [`Features::from_f16`].
-    F16 { weak: Vec<f16>, strong: Vec<f16> },
-    /// Both columns as f32; build with [`Features::from_f32`] or [`Features::f32_form`].
-    F32 { weak: Vec<f32>, strong: Vec<f32> },
+    /// The columns as f16 bits; build with [`Features::from_columns`], [`Features::from_f32`] or
+    /// [`Features::from_f16`].
+    F16 { columns: Vec<Vec<f16>> },
+    /// The columns as f32; build with [`Features::from_columns`], [`Features::from_f32`] or
+    /// [`Features::f32_form`].
+    F32 { columns: Vec<Vec<f32>> },
 }
 
 impl Features {
-    /// Features from f32 pass rates, checking lengths and that each value is in [0, 1]; stored as f16
-    /// when every value of both columns round-trips exactly through f16, as f32 otherwise.
+    /// Features from two f32 columns (the weaker and the stronger reference), checking lengths and
+    /// that each value is in [0, 1]; stored as f16 when every value round-trips exactly through f16,
+    /// as f32 otherwise. `from_columns(&[weak, strong])`.
     ///
     /// ```
     /// use bots::{FeatureForm, Features};
@@ -75,27 +83,40 @@ impl Features {
     /// assert_eq!(tenths.get(1), (0.1, 0.5));
     /// ```
     pub fn from_f32(weak: &[f32], strong: &[f32]) -> Result<Features> {
+        Features::from_columns(&[weak, strong])
+    }
+
+    /// Features from K >= 1 f32 columns, weakest reference first, one value per task each, every
+    /// value in [0, 1]; stored as f16 when every value round-trips exactly through f16, as f32
+    /// otherwise.
+    ///
+    /// ```
+    /// use bots::Features;
+    /// let f = Features::from_columns(&[&[0.1, 0.2], &[0.3, 0.4], &[0.5, 0.9]]).unwrap();
+    /// assert_eq!((f.n_columns(), f.len(), f.value(1, 1)), (3, 2, 0.4));
+    /// assert_eq!(f.get(1), (0.2, 0.9)); // weakest and strongest
+    /// ```
+    pub fn from_columns(columns: &[&[f32]]) -> Result<Features> {
         let exact = |col: &[f32]| col.iter().all(|&v| f16::from_f32(v).to_f32().to_bits() == v.to_bits());
-        let f = if exact(weak) && exact(strong) {
-            let half = |col: &[f32]| col.iter().map(|&v| f16::from_f32(v)).collect();
-            Features::F16 { weak: half(weak), strong: half(strong) }
+        let f = if columns.iter().all(|c| exact(c)) {
+            Features::F16 { columns: columns.iter().map(|c| c.iter().map(|&v| f16::from_f32(v)).collect()).collect() }
         } else {
-            Features::F32 { weak: weak.to_vec(), strong: strong.to_vec() }
+            Features::F32 { columns: columns.iter().map(|c| c.to_vec()).collect() }
         };
         f.validate()?;
         Ok(f)
     }
 
-    /// f32 features whatever the values (checked like [`Features::from_f32`]).
+    /// Two f32 columns whatever the values (checked like [`Features::from_f32`]).
     pub fn f32_form(weak: Vec<f32>, strong: Vec<f32>) -> Result<Features> {
-        let f = Features::F32 { weak, strong };
+        let f = Features::F32 { columns: vec![weak, strong] };
         f.validate()?;
         Ok(f)
     }
 
-    /// f16 features (checked like [`Features::from_f32`]).
+    /// Two f16 columns (checked like [`Features::from_f32`]).
     pub fn from_f16(weak: Vec<f16>, strong: Vec<f16>) -> Result<Features> {
-        let f = Features::F16 { weak, strong };
+        let f = Features::F16 { columns: vec![weak, strong] };
         f.validate()?;
         Ok(f)
     }
@@ -108,21 +129,45 @@ impl Features {
         }
     }
 
-    /// `(f_w, f_s)` of task `k` as f32.
-    #[inline(always)]
-    pub fn get(&self, k: usize) -> (f32, f32) {
+    /// K, the number of columns (reference models).
+    pub fn n_columns(&self) -> usize {
         match self {
-            Features::F16 { weak, strong } => (weak[k].to_f32(), strong[k].to_f32()),
-            Features::F32 { weak, strong } => (weak[k], strong[k]),
+            Features::F16 { columns } => columns.len(),
+            Features::F32 { columns } => columns.len(),
         }
     }
 
-    /// Number of tasks (of the weak column; [`Features::validate`] checks the strong one matches).
-    pub fn len(&self) -> usize {
+    /// Bytes per task of all the columns.
+    pub(crate) fn bytes_per_task(&self) -> usize {
+        self.n_columns() * self.form().bytes_per_task() / 2
+    }
+
+    /// The value of `column` for task `k`, as f32.
+    #[inline(always)]
+    pub fn value(&self, column: usize, k: usize) -> f32 {
         match self {
-            Features::F16 { weak, .. } => weak.len(),
-            Features::F32 { weak, .. } => weak.len(),
+            Features::F16 { columns } => columns[column][k].to_f32(),
+            Features::F32 { columns } => columns[column][k],
         }
+    }
+
+    /// `(f_0, f_{K-1})` of task `k` as f32: the weakest and the strongest reference (`(f_w, f_s)` for
+    /// K = 2; the one column twice for K = 1).
+    #[inline(always)]
+    pub fn get(&self, k: usize) -> (f32, f32) {
+        (self.value(0, k), self.value(self.n_columns() - 1, k))
+    }
+
+    /// The two values of task `k` that the interpolation segment `seg` reads: `(f_lo, f_hi)`, with
+    /// `f_lo = 0` for the virtual null model below a single column.
+    #[inline(always)]
+    pub(crate) fn pair(&self, seg: &crate::evidence::Segment, k: usize) -> (f32, f32) {
+        (seg.lo.map_or(0.0, |j| self.value(j, k)), self.value(seg.hi, k))
+    }
+
+    /// Number of tasks (of the first column; [`Features::validate`] checks the others match).
+    pub fn len(&self) -> usize {
+        self.column_len(0)
     }
 
     /// True when there are no tasks.
@@ -130,31 +175,64 @@ impl Features {
         self.len() == 0
     }
 
-    fn strong_len(&self) -> usize {
+    fn column_len(&self, c: usize) -> usize {
         match self {
-            Features::F16 { strong, .. } => strong.len(),
-            Features::F32 { strong, .. } => strong.len(),
+            Features::F16 { columns } => columns.get(c).map_or(0, Vec::len),
+            Features::F32 { columns } => columns.get(c).map_or(0, Vec::len),
         }
     }
 
-    /// Checks that both columns have one value per task and every value is in [0, 1] (NaN is not).
+    /// The name of column `c` in errors: "weak" and "strong" for two columns, else "column c".
+    fn column_name(&self, c: usize) -> String {
+        match (self.n_columns(), c) {
+            (2, 0) => "weak".into(),
+            (2, 1) => "strong".into(),
+            _ => format!("column {c}"),
+        }
+    }
+
+    /// Checks that there are 1 to 64 (`MAX_FEATURE_COLUMNS`) columns, each with one value per task, and
+    /// every value is in [0, 1] (NaN is not).
     pub fn validate(&self) -> Result<()> {
-        if self.strong_len() != self.len() {
+        let k = self.n_columns();
+        if k == 0 || k > MAX_FEATURE_COLUMNS {
             return Err(BotsError::LengthMismatch {
-                what: "strong feature column (one value per task)".into(),
-                expected: self.len(),
-                got: self.strong_len(),
+                what: format!("feature columns (1 to {MAX_FEATURE_COLUMNS})"),
+                expected: k.clamp(1, MAX_FEATURE_COLUMNS),
+                got: k,
             });
         }
-        for (c, name) in ["weak", "strong"].into_iter().enumerate() {
-            let value = |k: usize| if c == 0 { self.get(k).0 } else { self.get(k).1 };
-            if let Some((task, value)) = (0..self.len()).map(|k| (k, value(k))).find(|(_, v)| !(0.0..=1.0).contains(v))
+        for c in 1..k {
+            if self.column_len(c) != self.len() {
+                return Err(BotsError::LengthMismatch {
+                    what: format!("{} feature column (one value per task)", self.column_name(c)),
+                    expected: self.len(),
+                    got: self.column_len(c),
+                });
+            }
+        }
+        for c in 0..k {
+            if let Some((task, value)) =
+                (0..self.len()).map(|t| (t, self.value(c, t))).find(|(_, v)| !(0.0..=1.0).contains(v))
             {
-                return Err(BotsError::InvalidFeature { task, name: name.into(), value });
+                return Err(BotsError::InvalidFeature { task, name: self.column_name(c), value });
             }
         }
         Ok(())
     }
+}
+
+/// The features must have as many columns as the config names (`feature_keys`), so that a pool's
+/// config (and a checkpoint's) says what each column is.
+fn check_columns(config: &Config, f: &Features) -> Result<()> {
+    if f.n_columns() != config.feature_keys.len() {
+        return Err(BotsError::LengthMismatch {
+            what: format!("feature columns (one per feature_keys entry: {:?})", config.feature_keys),
+            expected: config.feature_keys.len(),
+            got: f.n_columns(),
+        });
+    }
+    Ok(())
 }
 
 /// Global scalars of the posterior.
@@ -185,7 +263,8 @@ pub struct PoolState {
 
 impl PoolState {
     /// A fresh pool of `n` tasks: every task starts at its prior. With `config.prior_strength = Some(c)`
-    /// the prior is per task, `1 + c·f_s`, `1 + c·(1 - f_s)`, from the strong feature.
+    /// the prior is per task, `1 + c·f_s`, `1 + c·(1 - f_s)`, from the strongest feature column.
+    /// The features must have one column per `config.feature_keys` entry.
     ///
     /// ```
     /// let state = bots::PoolState::new(&bots::Config { rho: 0.0, ..Default::default() }, 5, None).unwrap();
@@ -203,6 +282,8 @@ impl PoolState {
             });
         }
         if let Some(f) = &features {
+            f.validate()?;
+            check_columns(config, f)?;
             if f.len() != n {
                 return Err(BotsError::LengthMismatch { what: "feature rows".into(), expected: n, got: f.len() });
             }
@@ -258,8 +339,8 @@ impl PoolState {
         }
         if let Some(f) = &state.features {
             f.validate()?;
+            check_columns(config, f)?;
         }
-        let _ = config;
         Ok(())
     }
 
@@ -282,8 +363,9 @@ impl PoolState {
             check_len("beta0", beta0.len())?;
         }
         if let Some(f) = &self.features {
-            check_len("weak feature", f.len())?;
-            check_len("strong feature", f.strong_len())?;
+            for c in 0..f.n_columns() {
+                check_len(&format!("{} feature", f.column_name(c)), f.column_len(c))?;
+            }
         }
         for k in 0..n {
             let (a0, b0) = self.prior.get(k);

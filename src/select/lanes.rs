@@ -79,7 +79,7 @@ pub struct ScoreCtx<'a> {
 pub fn fill_keys_scalar(ctx: &ScoreCtx, alpha: &mut [f32], beta: &mut [f32], base: usize, out: &mut [u64]) {
     for (i, key) in out.iter_mut().enumerate() {
         let k = base + i;
-        let f = ctx.features.map(|f| f.get(k));
+        let f = ctx.pending.and_then(|p| p.pair(ctx.features, k));
         *key = update_sample_score(
             ctx.config,
             &mut alpha[i],
@@ -392,19 +392,44 @@ fn fill_keys_lanes<P: PhiloxLanes<L>, const L: usize>(
                 }
             }
             let mut pt = [0f32; L];
-            if let (Some(f), Some(mu)) = (ctx.features, p.mu) {
+            if let (Some(f), Some(seg)) = (ctx.features, p.segment) {
                 let r = base + i..base + i + L;
+                let t = seg.t;
                 match f {
-                    Features::F16 { weak, strong } => {
-                        let (w, s) = (&weak[r.clone()], &strong[r]);
-                        for j in 0..L {
-                            pt[j] = interpolate(mu, f16_bits_to_f32(w[j].to_bits()), f16_bits_to_f32(s[j].to_bits()));
+                    Features::F16 { columns } => {
+                        let s = &columns[seg.hi][r.clone()];
+                        match seg.lo {
+                            Some(lo) => {
+                                let w = &columns[lo][r];
+                                for j in 0..L {
+                                    pt[j] = interpolate(
+                                        t,
+                                        f16_bits_to_f32(w[j].to_bits()),
+                                        f16_bits_to_f32(s[j].to_bits()),
+                                    );
+                                }
+                            }
+                            None => {
+                                for j in 0..L {
+                                    pt[j] = interpolate(t, 0.0, f16_bits_to_f32(s[j].to_bits()));
+                                }
+                            }
                         }
                     }
-                    Features::F32 { weak, strong } => {
-                        let (w, s) = (&weak[r.clone()], &strong[r]);
-                        for j in 0..L {
-                            pt[j] = interpolate(mu, w[j], s[j]);
+                    Features::F32 { columns } => {
+                        let s = &columns[seg.hi][r.clone()];
+                        match seg.lo {
+                            Some(lo) => {
+                                let w = &columns[lo][r];
+                                for j in 0..L {
+                                    pt[j] = interpolate(t, w[j], s[j]);
+                                }
+                            }
+                            None => {
+                                for j in 0..L {
+                                    pt[j] = interpolate(t, 0.0, s[j]);
+                                }
+                            }
                         }
                     }
                 }
@@ -561,8 +586,8 @@ mod tests {
             alpha0: (0..n).map(|k| 1.0 + (k % 5) as f32).collect(),
             beta0: (0..n).map(|k| 1.0 + (k % 3) as f32 * 0.5).collect(),
         };
-        let pend = PendingScalars { mu: Some(0.4), rho: 0.1 };
-        let pend_nomu = PendingScalars { mu: None, rho: 0.3 };
+        let pend = PendingScalars { segment: Some(crate::evidence::segment(0.4, 2)), rho: 0.1 };
+        let pend_nomu = PendingScalars { segment: None, rho: 0.3 };
         let base = Config::default();
         let cfgs = [
             base.clone(),
@@ -585,5 +610,19 @@ mod tests {
         check(&cfgs[0], &per_task, Some(&tenths), Some(&pend), n);
         check(&cfgs[2], &constant, Some(&tenths), Some(&pend), n);
         check(&cfgs[1], &constant, None, Some(&pend), 1003);
+        // K = 3 on its upper segment and K = 1 (the null model below), f16 and f32 columns.
+        let col = |den: usize, shift: usize| -> Vec<f32> {
+            (0..n).map(|k| ((k * 7 + shift) % (den + 1)) as f32 / den as f32).collect()
+        };
+        for den in [16, 10] {
+            let (c0, c1, c2) = (col(den, 0), col(den, 3), col(den, 5));
+            let three = Features::from_columns(&[&c0, &c1, &c2]).unwrap();
+            let upper = PendingScalars { segment: Some(crate::evidence::segment(1.4, 3)), rho: 0.2 };
+            assert_eq!(upper.segment.unwrap().lo, Some(1));
+            check(&cfgs[0], &per_task, Some(&three), Some(&upper), n);
+            let one = Features::from_columns(&[&c2]).unwrap();
+            let null = PendingScalars { segment: Some(crate::evidence::segment(0.7, 1)), rho: 0.2 };
+            check(&cfgs[2], &constant, Some(&one), Some(&null), n);
+        }
     }
 }

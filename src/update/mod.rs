@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use crate::config::Config;
-use crate::evidence::{interpolate, Pending};
+use crate::evidence::{interpolate, Pending, Segment};
 use crate::pool::PoolState;
 
 /// One task's update:
@@ -71,7 +71,9 @@ pub fn scatter_batch(state: &mut PoolState, config: &Config, pending: &Pending) 
 }
 
 /// The pool-wide part of a pending update for task `k`: a task marked by [`scatter_batch`] is
-/// unmarked, any other gets forgetting plus `rho·m·p_tilde` implicit evidence.
+/// unmarked, any other gets forgetting plus `rho·m·p_tilde` implicit evidence. `features` are the
+/// task's two values on the pending segment ([`crate::Features`]' `pair`), `p_tilde` their
+/// interpolation at the segment's `t`.
 #[inline(always)]
 pub fn apply_pending_task(
     alpha: f32,
@@ -85,8 +87,8 @@ pub fn apply_pending_task(
     if alpha < 0.0 {
         return (-alpha, beta);
     }
-    let p = match (features, pending.mu) {
-        (Some((fw, fs)), Some(mu)) => interpolate(mu, fw, fs),
+    let p = match (features, pending.segment) {
+        (Some((lo, hi)), Some(seg)) => interpolate(seg.t, lo, hi),
         _ => 0.0,
     };
     update_task(alpha, beta, prior.0, prior.1, lambda, pending.rho, 0.0, 0.0, m, p)
@@ -95,13 +97,25 @@ pub fn apply_pending_task(
 /// The scalars of a pending update that every task needs (what the kernel reads from device memory).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PendingScalars {
-    pub mu: Option<f32>,
+    /// Where the new mu falls on the feature columns (`None` without features).
+    pub segment: Option<Segment>,
     pub rho: f32,
 }
 
 impl From<&Pending> for PendingScalars {
     fn from(p: &Pending) -> Self {
-        PendingScalars { mu: p.mu, rho: p.rho }
+        PendingScalars { segment: p.segment, rho: p.rho }
+    }
+}
+
+impl PendingScalars {
+    /// The feature values task `k` reads under this pending update (`None` without features).
+    #[inline(always)]
+    pub fn pair(&self, features: Option<&crate::pool::Features>, k: usize) -> Option<(f32, f32)> {
+        match (features, &self.segment) {
+            (Some(f), Some(seg)) => Some(f.pair(seg, k)),
+            _ => None,
+        }
     }
 }
 
@@ -111,7 +125,7 @@ pub fn apply_pending(state: &mut PoolState, config: &Config, pending: &PendingSc
     let PoolState { alpha, beta, prior, features, .. } = state;
     let (lambda, m) = (config.lambda, config.m as f32);
     alpha.par_iter_mut().zip(beta.par_iter_mut()).enumerate().for_each(|(k, (a, b))| {
-        let f = features.as_ref().map(|f| f.get(k));
+        let f = pending.pair(features.as_ref(), k);
         let (na, nb) = apply_pending_task(*a, *b, prior.get(k), f, lambda, m, pending);
         *a = na;
         *b = nb;

@@ -35,21 +35,43 @@ pub fn reseal_file_only(b: &mut [u8]) {
     b[end..].copy_from_slice(&fc.to_le_bytes());
 }
 
+/// A version 3 checkpoint of a pool with two feature columns (or none) rewritten as a version 1 or 2
+/// file: the 64-byte header of those versions (bytes 60..80 of version 3 dropped), resealed.
+#[allow(dead_code)]
+pub fn as_version(b: &[u8], version: u32) -> Vec<u8> {
+    assert!(version < 3);
+    assert!(matches!(u32::from_le_bytes(b[60..64].try_into().unwrap()), 0 | 2), "K = 2 or no features");
+    let mut out = b[..60].to_vec();
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(&b[bots::checkpoint::HEADER_LEN..]);
+    out[8..12].copy_from_slice(&version.to_le_bytes());
+    reseal(&mut out);
+    out
+}
+
 /// Recomputes both checksums of a checkpoint (header + config, and the whole file) after a deliberate
 /// edit, so the edit reaches the validation behind them. Inputs too short to hold them are left as
 /// they are; a header CRC whose config length runs past the end is left stale.
 #[allow(dead_code)]
 pub fn reseal(b: &mut [u8]) {
-    let header = bots::checkpoint::HEADER_LEN;
+    if b.len() < 12 {
+        return;
+    }
+    let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
+    let header = if version >= 3 {
+        bots::checkpoint::HEADER_LEN
+    } else {
+        64 /* versions 1 and 2 */
+    };
     if b.len() < header + 4 {
         return;
     }
     let c = u32::from_le_bytes(b[56..60].try_into().unwrap()) as usize;
     if header + c <= b.len() {
         let mut h = crc32fast::Hasher::new();
-        h.update(&b[..60]);
+        h.update(&b[..header - 4]);
         h.update(&b[header..header + c]);
-        b[60..64].copy_from_slice(&h.finalize().to_le_bytes());
+        b[header - 4..header].copy_from_slice(&h.finalize().to_le_bytes());
     }
     reseal_file_only(b);
 }

@@ -295,7 +295,7 @@ pub fn main_with(args: &Args) -> Result<Vec<Run>> {
     let setup = setup(args, &device)?;
     write_pool(&args.pool_out, &setup)?;
     // Read the features back as a trainer would: from the pool file, by column name.
-    let loaded = bots_cli::io::load_pool(&args.pool_out, Some(["weak_pass_rate", "strong_pass_rate"]))?;
+    let loaded = bots_cli::io::load_pool(&args.pool_out, Some(&["weak_pass_rate", "strong_pass_rate"]))?;
     let features = loaded.features.context("the pool file has the two feature columns")?;
     let mut runs = Vec::new();
     for name in args.selectors.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -374,7 +374,7 @@ mod tests {
         let (start, end) = (acc[0].1, acc.last().unwrap().1);
         assert!(end >= start + 0.10, "held-out accuracy went from {start:.3} to {end:.3} in 30 GRPO steps: {acc:?}");
         // The pool file holds the two feature columns the run read back.
-        let loaded = bots_cli::io::load_pool(&pool, Some(["weak_pass_rate", "strong_pass_rate"])).unwrap();
+        let loaded = bots_cli::io::load_pool(&pool, Some(&["weak_pass_rate", "strong_pass_rate"])).unwrap();
         assert_eq!(loaded.len, 1024);
     }
 }

@@ -120,11 +120,11 @@ fn synthetic_features(n: usize, seed: u64, f32_form: bool) -> Features {
     };
     if f32_form {
         let (weak, strong): (Vec<f32>, Vec<f32>) = (0..n).into_par_iter().map(pair).unzip();
-        Features::F32 { weak, strong }
+        Features::F32 { columns: vec![weak, strong] }
     } else {
         let (weak, strong): (Vec<f16>, Vec<f16>) =
             (0..n).into_par_iter().map(pair).map(|(a, b)| (f16::from_f32(a), f16::from_f32(b))).unzip();
-        Features::F16 { weak, strong }
+        Features::F16 { columns: vec![weak, strong] }
     }
 }
 

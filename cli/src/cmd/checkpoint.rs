@@ -107,7 +107,11 @@ fn print_text(r: &Report) -> anyhow::Result<()> {
         None => println!("prior        per task"),
     }
     match h.features {
-        Some(form) => println!("features     {form:?} ({} bytes per task)", form.bytes_per_task()),
+        Some(form) => println!(
+            "features     {form:?} ({} bytes per task, {} columns)",
+            form.bytes_per_task() / 2 * h.feature_columns,
+            h.feature_columns
+        ),
         None => println!("features     none"),
     }
     println!("config       {}", serde_json::to_string(&h.config)?);

@@ -36,8 +36,8 @@ pub struct Args {
     /// Default: Trinity-RFT's bots.yaml values.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The pool's weak and strong reference pass-rate columns, `WEAK,STRONG` (overrides the config's
-    /// feature_keys).
+    /// The pool's reference pass-rate columns, weakest first: `WEAK,STRONG`, or K >= 1 names
+    /// `REF0,REF1,...` (overrides the config's feature_keys).
     #[arg(long, value_name = "WEAK,STRONG", conflicts_with = "no_features")]
     pub features: Option<String>,
     /// Load the pool without reference features (only with rho = 0 and no prior_strength).
@@ -84,7 +84,7 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The config file (or the defaults), with `--features WEAK,STRONG` applied.
+/// The config file (or the defaults), with `--features WEAK,STRONG` (or any 1 to 64 names) applied.
 pub fn load_config(path: Option<&Path>, features: Option<&str>) -> Result<Config> {
     let mut config = match path {
         Some(p) => Config::load(p)?,
@@ -92,8 +92,8 @@ pub fn load_config(path: Option<&Path>, features: Option<&str>) -> Result<Config
     };
     if let Some(spec) = features {
         let keys: Vec<String> = spec.split(',').map(|k| k.trim().to_string()).collect();
-        if keys.len() != 2 || keys.iter().any(String::is_empty) {
-            bail!("--features expects two column names, WEAK,STRONG (got {spec:?})");
+        if keys.iter().any(String::is_empty) {
+            bail!("--features expects column names, weakest first: WEAK,STRONG or REF0,REF1,... (got {spec:?})");
         }
         config.feature_keys = keys;
         config.validate()?;
@@ -115,12 +115,12 @@ pub fn read_pool(path: &Path, config: &Config, no_features: bool) -> Result<Load
         }
         return Ok(load_pool(path, None)?);
     }
-    let keys = [config.feature_keys[0].as_str(), config.feature_keys[1].as_str()];
-    let pool = load_pool(path, Some(keys)).map_err(|e| {
+    let keys: Vec<&str> = config.feature_keys.iter().map(String::as_str).collect();
+    let pool = load_pool(path, Some(&keys)).map_err(|e| {
         let hint = if config.rho == 0.0 && config.prior_strength.is_none() {
             " (with rho = 0 a pool needs no features: pass --no-features)"
         } else {
-            " (choose the columns with --features WEAK,STRONG)"
+            " (choose the columns with --features WEAK,STRONG, weakest first)"
         };
         anyhow::Error::new(e).context(format!("cannot load the pool{hint}"))
     })?;

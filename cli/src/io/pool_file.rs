@@ -4,9 +4,9 @@
 //! row is task 0, the next task 1, and so on (in JSONL blank lines are skipped and do not count; an
 //! `id` column, if present, is ignored). Replay logs and posteriors use these ids.
 //!
-//! With feature keys, the two named columns (the weaker and the stronger reference model's pass
-//! rates, by default GURU's `qwen2.5_7b_pass_rate` and `qwen3_30b_pass_rate`) are read as the
-//! implicit-evidence features. Every value must be a number in [0, 1]: a missing column, a missing
+//! With feature keys, the K named columns (the reference models' pass rates, weakest first; by default
+//! two, GURU's `qwen2.5_7b_pass_rate` and `qwen3_30b_pass_rate`) are read as the implicit-evidence
+//! features (`docs/EVIDENCE-SOURCES.md` for K != 2). Every value must be a number in [0, 1]: a missing column, a missing
 //! value (JSON `null`, Parquet null), NaN (a Parquet float NaN, or the JSON string `"NaN"` since JSON
 //! has no NaN literal), a non-number or a value outside [0, 1] is an error naming the file, the row
 //! (`path:LINE` with the 1-based line for JSONL; `row R` with the 0-based row index = task id for
@@ -33,25 +33,28 @@ use crate::io::Format;
 pub struct LoadedPool {
     /// Number of tasks (rows); task ids are `0..len`.
     pub len: usize,
-    /// The weak and strong reference pass rates, when feature keys were given.
+    /// The K reference pass-rate columns (weakest first), when feature keys were given.
     pub features: Option<Features>,
 }
 
 /// Loads a pool from `path` (`.jsonl`/`.ndjson` or `.parquet`, by extension).
 ///
-/// `feature_keys = Some([weak, strong])` reads those two columns as features; `None` loads a pool
-/// without features (usable with rho = 0 and no per-task prior), counting its rows only.
+/// `feature_keys = Some(&[weakest, ..., strongest])` reads those K >= 1 columns as features (two:
+/// the weak and the strong reference); `None` loads a pool without features (usable with rho = 0 and no
+/// per-task prior), counting its rows only.
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("pool.jsonl");
 /// std::fs::write(&path, "{\"w\": 0.25, \"s\": 0.5}\n{\"w\": 0, \"s\": 1}\n").unwrap();
-/// let pool = bots_cli::io::load_pool(&path, Some(["w", "s"])).unwrap();
+/// let pool = bots_cli::io::load_pool(&path, Some(&["w", "s"])).unwrap();
 /// assert_eq!(pool.len, 2);
 /// assert_eq!(pool.features.unwrap().get(1), (0.0, 1.0));
+/// let one = bots_cli::io::load_pool(&path, Some(&["s"])).unwrap().features.unwrap();
+/// assert_eq!((one.n_columns(), one.value(0, 0)), (1, 0.5));
 /// assert_eq!(bots_cli::io::load_pool(&path, None).unwrap().features, None);
 /// ```
-pub fn load_pool(path: &Path, feature_keys: Option<[&str; 2]>) -> Result<LoadedPool> {
+pub fn load_pool(path: &Path, feature_keys: Option<&[&str]>) -> Result<LoadedPool> {
     let (len, columns) = match Format::of(path)? {
         Format::Jsonl => read_jsonl(path, feature_keys)?,
         Format::Parquet => read_parquet(path, feature_keys)?,
@@ -60,8 +63,9 @@ pub fn load_pool(path: &Path, feature_keys: Option<[&str; 2]>) -> Result<LoadedP
         return Err(err::parse(path, 0, "the pool is empty: it has no task rows"));
     }
     let features = match columns {
-        Some([weak, strong]) => {
-            Some(Features::from_f32(&weak, &strong).map_err(|e| err::parse(path, 0, e.to_string()))?)
+        Some(columns) => {
+            let refs: Vec<&[f32]> = columns.iter().map(Vec::as_slice).collect();
+            Some(Features::from_columns(&refs).map_err(|e| err::parse(path, 0, e.to_string()))?)
         }
         None => None,
     };
@@ -83,7 +87,7 @@ fn json_feature(key: &str, value: Option<&Value>) -> std::result::Result<f32, St
     match value {
         None => Err(format!("column `{key}` is missing")),
         Some(Value::Null) => {
-            Err(format!("column `{key}`: missing value (null); every task needs both reference pass rates"))
+            Err(format!("column `{key}`: missing value (null); every task needs every reference pass rate"))
         }
         Some(Value::Number(n)) => match n.as_f64() {
             Some(v) => check_value(key, v),
@@ -108,12 +112,12 @@ pub(crate) fn json_type(v: &Value) -> &'static str {
     }
 }
 
-type Columns = Option<[Vec<f32>; 2]>;
+type Columns = Option<Vec<Vec<f32>>>;
 
-fn read_jsonl(path: &Path, keys: Option<[&str; 2]>) -> Result<(usize, Columns)> {
+fn read_jsonl(path: &Path, keys: Option<&[&str]>) -> Result<(usize, Columns)> {
     let file = File::open(path).map_err(|e| err::io(path, e))?;
     let mut reader = BufReader::new(file);
-    let mut cols: Columns = keys.map(|_| [Vec::new(), Vec::new()]);
+    let mut cols: Columns = keys.map(|k| vec![Vec::new(); k.len()]);
     let mut rows = 0usize;
     let mut line = String::new();
     let mut line_no = 0usize;
@@ -150,14 +154,14 @@ pub(crate) fn pq_err(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> B
     move |e| err::parse(path, 0, format!("cannot read Parquet: {e}"))
 }
 
-fn read_parquet(path: &Path, keys: Option<[&str; 2]>) -> Result<(usize, Columns)> {
+fn read_parquet(path: &Path, keys: Option<&[&str]>) -> Result<(usize, Columns)> {
     let file = File::open(path).map_err(|e| err::io(path, e))?;
     let reader = SerializedFileReader::new(file).map_err(pq_err(path))?;
     let meta = reader.metadata().file_metadata();
     let rows = usize::try_from(meta.num_rows())
         .map_err(|_| err::parse(path, 0, format!("invalid row count {}", meta.num_rows())))?;
     let Some(keys) = keys else { return Ok((rows, None)) };
-    let mut cols = [Vec::new(), Vec::new()];
+    let mut cols = vec![Vec::new(); keys.len()];
     for (key, col) in keys.iter().zip(cols.iter_mut()) {
         *col = read_numeric_column(path, &reader, key, &|v| check_value(key, v))?;
     }
@@ -357,7 +361,7 @@ pub(crate) mod tests {
 
     fn err_jsonl(text: &str) -> String {
         let (_d, path) = jsonl(text);
-        let e = load_pool(&path, Some(KEYS)).unwrap_err();
+        let e = load_pool(&path, Some(&KEYS)).unwrap_err();
         assert!(matches!(e, BotsError::Parse { .. }), "{e:?}");
         e.to_string()
     }
@@ -368,7 +372,7 @@ pub(crate) mod tests {
             "{\"id\": 7, \"qwen2.5_7b_pass_rate\": 0.25, \"qwen3_30b_pass_rate\": 0.5}\n\n\
              {\"id\": 3, \"qwen2.5_7b_pass_rate\": 0, \"qwen3_30b_pass_rate\": 1, \"extra\": \"x\"}\n",
         );
-        let pool = load_pool(&path, Some(KEYS)).unwrap();
+        let pool = load_pool(&path, Some(&KEYS)).unwrap();
         assert_eq!(pool.len, 2);
         let f = pool.features.unwrap();
         assert_eq!(f.get(0), (0.25, 0.5));
@@ -426,7 +430,7 @@ pub(crate) mod tests {
         let strong: Vec<Option<f64>> = (0..10).map(|i| Some((i + 4) as f64 / 16.0)).collect();
         let (_d, path) =
             pq(&[Col::I64("id", (0..10).map(Some).collect()), Col::F32(KEYS[0], weak), Col::F64(KEYS[1], strong)], 3);
-        let pool = load_pool(&path, Some(KEYS)).unwrap();
+        let pool = load_pool(&path, Some(&KEYS)).unwrap();
         assert_eq!(pool.len, 10);
         let f = pool.features.unwrap();
         for k in 0..10 {
@@ -435,11 +439,11 @@ pub(crate) mod tests {
         assert_eq!(load_pool(&path, None).unwrap(), LoadedPool { len: 10, features: None });
 
         let (_d, path) = pq(&[Col::I32("a", vec![Some(0), Some(1)]), Col::I64("b", vec![Some(1), Some(1)])], 10);
-        let f = load_pool(&path, Some(["a", "b"])).unwrap().features.unwrap();
+        let f = load_pool(&path, Some(&["a", "b"])).unwrap().features.unwrap();
         assert_eq!((f.get(0), f.get(1)), ((0.0, 1.0), (1.0, 1.0)));
-        let f = load_pool(&path, Some(["b", "a"])).unwrap().features.unwrap();
+        let f = load_pool(&path, Some(&["b", "a"])).unwrap().features.unwrap();
         assert_eq!((f.get(0), f.get(1)), ((1.0, 0.0), (1.0, 1.0)), "keys are (weak, strong) in that order");
-        let e = load_pool(&path, Some(["a", "c"])).unwrap_err().to_string();
+        let e = load_pool(&path, Some(&["a", "c"])).unwrap_err().to_string();
         assert!(e.contains("pool.parquet") && e.contains("column `c` is missing"), "{e}");
     }
 
@@ -449,7 +453,7 @@ pub(crate) mod tests {
         let strong: Vec<Option<f32>> = vec![Some(0.75); 8];
         weak[5] = Some(f32::NAN);
         let (_d, path) = pq(&[Col::F32(KEYS[0], weak.clone()), Col::F32(KEYS[1], strong.clone())], 3);
-        let e = load_pool(&path, Some(KEYS)).unwrap_err().to_string();
+        let e = load_pool(&path, Some(&KEYS)).unwrap_err().to_string();
         assert!(
             e.contains("pool.parquet")
                 && e.contains("row 5")
@@ -460,22 +464,22 @@ pub(crate) mod tests {
 
         weak[5] = None;
         let (_d, path) = pq(&[Col::F32(KEYS[0], weak.clone()), Col::F32(KEYS[1], strong.clone())], 3);
-        let e = load_pool(&path, Some(KEYS)).unwrap_err().to_string();
+        let e = load_pool(&path, Some(&KEYS)).unwrap_err().to_string();
         assert!(e.contains("row 5") && e.contains("missing value"), "{e}");
 
         weak[5] = Some(0.5);
         let mut strong2 = strong.clone();
         strong2[7] = Some(1.25);
         let (_d, path) = pq(&[Col::F32(KEYS[0], weak.clone()), Col::F32(KEYS[1], strong2)], 3);
-        let e = load_pool(&path, Some(KEYS)).unwrap_err().to_string();
+        let e = load_pool(&path, Some(&KEYS)).unwrap_err().to_string();
         assert!(e.contains("row 7") && e.contains("`qwen3_30b_pass_rate`: 1.25 is outside [0, 1]"), "{e}");
 
         let (_d, path) = pq(&[Col::I64("a", vec![Some(0), Some(2)]), Col::I64("b", vec![Some(0), Some(0)])], 3);
-        let e = load_pool(&path, Some(["a", "b"])).unwrap_err().to_string();
+        let e = load_pool(&path, Some(&["a", "b"])).unwrap_err().to_string();
         assert!(e.contains("row 1") && e.contains("2 is outside"), "{e}");
 
         let (_d, path) = pq(&[Col::F32(KEYS[0], vec![]), Col::F32(KEYS[1], vec![])], 3);
-        let e = load_pool(&path, Some(KEYS)).unwrap_err().to_string();
+        let e = load_pool(&path, Some(&KEYS)).unwrap_err().to_string();
         assert!(e.contains("empty"), "{e}");
         assert!(load_pool(&path, None).unwrap_err().to_string().contains("empty"));
 

@@ -131,13 +131,13 @@ impl Backend for CudaPool {
         let s = self.stream.clone();
         s.synchronize().map_err(cuda_err)?;
         let (prior, constant_prior) = upload_prior(&s, &state.prior)?;
-        let features = upload_features(&s, state.features.as_ref())?;
+        let features = upload_features(&s, state.features.as_ref(), self.n)?;
         s.memcpy_htod(&state.alpha, &mut self.alpha).map_err(cuda_err)?;
         s.memcpy_htod(&state.beta, &mut self.beta).map_err(cuda_err)?;
         s.memcpy_htod(&scalar_words(&state.globals), &mut self.scalars).map_err(cuda_err)?;
         (self.plan.ptrs.alpha0, self.plan.ptrs.beta0) =
             prior.as_ref().map_or((0, 0), |(a, b)| (ptr(a, &s), ptr(b, &s)));
-        (self.plan.ptrs.fw, self.plan.ptrs.fs) = features.as_ref().map_or((0, 0), |f| f.ptrs(&s));
+        self.plan.ptrs.feat = features.as_ref().map_or(0, |f| f.ptr(&s));
         self.prior = prior;
         self.constant_prior = constant_prior;
         self.features = features;

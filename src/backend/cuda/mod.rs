@@ -1,8 +1,9 @@
 //! The CUDA backend: the pool's state lives in device memory and one step is a few fused passes over it.
 //!
 //! # Device state (12 or 16 bytes per task, plus 2 of scratch)
-//! `alpha`, `beta` (f32), the reference features `f_w`, `f_s` in the pool's form (f16, 4 bytes per
-//! task, or f32, 8: [`crate::FeatureForm`]; the kernels read either), per-task priors only when the
+//! `alpha`, `beta` (f32), the K reference feature columns in one buffer in the pool's form (f16, 2·K
+//! bytes per task, or f32, 4·K: [`crate::FeatureForm`]; the kernels read either, two columns per task
+//! and step whatever K is), per-task priors only when the
 //! state has them (+8 bytes/task), and 128 bytes of device scalars (step, mu, rho, the pending flag, the
 //! error record, the radix-select state). Scratch: a 2-byte digit cache per task, a bitmap of n bits for
 //! duplicate detection, histograms, and candidate/output buffers sized at construction for `k` up to a
@@ -168,6 +169,41 @@ mod tests {
         let short = Evidence::pass_rates(vec![1, 2], vec![0.5]);
         assert!(matches!(short.validate(10, 16), Err(BotsError::LengthMismatch { .. })));
         ev(vec![0, 9]).validate(10, 16).unwrap();
+    }
+
+    /// The host refuses feature columns the kernels would read out of bounds (K outside 1..=64, a
+    /// column of another length than the pool), and uploads K columns that read back unchanged.
+    #[test]
+    fn feature_upload_checks_k_and_lengths() {
+        use super::pool::upload_features;
+        use crate::pool::Features;
+        if !crate::backend::cuda_usable() {
+            crate::test_skip("no CUDA driver: the upload checks were not run");
+            return;
+        }
+        let stream = context(0).unwrap().new_stream().unwrap();
+        let col = |v: f32| vec![v; 5];
+        let f32s = |k: usize| Features::F32 { columns: (0..k).map(|c| col(c as f32 / 100.0)).collect() };
+        for (what, f, n) in [
+            ("no column", f32s(0), 5),
+            ("65 columns", f32s(65), 5),
+            ("a column short of n", f32s(3), 6),
+            (
+                "a short f16 column",
+                Features::F16 { columns: vec![vec![half::f16::ZERO; 5], vec![half::f16::ONE; 4]] },
+                5,
+            ),
+        ] {
+            let err = upload_features(&stream, Some(&f), n).err().unwrap_or_else(|| panic!("{what}: uploaded"));
+            assert!(matches!(err, BotsError::LengthMismatch { .. }), "{what}: {err}");
+        }
+        for k in [1, 3, 64] {
+            let f = f32s(k);
+            let d = upload_features(&stream, Some(&f), 5).unwrap().unwrap();
+            assert_eq!(d.columns(), k);
+            assert_eq!(d.to_host(&stream).unwrap(), f, "K = {k}");
+        }
+        assert!(upload_features(&stream, None, 5).unwrap().is_none());
     }
 
     #[test]

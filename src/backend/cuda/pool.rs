@@ -174,7 +174,7 @@ impl CudaPool {
         let alpha = s.clone_htod(&state.alpha).map_err(alloc_err)?;
         let beta = s.clone_htod(&state.beta).map_err(alloc_err)?;
         let (prior, constant_prior) = upload_prior(s, &state.prior)?;
-        let features = upload_features(s, state.features.as_ref())?;
+        let features = upload_features(s, state.features.as_ref(), n)?;
         let features_digest = state.features.as_ref().map(features_digest);
         let scalars = s.clone_htod(&scalar_words(&state.globals)).map_err(alloc_err)?;
         let digits = s.alloc_zeros::<u16>(n).map_err(alloc_err)?;
@@ -225,10 +225,10 @@ impl CudaPool {
             (p.alpha0, p.beta0) = (ptr(a0, s), ptr(b0, s));
         }
         if let Some(f) = &features {
-            (p.fw, p.fs) = f.ptrs(s);
+            p.feat = f.ptr(s);
         }
         stream.synchronize().map_err(cuda_err)?;
-        let params = kernel_params(&config, n, constant_prior, features.as_ref().map(DeviceFeatures::form));
+        let params = kernel_params(&config, n, constant_prior, features.as_ref());
         let plan = LaunchPlan { module, params, ptrs: p, grid_n, cand_cap, out_keys_len: pow2 };
         Ok(CudaPool {
             plan,
@@ -633,13 +633,12 @@ impl CudaPool {
 
     /// The kernels' parameter block again, after a restore changed the prior or the features.
     pub(super) fn refresh_params(&mut self) {
-        let form = self.features.as_ref().map(DeviceFeatures::form);
-        self.plan.params = kernel_params(&self.config, self.n, self.constant_prior, form);
+        self.plan.params = kernel_params(&self.config, self.n, self.constant_prior, self.features.as_ref());
     }
 }
 
 /// The kernels' by-value parameter block (`struct Params`) of a pool.
-fn kernel_params(c: &Config, n: usize, constant_prior: (f32, f32), form: Option<FeatureForm>) -> KernelParams {
+fn kernel_params(c: &Config, n: usize, constant_prior: (f32, f32), f: Option<&DeviceFeatures>) -> KernelParams {
     KernelParams {
         seed: c.seed,
         n: n as u64,
@@ -652,7 +651,9 @@ fn kernel_params(c: &Config, n: usize, constant_prior: (f32, f32), form: Option<
         beta0: constant_prior.1,
         do_sample: c.do_sample as u32,
         adaptive_rho: c.adaptive_rho as u32,
-        feature_form: feature_code(form),
+        feature_form: feature_code(f.map(DeviceFeatures::form)),
+        n_features: f.map_or(0, |f| f.columns() as u32),
+        pad0: 0,
     }
 }
 
@@ -685,22 +686,59 @@ pub(super) fn upload_prior(s: &Arc<CudaStream>, prior: &Prior) -> Result<PriorSl
     })
 }
 
-pub(super) fn upload_features(s: &Arc<CudaStream>, f: Option<&Features>) -> Result<Option<DeviceFeatures>> {
-    Ok(match f {
-        Some(Features::F16 { weak, strong }) => {
-            Some(DeviceFeatures::F16(s.clone_htod(weak).map_err(cuda_err)?, s.clone_htod(strong).map_err(cuda_err)?))
-        }
-        Some(Features::F32 { weak, strong }) => {
-            Some(DeviceFeatures::F32(s.clone_htod(weak).map_err(cuda_err)?, s.clone_htod(strong).map_err(cuda_err)?))
-        }
-        None => None,
-    })
+/// Uploads a pool's K feature columns as one device buffer of K·n values, column j at `j·n`, in the form
+/// the host holds them. Checks what the kernels rely on to stay in bounds: 1 to
+/// [`MAX_FEATURE_COLUMNS`](crate::abi::MAX_FEATURE_COLUMNS) columns (`Params::n_features`), each of
+/// exactly `n` values.
+pub(super) fn upload_features(s: &Arc<CudaStream>, f: Option<&Features>, n: usize) -> Result<Option<DeviceFeatures>> {
+    let Some(f) = f else { return Ok(None) };
+    Ok(Some(match f {
+        Features::F16 { columns } => DeviceFeatures::F16(upload_columns(s, columns, n)?, columns.len()),
+        Features::F32 { columns } => DeviceFeatures::F32(upload_columns(s, columns, n)?, columns.len()),
+    }))
 }
 
-/// The pool's feature columns on the device, in the form the host holds them.
+fn upload_columns<T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits>(
+    s: &Arc<CudaStream>,
+    columns: &[Vec<T>],
+    n: usize,
+) -> Result<CudaSlice<T>> {
+    let k = columns.len();
+    if k == 0 || k > crate::abi::MAX_FEATURE_COLUMNS as usize {
+        return Err(BotsError::LengthMismatch {
+            what: format!("feature columns (1 to {})", crate::abi::MAX_FEATURE_COLUMNS),
+            expected: k.clamp(1, crate::abi::MAX_FEATURE_COLUMNS as usize),
+            got: k,
+        });
+    }
+    if let Some((j, c)) = columns.iter().enumerate().find(|(_, c)| c.len() != n) {
+        return Err(BotsError::LengthMismatch {
+            what: format!("feature column {j} (one value per task)"),
+            expected: n,
+            got: c.len(),
+        });
+    }
+    let mut buf = s.alloc_zeros::<T>(k * n).map_err(cuda_err)?;
+    for (j, c) in columns.iter().enumerate() {
+        s.memcpy_htod(c.as_slice(), &mut buf.slice_mut(j * n..(j + 1) * n)).map_err(cuda_err)?;
+    }
+    Ok(buf)
+}
+
+fn download_columns<T: cudarc::driver::DeviceRepr>(
+    s: &Arc<CudaStream>,
+    buf: &CudaSlice<T>,
+    k: usize,
+) -> Result<Vec<Vec<T>>> {
+    let n = buf.len() / k;
+    (0..k).map(|j| s.clone_dtoh(&buf.slice(j * n..(j + 1) * n)).map_err(cuda_err)).collect()
+}
+
+/// The pool's K feature columns on the device, back to back in one buffer of K·n values (column j at
+/// `j·n`), in the form the host holds them; with K.
 pub(super) enum DeviceFeatures {
-    F16(CudaSlice<f16>, CudaSlice<f16>),
-    F32(CudaSlice<f32>, CudaSlice<f32>),
+    F16(CudaSlice<f16>, usize),
+    F32(CudaSlice<f32>, usize),
 }
 
 impl DeviceFeatures {
@@ -711,23 +749,26 @@ impl DeviceFeatures {
         }
     }
 
-    /// Device pointers of the weak and strong columns.
-    pub(super) fn ptrs(&self, s: &CudaStream) -> (u64, u64) {
+    /// K, the columns.
+    pub(super) fn columns(&self) -> usize {
         match self {
-            DeviceFeatures::F16(w, st) => (ptr(w, s), ptr(st, s)),
-            DeviceFeatures::F32(w, st) => (ptr(w, s), ptr(st, s)),
+            DeviceFeatures::F16(_, k) | DeviceFeatures::F32(_, k) => *k,
+        }
+    }
+
+    /// Device pointer of the buffer (`Pool::feat`).
+    pub(super) fn ptr(&self, s: &CudaStream) -> u64 {
+        match self {
+            DeviceFeatures::F16(b, _) => ptr(b, s),
+            DeviceFeatures::F32(b, _) => ptr(b, s),
         }
     }
 
     /// The columns read back to the host.
     pub(super) fn to_host(&self, s: &Arc<CudaStream>) -> Result<Features> {
         Ok(match self {
-            DeviceFeatures::F16(w, st) => {
-                Features::F16 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? }
-            }
-            DeviceFeatures::F32(w, st) => {
-                Features::F32 { weak: s.clone_dtoh(w).map_err(cuda_err)?, strong: s.clone_dtoh(st).map_err(cuda_err)? }
-            }
+            DeviceFeatures::F16(b, k) => Features::F16 { columns: download_columns(s, b, *k)? },
+            DeviceFeatures::F32(b, k) => Features::F32 { columns: download_columns(s, b, *k)? },
         })
     }
 }

@@ -9,28 +9,33 @@ fn main() {
     let do_sample = a[5] == "1";
     let rho: f32 = a[6].parse().unwrap();
     let adaptive = a[7] == "1";
-    let features: u32 = a[8].parse().unwrap(); // 0 none, 1 f16 (j/64), 2 f32 (j/10)
+    // 0 none, 1 f16 (j/64), 2 f32 (j/10); FORM:C for C columns (default 2), as emu_main.cpp.
+    let (features, cols): (u32, usize) = match a[8].split_once(':') {
+        Some((f, c)) => (f.parse().unwrap(), c.parse().unwrap()),
+        None => (a[8].parse().unwrap(), 2),
+    };
     let counts = a[9] == "1";
     let c: f32 = a[10].parse().unwrap();
     let ks: Vec<usize> = a[11..].iter().map(|s| s.parse().unwrap()).collect();
-    let cfg = Config { batch, seed: 7, tau, do_sample, rho, adaptive_rho: adaptive, prior_strength: (c >= 0.0).then_some(c), ..Default::default() };
-    let f = match features {
-        0 => None,
-        1 => {
-            let w: Vec<f32> = (0..n).map(|t| ((t * 37) % 65) as f32 / 64.0).collect();
-            let s: Vec<f32> = (0..n).map(|t| (w[t] + ((t * 11) % 33) as f32 / 64.0).min(1.0)).collect();
-            let f = Features::from_f32(&w, &s).unwrap();
-            assert_eq!(f.form(), FeatureForm::F16);
-            Some(f)
-        }
-        _ => {
-            let w: Vec<f32> = (0..n).map(|t| ((t * 37) % 11) as f32 / 10.0).collect();
-            let s: Vec<f32> = (0..n).map(|t| (w[t] + ((t * 11) % 7) as f32 / 10.0).min(1.0)).collect();
-            let f = Features::from_f32(&w, &s).unwrap();
-            assert_eq!(f.form(), FeatureForm::F32, "tenths are not f16 values");
-            Some(f)
-        }
+    let feature_keys = if features == 0 { Config::default().feature_keys } else { (0..cols).map(|c| format!("ref{c}")).collect() };
+    let cfg = Config { batch, seed: 7, tau, do_sample, rho, adaptive_rho: adaptive, prior_strength: (c >= 0.0).then_some(c), feature_keys, ..Default::default() };
+    // Column c of task t: min(1, w + x_c) (c = 1 of two columns: the strong column of before).
+    let column = |c: usize| -> Vec<f32> {
+        (0..n)
+            .map(|t| match features {
+                1 => (((t * 37) % 65) as f32 / 64.0 + ((t * 11 * c) % 33) as f32 / 64.0).min(1.0),
+                _ => (((t * 37) % 11) as f32 / 10.0 + ((t * 11 * c) % 7) as f32 / 10.0).min(1.0),
+            })
+            .collect()
     };
+    let f = (features != 0).then(|| {
+        let cs: Vec<Vec<f32>> = (0..cols).map(column).collect();
+        let refs: Vec<&[f32]> = cs.iter().map(Vec::as_slice).collect();
+        let f = Features::from_columns(&refs).unwrap();
+        let want = if features == 1 { FeatureForm::F16 } else { FeatureForm::F32 };
+        assert_eq!(f.form(), want, "j/64 are f16 values, tenths are not");
+        f
+    });
     let mut pool = CpuPool::new(cfg, n, f).unwrap();
     for s in 0..steps {
         let sel = pool.select(batch).unwrap();
