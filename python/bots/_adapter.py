@@ -111,13 +111,13 @@ def crate_config(spec: Any, what: str) -> Dict[str, Any]:
 
 
 def feature_columns(table: Any, keys: List[str], where: str) -> Optional[tuple]:
-    """The two reference pass-rate columns of a table (Hugging Face dataset, dict of lists, or
-    anything indexable by column name), as float arrays; ``None`` when neither column exists."""
-    if len(keys) != 2:
-        raise ValueError(f"feature_keys must name exactly 2 columns (weaker model, stronger model), got {len(keys)}")
+    """The K reference pass-rate columns of a table (Hugging Face dataset, dict of lists, or anything
+    indexable by column name), weakest model first, as float arrays; ``None`` when none exists."""
+    if not 1 <= len(keys) <= 64:
+        raise ValueError(f"feature_keys must name 1 to 64 columns (weakest reference model first), got {len(keys)}")
     names = set(getattr(table, "column_names", None) or (table.keys() if hasattr(table, "keys") else keys))
     missing = [k for k in keys if k not in names]
-    if len(missing) == 2:
+    if len(missing) == len(keys):
         return None
     if missing:
         raise ValueError(f"{where} has no column {missing[0]!r} (feature_keys = {keys})")
