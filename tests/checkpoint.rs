@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use bots::checkpoint::{self, HEADER_LEN};
 use bots::{Backend, BackendKind, BotsError, Config, CpuPool, Evidence, FeatureForm, Features, PoolState};
-use common::{reseal, reseal_file_only};
+use common::{assert_bit_identical, reseal, reseal_file_only};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -48,19 +48,6 @@ fn evidence(tasks: Vec<u32>, step: u64, m: u32, counts: bool) -> Evidence {
         let rates = tasks.iter().map(|&t| r(t)).collect();
         Evidence::pass_rates(tasks, rates)
     }
-}
-
-fn assert_bit_identical(a: &PoolState, b: &PoolState, what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: N");
-    for k in 0..a.len() {
-        assert_eq!(a.alpha[k].to_bits(), b.alpha[k].to_bits(), "{what}: alpha[{k}]");
-        assert_eq!(a.beta[k].to_bits(), b.beta[k].to_bits(), "{what}: beta[{k}]");
-    }
-    assert_eq!(a.globals.step, b.globals.step, "{what}: step");
-    assert_eq!(a.globals.rho.to_bits(), b.globals.rho.to_bits(), "{what}: rho");
-    assert_eq!(a.globals.mu.map(f32::to_bits), b.globals.mu.map(f32::to_bits), "{what}: mu");
-    assert_eq!(a.prior, b.prior, "{what}: prior");
-    assert_eq!(a.features, b.features, "{what}: features");
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

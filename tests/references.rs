@@ -10,7 +10,8 @@ mod common;
 
 use std::sync::{Mutex, OnceLock};
 
-use bots::{checkpoint, Backend, BotsError, Config, CpuPool, CudaPool, Evidence, FeatureForm, Features, PoolState};
+use bots::{checkpoint, Backend, BotsError, Config, CpuPool, CudaPool, Evidence, FeatureForm, Features};
+use common::assert_bit_identical;
 
 /// Tests with CUDA pools run one at a time (bounded device memory; the emulated driver is slow).
 static DEVICE: Mutex<()> = Mutex::new(());
@@ -40,18 +41,6 @@ fn assert_state(pool: &dyn Backend, alpha: [f64; 3], beta: [f64; 3]) {
             assert!(rel < 2e-6, "{}: task {k} {what}: got {got}, want {want}", pool.name());
         }
     }
-}
-
-fn assert_bit_identical(a: &PoolState, b: &PoolState, what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: N");
-    for k in 0..a.len() {
-        assert_eq!(a.alpha[k].to_bits(), b.alpha[k].to_bits(), "{what}: alpha[{k}]");
-        assert_eq!(a.beta[k].to_bits(), b.beta[k].to_bits(), "{what}: beta[{k}]");
-    }
-    assert_eq!(a.globals.step, b.globals.step, "{what}: step");
-    assert_eq!(a.globals.rho.to_bits(), b.globals.rho.to_bits(), "{what}: rho");
-    assert_eq!(a.globals.mu.map(f32::to_bits), b.globals.mu.map(f32::to_bits), "{what}: mu");
-    assert_eq!(a.prior, b.prior, "{what}: prior");
 }
 
 /// Three tasks, three columns: f_0 = (0, 0.25, 0.5), f_1 = (0.25, 0.5, 0.75), f_2 = (0.5, 1, 1);

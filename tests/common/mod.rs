@@ -75,3 +75,17 @@ pub fn reseal(b: &mut [u8]) {
     }
     reseal_file_only(b);
 }
+
+/// Two states are the same bit for bit: alpha, beta, step, rho, mu and the prior.
+#[allow(dead_code)]
+pub fn assert_bit_identical(a: &bots::PoolState, b: &bots::PoolState, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: N");
+    for k in 0..a.len() {
+        assert_eq!(a.alpha[k].to_bits(), b.alpha[k].to_bits(), "{what}: alpha[{k}]");
+        assert_eq!(a.beta[k].to_bits(), b.beta[k].to_bits(), "{what}: beta[{k}]");
+    }
+    assert_eq!(a.globals.step, b.globals.step, "{what}: step");
+    assert_eq!(a.globals.rho.to_bits(), b.globals.rho.to_bits(), "{what}: rho");
+    assert_eq!(a.globals.mu.map(f32::to_bits), b.globals.mu.map(f32::to_bits), "{what}: mu");
+    assert_eq!(a.prior, b.prior, "{what}: prior");
+}
