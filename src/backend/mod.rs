@@ -103,10 +103,10 @@ pub trait Backend {
         }
         let (config, state) = checkpoint::load(path)?;
         let theirs = Fingerprint::of(&config, state.len(), state.features.as_ref());
-        if let Some(diff) = theirs.difference(&self.fingerprint()) {
+        let mine = self.fingerprint();
+        if let Some(diff) = theirs.difference(&mine) {
             let diff = diff.replacen(", the other has", ", this pool has", 1);
-            let why =
-                format!("belongs to another pool: it has {diff} (fingerprints {theirs} and {})", self.fingerprint());
+            let why = format!("belongs to another pool: it has {diff} (fingerprints {theirs} and {mine})");
             return Err(checkpoint::ckpt_err(path, why));
         }
         self.restore(state)?;
