@@ -431,6 +431,9 @@ fn parse_config_keys(text: &str, fmt: &str) -> PyResult<String> {
     bots::__private::parse_value(text, fmt).map(|v| v.to_string()).map_err(PyValueError::new_err)
 }
 
+/// Neighbour rows handed back to Python: ids (uint32) and weights (float32).
+type RowArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
+
 /// `bots::Neighbours::knn_rows`: the exact cosine k-NN rows `start..end` over every row of the
 /// row-major float32 `embeddings` (`dim` values a task), as `(ids uint32, weights float32)` of
 /// `(end - start) · k` values each, `u32::MAX` in empty slots.
@@ -444,7 +447,7 @@ fn knn_rows<'py>(
     min_similarity: f32,
     start: usize,
     end: usize,
-) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
+) -> PyResult<RowArrays<'py>> {
     let e = f32_values(&embeddings);
     let (ids, w) = py.detach(|| Neighbours::knn_rows(&e, dim, k, min_similarity, start..end)).map_err(py_err)?;
     Ok((PyArray1::from_vec(py, ids), PyArray1::from_vec(py, w)))
