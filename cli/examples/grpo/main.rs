@@ -24,8 +24,14 @@
 //! - **GRPO**: each step the selector picks `--batch` tasks, the policy samples `--rollouts` answers for
 //!   each (temperature 1), reward = exact match, advantage = (r - group mean) / (group std + 1e-6), and
 //!   `--ppo-epochs` clipped policy-gradient steps (ratio clipped to 1 ± `--clip`) with AdamW.
-//! - **Selectors**: `random` (uniform without replacement), `bots` (the crate's defaults) and
-//!   `bots-explicit` (rho = 0), each from the same initial weights and the same seed.
+//! - **Task embeddings**: hashed character 1- to 3-gram counts of each prompt (`tasks::embedding`, 64
+//!   buckets), a column of the pool file read back with `bots_cli::io::load_embeddings`.
+//! - **Selectors**: `random` (uniform without replacement), `bots` (the crate's defaults),
+//!   `bots-explicit` (rho = 0), `bots-neighbours` (rho = 0, neighbour evidence over the embeddings'
+//!   k-NN graph, `--eta`, `--neighbour-k`; no references), `bots-bracket` (the defaults, with a strong
+//!   reference of `--warm-bracket` supervised steps that stays ahead of the learner for the whole run),
+//!   each from the same initial weights and the same seed. `--seeds a,b,..` repeats everything per
+//!   seed and prints the mean and spread.
 //!
 //! It prints held-out accuracy (pass@1 at temperature 1, 4 samples a task) and the effective task ratio (ETR: share of selected tasks with
 //! some but not all rollouts right) per selector over steps, the steps each selector needs to reach
@@ -107,9 +113,21 @@ pub struct Args {
     /// Seed of everything (weights, tasks, sampling, selection).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Comma-separated selectors: random, bots, bots-explicit.
+    /// Comma-separated selectors: random, bots, bots-explicit, bots-neighbours, bots-bracket.
     #[arg(long, default_value = "random,bots,bots-explicit")]
     pub selectors: String,
+    /// Supervised steps of the bracketing strong reference (`bots-bracket`).
+    #[arg(long, default_value_t = 400)]
+    pub warm_bracket: usize,
+    /// Neighbour weight (eta) of `bots-neighbours`.
+    #[arg(long, default_value_t = 0.5)]
+    pub eta: f32,
+    /// Out-neighbours per task of the embeddings' graph (`bots-neighbours`).
+    #[arg(long, default_value_t = 16)]
+    pub neighbour_k: usize,
+    /// Comma-separated seeds: the whole comparison once per seed, then mean and spread (default: --seed).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Vec<u64>,
     /// Run the model (candle) and the pool (bots) on CUDA device 0 (build with `--features candle-cuda`).
     #[arg(long)]
     pub gpu: bool,
@@ -148,6 +166,8 @@ pub struct Setup {
     pub held_out: Vec<Task>,
     pub weak: Vec<f32>,
     pub strong: Vec<f32>,
+    /// The bracketing strong reference's pass rates (only when `bots-bracket` runs).
+    pub bracket: Option<Vec<f32>>,
     start: Vec<Tensor>,
     policy: Policy,
 }
@@ -163,17 +183,24 @@ pub fn setup(args: &Args, device: &Device) -> Result<Setup> {
     let weak = pass_rates(&policy, &pool, args.ref_rollouts, 4096, &mut rng)?;
     warm_start(&policy, args.warm_strong.saturating_sub(args.warm_weak), args.max_len, &mut rng)?;
     let strong = pass_rates(&policy, &pool, args.ref_rollouts, 4096, &mut rng)?;
+    let bracket = if args.selectors.split(',').any(|s| s.trim() == "bots-bracket") {
+        warm_start(&policy, args.warm_bracket.saturating_sub(args.warm_strong), args.max_len, &mut rng)?;
+        Some(pass_rates(&policy, &pool, args.ref_rollouts, 4096, &mut rng)?)
+    } else {
+        None
+    };
     policy.restore(&start)?;
     if !args.quiet {
         let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
         println!(
-            "warm start and reference pass rates: {:.1} s; mean pass rate weak {:.3}, strong {:.3}",
+            "warm start and reference pass rates: {:.1} s; mean pass rate weak {:.3}, strong {:.3}{}",
             t.elapsed().as_secs_f64(),
             mean(&weak),
-            mean(&strong)
+            mean(&strong),
+            bracket.as_ref().map_or(String::new(), |b| format!(", bracket {:.3}", mean(b)))
         );
     }
-    Ok(Setup { pool, held_out, weak, strong, start, policy })
+    Ok(Setup { pool, held_out, weak, strong, bracket, start, policy })
 }
 
 /// Writes the pool file (one task a line, its digits and the two feature columns).
@@ -182,30 +209,46 @@ fn write_pool(path: &Path, s: &Setup) -> Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let mut out = String::new();
-    for ((task, w), st) in s.pool.iter().zip(&s.weak).zip(&s.strong) {
+    for (k, ((task, w), st)) in s.pool.iter().zip(&s.weak).zip(&s.strong).enumerate() {
         let digits: String = task.iter().map(|d| char::from(b'0' + d)).collect();
-        out.push_str(&format!("{{\"digits\": \"{digits}\", \"weak_pass_rate\": {w}, \"strong_pass_rate\": {st}}}\n"));
+        let e: Vec<String> = tasks::embedding(task).iter().map(|v| v.to_string()).collect();
+        let bracket = s.bracket.as_ref().map_or(String::new(), |b| format!(", \"bracket_pass_rate\": {}", b[k]));
+        out.push_str(&format!(
+            "{{\"digits\": \"{digits}\", \"weak_pass_rate\": {w}, \"strong_pass_rate\": {st}{bracket}, \"embedding\": [{}]}}\n",
+            e.join(",")
+        ));
     }
     Ok(bots_cli::io::write_bytes_atomic(path, out.as_bytes())?)
 }
 
+/// What the pool file gives the selectors: the reference columns (the bracketing pair too, when
+/// `bots-bracket` runs) and the embeddings' neighbour graph.
+pub struct Inputs {
+    pub features: bots::Features,
+    pub bracket: Option<bots::Features>,
+    pub graph: bots::Neighbours,
+}
+
 /// One GRPO run with `selector`, from the shared initial weights and seed.
-pub fn run(args: &Args, s: &Setup, selector: &str, features: &bots::Features) -> Result<Run> {
+pub fn run(args: &Args, s: &Setup, selector: &str, inputs: &Inputs) -> Result<Run> {
     let t0 = Instant::now();
     let policy = &s.policy;
     policy.restore(&s.start)?;
     let m = args.rollouts;
-    let config = match selector {
-        "random" => None,
-        "bots" => Some(Config { batch: args.batch, m: m as u32, seed: args.seed, ..Default::default() }),
-        "bots-explicit" => {
-            Some(Config { batch: args.batch, m: m as u32, seed: args.seed, rho: 0.0, ..Default::default() })
+    let base = Config { batch: args.batch, m: m as u32, seed: args.seed, ..Default::default() };
+    let (config, features, graph) = match selector {
+        "random" => (None, None, None),
+        "bots" => (Some(base), Some(inputs.features.clone()), None),
+        "bots-explicit" => (Some(Config { rho: 0.0, ..base }), Some(inputs.features.clone()), None),
+        "bots-neighbours" => {
+            (Some(Config { rho: 0.0, neighbour_weight: args.eta, ..base }), None, Some(inputs.graph.clone()))
         }
-        other => bail!("unknown selector `{other}`: use random, bots or bots-explicit"),
+        "bots-bracket" => (Some(base), Some(inputs.bracket.clone().context("the bracketing reference")?), None),
+        other => bail!("unknown selector `{other}`: use random, bots, bots-explicit, bots-neighbours or bots-bracket"),
     };
     let kind = if args.gpu { BackendKind::Cuda { ordinal: 0 } } else { BackendKind::Cpu };
     let mut pool: Option<Box<dyn Backend>> = match config {
-        Some(c) => Some(bots::open(kind, c, s.pool.len(), Some(features.clone()))?),
+        Some(c) => Some(bots::open_with(kind, c, s.pool.len(), features, graph)?),
         None => None,
     };
     let mut opt =
@@ -289,17 +332,44 @@ fn grpo_step(
     Ok(rates)
 }
 
-pub fn main_with(args: &Args) -> Result<Vec<Run>> {
+/// Every seed's runs (`--seeds`, or `--seed` alone), then the mean and spread when there are several.
+pub fn main_with(args: &Args) -> Result<Vec<Vec<Run>>> {
+    let seeds = if args.seeds.is_empty() { vec![args.seed] } else { args.seeds.clone() };
+    let mut all = Vec::new();
+    for (i, &seed) in seeds.iter().enumerate() {
+        let args = Args { seed, ..args.clone() };
+        let plot_path = match (i, args.plot.as_str()) {
+            (_, "") => String::new(),
+            (0, p) => p.to_string(),
+            (_, p) => format!("{}-seed{seed}.png", p.trim_end_matches(".png")),
+        };
+        all.push(one_seed(&Args { plot: plot_path, ..args })?);
+    }
+    if seeds.len() > 1 && !args.quiet {
+        report::seeds_report(args, &seeds, &all);
+    }
+    Ok(all)
+}
+
+fn one_seed(args: &Args) -> Result<Vec<Run>> {
     let device = if args.gpu { gpu_device()? } else { Device::Cpu };
     let total = Instant::now();
     let setup = setup(args, &device)?;
     write_pool(&args.pool_out, &setup)?;
-    // Read the features back as a trainer would: from the pool file, by column name.
+    // Read the features and embeddings back as a trainer would: from the pool file, by column name.
     let loaded = bots_cli::io::load_pool(&args.pool_out, Some(&["weak_pass_rate", "strong_pass_rate"]))?;
     let features = loaded.features.context("the pool file has the two feature columns")?;
+    let bracket = match setup.bracket {
+        Some(_) => bots_cli::io::load_pool(&args.pool_out, Some(&["weak_pass_rate", "bracket_pass_rate"]))?.features,
+        None => None,
+    };
+    let e = bots_cli::io::load_embeddings(&args.pool_out, "embedding")?;
+    let k = args.neighbour_k;
+    let graph = bots::Neighbours::from_embeddings(&e.values, e.dim, k, 0.0)?.cap_in_degree(4 * k);
+    let inputs = Inputs { features, bracket, graph };
     let mut runs = Vec::new();
     for name in args.selectors.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        runs.push(run(args, &setup, name, &features)?);
+        runs.push(run(args, &setup, name, &inputs)?);
     }
     if !args.quiet {
         report(args, &runs, total.elapsed().as_secs_f64());
@@ -369,7 +439,7 @@ mod tests {
             "--pool-out",
             pool.to_str().unwrap(),
         ]);
-        let runs = main_with(&args).unwrap();
+        let runs = main_with(&args).unwrap().remove(0);
         let acc = &runs[0].accuracy;
         let (start, end) = (acc[0].1, acc.last().unwrap().1);
         assert!(end >= start + 0.10, "held-out accuracy went from {start:.3} to {end:.3} in 30 GRPO steps: {acc:?}");

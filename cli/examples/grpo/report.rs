@@ -82,3 +82,48 @@ pub(crate) fn plot(path: &Path, runs: &[Run]) -> Result<()> {
         .collect();
     chart::write_png(path, &[chart::Row { title: String::new(), curves }])
 }
+
+/// Mean and sample standard deviation.
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// The table over seeds: per selector the final held-out accuracy (mean ± sample sd, and its range)
+/// and the steps to reach that seed's random final accuracy (mean ± sd over the seeds that reached
+/// it, and how many did; a seed that never reaches it counts as not reached, not as `--steps`).
+pub(crate) fn seeds_report(args: &Args, seeds: &[u64], all: &[Vec<Run>]) {
+    println!(
+        "\n{} seeds ({}); {} tasks, {} held out, {} steps, batch {}, {} rollouts",
+        seeds.len(),
+        seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
+        args.tasks,
+        args.held_out,
+        args.steps,
+        args.batch,
+        args.rollouts
+    );
+    println!("{:<16} {:>16} {:>14} {:>26}", "selector", "acc final", "range", "steps to random final");
+    for (i, name) in all[0].iter().map(|r| r.name.clone()).enumerate() {
+        let finals: Vec<f64> = all.iter().map(|runs| runs[i].accuracy.last().unwrap().1).collect();
+        let steps: Vec<f64> = all
+            .iter()
+            .filter_map(|runs| {
+                let target = runs.iter().find(|r| r.name == "random")?.accuracy.last()?.1;
+                runs[i].steps_to(target).map(|s| s as f64)
+            })
+            .collect();
+        let (m, sd) = mean_sd(&finals);
+        let lo = finals.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = finals.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let to = if steps.is_empty() {
+            format!("never (0/{})", seeds.len())
+        } else {
+            let (sm, ssd) = mean_sd(&steps);
+            format!("{sm:.0} ± {ssd:.0} ({}/{})", steps.len(), seeds.len())
+        };
+        println!("{name:<16} {:>16} {:>14} {to:>26}", format!("{m:.3} ± {sd:.3}"), format!("{lo:.3}-{hi:.3}"));
+    }
+}

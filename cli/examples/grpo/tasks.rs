@@ -47,3 +47,24 @@ pub(crate) fn answer_mask(generated: &[u32]) -> Vec<f32> {
     let end = generated.iter().position(|&t| t == EOS).map_or(generated.len(), |i| i + 1);
     (0..generated.len()).map(|i| if i < end { 1.0 } else { 0.0 }).collect()
 }
+
+/// Dimensions of a task's embedding.
+pub(crate) const EMBED_DIM: usize = 64;
+
+/// A prompt embedding a user could compute without a model: the counts of the prompt text's
+/// character 1-, 2- and 3-grams (with `<` and `>` marking its ends, as fastText does), hashed
+/// (FNV-1a) into [`EMBED_DIM`] buckets. Nothing in it is the task's length as such: strings of similar
+/// length share the boundary n-grams and, for long strings, a spread of digit n-grams, so cosine
+/// similarity groups them only as far as the text does.
+pub(crate) fn embedding(task: &Task) -> Vec<f32> {
+    let text: Vec<u8> =
+        std::iter::once(b'<').chain(task.iter().map(|d| b'0' + d)).chain(std::iter::once(b'>')).collect();
+    let mut e = vec![0.0f32; EMBED_DIM];
+    for n in 1..=3 {
+        for gram in text.windows(n) {
+            let h = gram.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+            e[h as usize % EMBED_DIM] += 1.0;
+        }
+    }
+    e
+}
