@@ -124,6 +124,30 @@ def feature_columns(table: Any, keys: List[str], where: str) -> Optional[tuple]:
     return tuple(np.asarray(list(table[k]), dtype=np.float64) for k in keys)
 
 
+#: Adapter keys of every adapter that give the pool a neighbour graph (docs/EVIDENCE-SOURCES.md §2):
+#: the data set's column of task embeddings (one vector per row) and the out-neighbours per task.
+#: The crate key ``neighbour_weight`` (eta > 0) turns the evidence on.
+GRAPH_KEYS = ("embedding_key", "neighbour_k")
+
+
+def graph_kwargs(table: Any, own: Dict[str, Any], where: str) -> Dict[str, Any]:
+    """``bots.Pool`` keyword arguments for the adapter keys `GRAPH_KEYS` (none without
+    ``embedding_key``): the embedding column as an ``(n, dim)`` array and ``neighbour_k``."""
+    key = own.get("embedding_key")
+    if key is None:
+        if "neighbour_k" in own:
+            raise ValueError("neighbour_k needs embedding_key: the column of task embeddings to build the graph from")
+        return {}
+    names = set(getattr(table, "column_names", None) or (table.keys() if hasattr(table, "keys") else [key]))
+    if key not in names:
+        raise ValueError(f"{where} has no column {key!r} (embedding_key)")
+    try:
+        e = np.asarray([np.asarray(v, dtype=np.float32) for v in table[key]], dtype=np.float32)
+    except ValueError:
+        raise ValueError(f"{where}: column {key!r} (embedding_key) must hold one vector of numbers per row, all of one length") from None
+    return {"embeddings": e, "neighbour_k": int(own.get("neighbour_k", 16))}
+
+
 def _safe(name: str) -> str:
     """A name usable in a file name: letters, digits, '.', '_' and '-' kept, anything else '_'."""
     out = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(name))

@@ -43,7 +43,15 @@ from typing import Any, Dict, List
 import numpy as np
 
 from bots import Pool
-from bots._adapter import Served, checkpoint_path, checkpoint_stem, feature_columns, prune_checkpoints
+from bots._adapter import (
+    GRAPH_KEYS,
+    Served,
+    checkpoint_path,
+    checkpoint_stem,
+    feature_columns,
+    graph_kwargs,
+    prune_checkpoints,
+)
 
 try:  # a subclass of the real base class where Trinity-RFT is importable
     from trinity.buffer.selector.selector import BaseSelector as _Base
@@ -52,7 +60,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 log = logging.getLogger("bots.trinity")
 
-_ADAPTER_KEYS = ("checkpoint_dir", "keep_checkpoints", "backend")
+_ADAPTER_KEYS = ("checkpoint_dir", "keep_checkpoints", "backend") + GRAPH_KEYS
 #: The file names `bots._adapter.checkpoint_path` writes: stem (name and fingerprint), step.
 _CKPT_NAME = re.compile(r"(bots-.*-([0-9a-f]{16}))-step\d+\.ckpt")
 
@@ -86,7 +94,8 @@ class BotsSelector(_Base):
         self.backend = own.get("backend", "cpu")
         self.checkpoint_dir = os.fspath(own.get("checkpoint_dir", "bots_selector"))
         self.keep_checkpoints = int(own.get("keep_checkpoints", 5))
-        self._served = Served(Pool(n, features=features, config=bots_config, backend=self.backend))
+        graph = graph_kwargs(dataset, own, "the taskset")
+        self._served = Served(Pool(n, features=features, config=bots_config, backend=self.backend, **graph))
         self.current_index = 0
 
     @property

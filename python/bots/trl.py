@@ -64,7 +64,7 @@ from typing import Any, Dict, Mapping, Optional
 import numpy as np
 
 from bots import Pool
-from bots._adapter import Served, checkpoint_path, checkpoint_stem, crate_config, feature_columns
+from bots._adapter import GRAPH_KEYS, Served, checkpoint_path, checkpoint_stem, crate_config, feature_columns, graph_kwargs
 
 import torch
 from torch.utils.data import IterableDataset
@@ -75,7 +75,7 @@ log = logging.getLogger("bots.trl")
 
 __all__ = ["BotsGRPOTrainer"]
 
-_ADAPTER_KEYS = ("success_threshold", "backend")
+_ADAPTER_KEYS = ("success_threshold", "backend") + GRAPH_KEYS
 _NAME = "trl"  # checkpoint file names: bots-trl-<fingerprint>-step<N>.ckpt
 STATE_FILE = "bots_trl_state.json"
 #: How many rounds `BotsGRPOTrainer.bots_rounds` keeps.
@@ -111,7 +111,7 @@ class BotsGRPOTrainer(GRPOTrainer):
         if backend == "cuda" and self.accelerator.device.type == "cuda":
             backend = f"cuda:{self.accelerator.device.index or 0}"
         try:
-            pool = Pool(n, features=features, config=cfg, backend=backend)
+            pool = Pool(n, features=features, config=cfg, backend=backend, **graph_kwargs(dataset, own, "the training data"))
         except ValueError as e:
             if features is None and "features" in str(e):
                 raise ValueError(

@@ -67,7 +67,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 import numpy as np
 
 from bots import Pool
-from bots._adapter import Served, crate_config, feature_columns
+from bots._adapter import GRAPH_KEYS, Served, crate_config, feature_columns, graph_kwargs
 
 try:  # the real base class where verl <= 0.7.1 is importable (verl asserts isinstance(sampler, AbstractSampler))
     from verl.experimental.dataset.sampler import AbstractCurriculumSampler as _Base
@@ -78,7 +78,7 @@ log = logging.getLogger("bots.verl")
 
 __all__ = ["BotsSampler", "BotsDataset", "BotsReplayBuffer"]
 
-_ADAPTER_KEYS = ("reward_key", "success_threshold", "backend")
+_ADAPTER_KEYS = ("reward_key", "success_threshold", "backend") + GRAPH_KEYS
 #: The field `BotsDataset` adds to every training row: the row number (the task id).
 TASK_FIELD = "bots_task"
 
@@ -100,7 +100,7 @@ def _build_pool(table: Any, n: int, data_config: Any, spec: Any, reward_key: str
     keys = list(block.get("feature_keys") or cfg.get("feature_keys") or Pool(1, config={"rho": 0}).config["feature_keys"])
     features = feature_columns(table, keys, "the training data")
     try:
-        pool = Pool(n, features=features, config=cfg, backend=options["backend"])
+        pool = Pool(n, features=features, config=cfg, backend=options["backend"], **graph_kwargs(table, own, "the training data"))
     except ValueError as e:
         if features is None and "features" in str(e):
             raise ValueError(f"{e} (the training data has neither feature column {keys}: add them, or set rho: 0)") from None

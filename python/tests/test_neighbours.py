@@ -131,3 +131,30 @@ def test_bad_appends_change_nothing():
     assert pool.append(features=([0.5], [0.5])) == range(30, 31)
     s = pool.state()
     assert s["alpha"][30] == pytest.approx(1 + 0.1 * 16 * 0.5 / 0.1, rel=1e-5)
+
+
+def test_trinity_selector_takes_an_embedding_column(tmp_path):
+    from trinity_ref import data_source, import_trinity, selector_config
+
+    import_trinity()
+    from bots.trinity import BotsSelector
+
+    n = 120
+    rng = np.random.default_rng(4)
+    weak = rng.integers(0, 9, n) / 16
+    cols = {"w": weak.tolist(), "s": np.minimum(weak + 0.25, 1).tolist(), "emb": clusters(n).tolist()}
+    kwargs = {"neighbour_weight": 0.5, "embedding_key": "emb", "neighbour_k": 4, "checkpoint_dir": str(tmp_path)}
+    sel = BotsSelector(data_source(cols), selector_config(["w", "s"], kwargs))
+    plain = BotsSelector(data_source(cols), selector_config(["w", "s"], {"checkpoint_dir": str(tmp_path / "p")}))
+    ids = sel.pool.state()["neighbour_ids"]
+    assert ids.shape == (n, 4) and sel.pool.config["neighbour_weight"] == 0.5
+    batch = sel.get_indices(8)
+    np.testing.assert_array_equal(batch, plain.get_indices(8))  # the same posterior until evidence differs
+    for s_ in (sel, plain):
+        s_.pool.update(np.asarray(batch), pass_rates=np.ones(len(batch)))
+    a, b = sel.pool.state()["alpha"], plain.pool.state()["alpha"]
+    touched = np.isin(ids, batch).any(axis=1) & ~np.isin(np.arange(n), batch)
+    assert touched.any()
+    assert np.all(a[touched] > b[touched]) and np.array_equal(a[~touched], b[~touched])
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        BotsSelector(data_source(cols), selector_config(["w", "s"], {**kwargs, "embedding_key": "nope"}))
