@@ -23,26 +23,37 @@
 //! step count), final held-out accuracy, ETR (share of selected tasks with a pass rate strictly
 //! between 0 and 1, over the whole run), and selection + update time per step.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
+mod neighbours;
 pub mod world;
 
-pub use world::{grpo_signal, learn, Task, World, WorldSpec, MISSING_FILL, NAMED_WORLDS};
+pub use neighbours::Neighbours;
+pub use world::{
+    grpo_signal, learn, EmbeddingMode, Task, World, WorldSpec, MISSING_FILL, NAMED_WORLDS, NEIGHBOUR_K,
+};
 
 use bots::__private::{score_key, select_top_k, Purpose, TaskStream};
 use bots::{open, Backend, BackendKind, Config, Evidence, Result};
 use world::{rollouts, SIM_SALT, STEP_RANDOM};
 
-/// The selectors `bots simulate` runs by default, in order.
-pub const SELECTORS: [&str; 5] = ["random", "bots", "bots-explicit", "bots-implicit", "oracle"];
+/// The selectors `bots simulate` runs by default, in order (each world skips those it cannot run:
+/// [`Selector::cannot_run`]).
+pub const SELECTORS: [&str; 7] =
+    ["random", "bots", "bots-explicit", "bots-implicit", "bots-neighbours", "bots-combined", "oracle"];
+
+/// `neighbour_weight` (eta) of `bots-neighbours` and `bots-combined`.
+pub const NEIGHBOUR_WEIGHT: f32 = 0.5;
 
 /// A task selector to compare.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Selector {
     /// Uniform without replacement.
     Random,
-    /// BOTS with the given config (on the chosen backend).
-    Bots { name: String, config: Config },
+    /// BOTS with the given config (on the chosen backend) and neighbour weight eta (0 = no neighbour
+    /// evidence; above 0 the world's k-NN graph is passed to the pool).
+    Bots { name: String, config: Config, neighbour_weight: f32 },
     /// The tasks whose true pass rate for the learner's current profile is nearest the target (the
     /// best ETR; not by construction the best held-out accuracy).
     Oracle { target: f32 },
@@ -59,18 +70,85 @@ impl Selector {
     }
 
     /// A selector by name: `random`, `bots`, `bots-explicit` (rho = 0), `bots-implicit` (rho = 1),
-    /// `oracle`; BOTS variants start from `base` with the batch and m of the simulation.
+    /// `bots-neighbours` (rho = 0, neighbour weight [`NEIGHBOUR_WEIGHT`]), `bots-combined` (`base`'s
+    /// rho and that neighbour weight), `oracle`; BOTS variants start from `base` with the batch and m
+    /// of the simulation.
     pub fn by_name(name: &str, base: &Config) -> std::result::Result<Selector, String> {
-        let bots = |name: &str, rho: f32| Selector::Bots { name: name.into(), config: Config { rho, ..base.clone() } };
+        let bots = |name: &str, rho: f32, eta: f32| Selector::Bots {
+            name: name.into(),
+            config: Config { rho, ..base.clone() },
+            neighbour_weight: eta,
+        };
         match name {
             "random" => Ok(Selector::Random),
-            "bots" => Ok(bots("bots", base.rho)),
-            "bots-explicit" => Ok(bots("bots-explicit", 0.0)),
-            "bots-implicit" => Ok(bots("bots-implicit", 1.0)),
+            "bots" => Ok(bots("bots", base.rho, 0.0)),
+            "bots-explicit" => Ok(bots("bots-explicit", 0.0, 0.0)),
+            "bots-implicit" => Ok(bots("bots-implicit", 1.0, 0.0)),
+            "bots-neighbours" => Ok(bots("bots-neighbours", 0.0, NEIGHBOUR_WEIGHT)),
+            "bots-combined" => Ok(bots("bots-combined", base.rho, NEIGHBOUR_WEIGHT)),
             "oracle" => Ok(Selector::Oracle { target: base.target }),
             other => Err(format!("unknown selector `{other}`: choose from {}", SELECTORS.join(", "))),
         }
     }
+
+    /// Why this selector cannot run in `world`, if it cannot: reference evidence (rho > 0) needs the
+    /// world's reference evals, neighbour evidence its embeddings. `bots` and `bots-implicit` are not
+    /// run with rho = 0 instead, which would make them `bots-explicit` under another name.
+    pub fn cannot_run(&self, world: &World) -> Option<&'static str> {
+        match self {
+            Selector::Bots { config, neighbour_weight, .. } => {
+                if (config.rho > 0.0 || config.adaptive_rho) && !world.spec.references {
+                    Some("no reference evals; rho > 0 needs them")
+                } else if *neighbour_weight > 0.0 && world.neighbours.is_none() {
+                    Some("no embeddings; neighbour evidence needs them")
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The implicit evidence sources of a BOTS selector: `references` (rho > 0) and `neighbours`.
+    pub fn sources(&self) -> Vec<&'static str> {
+        match self {
+            Selector::Bots { config, neighbour_weight, .. } => {
+                let mut v = Vec::new();
+                if config.rho > 0.0 || config.adaptive_rho {
+                    v.push("references");
+                }
+                if *neighbour_weight > 0.0 {
+                    v.push("neighbours");
+                }
+                v
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The expected Brier score, against one rollout, of a pass-rate estimate `p` for a task of true pass
+/// rate `q`: `E[(p - y)²]` for `y ~ Bernoulli(q)`, which is `(p - q)² + q(1 - q)`.
+pub fn expected_brier(p: f64, q: f64) -> f64 {
+    (p - q) * (p - q) + q * (1.0 - q)
+}
+
+/// A BOTS selector's calibration on the tasks one implicit source informed: its expected Brier
+/// ([`expected_brier`]) against the shadow's, summed over every step and every task not selected that
+/// step that got the source's evidence (`references`: every unselected task; `neighbours`: the
+/// unselected tasks with a batch task among their neighbours). The shadow is a pool with rho = 0 and
+/// no neighbour evidence fed the same batches and outcomes: the posterior without implicit evidence.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Brier {
+    pub source: String,
+    /// (step, task) pairs scored.
+    pub pairs: u64,
+    /// Mean expected Brier of the selector's posterior mean alpha/(alpha+beta).
+    pub brier: f64,
+    /// Mean expected Brier of the shadow's posterior mean on the same pairs.
+    pub shadow: f64,
+    /// brier / shadow (below 1: the source helps).
+    pub ratio: f64,
 }
 
 /// What one selector did over a run.
@@ -85,6 +163,8 @@ pub struct SelectorRun {
     pub final_profile: Vec<f32>,
     /// Mean wall time of selection + update per step, in milliseconds.
     pub select_ms: f64,
+    /// Calibration per implicit source (BOTS selectors with one; empty otherwise).
+    pub brier: Vec<Brier>,
 }
 
 impl SelectorRun {
@@ -102,7 +182,55 @@ impl SelectorRun {
     }
 }
 
-/// Runs one selector over the world. `on_step` is called after each step (for progress bars).
+/// The reverse lists of a graph as CSR: `ids[off[b]..off[b + 1]]` are the tasks that have b among
+/// their neighbours, in increasing order.
+fn reverse_lists(graph: &Neighbours) -> (Vec<usize>, Vec<u32>) {
+    let n = graph.len();
+    let mut off = vec![0usize; n + 1];
+    for i in 0..n {
+        for &b in graph.row(i).0.iter().filter(|&&b| b != Neighbours::NONE) {
+            off[b as usize + 1] += 1;
+        }
+    }
+    for b in 0..n {
+        off[b + 1] += off[b];
+    }
+    let mut next = off.clone();
+    let mut ids = vec![0u32; off[n]];
+    for i in 0..n {
+        for &b in graph.row(i).0.iter().filter(|&&b| b != Neighbours::NONE) {
+            ids[next[b as usize]] = i as u32;
+            next[b as usize] += 1;
+        }
+    }
+    (off, ids)
+}
+
+/// Running sums of one [`Brier`] row.
+#[derive(Default)]
+struct BrierSums {
+    pairs: u64,
+    own: f64,
+    shadow: f64,
+}
+
+impl BrierSums {
+    fn add(&mut self, own: &bots::PoolState, shadow: &bots::PoolState, k: usize, q: f64) {
+        let mean = |s: &bots::PoolState| (s.alpha[k] / (s.alpha[k] + s.beta[k])) as f64;
+        self.pairs += 1;
+        self.own += expected_brier(mean(own), q);
+        self.shadow += expected_brier(mean(shadow), q);
+    }
+    fn finish(self, source: &str) -> Brier {
+        let n = self.pairs.max(1) as f64;
+        let (brier, shadow) = (self.own / n, self.shadow / n);
+        Brier { source: source.into(), pairs: self.pairs, brier, shadow, ratio: brier / shadow }
+    }
+}
+
+/// Runs one selector over the world. `on_step` is called after each step (for progress bars). A
+/// BOTS selector with implicit evidence also runs its rho = 0 shadow pool (on the CPU) and scores
+/// both ([`Brier`]); that work is not in `select_ms`.
 pub fn run_selector(
     world: &World,
     selector: &Selector,
@@ -112,13 +240,28 @@ pub fn run_selector(
     let c = &world.spec;
     let (n, b, m) = (c.tasks, c.batch, c.rollouts);
     let seed = world.seed ^ SIM_SALT;
-    let mut pool: Option<Box<dyn Backend>> = match selector {
-        Selector::Bots { config, .. } => {
-            let cfg = Config { batch: b, m, ..config.clone() };
-            Some(open(backend, cfg, n, Some(world.features()?))?)
+    let mut eta = 0.0f32;
+    let mut pool: Option<Box<dyn Backend>> = None;
+    let mut shadow: Option<Box<dyn Backend>> = None;
+    if let Selector::Bots { config, neighbour_weight, .. } = selector {
+        if let Some(why) = selector.cannot_run(world) {
+            return Err(crate::err::config("selectors", format!("`{}` cannot run here: {why}", selector.name())));
         }
-        _ => None,
-    };
+        let cfg = Config { batch: b, m, ..config.clone() };
+        pool = Some(open(backend, cfg.clone(), n, world.features()?)?);
+        eta = *neighbour_weight;
+        if !selector.sources().is_empty() {
+            let blind = Config { rho: 0.0, adaptive_rho: false, ..cfg };
+            shadow = Some(open(BackendKind::Cpu, blind, n, None)?);
+        }
+    }
+    let references = selector.sources().contains(&"references");
+    let graph = if eta > 0.0 { world.neighbours.as_ref() } else { None };
+    let reverse = graph.map(reverse_lists);
+    let mut in_batch = vec![false; n];
+    let mut claimed = vec![false; n];
+    let mut touched: Vec<u32> = Vec::new();
+    let (mut brier_refs, mut brier_nbrs) = (BrierSums::default(), BrierSums::default());
     let mut theta = c.learner.clone();
     let mut accuracy = Vec::with_capacity(c.steps + 1);
     accuracy.push(world.held_out_accuracy(&theta));
@@ -148,8 +291,41 @@ pub fn run_selector(
             let started = Instant::now();
             let s: Vec<f32> = successes.iter().map(|&s| s as f32).collect();
             let f: Vec<f32> = successes.iter().map(|&s| (m - s) as f32).collect();
-            pool.update(&Evidence::counts(tasks.clone(), s, f))?;
+            let evidence = Evidence::counts(tasks.clone(), s.clone(), f.clone());
+            pool.update(&evidence)?;
+            // The tasks that get neighbour evidence: the batch's reverse neighbours, less the batch.
+            touched.clear();
+            if let (Some(graph), Some((off, rev))) = (graph, reverse.as_ref()) {
+                tasks.iter().for_each(|&k| in_batch[k as usize] = true);
+                for &k in &tasks {
+                    for &i in &rev[off[k as usize]..off[k as usize + 1]] {
+                        if !in_batch[i as usize] && !claimed[i as usize] {
+                            claimed[i as usize] = true;
+                            touched.push(i);
+                        }
+                    }
+                }
+                let row_of: HashMap<u32, usize> = tasks.iter().enumerate().map(|(r, &k)| (k, r)).collect();
+                neighbours::apply_neighbour_evidence(pool.as_mut(), graph, &touched, &row_of, &s, &f, eta)?;
+                touched.iter().for_each(|&i| claimed[i as usize] = false);
+                tasks.iter().for_each(|&k| in_batch[k as usize] = false);
+            }
             selection_time += started.elapsed().as_secs_f64();
+            if let Some(shadow) = shadow.as_mut() {
+                shadow.update(&evidence)?;
+                let (own, blind) = (pool.to_host()?, shadow.to_host()?);
+                let q = |k: usize| world.pool[k].pass_rate(&theta) as f64;
+                if references {
+                    tasks.iter().for_each(|&k| in_batch[k as usize] = true);
+                    for k in (0..n).filter(|&k| !in_batch[k]) {
+                        brier_refs.add(&own, &blind, k, q(k));
+                    }
+                    tasks.iter().for_each(|&k| in_batch[k as usize] = false);
+                }
+                for &i in &touched {
+                    brier_nbrs.add(&own, &blind, i as usize, q(i as usize));
+                }
+            }
         }
         busy += selection_time;
         for (&k, &s) in tasks.iter().zip(&successes) {
@@ -159,12 +335,22 @@ pub fn run_selector(
         etr.push(informative as f32 / b as f32);
         on_step();
     }
+    let mut brier = Vec::new();
+    if shadow.is_some() {
+        if references {
+            brier.push(brier_refs.finish("references"));
+        }
+        if graph.is_some() {
+            brier.push(brier_nbrs.finish("neighbours"));
+        }
+    }
     Ok(SelectorRun {
         name: selector.name().to_string(),
         accuracy,
         etr,
         final_profile: theta,
         select_ms: 1e3 * busy / c.steps as f64,
+        brier,
     })
 }
 
@@ -179,6 +365,8 @@ pub struct Summary {
     pub final_accuracy: f32,
     pub etr: f64,
     pub select_ms: f64,
+    /// Calibration per implicit source ([`Brier`]).
+    pub brier: Vec<Brier>,
 }
 
 /// Summaries of a set of runs; TTB is relative to the run named `random`, if present.
@@ -198,6 +386,7 @@ pub fn summarize(runs: &[SelectorRun]) -> Vec<Summary> {
                 final_accuracy: r.final_accuracy(),
                 etr: r.mean_etr(),
                 select_ms: r.select_ms,
+                brier: r.brier.clone(),
             }
         })
         .collect()
