@@ -23,7 +23,7 @@
 //! | 52 | 4 | beta0, f32: likewise |
 //! | 56 | 4 | C, u32: length in bytes of the config JSON (at most 1 MiB) |
 //! | 60 | 4 | K, u32: feature columns (1 ..= 64 with `FEATURES`, equal to the config's `feature_keys` length; 0 without) |
-//! | 64 | 4 | k_nn, u32: neighbours per task; 0 (a neighbour graph is not stored yet: docs/EVIDENCE-SOURCES.md) |
+//! | 64 | 4 | k_nn, u32: out-neighbours per task of the stored neighbour graph (1 ..= 64), 0 without one |
 //! | 68 | 8 | reserved, 0 |
 //! | 76 | 4 | header CRC-32 (IEEE, `crc32fast`) over bytes 0..76 followed by the C config bytes |
 //! | 80 | C | the [`Config`] as UTF-8 JSON, then zero padding to a multiple of 8 bytes |
@@ -33,6 +33,8 @@
 //! | | 4N | beta0, f32\[N\], only with `PER_TASK_PRIOR` |
 //! | | K × (2N or 4N) | the K feature columns, weakest first, each f16\[N\] (f32\[N\] with `FEATURES_F32`), only with `FEATURES` |
 //! | | 0 or 2 | zero padding to a multiple of 4 bytes |
+//! | | 4 N k_nn | neighbour ids, u32\[N·k_nn\], row by row (`u32::MAX` in empty slots), only with k_nn > 0 |
+//! | | 4 N k_nn | neighbour weights, f32\[N·k_nn\], only with k_nn > 0 |
 //! | end - 4 | 4 | file CRC-32 over every byte before it (header, config, padding and payload) |
 //!
 //! Version 2 has a 64-byte header: bytes 0..60 as above, then the header CRC-32 over bytes 0..60 and
@@ -40,7 +42,7 @@
 //! Version 1 is version 2 without `FEATURES_F32` (features always f16). [`load`] reads all three, and
 //! [`save`] always writes version 3.
 //!
-//! So the file length is a function of (C, N, flags) alone: a reader computes it from the header and
+//! So the file length is a function of (C, N, flags, K, k_nn) alone: a reader computes it from the header and
 //! refuses any file whose length differs **before** allocating anything of size N.
 //!
 //! # Guarantees
@@ -69,6 +71,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{BotsError, Result};
+use crate::neighbours::{Neighbours, MAX_NEIGHBOURS};
 use crate::pool::{FeatureForm, Features, Globals, PoolState, Prior, MAX_FEATURE_COLUMNS};
 
 /// The 8 bytes every checkpoint starts with.
@@ -143,6 +146,8 @@ pub struct Header {
     pub features: Option<FeatureForm>,
     /// K, the number of feature columns (0 without features; 2 in version 1 and 2 files with features).
     pub feature_columns: usize,
+    /// k_nn, out-neighbours per task of the stored neighbour graph (0 without one).
+    pub neighbour_k: usize,
     /// The hyper-parameters the pool ran with.
     pub config: Config,
     /// Total file length in bytes.
@@ -158,7 +163,7 @@ fn pad_to(len: u64, align: u64) -> u64 {
 }
 
 /// The exact file length implied by (version, config length, N, flags, K), or `None` on overflow.
-fn expected_len(version: u32, config_len: u32, n: u64, flags: u32, columns: usize) -> Option<u64> {
+fn expected_len(version: u32, config_len: u32, n: u64, flags: u32, columns: usize, k_nn: usize) -> Option<u64> {
     let mut per_task: u64 = 8; // alpha, beta
     if flags & FLAG_PER_TASK_PRIOR != 0 {
         per_task += 8;
@@ -166,8 +171,8 @@ fn expected_len(version: u32, config_len: u32, n: u64, flags: u32, columns: usiz
     if let Some(form) = feature_form(flags) {
         per_task += (form.bytes_per_task() / 2 * columns) as u64;
     }
-    let payload = n.checked_mul(per_task)?;
-    (header_len(version) as u64 + pad_to(config_len as u64, 8)).checked_add(pad_to(payload, 4))?.checked_add(4)
+    let payload = pad_to(n.checked_mul(per_task)?, 4).checked_add(n.checked_mul(8 * k_nn as u64)?)?;
+    (header_len(version) as u64 + pad_to(config_len as u64, 8)).checked_add(payload)?.checked_add(4)
 }
 
 /// A value that is written as little-endian bytes.
@@ -177,6 +182,11 @@ trait Word: Pod {
 impl Word for f32 {
     fn swap(self) -> Self {
         f32::from_bits(self.to_bits().swap_bytes())
+    }
+}
+impl Word for u32 {
+    fn swap(self) -> Self {
+        self.swap_bytes()
     }
 }
 impl Word for f16 {
@@ -256,7 +266,9 @@ fn header_bytes(config: &Config, state: &PoolState, config_json: &[u8]) -> Resul
     h[52..56].copy_from_slice(&b0.to_le_bytes());
     h[56..60].copy_from_slice(&(config_json.len() as u32).to_le_bytes());
     h[60..64].copy_from_slice(&columns.to_le_bytes());
-    // 64..68 k_nn = 0 and 68..76 reserved stay 0.
+    let k_nn = state.neighbours.as_ref().map_or(0, Neighbours::k) as u32;
+    h[64..68].copy_from_slice(&k_nn.to_le_bytes());
+    // 68..76 reserved stay 0.
     let mut crc = crc32fast::Hasher::new();
     crc.update(&h[0..HEADER_LEN - 4]);
     crc.update(config_json);
@@ -347,6 +359,10 @@ fn save_impl(path: &Path, config: &Config, state: &PoolState, pause: Option<(u64
         }
         let pad = (pad_to(payload, 4) - payload) as usize;
         sink.put(&[0u8; 4][..pad]).map_err(io)?;
+        if let Some(g) = &state.neighbours {
+            sink.put_words(g.ids()).map_err(io)?;
+            sink.put_words(g.weights()).map_err(io)?;
+        }
         let crc = sink.crc.clone().finalize();
         sink.out.write_all(&crc.to_le_bytes()).map_err(io)?;
         sink.out.into_inner().map_err(|e| io(e.into_error()))
@@ -393,6 +409,7 @@ fn parse_header(path: &Path, h: &[u8], config_json: &[u8], file_len: u64) -> Res
         constant_prior,
         features: feature_form(flags),
         feature_columns: feature_columns(u32_at(8), h, flags),
+        neighbour_k: neighbour_k(u32_at(8), h),
         config,
         file_len,
     })
@@ -450,8 +467,14 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
         if has != (columns > 0) || columns > MAX_FEATURE_COLUMNS {
             return Err(ckpt_err(path, format!("header says K = {columns} feature columns with flags {flags:#x}; K is 1 to {MAX_FEATURE_COLUMNS} with FEATURES, 0 without (damaged header?)")));
         }
-        if word(64) != 0 {
-            return Err(ckpt_err(path, format!("header says k_nn = {}: neighbour graphs are not stored by this build (written by a newer build, or damaged)", word(64))));
+        if word(64) as usize > MAX_NEIGHBOURS {
+            return Err(ckpt_err(
+                path,
+                format!(
+                    "header says k_nn = {} neighbours per task; at most {MAX_NEIGHBOURS} (damaged header?)",
+                    word(64)
+                ),
+            ));
         }
         if word(68) != 0 || word(72) != 0 {
             return Err(ckpt_err(
@@ -469,7 +492,7 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
             ),
         ));
     }
-    match expected_len(version, config_len, n, flags, columns) {
+    match expected_len(version, config_len, n, flags, columns, neighbour_k(version, &h)) {
         Some(expect) if expect == file_len => {}
         Some(expect) => {
             let what = if file_len < expect { "truncated" } else { "has trailing bytes" };
@@ -483,6 +506,15 @@ fn read_fixed_header(path: &Path, reader: &mut impl Read, file_len: u64) -> Resu
         }
     }
     Ok((h, config_len))
+}
+
+/// k_nn of a header: bytes 64..68 in version 3, no graph before.
+fn neighbour_k(version: u32, h: &[u8]) -> usize {
+    if version >= VERSION {
+        u32::from_le_bytes(h[64..68].try_into().expect("4 bytes")) as usize
+    } else {
+        0
+    }
 }
 
 /// K of a header: bytes 60..64 in version 3, two columns (with features) before.
@@ -575,6 +607,10 @@ pub fn load(path: &Path) -> Result<(Config, PoolState)> {
     payload += header.n * header.features.map_or(0, |f| (f.bytes_per_task() / 2 * k) as u64);
     let mut pad = [0u8; 4];
     src.fill(path, &mut pad[..(pad_to(payload, 4) - payload) as usize])?;
+    let graph = match header.neighbour_k {
+        0 => None,
+        k_nn => Some((src.words::<u32>(path, n * k_nn)?, src.words::<f32>(path, n * k_nn)?)),
+    };
     let computed = src.crc.clone().finalize();
     let mut stored = [0u8; 4];
     src.inner.read_exact(&mut stored).map_err(|e| BotsError::io(path, e))?;
@@ -593,6 +629,13 @@ pub fn load(path: &Path) -> Result<(Config, PoolState)> {
         beta,
         prior,
         features,
+        neighbours: match graph {
+            Some((ids, weights)) => Some(
+                Neighbours::from_lists(n, header.neighbour_k, ids, weights)
+                    .map_err(|e| ckpt_err(path, format!("stored neighbour graph is invalid: {e}")))?,
+            ),
+            None => None,
+        },
         globals: Globals { mu: header.mu, rho: header.rho, step: header.step },
     };
     check_loaded(path, &header.config, &state)?;

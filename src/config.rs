@@ -47,6 +47,17 @@ pub struct Config {
     /// Pool columns holding the reference models' pass rates, weakest first: K >= 1 of them (two,
     /// weaker and stronger, in the BOTS paper and Trinity-RFT; `docs/EVIDENCE-SOURCES.md`).
     pub feature_keys: Vec<String>,
+    /// eta: weight of neighbour evidence in [0, 1] (docs/EVIDENCE-SOURCES.md §2): each task near the
+    /// batch (in the pool's [`crate::Neighbours`] graph) gets `eta / max(1, W)` times its batch
+    /// neighbours' similarity-weighted counts. 0 (the default) turns it off; > 0 needs a graph.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub neighbour_weight: f32,
+}
+
+/// Keys that are off by default are written only when set, so a config without them writes the
+/// bytes it wrote before they existed (checkpoints, fingerprints).
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 impl Default for Config {
@@ -66,6 +77,7 @@ impl Default for Config {
             prior_beta: 1.0,
             prior_strength: None,
             feature_keys: vec!["qwen2.5_7b_pass_rate".into(), "qwen3_30b_pass_rate".into()],
+            neighbour_weight: 0.0,
         }
     }
 }
@@ -93,6 +105,8 @@ struct ConfigKeys {
     prior_beta: Option<f32>,
     prior_strength: Option<f32>,
     feature_keys: Option<Vec<String>>,
+    #[serde(alias = "eta")]
+    neighbour_weight: Option<f32>,
 }
 
 impl ConfigKeys {
@@ -112,6 +126,7 @@ impl ConfigKeys {
             prior_beta: self.prior_beta.unwrap_or(d.prior_beta),
             prior_strength: self.prior_strength.or(d.prior_strength),
             feature_keys: self.feature_keys.unwrap_or(d.feature_keys),
+            neighbour_weight: self.neighbour_weight.unwrap_or(d.neighbour_weight),
         }
     }
 }
@@ -166,6 +181,7 @@ impl Config {
         unit("rho", self.rho)?;
         unit("target", self.target)?;
         unit("gamma", self.gamma)?;
+        unit("neighbour_weight", self.neighbour_weight)?;
         if !self.tau.is_finite() || self.tau < 0.0 {
             return Err(BotsError::config("tau", format!("{} must be a finite number >= 0", self.tau)));
         }

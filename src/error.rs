@@ -53,6 +53,10 @@ pub enum BotsError {
     #[error("task {task}: feature `{name}` = {value} is not a number in [0, 1]")]
     InvalidFeature { task: usize, name: String, value: f32 },
 
+    /// A neighbour graph (or the embeddings it is built from) is invalid for the pool.
+    #[error("task {task}: invalid neighbours: {reason}")]
+    InvalidNeighbours { task: usize, reason: String },
+
     /// A per-task prior is not positive and finite.
     #[error("task {task}: prior ({alpha0}, {beta0}) must be positive and finite")]
     InvalidPrior { task: usize, alpha0: f32, beta0: f32 },

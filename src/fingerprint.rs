@@ -45,6 +45,8 @@ pub struct Fingerprint {
     n_tasks: u64,
     features: Option<(FeatureForm, u64)>,
     shaping: Shaping,
+    /// `neighbour_weight` and the graph's digest, for a pool with neighbour evidence.
+    neighbours: Option<(f32, u64)>,
 }
 
 /// The config keys that shape the posterior, by name.
@@ -131,7 +133,19 @@ impl Fingerprint {
 
     /// From a features digest already computed ([`features_digest`]): pools keep theirs.
     pub(crate) fn from_digest(config: &Config, n_tasks: usize, features: Option<(FeatureForm, u64)>) -> Fingerprint {
-        Fingerprint { n_tasks: n_tasks as u64, features, shaping: Shaping::of(config) }
+        Fingerprint { n_tasks: n_tasks as u64, features, shaping: Shaping::of(config), neighbours: None }
+    }
+
+    /// The fingerprint of a pool's whole host state: [`Fingerprint::of`] plus its neighbour graph
+    /// (and `neighbour_weight`) where it has one.
+    pub fn of_state(config: &Config, state: &crate::PoolState) -> Fingerprint {
+        Fingerprint::of(config, state.len(), state.features.as_ref()).with_neighbours(config, state.neighbours.as_ref())
+    }
+
+    /// Adds a neighbour graph: its digest (k, ids and weights) and `neighbour_weight` become part of
+    /// the identity. Without a graph the fingerprint (and its id) is as before neighbours existed.
+    pub fn with_neighbours(self, config: &Config, graph: Option<&crate::Neighbours>) -> Fingerprint {
+        Fingerprint { neighbours: graph.map(|g| (config.neighbour_weight, g.digest())), ..self }
     }
 
     /// Number of tasks.
@@ -160,6 +174,11 @@ impl Fingerprint {
             h.write(name.as_bytes());
             h.write(&bytes);
         }
+        if let Some((eta, digest)) = self.neighbours {
+            h.write(b"neighbours");
+            h.write(&eta.to_bits().to_le_bytes());
+            h.write(&digest.to_le_bytes());
+        }
         format!("{:016x}", h.finish())
     }
 
@@ -184,10 +203,20 @@ impl Fingerprint {
             _ => {}
         }
         let (mine, theirs) = (self.shaping.keys(), other.shaping.keys());
-        mine.iter()
-            .zip(&theirs)
-            .find(|(a, b)| a.2 != b.2)
-            .map(|(a, b)| format!("{} = {}, the other has {} = {}", a.0, a.1, b.0, b.1))
+        if let Some((a, b)) = mine.iter().zip(&theirs).find(|(a, b)| a.2 != b.2) {
+            return Some(format!("{} = {}, the other has {} = {}", a.0, a.1, b.0, b.1));
+        }
+        match (self.neighbours, other.neighbours) {
+            (a, b) if a == b => None,
+            (None, _) => Some("no neighbour graph, the other has one".into()),
+            (_, None) => Some("a neighbour graph, the other has none".into()),
+            (Some((ea, _)), Some((eb, _))) if ea.to_bits() != eb.to_bits() => {
+                Some(format!("neighbour_weight = {ea}, the other has neighbour_weight = {eb}"))
+            }
+            (Some((_, a)), Some((_, b))) => {
+                Some(format!("a neighbour graph with digest {a:016x}, the other has one with digest {b:016x}"))
+            }
+        }
     }
 }
 
@@ -264,4 +293,23 @@ mod tests {
         assert_eq!(Fingerprint::of(&Config::default(), 2, Some(&f)).id(), PINNED);
     }
     const PINNED: &str = "e3014e8918215aba";
+
+    #[test]
+    fn a_neighbour_graph_is_part_of_it() {
+        let c = Config { rho: 0.0, neighbour_weight: 0.5, ..Config::default() };
+        let g = |w: f32| crate::Neighbours::from_lists(2, 1, vec![1, 0], vec![w, 0.5]).unwrap();
+        let base = Fingerprint::of(&c, 2, None).with_neighbours(&c, Some(&g(0.5)));
+        assert_ne!(base.id(), Fingerprint::of(&c, 2, None).id());
+        let other = Fingerprint::of(&c, 2, None).with_neighbours(&c, Some(&g(0.25)));
+        assert!(base.difference(&other).unwrap().contains("neighbour graph with digest"));
+        let c2 = Config { neighbour_weight: 0.25, ..c.clone() };
+        let other = Fingerprint::of(&c2, 2, None).with_neighbours(&c2, Some(&g(0.5)));
+        assert_eq!(base.difference(&other).unwrap(), "neighbour_weight = 0.5, the other has neighbour_weight = 0.25");
+        assert!(base.difference(&Fingerprint::of(&c, 2, None)).unwrap().contains("the other has none"));
+        // Without a graph, neighbour_weight = 0 leaves the id as it was.
+        assert_eq!(
+            Fingerprint::of(&Config::default(), 2, None).with_neighbours(&Config::default(), None).id(),
+            Fingerprint::of(&Config::default(), 2, None).id()
+        );
+    }
 }

@@ -38,18 +38,22 @@ mod error;
 mod evidence;
 mod fingerprint;
 mod kernels;
+mod neighbours;
 mod pool;
 mod select;
 mod twin;
 mod update;
 
 pub use backend::cuda::{CudaPool, RawOutcomes};
-pub use backend::{cuda_usable, driver_present, open, open_checkpoint, Backend, BackendKind, CpuPool, UpdateReport};
+pub use backend::{
+    cuda_usable, driver_present, open, open_checkpoint, open_with, Backend, BackendKind, CpuPool, UpdateReport,
+};
 pub use config::Config;
 pub use error::{BotsError, CountsProblem, Result};
 pub use evidence::{Evidence, Outcomes};
 pub use fingerprint::Fingerprint;
 pub use kernels::cuda_kernels;
+pub use neighbours::{Neighbours, MAX_NEIGHBOURS};
 pub use pool::{FeatureForm, Features, Globals, PoolState, Prior};
 
 /// Random numbers as both backends draw them: the counter-based Philox4x32-10 stream ([`rng::Philox`],

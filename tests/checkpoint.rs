@@ -457,7 +457,14 @@ fn wrong_magic_version_flags_and_sizes_are_refused_with_reasons() {
             b[64..68].copy_from_slice(&8u32.to_le_bytes());
             reseal(b)
         },
-        "k_nn = 8",
+        "implies", // a graph of 8 neighbours per task needs 64 more bytes per task
+    );
+    case(
+        &|b| {
+            b[64..68].copy_from_slice(&65u32.to_le_bytes());
+            reseal(b)
+        },
+        "k_nn = 65 neighbours per task; at most 64",
     );
     case(
         &|b| {

@@ -10,9 +10,10 @@ use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::evidence::{batch_evidence, Evidence};
 use crate::fingerprint::Fingerprint;
+use crate::neighbours::Neighbours;
 use crate::pool::{Features, PoolState};
 use crate::select::select_fused;
-use crate::update::{apply_pending, scatter_batch, PendingScalars};
+use crate::update::{apply_neighbours, apply_pending, scatter_batch, PendingScalars};
 
 /// A pool on the host.
 ///
@@ -36,7 +37,31 @@ pub struct CpuPool {
 impl CpuPool {
     /// A fresh pool of `n` tasks, optionally with reference features (required when rho > 0).
     pub fn new(config: Config, n: usize, features: Option<Features>) -> Result<CpuPool> {
-        let state = PoolState::new(&config, n, features)?;
+        CpuPool::with_neighbours(config, n, features, None)
+    }
+
+    /// A fresh pool of `n` tasks with optional reference features and an optional neighbour graph
+    /// (required when `neighbour_weight` > 0; docs/EVIDENCE-SOURCES.md §2).
+    ///
+    /// ```
+    /// use bots::{Backend, Config, CpuPool, Evidence, Neighbours};
+    /// // Tasks 0 and 1 are each other's neighbour; task 2 has none.
+    /// let g = Neighbours::from_lists(3, 1, vec![1, 0, u32::MAX], vec![0.9, 0.9, 0.0])?;
+    /// let cfg = Config { rho: 0.0, neighbour_weight: 0.5, m: 8, ..Default::default() };
+    /// let mut pool = CpuPool::with_neighbours(cfg, 3, None, Some(g))?;
+    /// pool.update(&Evidence::pass_rates(vec![0], vec![1.0]))?;
+    /// let s = pool.to_host()?;
+    /// // Task 1 got 0.5 · 0.9 · 8 successes of evidence from task 0 (after forgetting: 1 + 3.6).
+    /// assert!((s.alpha[1] - 4.6).abs() < 1e-5 && (s.beta[1] - 1.0).abs() < 1e-6);
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub fn with_neighbours(
+        config: Config,
+        n: usize,
+        features: Option<Features>,
+        neighbours: Option<Neighbours>,
+    ) -> Result<CpuPool> {
+        let state = PoolState::with_neighbours(&config, n, features, neighbours)?;
         Ok(CpuPool { config, state, pending: None })
     }
 
@@ -64,7 +89,7 @@ impl Backend for CpuPool {
     }
 
     fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&self.config, self.len(), self.state.features.as_ref())
+        Fingerprint::of_state(&self.config, &self.state)
     }
 
     fn len(&self) -> usize {
@@ -94,6 +119,7 @@ impl Backend for CpuPool {
         let pending = batch_evidence(&self.state, &self.config, evidence)?;
         self.flush();
         scatter_batch(&mut self.state, &self.config, &pending);
+        apply_neighbours(&mut self.state, &self.config, &pending);
         let g = &mut self.state.globals;
         g.mu = pending.mu;
         g.rho = pending.rho;

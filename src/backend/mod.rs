@@ -102,7 +102,7 @@ pub trait Backend {
             return Err(checkpoint::ckpt_err(path, why));
         }
         let (config, state) = checkpoint::load(path)?;
-        let theirs = Fingerprint::of(&config, state.len(), state.features.as_ref());
+        let theirs = Fingerprint::of_state(&config, &state);
         let mine = self.fingerprint();
         if let Some(diff) = theirs.difference(&mine) {
             let diff = diff.replacen(", the other has", ", this pool has", 1);
@@ -120,7 +120,7 @@ pub fn open_checkpoint(kind: BackendKind, path: &Path) -> Result<Box<dyn Backend
     match kind {
         BackendKind::Cpu => Ok(Box::new(CpuPool::from_state(config, state)?)),
         _ => {
-            let mut b = open(kind, config, state.len(), state.features.clone())?;
+            let mut b = open_with(kind, config, state.len(), state.features.clone(), state.neighbours.clone())?;
             b.restore(state)?;
             Ok(b)
         }
@@ -160,5 +160,22 @@ pub fn open(
     match kind {
         BackendKind::Cpu => Ok(Box::new(CpuPool::new(config, n, features)?)),
         BackendKind::Cuda { ordinal } => Ok(Box::new(cuda::CudaPool::on_device(ordinal, config, n, features)?)),
+    }
+}
+
+/// Opens a pool of `n` tasks on the chosen backend with optional reference features and an optional
+/// neighbour graph (required when `config.neighbour_weight` > 0; docs/EVIDENCE-SOURCES.md §2).
+pub fn open_with(
+    kind: BackendKind,
+    config: Config,
+    n: usize,
+    features: Option<crate::pool::Features>,
+    neighbours: Option<crate::neighbours::Neighbours>,
+) -> Result<Box<dyn Backend + Send>> {
+    match kind {
+        BackendKind::Cpu => Ok(Box::new(CpuPool::with_neighbours(config, n, features, neighbours)?)),
+        BackendKind::Cuda { ordinal } => {
+            Ok(Box::new(cuda::CudaPool::on_device_with(ordinal, config, n, features, neighbours)?))
+        }
     }
 }

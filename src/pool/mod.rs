@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{BotsError, Result};
+use crate::neighbours::Neighbours;
 
 /// The prior that forgetting pulls each task back to.
 #[derive(Clone, Debug, PartialEq)]
@@ -235,6 +236,29 @@ fn check_columns(config: &Config, f: &Features) -> Result<()> {
     Ok(())
 }
 
+/// A pool has a neighbour graph exactly when `neighbour_weight` > 0, with one row per task.
+pub(crate) fn check_graph(config: &Config, n: usize, g: Option<&Neighbours>) -> Result<()> {
+    match g {
+        None if config.neighbour_weight > 0.0 => Err(BotsError::config(
+            "neighbour_weight",
+            format!(
+                "{} needs a neighbour graph (bots::Neighbours, from embeddings or lists); give one or set it to 0",
+                config.neighbour_weight
+            ),
+        )),
+        Some(_) if config.neighbour_weight == 0.0 => Err(BotsError::config(
+            "neighbour_weight",
+            "is 0, so the neighbour graph would be unused: set neighbour_weight > 0 or leave the graph out",
+        )),
+        Some(g) if g.len() != n => Err(BotsError::LengthMismatch {
+            what: "neighbour graph rows (one per task)".into(),
+            expected: n,
+            got: g.len(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Global scalars of the posterior.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Globals {
@@ -257,6 +281,8 @@ pub struct PoolState {
     pub prior: Prior,
     /// Reference features, if the pool has them (required when rho > 0).
     pub features: Option<Features>,
+    /// The neighbour graph, if the pool has one (required when `neighbour_weight` > 0).
+    pub neighbours: Option<Neighbours>,
     /// mu, rho, step.
     pub globals: Globals,
 }
@@ -271,7 +297,19 @@ impl PoolState {
     /// assert_eq!(state.alpha, vec![1.0; 5]);
     /// ```
     pub fn new(config: &Config, n: usize, features: Option<Features>) -> Result<PoolState> {
+        PoolState::with_neighbours(config, n, features, None)
+    }
+
+    /// A fresh pool of `n` tasks with reference features and a neighbour graph, either optional:
+    /// features are required when rho > 0, a graph exactly when `neighbour_weight` > 0.
+    pub fn with_neighbours(
+        config: &Config,
+        n: usize,
+        features: Option<Features>,
+        neighbours: Option<Neighbours>,
+    ) -> Result<PoolState> {
         config.validate()?;
+        check_graph(config, n, neighbours.as_ref())?;
         if n == 0 {
             return Err(BotsError::Empty("the task pool"));
         }
@@ -309,7 +347,8 @@ impl PoolState {
             Prior::Constant { alpha0, beta0 } => (vec![*alpha0; n], vec![*beta0; n]),
             Prior::PerTask { alpha0, beta0 } => (alpha0.clone(), beta0.clone()),
         };
-        Ok(PoolState { alpha, beta, prior, features, globals: Globals { mu: None, rho: config.rho, step: 0 } })
+        let globals = Globals { mu: None, rho: config.rho, step: 0 };
+        Ok(PoolState { alpha, beta, prior, features, neighbours, globals })
     }
 
     /// Number of tasks.
@@ -341,7 +380,7 @@ impl PoolState {
             f.validate()?;
             check_columns(config, f)?;
         }
-        Ok(())
+        check_graph(config, state.len(), state.neighbours.as_ref())
     }
 
     /// Checks internal consistency (lengths, positive finite parameters); used on restore.

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use crate::config::Config;
 use crate::evidence::{interpolate, Pending, Segment};
+use crate::neighbours::{neighbour_scale, neighbour_sums, touched};
 use crate::pool::PoolState;
 
 /// One task's update:
@@ -68,6 +69,40 @@ pub fn scatter_batch(state: &mut PoolState, config: &Config, pending: &Pending) 
         state.alpha[k] = -a;
         state.beta[k] = b;
     }
+}
+
+/// Neighbour evidence (docs/EVIDENCE-SOURCES.md §2.2-2.4), the CPU twin of `nbr_push` and
+/// `nbr_pull_apply`: every task near the batch (in the reverse lists of a batch task, not itself in the
+/// batch) gets its whole update now, forgetting and the reference term of `pending` as
+/// [`apply_pending_task`] gives them, plus `c·S` and `c·F` from its batch neighbours, and is marked
+/// done (`-alpha`) like a batch task, so the deferred pass only unmarks it. Call after
+/// [`scatter_batch`], on a state with nothing else pending. Returns the number of tasks updated.
+pub fn apply_neighbours(state: &mut PoolState, config: &Config, pending: &Pending) -> usize {
+    let Some(graph) = state.neighbours.as_ref().filter(|_| config.neighbour_weight > 0.0) else {
+        return 0;
+    };
+    let batch: Vec<u32> = pending.rows.iter().map(|r| r.task).collect();
+    let (touched, rows) = touched(graph, &batch);
+    let scalars = PendingScalars::from(pending);
+    let (lambda, m, eta) = (config.lambda, config.m as f32, config.neighbour_weight);
+    let updates: Vec<(f32, f32)> = touched
+        .par_iter()
+        .map(|&i| {
+            let i = i as usize;
+            let f = scalars.pair(state.features.as_ref(), i);
+            let (a, b) = apply_pending_task(state.alpha[i], state.beta[i], state.prior.get(i), f, lambda, m, &scalars);
+            let (ids, w) = graph.row(i);
+            let (w_sum, s_sum, f_sum) =
+                neighbour_sums(ids, w, |j| rows.get(&j).map(|&r| (pending.rows[r].s_bar, pending.rows[r].f_bar)));
+            let c = neighbour_scale(eta, w_sum);
+            (a + c * s_sum, b + c * f_sum)
+        })
+        .collect();
+    for (&i, (a, b)) in touched.iter().zip(updates) {
+        state.alpha[i as usize] = -a;
+        state.beta[i as usize] = b;
+    }
+    touched.len()
 }
 
 /// The pool-wide part of a pending update for task `k`: a task marked by [`scatter_batch`] is

@@ -52,7 +52,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
         Command::Inspect { file, json } => {
             let header = checkpoint::read_header(&file).context("reading the checkpoint header")?;
             let (config, state) = checkpoint::load(&file).context("verifying the checkpoint")?;
-            let fingerprint = bots::Fingerprint::of(&config, state.len(), state.features.as_ref()).id();
+            let fingerprint = bots::Fingerprint::of_state(&config, &state).id();
             let pairs = || state.alpha.iter().zip(&state.beta).map(|(&a, &b)| (a as f64, b as f64));
             let report = Report {
                 file: file.display().to_string(),

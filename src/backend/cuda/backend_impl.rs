@@ -115,7 +115,7 @@ impl Backend for CudaPool {
         let features = self.features.as_ref().map(|f| f.to_host(s)).transpose()?;
         s.synchronize().map_err(cuda_err)?;
         let globals = Globals { mu: (sc.mu_set != 0).then_some(sc.mu), rho: sc.rho, step: sc.step };
-        Ok(PoolState { alpha, beta, prior, features, globals })
+        Ok(PoolState { alpha, beta, prior, features, neighbours: None, globals })
     }
 
     fn restore(&mut self, state: PoolState) -> Result<()> {

@@ -102,6 +102,24 @@ impl CudaPool {
     /// # Ok::<(), bots::BotsError>(())
     /// ```
     pub fn on_device(ordinal: usize, config: Config, n: usize, features: Option<Features>) -> Result<CudaPool> {
+        Self::on_device_with(ordinal, config, n, features, None)
+    }
+
+    /// A fresh pool on device `ordinal` with optional features and an optional neighbour graph
+    /// (required when `neighbour_weight` > 0; docs/EVIDENCE-SOURCES.md §2).
+    pub fn on_device_with(
+        ordinal: usize,
+        config: Config,
+        n: usize,
+        features: Option<Features>,
+        neighbours: Option<crate::neighbours::Neighbours>,
+    ) -> Result<CudaPool> {
+        if neighbours.is_some() || config.neighbour_weight > 0.0 {
+            return Err(crate::error::BotsError::config(
+                "neighbour_weight",
+                "neighbour evidence is not on the CUDA backend in this build: use the CPU backend",
+            ));
+        }
         let ctx = context(ordinal)?;
         let stream = ctx.new_stream().map_err(cuda_err)?;
         let k_cap = config.batch;
