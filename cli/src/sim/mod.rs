@@ -23,19 +23,15 @@
 //! step count), final held-out accuracy, ETR (share of selected tasks with a pass rate strictly
 //! between 0 and 1, over the whole run), and selection + update time per step.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
-mod neighbours;
 pub mod world;
 
-pub use neighbours::Neighbours;
-pub use world::{
-    grpo_signal, learn, EmbeddingMode, Task, World, WorldSpec, MISSING_FILL, NAMED_WORLDS, NEIGHBOUR_K,
-};
+pub use bots::Neighbours;
+pub use world::{grpo_signal, learn, EmbeddingMode, Task, World, WorldSpec, MISSING_FILL, NAMED_WORLDS, NEIGHBOUR_K};
 
 use bots::__private::{score_key, select_top_k, Purpose, TaskStream};
-use bots::{open, Backend, BackendKind, Config, Evidence, Result};
+use bots::{open_with, Backend, BackendKind, Config, Evidence, Result};
 use world::{rollouts, SIM_SALT, STEP_RANDOM};
 
 /// The selectors `bots simulate` runs by default, in order (each world skips those it cannot run:
@@ -54,9 +50,9 @@ pub const NEIGHBOUR_WEIGHT: f32 = 1.0;
 pub enum Selector {
     /// Uniform without replacement.
     Random,
-    /// BOTS with the given config (on the chosen backend) and neighbour weight eta (0 = no neighbour
-    /// evidence; above 0 the world's k-NN graph is passed to the pool).
-    Bots { name: String, config: Config, neighbour_weight: f32 },
+    /// BOTS with the given config (on the chosen backend); with `neighbour_weight` > 0 the pool gets the
+    /// world's k-NN graph.
+    Bots { name: String, config: Config },
     /// The tasks whose true pass rate for the learner's current profile is nearest the target (the
     /// best ETR; not by construction the best held-out accuracy).
     Oracle { target: f32 },
@@ -77,10 +73,9 @@ impl Selector {
     /// rho and that neighbour weight), `oracle`; BOTS variants start from `base` with the batch and m
     /// of the simulation.
     pub fn by_name(name: &str, base: &Config) -> std::result::Result<Selector, String> {
-        let bots = |name: &str, rho: f32, eta: f32| Selector::Bots {
+        let bots = |name: &str, rho: f32, neighbour_weight: f32| Selector::Bots {
             name: name.into(),
-            config: Config { rho, ..base.clone() },
-            neighbour_weight: eta,
+            config: Config { rho, neighbour_weight, ..base.clone() },
         };
         match name {
             "random" => Ok(Selector::Random),
@@ -99,10 +94,10 @@ impl Selector {
     /// run with rho = 0 instead, which would make them `bots-explicit` under another name.
     pub fn cannot_run(&self, world: &World) -> Option<&'static str> {
         match self {
-            Selector::Bots { config, neighbour_weight, .. } => {
+            Selector::Bots { config, .. } => {
                 if (config.rho > 0.0 || config.adaptive_rho) && !world.spec.references {
                     Some("no reference evals; rho > 0 needs them")
-                } else if *neighbour_weight > 0.0 && world.neighbours.is_none() {
+                } else if config.neighbour_weight > 0.0 && world.neighbours.is_none() {
                     Some("no embeddings; neighbour evidence needs them")
                 } else {
                     None
@@ -115,12 +110,12 @@ impl Selector {
     /// The implicit evidence sources of a BOTS selector: `references` (rho > 0) and `neighbours`.
     pub fn sources(&self) -> Vec<&'static str> {
         match self {
-            Selector::Bots { config, neighbour_weight, .. } => {
+            Selector::Bots { config, .. } => {
                 let mut v = Vec::new();
                 if config.rho > 0.0 || config.adaptive_rho {
                     v.push("references");
                 }
-                if *neighbour_weight > 0.0 {
+                if config.neighbour_weight > 0.0 {
                     v.push("neighbours");
                 }
                 v
@@ -185,30 +180,6 @@ impl SelectorRun {
     }
 }
 
-/// The reverse lists of a graph as CSR: `ids[off[b]..off[b + 1]]` are the tasks that have b among
-/// their neighbours, in increasing order.
-fn reverse_lists(graph: &Neighbours) -> (Vec<usize>, Vec<u32>) {
-    let n = graph.len();
-    let mut off = vec![0usize; n + 1];
-    for i in 0..n {
-        for &b in graph.row(i).0.iter().filter(|&&b| b != Neighbours::NONE) {
-            off[b as usize + 1] += 1;
-        }
-    }
-    for b in 0..n {
-        off[b + 1] += off[b];
-    }
-    let mut next = off.clone();
-    let mut ids = vec![0u32; off[n]];
-    for i in 0..n {
-        for &b in graph.row(i).0.iter().filter(|&&b| b != Neighbours::NONE) {
-            ids[next[b as usize]] = i as u32;
-            next[b as usize] += 1;
-        }
-    }
-    (off, ids)
-}
-
 /// Running sums of one [`Brier`] row.
 #[derive(Default)]
 struct BrierSums {
@@ -243,24 +214,22 @@ pub fn run_selector(
     let c = &world.spec;
     let (n, b, m) = (c.tasks, c.batch, c.rollouts);
     let seed = world.seed ^ SIM_SALT;
-    let mut eta = 0.0f32;
     let mut pool: Option<Box<dyn Backend>> = None;
     let mut shadow: Option<Box<dyn Backend>> = None;
-    if let Selector::Bots { config, neighbour_weight, .. } = selector {
+    let mut graph = None;
+    if let Selector::Bots { config, .. } = selector {
         if let Some(why) = selector.cannot_run(world) {
             return Err(crate::err::config("selectors", format!("`{}` cannot run here: {why}", selector.name())));
         }
         let cfg = Config { batch: b, m, ..config.clone() };
-        pool = Some(open(backend, cfg.clone(), n, world.features()?)?);
-        eta = *neighbour_weight;
+        graph = world.neighbours.as_ref().filter(|_| cfg.neighbour_weight > 0.0);
+        pool = Some(open_with(backend, cfg.clone(), n, world.features()?, graph.cloned())?);
         if !selector.sources().is_empty() {
-            let blind = Config { rho: 0.0, adaptive_rho: false, ..cfg };
-            shadow = Some(open(BackendKind::Cpu, blind, n, None)?);
+            let blind = Config { rho: 0.0, adaptive_rho: false, neighbour_weight: 0.0, ..cfg };
+            shadow = Some(open_with(BackendKind::Cpu, blind, n, None, None)?);
         }
     }
     let references = selector.sources().contains(&"references");
-    let graph = if eta > 0.0 { world.neighbours.as_ref() } else { None };
-    let reverse = graph.map(reverse_lists);
     let mut in_batch = vec![false; n];
     let mut claimed = vec![false; n];
     let mut touched: Vec<u32> = Vec::new();
@@ -294,27 +263,25 @@ pub fn run_selector(
             let started = Instant::now();
             let s: Vec<f32> = successes.iter().map(|&s| s as f32).collect();
             let f: Vec<f32> = successes.iter().map(|&s| (m - s) as f32).collect();
-            let evidence = Evidence::counts(tasks.clone(), s.clone(), f.clone());
+            let evidence = Evidence::counts(tasks.clone(), s, f);
             pool.update(&evidence)?;
-            // The tasks that get neighbour evidence: the batch's reverse neighbours, less the batch.
-            touched.clear();
-            if let (Some(graph), Some((off, rev))) = (graph, reverse.as_ref()) {
-                tasks.iter().for_each(|&k| in_batch[k as usize] = true);
-                for &k in &tasks {
-                    for &i in &rev[off[k as usize]..off[k as usize + 1]] {
-                        if !in_batch[i as usize] && !claimed[i as usize] {
-                            claimed[i as usize] = true;
-                            touched.push(i);
-                        }
-                    }
-                }
-                let row_of: HashMap<u32, usize> = tasks.iter().enumerate().map(|(r, &k)| (k, r)).collect();
-                neighbours::apply_neighbour_evidence(pool.as_mut(), graph, &touched, &row_of, &s, &f, eta)?;
-                touched.iter().for_each(|&i| claimed[i as usize] = false);
-                tasks.iter().for_each(|&k| in_batch[k as usize] = false);
-            }
             selection_time += started.elapsed().as_secs_f64();
             if let Some(shadow) = shadow.as_mut() {
+                // The tasks that got neighbour evidence: the batch's reverse neighbours, less the batch.
+                touched.clear();
+                if let Some(graph) = graph {
+                    tasks.iter().for_each(|&k| in_batch[k as usize] = true);
+                    for &k in &tasks {
+                        for &i in graph.reverse(k as usize) {
+                            if !in_batch[i as usize] && !claimed[i as usize] {
+                                claimed[i as usize] = true;
+                                touched.push(i);
+                            }
+                        }
+                    }
+                    touched.iter().for_each(|&i| claimed[i as usize] = false);
+                    tasks.iter().for_each(|&k| in_batch[k as usize] = false);
+                }
                 shadow.update(&evidence)?;
                 let (own, blind) = (pool.to_host()?, shadow.to_host()?);
                 let q = |k: usize| world.pool[k].pass_rate(&theta) as f64;

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use bots::__private::{box_muller, exp, u01, Purpose, TaskStream};
 use bots::{Features, Result};
 
-use super::Neighbours;
+use bots::Neighbours;
+
 use crate::err;
 
 /// Salt that separates the simulator's streams from the selectors' draws under the same seed.
@@ -70,6 +71,9 @@ impl EmbeddingMode {
 /// Out-neighbours per task of the k-NN graph of a world's embeddings (`neighbour_k`, the library's
 /// default).
 pub const NEIGHBOUR_K: usize = 16;
+/// Cap on a task's in-degree in that graph (`neighbour_max_in`'s default, 4 · k: a hub keeps its
+/// in-edges of highest similarity; docs/EVIDENCE-SOURCES.md §2.3).
+pub const NEIGHBOUR_MAX_IN: usize = 4 * NEIGHBOUR_K;
 /// Most embedding dimensions of a world.
 pub const MAX_EMBEDDING_DIM: usize = 1024;
 
@@ -267,7 +271,8 @@ impl WorldSpec {
                 format!("must be in {}..={MAX_EMBEDDING_DIM} (skills + 1), got {}", k + 1, self.embedding_dim),
             );
         }
-        for (key, v) in [("embedding_noise", self.embedding_noise), ("embedding_difficulty", self.embedding_difficulty)] {
+        for (key, v) in [("embedding_noise", self.embedding_noise), ("embedding_difficulty", self.embedding_difficulty)]
+        {
             if !(v >= 0.0 && v.is_finite()) {
                 return bad(key, format!("must be finite and >= 0, got {v}"));
             }
@@ -386,8 +391,10 @@ fn embedding_basis(spec: &WorldSpec, salted_seed: u64) -> Vec<Vec<f32>> {
     let dim = spec.embedding_dim;
     let mut basis: Vec<Vec<f64>> = Vec::with_capacity(spec.skills() + 1);
     for j in 0..=spec.skills() {
-        let mut v: Vec<f64> =
-            gaussian(&TaskStream::new(salted_seed, STEP_EMBED_BASIS, j as u32), dim).iter().map(|&x| x as f64).collect();
+        let mut v: Vec<f64> = gaussian(&TaskStream::new(salted_seed, STEP_EMBED_BASIS, j as u32), dim)
+            .iter()
+            .map(|&x| x as f64)
+            .collect();
         for u in &basis {
             let dot: f64 = v.iter().zip(u).map(|(a, b)| a * b).sum();
             v.iter_mut().zip(u).for_each(|(a, b)| *a -= dot * b);
@@ -412,7 +419,8 @@ fn embed(spec: &WorldSpec, salted_seed: u64, pool: &[Task]) -> Vec<f32> {
     let noise_scale = spec.embedding_noise / (dim as f32).sqrt();
     let mut out = Vec::with_capacity(pool.len() * dim);
     for (k, task) in pool.iter().enumerate() {
-        let z = if spec.difficulty_sd > 0.0 { (task.difficulty - spec.difficulty_mean) / spec.difficulty_sd } else { 0.0 };
+        let z =
+            if spec.difficulty_sd > 0.0 { (task.difficulty - spec.difficulty_mean) / spec.difficulty_sd } else { 0.0 };
         let mut e: Vec<f32> = gaussian(&TaskStream::new(salted_seed, STEP_EMBED_NOISE, k as u32), dim)
             .into_iter()
             .map(|g| noise_scale * g)
@@ -445,7 +453,7 @@ pub struct World {
     /// The pool's task embeddings, row-major (`embedding_dim` per task); empty without embeddings.
     pub embeddings: Vec<f32>,
     /// The exact cosine k-NN graph of the embeddings ([`NEIGHBOUR_K`] per task, edges of similarity
-    /// above 0); `None` without embeddings.
+    /// above 0, in-degree capped at [`NEIGHBOUR_MAX_IN`]); `None` without embeddings.
     pub neighbours: Option<Neighbours>,
 }
 
@@ -479,7 +487,8 @@ impl World {
         let neighbours = if embeddings.is_empty() {
             None
         } else {
-            Some(Neighbours::from_embeddings(&embeddings, spec.embedding_dim, NEIGHBOUR_K, 0.0)?)
+            let graph = Neighbours::from_embeddings(&embeddings, spec.embedding_dim, NEIGHBOUR_K, 0.0)?;
+            Some(graph.cap_in_degree(NEIGHBOUR_MAX_IN))
         };
         Ok(World { spec, seed, pool, held_out, weak, strong, embeddings, neighbours })
     }
