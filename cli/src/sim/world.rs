@@ -687,6 +687,68 @@ mod tests {
         }
     }
 
+    /// Embeddings come from their own streams: turning them on changes neither the pool, nor the
+    /// held-out set, nor the features. Informative embeddings give neighbours of the task's pass rate;
+    /// misleading ones much less so (half of a task's neighbours need another skill).
+    #[test]
+    fn embeddings_are_deterministic_and_separate_from_the_world() {
+        let plain = WorldSpec { embeddings: EmbeddingMode::None, ..shrunk("small-pool", 2000) };
+        let embedded = WorldSpec { embeddings: EmbeddingMode::Informative, ..plain.clone() };
+        let (a, b) = (World::new(plain.clone(), 3).unwrap(), World::new(embedded.clone(), 3).unwrap());
+        assert_eq!((&a.pool, &a.held_out, &a.weak, &a.strong), (&b.pool, &b.held_out, &b.weak, &b.strong));
+        assert!(a.embeddings.is_empty() && a.neighbours.is_none() && a.neighbour_correlation().is_none());
+        assert_eq!(b.embeddings.len(), 2000 * embedded.embedding_dim);
+        assert!(b.embeddings.iter().all(|v| v.is_finite()));
+        let again = World::new(embedded.clone(), 3).unwrap();
+        assert_eq!((&b.embeddings, &b.neighbours), (&again.embeddings, &again.neighbours));
+        let graph = b.neighbours.as_ref().unwrap();
+        assert_eq!((graph.len(), graph.k()), (2000, NEIGHBOUR_K));
+        assert!((0..2000).all(|i| graph.reverse(i).len() <= NEIGHBOUR_MAX_IN));
+        let informative = World::new(shrunk("no-references", 4000), 42).unwrap();
+        let misleading = World::new(shrunk("misleading-embeddings", 4000), 42).unwrap();
+        let (ri, rm) = (informative.neighbour_correlation().unwrap(), misleading.neighbour_correlation().unwrap());
+        assert!(ri > 0.9 && rm < 0.5, "informative {ri}, misleading {rm}");
+        // Noise only: a task's neighbours say nothing about it.
+        let noise = WorldSpec { embedding_noise: 50.0, ..shrunk("no-references", 4000) };
+        let r = World::new(noise, 42).unwrap().neighbour_correlation().unwrap();
+        assert!(r.abs() < 0.2, "{r}");
+        // The basis is orthonormal.
+        let basis = embedding_basis(&embedded, 3);
+        for (i, u) in basis.iter().enumerate() {
+            for (j, v) in basis.iter().enumerate() {
+                let dot: f32 = u.iter().zip(v).map(|(a, b)| a * b).sum();
+                assert!((dot - if i == j { 1.0 } else { 0.0 }).abs() < 1e-5, "{i} {j} {dot}");
+            }
+        }
+    }
+
+    #[test]
+    fn worlds_without_references_or_with_embeddings_validate() {
+        let none = WorldSpec::named("no-references").unwrap();
+        assert!(!none.references && none.weak.is_empty() && none.strong.is_empty());
+        let w = World::new(WorldSpec { tasks: 500, ..none.clone() }, 1).unwrap();
+        assert!(w.weak.is_empty() && w.features().unwrap().is_none());
+        let err = WorldSpec { weak: vec![0.0; 8], ..none.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("`weak`") && err.contains("references = false"), "{err}");
+        let err = WorldSpec { references: true, ..none.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("one value per skill"), "{err}");
+        let err = WorldSpec { embedding_dim: 8, ..none.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("embedding_dim"), "{err}");
+        let err = WorldSpec { embedding_noise: -1.0, ..none.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("embedding_noise"), "{err}");
+        let err = WorldSpec::from_str_format(
+            &include_str!("../../worlds/no-references.toml").replace("\"informative\"", "\"bogus\""),
+            "toml",
+        )
+        .unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+        // The files of the first three worlds have no embedding keys (informative, misleading) or
+        // some: the defaults fill the rest.
+        let inf = WorldSpec::named("informative").unwrap();
+        assert_eq!((inf.references, inf.embeddings, inf.embedding_dim), (true, EmbeddingMode::None, 16));
+        assert_eq!(WorldSpec::named("small-pool").unwrap().embeddings, EmbeddingMode::Informative);
+    }
+
     /// The worlds differ as designed. The logits of one task for two profiles differ by the profiles'
     /// difference on its skills, so (one skill per task, d ~ N(mean, sd²), skill groups of equal size):
     /// - informative: each reference is the learner's profile plus a constant, so over the pool the
