@@ -499,7 +499,11 @@ mod tests {
         let none = World::new(world("no-references", 300, 5), 1).unwrap();
         assert!(none.features().unwrap().is_none() && none.neighbours.is_some());
         for name in ["bots", "bots-implicit", "bots-combined"] {
-            assert_eq!(sel(name).cannot_run(&none, BackendKind::Cpu), Some("no reference evals; rho > 0 needs them"), "{name}");
+            assert_eq!(
+                sel(name).cannot_run(&none, BackendKind::Cpu),
+                Some("no reference evals; rho > 0 needs them"),
+                "{name}"
+            );
             let err = run_selector(&none, &sel(name), BackendKind::Cpu, || {}).unwrap_err().to_string();
             assert!(err.contains("cannot run here"), "{err}");
         }
@@ -509,10 +513,16 @@ mod tests {
         let inf = World::new(world("informative", 300, 5), 1).unwrap();
         assert!(inf.neighbours.is_none());
         for name in ["bots-neighbours", "bots-combined"] {
-            assert_eq!(sel(name).cannot_run(&inf, BackendKind::Cpu), Some("no embeddings; neighbour evidence needs them"));
+            assert_eq!(
+                sel(name).cannot_run(&inf, BackendKind::Cpu),
+                Some("no embeddings; neighbour evidence needs them")
+            );
         }
         let cuda = BackendKind::Cuda { ordinal: 0 };
-        assert_eq!(sel("bots-neighbours").cannot_run(&none, cuda), Some("neighbour evidence runs on the CPU backend only"));
+        assert_eq!(
+            sel("bots-neighbours").cannot_run(&none, cuda),
+            Some("neighbour evidence runs on the CPU backend only")
+        );
         assert_eq!(sel("bots-explicit").cannot_run(&none, cuda), None);
         assert_eq!(sel("bots-combined").sources(), ["references", "neighbours"]);
         assert_eq!(sel("bots-explicit").sources(), Vec::<&str>::new());
