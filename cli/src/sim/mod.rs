@@ -13,7 +13,12 @@
 //!   pass or all fail).
 //! - Reference features are pass rates of `reference_rollouts` rollouts by each reference model; a
 //!   share `missing_share` of tasks is missing from each reference eval and filled as Trinity-RFT's
-//!   `ref_eval_collect.py` fills them ([`world::MISSING_FILL`]).
+//!   `ref_eval_collect.py` fills them ([`world::MISSING_FILL`]). A world may have no reference evals
+//!   (`references = false`): no features, and only rho = 0 selectors run.
+//! - Task embeddings (optional, [`WorldSpec::embeddings`]) stand for a prompt encoder's: the task's
+//!   skill loadings (or, `misleading`, a surface topic that pools two skills) plus its standardised
+//!   difficulty plus noise, over orthonormal directions. The world's exact cosine k-NN graph
+//!   ([`NEIGHBOUR_K`] per task) feeds the neighbour evidence of `bots-neighbours` and `bots-combined`.
 //! - Progress is held-out accuracy: the learner's expected pass rate on a held-out task set drawn
 //!   like the pool and never trained on.
 //! - All randomness is Philox keyed by the seed, so every selector faces the same pool, held-out set,
@@ -21,7 +26,9 @@
 //!
 //! Metrics: TTB (steps to reach the random selector's final held-out accuracy, relative to random's
 //! step count), final held-out accuracy, ETR (share of selected tasks with a pass rate strictly
-//! between 0 and 1, over the whole run), and selection + update time per step.
+//! between 0 and 1, over the whole run), selection + update time per step, and per BOTS selector and
+//! implicit source a [`Brier`] row: the calibration of its posterior on the unselected tasks the
+//! source informed, against a pool without implicit evidence fed the same batches.
 
 use std::time::Instant;
 
@@ -233,7 +240,8 @@ pub fn run_selector(
         pool = Some(open_with(backend, cfg.clone(), n, world.features()?, graph.cloned())?);
         if !selector.sources().is_empty() {
             let blind = Config { rho: 0.0, adaptive_rho: false, neighbour_weight: 0.0, ..cfg };
-            shadow = Some(open_with(BackendKind::Cpu, blind, n, None, None)?);
+            // The same features, which with rho = 0 only set a per-task prior (`prior_strength`).
+            shadow = Some(open_with(BackendKind::Cpu, blind, n, world.features()?, None)?);
         }
     }
     let references = selector.sources().contains(&"references");
