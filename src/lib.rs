@@ -54,7 +54,7 @@ pub use evidence::{Evidence, Outcomes};
 pub use fingerprint::Fingerprint;
 pub use kernels::cuda_kernels;
 pub use neighbours::{Neighbours, MAX_NEIGHBOURS};
-pub use pool::{FeatureForm, Features, Globals, PoolState, Prior};
+pub use pool::{FeatureForm, Features, Globals, NewTasks, PoolState, Prior};
 
 /// Random numbers as both backends draw them: the counter-based Philox4x32-10 stream ([`rng::Philox`],
 /// `rand`'s `RngCore` and `SeedableRng`; [`rng::TaskStream`] positions it where the selection of a task

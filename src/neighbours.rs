@@ -130,6 +130,29 @@ impl Neighbours {
     /// # Ok::<(), bots::BotsError>(())
     /// ```
     pub fn from_embeddings(embeddings: &[f32], dim: usize, k: usize, min_similarity: f32) -> Result<Neighbours> {
+        let n = embeddings.len() / dim.max(1);
+        let (ids, weights) = Neighbours::knn_rows(embeddings, dim, k, min_similarity, 0..n)?;
+        Neighbours::from_lists(n, k, ids, weights)
+    }
+
+    /// The rows `rows` of [`Neighbours::from_embeddings`]'s graph over all of `embeddings`: what
+    /// [`crate::NewTasks::with_neighbours`] takes for tasks appended with these embeddings (pass the
+    /// old and new tasks' embeddings, and the new tasks' range). `rows.len() · k` ids and weights.
+    ///
+    /// ```
+    /// use bots::Neighbours;
+    /// let e = [1.0, 0.0,  0.0, 1.0,  0.9, 0.1];
+    /// let (ids, w) = Neighbours::knn_rows(&e, 2, 1, 0.0, 2..3)?;
+    /// assert_eq!(ids, vec![0]);
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
+    pub fn knn_rows(
+        embeddings: &[f32],
+        dim: usize,
+        k: usize,
+        min_similarity: f32,
+        rows: std::ops::Range<usize>,
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
         if dim == 0 || !embeddings.len().is_multiple_of(dim) {
             return Err(BotsError::LengthMismatch {
                 what: format!("embedding values (tasks · dim, dim = {dim})"),
@@ -137,10 +160,16 @@ impl Neighbours {
                 got: embeddings.len(),
             });
         }
+        if k == 0 || k > MAX_NEIGHBOURS {
+            return Err(BotsError::config("neighbour_k", format!("{k} must be in 1..={MAX_NEIGHBOURS}")));
+        }
         if !min_similarity.is_finite() || min_similarity > 1.0 {
             return Err(BotsError::config("neighbour_min_similarity", format!("{min_similarity} must be <= 1")));
         }
         let n = embeddings.len() / dim;
+        if rows.start > rows.end || rows.end > n {
+            return Err(BotsError::LengthMismatch { what: "embedding rows".into(), expected: rows.end, got: n });
+        }
         let mut unit = embeddings.to_vec();
         for (i, row) in unit.chunks_mut(dim).enumerate() {
             if let Some(v) = row.iter().find(|v| !v.is_finite()) {
@@ -155,37 +184,37 @@ impl Neighbours {
             }
             row.iter_mut().for_each(|v| *v = (*v as f64 / norm) as f32);
         }
-        let kk = k.clamp(1, MAX_NEIGHBOURS);
-        let rows: Vec<Vec<(u32, f32)>> = (0..n)
+        let found: Vec<Vec<(u32, f32)>> = rows
+            .clone()
             .into_par_iter()
             .map(|i| {
                 let ei = &unit[i * dim..(i + 1) * dim];
-                let mut best: Vec<(u32, f32)> = Vec::with_capacity(kk + 1);
+                let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
                 for j in (0..n).filter(|&j| j != i) {
                     let ej = &unit[j * dim..(j + 1) * dim];
                     let cos = ei.iter().zip(ej).fold(0.0f32, |s, (a, b)| s + a * b);
                     if !(cos > 0.0 && cos >= min_similarity) {
                         continue;
                     }
-                    if best.len() == kk && cos <= best[kk - 1].1 {
+                    if best.len() == k && cos <= best[k - 1].1 {
                         continue; // not better than the worst kept (ties keep the smaller id)
                     }
                     let at = best.partition_point(|&(_, w)| w >= cos);
                     best.insert(at, (j as u32, cos));
-                    best.truncate(kk);
+                    best.truncate(k);
                 }
                 best
             })
             .collect();
-        let mut ids = vec![Self::NONE; n * kk];
-        let mut weights = vec![0.0f32; n * kk];
-        for (i, row) in rows.into_iter().enumerate() {
+        let mut ids = vec![Self::NONE; rows.len() * k];
+        let mut weights = vec![0.0f32; rows.len() * k];
+        for (r, row) in found.into_iter().enumerate() {
             for (s, (j, w)) in row.into_iter().enumerate() {
-                ids[i * kk + s] = j;
-                weights[i * kk + s] = w.min(1.0);
+                ids[r * k + s] = j;
+                weights[r * k + s] = w.min(1.0);
             }
         }
-        Neighbours::from_lists(n, k, ids, weights)
+        Ok((ids, weights))
     }
 
     /// Caps every task's in-degree (its reverse list) at `max_in`: a task with more in-edges keeps

@@ -347,6 +347,59 @@ fn k_reference_columns_replay_on_every_backend() {
     }
 }
 
+/// A pool with an embedding column (`--embeddings e`, eta > 0 in the config) replays as the library's
+/// `CpuPool` with the graph `Neighbours::from_embeddings` builds (in-degree capped at 4·k), on the CPU
+/// and, where CUDA is usable, on it too; and the flags refuse what cannot work.
+#[test]
+fn embeddings_replay_with_neighbour_evidence() {
+    let c = Case::new();
+    let emb = |k: usize| [(k % 4) as f64 + 0.1 * (k % 7) as f64, ((k / 4) % 3) as f64 - 0.5, 1.0];
+    let pool = c.file(
+        "pool.jsonl",
+        &(0..80)
+            .map(|k| {
+                let e = emb(k);
+                format!("{{\"e\": [{}, {}, {}], \"w\": 0.25, \"s\": 0.75}}\n", e[0], e[1], e[2])
+            })
+            .collect::<String>(),
+    );
+    let log: String = (0..5)
+        .map(|t| {
+            let tasks: Vec<String> = (0..4).map(|i| ((t * 13 + i * 5) % 80).to_string()).collect();
+            format!("{{\"step\": {t}, \"tasks\": [{}], \"pass_rates\": [0, 0.25, 0.5, 1]}}\n", tasks.join(","))
+        })
+        .collect();
+    let values: Vec<f32> = (0..80).flat_map(|k| emb(k).map(|v| v as f32)).collect();
+    let graph = bots::Neighbours::from_embeddings(&values, 3, 5, 0.0).unwrap().cap_in_degree(20);
+    let cfg = Config { rho: 0.0, neighbour_weight: 0.5, ..Default::default() };
+    let mut lib = CpuPool::with_neighbours(cfg, 80, None, Some(graph)).unwrap();
+    for step in ReplayLog::open(&c.file("log.jsonl", &log), 0).unwrap() {
+        lib.update(&step.unwrap().evidence).unwrap();
+    }
+    let want = Posterior::from_state(&lib.to_host().unwrap());
+    let config = Some("{\"rho\": 0, \"neighbour_weight\": 0.5}");
+    let args = ["--no-features", "--embeddings", "e", "--neighbour-k", "5"];
+    assert_eq!(c.ok(&pool, &log, config, &args), want, "on the CPU");
+    if common::gpu_available() {
+        assert_eq!(c.ok(&pool, &log, config, &[&args[..], &["--backend", "cuda"]].concat()), want, "on CUDA");
+    }
+    // Neighbour evidence reached tasks outside the log's batches.
+    let logged: std::collections::HashSet<usize> =
+        (0..5).flat_map(|t| (0..4).map(move |i| (t * 13 + i * 5) % 80)).collect();
+    assert!((0..80).any(|k| !logged.contains(&k) && want.alpha[k] > 1.0), "{:?}", want.alpha);
+    for (config, extra, words) in [
+        (config, &["--no-features"][..], "give the pool's embedding column with --embeddings"),
+        (Some("{\"rho\": 0}"), &args[..], "needs neighbour_weight (eta) > 0"),
+        (config, &["--no-features", "--embeddings", "w"][..], "expected an array of numbers"),
+        (config, &["--no-features", "--embeddings", "e", "--neighbour-k", "65"][..], "neighbour_k"),
+    ] {
+        let (out, path) = c.replay(&pool, &log, config, "bad.jsonl", extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(words), "{words}: {err}");
+        assert!(!path.exists());
+    }
+}
+
 const GOOD0: &str = "{\"step\": 0, \"tasks\": [0, 1], \"pass_rates\": [0.5, 0.5]}\n";
 
 fn bad_log(line2: &str, want: &[&str]) {

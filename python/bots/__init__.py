@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from bots._bots import _Pool, cuda_build_info
+from bots._bots import _Pool, cuda_build_info, knn_rows
 
 __all__ = ["Pool", "cuda_build_info"]
 
@@ -80,6 +80,14 @@ class Pool:
         config: a dict of config keys, or a path to a YAML/TOML/JSON file (a Trinity-RFT
             ``task_selector:`` block works as it is). Unknown keys are errors.
         backend: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        embeddings: an ``(n_tasks, dim)`` array of task embeddings (any real dtype): the pool gets
+            the exact cosine k-nearest-neighbour graph over them (``neighbour_k`` out-neighbours a
+            task, edges with similarity ``>= neighbour_min_similarity`` and > 0, every in-degree
+            capped at ``neighbour_max_in``, default 4·k), and with ``neighbour_weight`` (eta) > 0 in
+            the config each batch's outcomes become evidence for its neighbours
+            (docs/EVIDENCE-SOURCES.md §2). O(n²·dim): for very large pools pass ``neighbours``.
+        neighbours: ``(ids, weights)``, precomputed out-neighbour rows, each ``(n_tasks, k)``
+            (ids uint32 with ``2**32 - 1`` in empty slots, weights in (0, 1]); instead of embeddings.
         **keys: more config keys, overriding ``config`` (only with a dict or no config).
 
     Bad input raises ``ValueError`` with the crate's message and leaves the pool unchanged.
@@ -91,6 +99,11 @@ class Pool:
         features: Optional[Sequence[Any]] = None,
         config: ConfigLike = None,
         backend: str = "cpu",
+        embeddings: Any = None,
+        neighbours: Optional[Tuple[Any, Any]] = None,
+        neighbour_k: int = 16,
+        neighbour_min_similarity: float = 0.0,
+        neighbour_max_in: Optional[int] = None,
         **keys: Any,
     ) -> None:
         if keys:
@@ -110,7 +123,21 @@ class Pool:
                 raise ValueError("features must have at least one column")
         if isinstance(n_tasks, bool) or not isinstance(n_tasks, (int, np.integer)) or n_tasks < 1:
             raise ValueError(f"n_tasks must be a positive integer, got {n_tasks!r}")
-        self._pool = _Pool(int(n_tasks), text, fmt, columns, backend)
+        self._embeddings = None
+        self._knn = (int(neighbour_k), float(neighbour_min_similarity))
+        rows = None
+        if embeddings is not None and neighbours is not None:
+            raise ValueError("give embeddings or neighbours, not both")
+        if embeddings is not None:
+            e = _embedding_array(embeddings, int(n_tasks))
+            ids, w = knn_rows(e.ravel(), e.shape[1], int(neighbour_k), float(neighbour_min_similarity), 0, e.shape[0])
+            rows, self._embeddings = (ids, w), e
+        elif neighbours is not None:
+            rows = _neighbour_rows(neighbours, int(n_tasks))
+            neighbour_k = rows[2]
+            rows = rows[:2]
+        max_in = 4 * int(neighbour_k) if neighbour_max_in is None else int(neighbour_max_in)
+        self._pool = _Pool(int(n_tasks), text, fmt, columns, backend, rows, int(neighbour_k), max_in if rows else 0)
         self._ordinal = _ordinal(backend)
 
     @classmethod
@@ -119,7 +146,70 @@ class Pool:
         self = cls.__new__(cls)
         self._pool = _Pool.load(os.fspath(path), backend)
         self._ordinal = _ordinal(backend)
+        self._embeddings = None
+        st = self._pool.state()
+        self._knn = (int(st["neighbour_ids"].shape[1]) if "neighbour_ids" in st else 16, 0.0)
         return self
+
+    # ---- growing the pool ----
+
+    def append(self, count: Optional[int] = None, *, features: Optional[Sequence[Any]] = None,
+               embeddings: Any = None, neighbours: Optional[Tuple[Any, Any]] = None) -> range:
+        """Adds tasks to the live pool; returns their ids (``range(n, n + count)``).
+
+        Give what the pool has for every task: ``features`` (K columns of the new tasks' reference pass
+        rates) when it has features, and ``embeddings`` (``(count, dim)``; their neighbours are found
+        among all tasks, old and new, as at creation) or ``neighbours`` (``(ids, weights)``, each
+        ``(count, k)``) when it has a neighbour graph. Each new task starts informed from its
+        neighbours' evidence, or from the references (docs/EVIDENCE-SOURCES.md §5). ``count`` may be
+        left out when features or embeddings give it. Bad input raises ``ValueError`` and changes
+        nothing.
+        """
+        cols = None
+        if features is not None:
+            cols = [_float_array(f"feature column {i}", c) for i, c in enumerate(features)]
+        if count is None:
+            if embeddings is not None:
+                count = len(embeddings)
+            elif cols:
+                count = len(cols[0])
+            else:
+                raise ValueError("give count, or features or embeddings to count the new tasks")
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+            raise ValueError(f"count must be a positive integer, got {count!r}")
+        count, n, e_all = int(count), self.n_tasks, None
+        rows = None
+        if embeddings is not None and neighbours is not None:
+            raise ValueError("give embeddings or neighbours, not both")
+        if embeddings is not None:
+            if self._embeddings is None:
+                raise ValueError(
+                    "this pool does not hold its tasks' embeddings (it was built from neighbour lists or "
+                    "loaded from a checkpoint, which stores the graph only): pass neighbours=(ids, weights) "
+                    "for the new tasks, or set pool.embeddings to the old tasks' embeddings first"
+                )
+            e = _embedding_array(embeddings, count)
+            if e.shape[1] != self._embeddings.shape[1]:
+                raise ValueError(f"embeddings have {e.shape[1]} dimensions, the pool's have {self._embeddings.shape[1]}")
+            e_all = np.vstack([self._embeddings, e])
+            k, min_sim = self._knn
+            rows = knn_rows(e_all.ravel(), e_all.shape[1], k, min_sim, n, n + count)
+        elif neighbours is not None:
+            rows = _neighbour_rows(neighbours, count)[:2]
+        start, end = self._pool.append(count, cols, rows)
+        if e_all is not None:
+            self._embeddings = e_all
+        return range(start, end)
+
+    @property
+    def embeddings(self) -> Optional[np.ndarray]:
+        """The tasks' embeddings (float32, ``(n_tasks, dim)``) when the pool was built from them
+        (needed by ``append(embeddings=...)``); settable after ``load``."""
+        return self._embeddings
+
+    @embeddings.setter
+    def embeddings(self, value: Any) -> None:
+        self._embeddings = _embedding_array(value, self.n_tasks)
 
     # ---- the two verbs ----
 
@@ -186,7 +276,8 @@ class Pool:
     def state(self) -> dict:
         """The whole state as numpy arrays: ``alpha``, ``beta`` (float32 per task); with features,
         ``features`` (all K columns, weakest first, as a (K, n_tasks) float32 array) and ``weak``,
-        ``strong`` (its first and last rows); ``prior_alpha``/``prior_beta`` (scalars, or arrays for per-task priors), and
+        ``strong`` (its first and last rows); with a neighbour graph, ``neighbour_ids`` (uint32) and
+        ``neighbour_weights`` (float32), each (n_tasks, k); ``prior_alpha``/``prior_beta`` (scalars, or arrays for per-task priors), and
         ``mu``, ``rho``, ``step``."""
         return self._pool.state()
 
@@ -234,6 +325,30 @@ class Pool:
 
     def __repr__(self) -> str:
         return f"bots.Pool(n_tasks={self.n_tasks}, step={self.step}, backend={self.backend!r})"
+
+
+def _embedding_array(values: Any, n: int) -> np.ndarray:
+    """An ``(n, dim)`` C-contiguous float32 array of embeddings."""
+    e = np.asarray(values)
+    if e.ndim != 2 or e.shape[0] != n or e.shape[1] < 1:
+        raise ValueError(f"embeddings must be an ({n}, dim) array, one row per task, got shape {e.shape}")
+    if e.dtype.kind not in "fiu":
+        raise ValueError(f"embeddings must be real numbers, got dtype {e.dtype}")
+    return np.ascontiguousarray(e, dtype=np.float32)
+
+
+def _neighbour_rows(neighbours: Any, n: int) -> Tuple[np.ndarray, np.ndarray, int]:
+    """``(ids, weights)`` of shape ``(n, k)`` each, as flat uint32 / float32 arrays and k."""
+    try:
+        ids, weights = neighbours
+    except (TypeError, ValueError):
+        raise ValueError("neighbours must be a pair (ids, weights), each of shape (n_tasks, k)") from None
+    ids, weights = np.asarray(ids), np.asarray(weights)
+    if ids.ndim != 2 or ids.shape != weights.shape or ids.shape[0] != n:
+        raise ValueError(f"neighbours: ids and weights must both have shape ({n}, k), got {ids.shape} and {weights.shape}")
+    if ids.dtype.kind not in "iu" or (ids.size and (ids.min() < 0 or ids.max() > 2**32 - 1)):
+        raise ValueError("neighbours: ids must be integer task ids (2**32 - 1 marks an empty slot)")
+    return ids.astype(np.uint32).ravel(), _float_array("neighbour weights", weights.ravel()), ids.shape[1]
 
 
 def _ordinal(backend: str) -> Optional[int]:

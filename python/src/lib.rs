@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use bots::{
-    checkpoint, Backend, BackendKind, BotsError, Config, CpuPool, CudaPool, Evidence, Features, Prior, RawOutcomes,
+    checkpoint, Backend, BackendKind, BotsError, Config, CpuPool, CudaPool, Evidence, Features, Neighbours, NewTasks,
+    Prior, RawOutcomes,
 };
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -54,14 +55,15 @@ fn open(
     state: Option<bots::PoolState>,
     n: usize,
     features: Option<Features>,
+    neighbours: Option<Neighbours>,
 ) -> bots::Result<Inner> {
     match kind {
         BackendKind::Cpu => Ok(Inner::Cpu(Box::new(match state {
             Some(s) => CpuPool::from_state(config, s)?,
-            None => CpuPool::new(config, n, features)?,
+            None => CpuPool::with_neighbours(config, n, features, neighbours)?,
         }))),
         BackendKind::Cuda { ordinal } => {
-            let mut pool = CudaPool::on_device(ordinal, config, n, features)?;
+            let mut pool = CudaPool::on_device_with(ordinal, config, n, features, neighbours)?;
             if let Some(s) = state {
                 pool.restore(s)?;
             }
@@ -99,6 +101,33 @@ fn task_ids(tasks: &Bound<'_, PyAny>, n: usize) -> PyResult<Vec<u32>> {
     Err(PyValueError::new_err("tasks must be a 1-D numpy array of integer task ids (uint32 is read without a copy)"))
 }
 
+/// K float32 columns of `n` values each as the crate's features (the first column's length is checked
+/// here so the message names it; `Features::from_columns` checks the rest).
+fn feature_columns(columns: &[PyReadonlyArray1<'_, f32>], n: usize) -> PyResult<Features> {
+    let columns: Vec<Vec<f32>> = columns.iter().map(f32_values).collect();
+    if let Some(first) = columns.first().filter(|c| c.len() != n) {
+        let what = if columns.len() == 2 { "weak" } else { "column 0" };
+        return Err(py_err(BotsError::LengthMismatch {
+            what: format!("{what} feature column (one value per task)"),
+            expected: n,
+            got: first.len(),
+        }));
+    }
+    let refs: Vec<&[f32]> = columns.iter().map(Vec::as_slice).collect();
+    Features::from_columns(&refs).map_err(py_err)
+}
+
+/// Neighbour rows as the Python wrapper passes them: ids (uint32) and weights (float32), `n · k` each.
+type PyRows<'py> = (PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, f32>);
+
+fn rows(r: &PyRows<'_>) -> (Vec<u32>, Vec<f32>) {
+    let ids = match r.0.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => r.0.as_array().to_vec(),
+    };
+    (ids, f32_values(&r.1))
+}
+
 /// A 1-D float32 array as a slice-backed Vec (the crate's `Evidence` owns its values).
 fn f32_values(a: &PyReadonlyArray1<'_, f32>) -> Vec<f32> {
     match a.as_slice() {
@@ -120,7 +149,8 @@ impl PyPool {
     /// arguments; `config_format` is "json", "yaml" or "toml" (the crate's parser, Trinity names too);
     /// `features` is None or a list of K >= 1 float32 columns, weakest first.
     #[new]
-    #[pyo3(signature = (n, config_text, config_format, features=None, backend="cpu"))]
+    #[pyo3(signature = (n, config_text, config_format, features=None, backend="cpu", neighbours=None, neighbour_k=0, neighbour_max_in=0))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         n: usize,
@@ -128,26 +158,22 @@ impl PyPool {
         config_format: &str,
         features: Option<Vec<PyReadonlyArray1<'_, f32>>>,
         backend: &str,
+        neighbours: Option<PyRows<'_>>,
+        neighbour_k: usize,
+        neighbour_max_in: usize,
     ) -> PyResult<Self> {
         let kind: BackendKind = backend.parse().map_err(PyValueError::new_err)?;
         let config = Config::from_str_format(config_text, config_format).map_err(PyValueError::new_err)?;
-        let features = match &features {
-            Some(columns) => {
-                let columns: Vec<Vec<f32>> = columns.iter().map(f32_values).collect();
-                if let Some(first) = columns.first().filter(|c| c.len() != n) {
-                    let what = if columns.len() == 2 { "weak" } else { "column 0" };
-                    return Err(py_err(BotsError::LengthMismatch {
-                        what: format!("{what} feature column (one value per task)"),
-                        expected: n,
-                        got: first.len(),
-                    }));
-                }
-                let refs: Vec<&[f32]> = columns.iter().map(Vec::as_slice).collect();
-                Some(Features::from_columns(&refs).map_err(py_err)?)
+        let features = features.as_deref().map(|c| feature_columns(c, n)).transpose()?;
+        let neighbours = match &neighbours {
+            Some(r) => {
+                let (ids, w) = rows(r);
+                let graph = py.detach(|| Neighbours::from_lists(n, neighbour_k, ids, w)).map_err(py_err)?;
+                Some(if neighbour_max_in > 0 { graph.cap_in_degree(neighbour_max_in) } else { graph })
             }
             None => None,
         };
-        let inner = py.detach(|| open(kind, config, None, n, features)).map_err(py_err)?;
+        let inner = py.detach(|| open(kind, config, None, n, features, neighbours)).map_err(py_err)?;
         Ok(PyPool { inner: Mutex::new(inner) })
     }
 
@@ -160,8 +186,8 @@ impl PyPool {
             .detach(|| {
                 let (config, state) = checkpoint::load(&path)?;
                 let n = state.len();
-                let features = state.features.clone();
-                open(kind, config, Some(state), n, features)
+                let (features, neighbours) = (state.features.clone(), state.neighbours.clone());
+                open(kind, config, Some(state), n, features, neighbours)
             })
             .map_err(py_err)?;
         Ok(PyPool { inner: Mutex::new(inner) })
@@ -260,6 +286,30 @@ impl PyPool {
         serde_json::to_string(&config).map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
+    /// Appends `count` tasks (ids `n..n + count`, returned as `(n, n + count)`) with their K feature
+    /// columns and/or their neighbour rows (`count · k` ids and weights), as `Backend::append`.
+    #[pyo3(signature = (count, features=None, neighbours=None))]
+    fn append(
+        &self,
+        py: Python<'_>,
+        count: usize,
+        features: Option<Vec<PyReadonlyArray1<'_, f32>>>,
+        neighbours: Option<PyRows<'_>>,
+    ) -> PyResult<(u32, u32)> {
+        let mut new = NewTasks::new(count);
+        if let Some(columns) = features.as_deref() {
+            new = new.with_features(feature_columns(columns, count)?);
+        }
+        if let Some(r) = &neighbours {
+            let (ids, w) = rows(r);
+            new = new.with_neighbours(ids, w);
+        }
+        let mut guard = self.lock();
+        let b = &mut *guard;
+        let ids = py.detach(move || b.backend().append(&new)).map_err(py_err)?;
+        Ok((ids.start, ids.end))
+    }
+
     /// The pool's fingerprint (`bots::Fingerprint::id`): 16 hex digits.
     #[getter]
     fn fingerprint(&self) -> String {
@@ -295,6 +345,11 @@ impl PyPool {
             d.set_item("strong", PyArray1::from_vec(py, column(k - 1).collect()))?;
             let all: Vec<f32> = (0..k).flat_map(column).collect();
             d.set_item("features", PyArray1::from_vec(py, all).reshape([k, n])?)?;
+        }
+        if let Some(g) = &s.neighbours {
+            let k = g.k();
+            d.set_item("neighbour_ids", PyArray1::from_slice(py, g.ids()).reshape([n, k])?)?;
+            d.set_item("neighbour_weights", PyArray1::from_slice(py, g.weights()).reshape([n, k])?)?;
         }
         d.set_item("alpha", PyArray1::from_vec(py, s.alpha))?;
         d.set_item("beta", PyArray1::from_vec(py, s.beta))?;
@@ -376,11 +431,34 @@ fn parse_config_keys(text: &str, fmt: &str) -> PyResult<String> {
     bots::__private::parse_value(text, fmt).map(|v| v.to_string()).map_err(PyValueError::new_err)
 }
 
+/// Neighbour rows handed back to Python: ids (uint32) and weights (float32).
+type RowArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
+
+/// `bots::Neighbours::knn_rows`: the exact cosine k-NN rows `start..end` over every row of the
+/// row-major float32 `embeddings` (`dim` values a task), as `(ids uint32, weights float32)` of
+/// `(end - start) · k` values each, `u32::MAX` in empty slots.
+#[pyfunction]
+#[pyo3(signature = (embeddings, dim, k, min_similarity, start, end))]
+fn knn_rows<'py>(
+    py: Python<'py>,
+    embeddings: PyReadonlyArray1<'py, f32>,
+    dim: usize,
+    k: usize,
+    min_similarity: f32,
+    start: usize,
+    end: usize,
+) -> PyResult<RowArrays<'py>> {
+    let e = f32_values(&embeddings);
+    let (ids, w) = py.detach(|| Neighbours::knn_rows(&e, dim, k, min_similarity, start..end)).map_err(py_err)?;
+    Ok((PyArray1::from_vec(py, ids), PyArray1::from_vec(py, w)))
+}
+
 #[pymodule]
 fn _bots(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPool>()?;
     m.add_function(wrap_pyfunction!(cuda_build_info, m)?)?;
     m.add_function(wrap_pyfunction!(ptx_isa, m)?)?;
     m.add_function(wrap_pyfunction!(parse_config_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_rows, m)?)?;
     Ok(())
 }

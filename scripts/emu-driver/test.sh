@@ -23,7 +23,7 @@ fi
 export LD_LIBRARY_PATH="$out${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export BOTS_REQUIRE_GPU=1 BOTS_REQUIRE_NVCC=1 BOTS_GPU_TEST_QUICK=1
 echo "== GPU tests on the emulated driver"
-cargo test --quiet --test gpu --test checkpoint --test replay --test references "$@"
+cargo test --quiet --test gpu --test checkpoint --test replay --test references --test append "$@"
 cargo test --quiet --lib backend::cuda "$@"
 echo "== the CLI on the emulated driver"
 cargo build --quiet --bin bots

@@ -136,6 +136,14 @@ impl Backend for CpuPool {
         Ok(state)
     }
 
+    fn append(&mut self, new: &crate::pool::NewTasks) -> Result<std::ops::Range<u32>> {
+        let mut state = self.to_host()?;
+        let ids = state.append(&self.config, new)?;
+        self.state = state;
+        self.pending = None;
+        Ok(ids)
+    }
+
     fn restore(&mut self, state: PoolState) -> Result<()> {
         if state.len() != self.len() {
             return Err(BotsError::LengthMismatch {

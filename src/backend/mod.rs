@@ -60,6 +60,12 @@ pub trait Backend {
     fn to_host(&self) -> Result<PoolState>;
     /// Replaces the whole state (e.g. from a checkpoint). The state must fit the pool's config.
     fn restore(&mut self, state: PoolState) -> Result<()>;
+    /// Adds `new.count` tasks to the live pool (ids `len()..len() + count`), each with an informed
+    /// start from its neighbours or references ([`PoolState::append`]); old tasks, their ids and the
+    /// step are unchanged, and the pool's [`Fingerprint`] becomes the grown pool's. On the CUDA backend
+    /// the pool's buffers are reallocated (device pointers taken before, and graphs captured over them,
+    /// are invalid after). On error nothing changes.
+    fn append(&mut self, new: &crate::pool::NewTasks) -> Result<std::ops::Range<u32>>;
     /// `select(config.batch)`.
     fn select_batch(&mut self) -> Result<Vec<u32>> {
         let k = self.config().batch;

@@ -9,6 +9,9 @@ use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::neighbours::Neighbours;
 
+mod append;
+pub use append::NewTasks;
+
 /// The prior that forgetting pulls each task back to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Prior {

@@ -20,7 +20,7 @@ pub struct Args {
     pub pool: Option<PathBuf>,
     /// Continue from a checkpoint (written by `--checkpoint`) instead of a fresh pool: its config,
     /// features and step are used, and the log must start at that step.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["pool", "config", "features", "no_features"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pool", "config", "features", "no_features", "embeddings"])]
     pub resume: Option<PathBuf>,
     /// Also write the final state as a checkpoint (`bots checkpoint inspect` reads it).
     #[arg(long, value_name = "FILE")]
@@ -43,6 +43,21 @@ pub struct Args {
     /// Load the pool without reference features (only with rho = 0 and no prior_strength).
     #[arg(long)]
     pub no_features: bool,
+    /// The pool's column of task embeddings (an array of numbers per row): the pool gets the exact
+    /// cosine k-nearest-neighbour graph over them, and with `neighbour_weight` (eta) > 0 in the config
+    /// each batch's outcomes become evidence for its neighbours (docs/EVIDENCE-SOURCES.md §2).
+    #[arg(long, value_name = "COLUMN")]
+    pub embeddings: Option<String>,
+    /// Out-neighbours per task of the graph built from --embeddings (1 to 64).
+    #[arg(long, default_value_t = 16, value_name = "K")]
+    pub neighbour_k: usize,
+    /// Drop neighbours less similar than this (cosine; edges need > 0 in any case).
+    #[arg(long, default_value_t = 0.0, value_name = "COS")]
+    pub neighbour_min_similarity: f32,
+    /// Cap on how many tasks may list one task as a neighbour (its in-degree; bounds a step's
+    /// cost at batch · cap). Default: 4 · K.
+    #[arg(long, value_name = "N")]
+    pub neighbour_max_in: Option<usize>,
     /// Backend: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_name = "cpu|cuda")]
     pub backend: String,
@@ -60,7 +75,8 @@ pub fn run(args: Args) -> Result<()> {
             let config = load_config(args.config.as_deref(), args.features.as_deref())?;
             let pool = read_pool(pool_path, &config, args.no_features)?;
             let n = pool.len;
-            bots::open(kind, config, n, pool.features)
+            let graph = read_graph(pool_path, &args, &config)?;
+            bots::open_with(kind, config, n, pool.features, graph)
                 .with_context(|| format!("cannot open a pool of {n} tasks from {}", pool_path.display()))?
         }
         (None, None) => bail!("give the pool with --pool FILE, or a checkpoint with --resume FILE"),
@@ -99,6 +115,27 @@ pub fn load_config(path: Option<&Path>, features: Option<&str>) -> Result<Config
         config.validate()?;
     }
     Ok(config)
+}
+
+/// The neighbour graph over the pool's `--embeddings` column, if given (and `neighbour_weight` > 0).
+pub fn read_graph(path: &Path, args: &Args, config: &Config) -> Result<Option<bots::Neighbours>> {
+    let Some(key) = &args.embeddings else {
+        if config.neighbour_weight > 0.0 {
+            bail!(
+                "the config has neighbour_weight = {}: give the pool's embedding column with --embeddings COLUMN",
+                config.neighbour_weight
+            );
+        }
+        return Ok(None);
+    };
+    if config.neighbour_weight == 0.0 {
+        bail!("--embeddings builds a neighbour graph, which needs neighbour_weight (eta) > 0 in the config");
+    }
+    let e = bots_cli::io::load_embeddings(path, key)?;
+    let k = args.neighbour_k;
+    let g = bots::Neighbours::from_embeddings(&e.values, e.dim, k, args.neighbour_min_similarity)
+        .with_context(|| format!("cannot build the neighbour graph from column `{key}` of {}", path.display()))?;
+    Ok(Some(g.cap_in_degree(args.neighbour_max_in.unwrap_or(4 * k))))
 }
 
 /// Loads the pool with the config's feature columns, or without features.

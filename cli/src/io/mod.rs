@@ -19,7 +19,7 @@ use bots::Result;
 use crate::err;
 pub use bots::__private::{write_atomic, write_bytes_atomic};
 
-pub use pool_file::{load_pool, LoadedPool};
+pub use pool_file::{load_embeddings, load_pool, Embeddings, LoadedPool};
 pub use replay_log::{replay, LogStep, ReplayLog, ReplaySummary};
 pub use state_out::{read_posterior, write_posterior, Posterior};
 

@@ -72,6 +72,103 @@ pub fn load_pool(path: &Path, feature_keys: Option<&[&str]>) -> Result<LoadedPoo
     Ok(LoadedPool { len, features })
 }
 
+/// Task embeddings read from a pool file: one row of `dim` values per task, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Embeddings {
+    pub dim: usize,
+    pub values: Vec<f32>,
+}
+
+/// Reads the embedding column `key` of a pool file: in every row an array of numbers (JSONL) or a
+/// list of FLOAT/DOUBLE/INT32/INT64 (Parquet), all of one length, every value finite. Errors name the
+/// file, the row and the column.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("pool.jsonl");
+/// std::fs::write(&path, "{\"e\": [1, 0]}\n{\"e\": [0.5, 0.5]}\n").unwrap();
+/// let e = bots_cli::io::load_embeddings(&path, "e").unwrap();
+/// assert_eq!((e.dim, e.values), (2, vec![1.0, 0.0, 0.5, 0.5]));
+/// ```
+pub fn load_embeddings(path: &Path, key: &str) -> Result<Embeddings> {
+    let rows: Vec<(usize, std::result::Result<Vec<f64>, String>)> = match Format::of(path)? {
+        Format::Jsonl => {
+            let file = File::open(path).map_err(|e| err::io(path, e))?;
+            let mut out = Vec::new();
+            for (i, line) in BufReader::new(file).lines().enumerate() {
+                let line = line.map_err(|e| err::io(path, e))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let value: Value =
+                    serde_json::from_str(&line).map_err(|e| err::parse(path, i + 1, format!("invalid JSON: {e}")))?;
+                let row = match value.get(key) {
+                    None => Err(format!("column `{key}` is missing")),
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .map(|v| v.as_f64().ok_or_else(|| format!("column `{key}`: {} is not a number", json_type(v))))
+                        .collect(),
+                    Some(v) => Err(format!("column `{key}`: expected an array of numbers, got {}", json_type(v))),
+                };
+                out.push((i + 1, row));
+            }
+            out
+        }
+        Format::Parquet => {
+            use parquet::record::Field;
+            let file = File::open(path).map_err(|e| err::io(path, e))?;
+            let reader = SerializedFileReader::new(file).map_err(pq_err(path))?;
+            let mut out = Vec::new();
+            for (r, row) in reader.get_row_iter(None).map_err(pq_err(path))?.enumerate() {
+                let row = row.map_err(pq_err(path))?;
+                let field = row.get_column_iter().find(|(name, _)| name.as_str() == key).map(|(_, f)| f);
+                let values = match field {
+                    None => Err(format!("column `{key}` is missing")),
+                    Some(Field::ListInternal(list)) => list
+                        .elements()
+                        .iter()
+                        .map(|f| match f {
+                            Field::Float(v) => Ok(*v as f64),
+                            Field::Double(v) => Ok(*v),
+                            Field::Int(v) => Ok(*v as f64),
+                            Field::Long(v) => Ok(*v as f64),
+                            other => Err(format!("column `{key}`: {other} is not a number")),
+                        })
+                        .collect(),
+                    Some(other) => Err(format!("column `{key}`: expected a list of numbers, got {other}")),
+                };
+                out.push((r, values));
+            }
+            out
+        }
+    };
+    let at = |line: usize, m: String| match Format::of(path) {
+        Ok(Format::Parquet) => err::parse(path, 0, format!("row {line} (task {line}), {m}")),
+        _ => err::parse(path, line, m),
+    };
+    let mut values = Vec::new();
+    let mut dim = 0;
+    for (task, (line, row)) in rows.into_iter().enumerate() {
+        let row = row.map_err(|m| at(line, m))?;
+        if task == 0 {
+            dim = row.len();
+            if dim == 0 {
+                return Err(at(line, format!("column `{key}`: an embedding needs at least one value")));
+            }
+        } else if row.len() != dim {
+            return Err(at(line, format!("column `{key}`: {} values, but task 0's embedding has {dim}", row.len())));
+        }
+        if let Some(v) = row.iter().find(|v| !v.is_finite()) {
+            return Err(at(line, format!("column `{key}`: {v} is not a finite number")));
+        }
+        values.extend(row.iter().map(|&v| v as f32));
+    }
+    if values.is_empty() {
+        return Err(err::parse(path, 0, "the pool is empty: it has no task rows"));
+    }
+    Ok(Embeddings { dim, values })
+}
+
 /// Checks one feature value; `Err` is the message after the location.
 fn check_value(key: &str, v: f64) -> std::result::Result<f32, String> {
     if v.is_nan() {

@@ -118,6 +118,16 @@ impl Backend for CudaPool {
         Ok(PoolState { alpha, beta, prior, features, neighbours: None, globals })
     }
 
+    fn append(&mut self, new: &crate::pool::NewTasks) -> Result<std::ops::Range<u32>> {
+        let mut state = self.to_host()?;
+        let ids = state.append(&self.config, new)?;
+        // A new pool of the grown size on the same stream (or, for a pool built on a per-thread or
+        // legacy handle, on that handle again), then it replaces this one.
+        let stream = self.caller.clone().unwrap_or_else(|| self.stream.clone());
+        *self = CudaPool::from_state(stream, self.config.clone(), state, self.k_cap)?;
+        Ok(ids)
+    }
+
     fn restore(&mut self, state: PoolState) -> Result<()> {
         state.check_fits(&self.config)?;
         if state.len() != self.n {

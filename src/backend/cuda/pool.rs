@@ -171,6 +171,12 @@ impl CudaPool {
     ) -> Result<CudaPool> {
         config.validate()?;
         state.check_fits(&config)?;
+        if state.neighbours.is_some() {
+            return Err(BotsError::config(
+                "neighbour_weight",
+                "neighbour evidence is not on the CUDA backend in this build: use the CPU backend",
+            ));
+        }
         if kernels::BOTS_PTX.is_none() {
             return Err(BotsError::CudaUnavailable(kernels::NO_PTX_REASON.into()));
         }
