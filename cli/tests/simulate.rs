@@ -1,5 +1,5 @@
 //! `bots simulate` end to end: the real binary on shrunk worlds (every selector, every named world,
-//! world files, the plot, JSON) and its refusal of an unknown world.
+//! world files with and without references, the plot, JSON) and its refusal of an unknown world.
 
 mod common;
 
@@ -25,13 +25,39 @@ fn all_named_worlds_every_selector_deterministic() {
     let mut a = json(&args);
     let worlds = a["worlds"].as_array().unwrap();
     let names: Vec<&str> = worlds.iter().map(|w| w["world"]["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["informative", "misleading", "small-pool"]);
+    assert_eq!(names, ["informative", "misleading", "small-pool", "no-references", "misleading-embeddings"]);
     for w in worlds {
         assert_eq!(w["world"]["tasks"], 1500);
         assert_eq!(w["world"]["steps"], 25);
         let sel: Vec<&str> = w["selectors"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-        assert_eq!(sel, ["random", "bots", "bots-explicit", "bots-implicit", "oracle"]);
+        let skipped: Vec<&str> = w["skipped"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        // Each world runs the selectors it has the evidence for and names the others.
+        let (runs, skips): (&[&str], &[&str]) = match w["world"]["name"].as_str().unwrap() {
+            "small-pool" => (
+                &["random", "bots", "bots-explicit", "bots-implicit", "bots-neighbours", "bots-combined", "oracle"],
+                &[],
+            ),
+            "no-references" | "misleading-embeddings" => {
+                (&["random", "bots-explicit", "bots-neighbours", "oracle"], &["bots", "bots-implicit", "bots-combined"])
+            }
+            _ => {
+                (&["random", "bots", "bots-explicit", "bots-implicit", "oracle"], &["bots-neighbours", "bots-combined"])
+            }
+        };
+        assert_eq!((&sel[..], &skipped[..]), (runs, skips));
         assert_eq!(w["selectors"][0]["ttb"], 1.0);
+        // A Brier row per implicit source.
+        for s in w["selectors"].as_array().unwrap() {
+            let sources: Vec<&str> =
+                s["brier"].as_array().unwrap().iter().map(|b| b["source"].as_str().unwrap()).collect();
+            let expected: &[&str] = match s["name"].as_str().unwrap() {
+                "bots" | "bots-implicit" => &["references"],
+                "bots-neighbours" => &["neighbours"],
+                "bots-combined" => &["references", "neighbours"],
+                _ => &[],
+            };
+            assert_eq!(sources, expected, "{s}");
+        }
         for s in w["selectors"].as_array().unwrap() {
             let acc = s["final_accuracy"].as_f64().unwrap();
             let etr = s["etr"].as_f64().unwrap();
@@ -71,6 +97,10 @@ fn world_file_table_and_plot() {
     for name in ["random", "bots", "bots-explicit", "bots-implicit", "oracle"] {
         assert!(stdout.lines().any(|l| l.split_whitespace().next() == Some(name)), "{name}: {stdout}");
     }
+    assert!(
+        stdout.contains("not run: bots-neighbours, bots-combined (no embeddings; neighbour evidence needs them)"),
+        "{stdout}"
+    );
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     // Written through the atomic writer: no temporary file left beside it.
@@ -78,12 +108,45 @@ fn world_file_table_and_plot() {
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
+/// A world file without reference evals and with embeddings: the rho > 0 selectors are skipped with
+/// the reason, `bots-neighbours` runs and reports its Brier row.
+#[test]
+fn world_file_without_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("bare.toml");
+    std::fs::write(
+        &world,
+        "name = \"bare\"\ndescription = \"no references\"\ntasks = 400\nheld_out = 100\nsteps = 10\nbatch = 8\n\
+         rollouts = 8\nskills_per_task = 1\ndifficulty_mean = 0.0\ndifficulty_sd = 3.0\nlearner = [0.0, 1.0]\n\
+         references = false\nlearning_rate = 0.01\nembeddings = \"informative\"\nembedding_dim = 4\n",
+    )
+    .unwrap();
+    let out = simulate(&["--world", world.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("features: none (no reference evals)"), "{stdout}");
+    assert!(stdout.contains("embeddings: informative, 4 dims, noise 0.5"), "{stdout}");
+    assert!(
+        stdout.contains("not run: bots, bots-implicit, bots-combined (no reference evals; rho > 0 needs them)"),
+        "{stdout}"
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("bots-neighbours  neighbours")), "{stdout}");
+    let doc = json(&["--world", world.to_str().unwrap(), "--selectors", "bots-neighbours"]);
+    let w = &doc["worlds"][0];
+    assert!(w["feature_correlation"].is_null() && w["neighbour_correlation"].as_f64().unwrap() > 0.5, "{w}");
+    let brier = &w["selectors"][0]["brier"][0];
+    assert_eq!(brier["source"], "neighbours");
+    let (own, shadow, ratio) =
+        (brier["brier"].as_f64().unwrap(), brier["shadow"].as_f64().unwrap(), brier["ratio"].as_f64().unwrap());
+    assert!((ratio - own / shadow).abs() < 1e-12 && brier["pairs"].as_u64().unwrap() > 0, "{brier}");
+}
+
 #[test]
 fn unknown_world_is_refused_with_the_names() {
     let out = simulate(&["--world", "no-such-world"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("informative, misleading, small-pool"), "{err}");
+    assert!(err.contains("informative, misleading, small-pool, no-references, misleading-embeddings"), "{err}");
 }
 
 /// The README's table is the literal output of `bots simulate` at the defaults, timings aside (the
@@ -104,10 +167,12 @@ fn readme_table_is_the_output_of_simulate() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let printed: Vec<&str> = stdout.lines().collect();
     assert_eq!(shown.len(), printed.len(), "README:\n{}\n\nbots simulate:\n{stdout}", shown.join("\n"));
-    let selectors = ["random", "bots", "bots-explicit", "bots-implicit", "oracle"];
+    let selectors = ["random", "bots", "bots-explicit", "bots-implicit", "bots-neighbours", "bots-combined", "oracle"];
     for (a, b) in shown.iter().zip(&printed) {
         let (ta, tb): (Vec<&str>, Vec<&str>) = (a.split_whitespace().collect(), b.split_whitespace().collect());
-        if ta.first().is_some_and(|t| selectors.contains(t)) {
+        // A selector's row ends with its timing; its Brier rows (second word a source) have none.
+        let brier_row = ta.get(1).is_some_and(|t| ["references", "neighbours"].contains(t));
+        if ta.first().is_some_and(|t| selectors.contains(t)) && !brier_row {
             assert_eq!(ta[..ta.len() - 1], tb[..tb.len().saturating_sub(1)], "README row differs:\n{a}\n{b}");
         } else {
             assert_eq!(a.trim_end(), b.trim_end(), "README line differs");

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use bots::__private::{box_muller, exp, u01, Purpose, TaskStream};
 use bots::{Features, Result};
 
+use bots::Neighbours;
+
 use crate::err;
 
 /// Salt that separates the simulator's streams from the selectors' draws under the same seed.
@@ -22,6 +24,10 @@ const STEP_HELD_OUT: u64 = u64::MAX - 1;
 const STEP_WEAK: u64 = u64::MAX - 2;
 const STEP_STRONG: u64 = u64::MAX - 3;
 const STEP_MISSING: u64 = u64::MAX - 4;
+/// Pseudo-steps of the embedding streams: the basis directions (one stream per direction) and each
+/// task's noise. Far from both a run's steps (counting up from 0) and the random selector's (down).
+const STEP_EMBED_BASIS: u64 = 1 << 62;
+const STEP_EMBED_NOISE: u64 = (1 << 62) + 1;
 /// First pseudo-step of the random selector's draws (step t uses `STEP_RANDOM - t`).
 pub(crate) const STEP_RANDOM: u64 = u64::MAX - 5;
 
@@ -35,7 +41,61 @@ pub const MAX_SKILLS: usize = 64;
 /// the reference eval log, so a task missing from the eval keeps a pass rate of 0.0.
 pub const MISSING_FILL: f32 = 0.0;
 
-/// The parameters of a world, as a world file holds them (every key required, unknown keys are errors).
+/// How a world embeds its tasks (the `embeddings` key); see [`WorldSpec`] and [`World::new`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingMode {
+    /// No embeddings: the neighbour selectors do not run.
+    #[default]
+    None,
+    /// Each task's embedding is its own skill loadings plus its difficulty, with noise: neighbours
+    /// under cosine similarity share skills and difficulty, so their pass rates predict the task's.
+    Informative,
+    /// The embedding sees a surface topic that pools skill j with skill j + ⌈K/2⌉ (mod K): tasks
+    /// that need different skills look alike, so a task's neighbours are, half of them, tasks of
+    /// another skill of the same raw difficulty.
+    Misleading,
+}
+
+impl EmbeddingMode {
+    /// The key's value as a world file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbeddingMode::None => "none",
+            EmbeddingMode::Informative => "informative",
+            EmbeddingMode::Misleading => "misleading",
+        }
+    }
+}
+
+/// Out-neighbours per task of the k-NN graph of a world's embeddings (`neighbour_k`, the library's
+/// default).
+pub const NEIGHBOUR_K: usize = 16;
+/// Cap on a task's in-degree in that graph (`neighbour_max_in`'s default, 4 · k: a hub keeps its
+/// in-edges of highest similarity; docs/EVIDENCE-SOURCES.md §2.3).
+pub const NEIGHBOUR_MAX_IN: usize = 4 * NEIGHBOUR_K;
+/// Most embedding dimensions of a world.
+pub const MAX_EMBEDDING_DIM: usize = 1024;
+
+fn yes() -> bool {
+    true
+}
+fn default_reference_rollouts() -> u32 {
+    8
+}
+fn default_embedding_dim() -> usize {
+    16
+}
+fn default_embedding_noise() -> f32 {
+    0.5
+}
+fn default_embedding_difficulty() -> f32 {
+    1.0
+}
+
+/// The parameters of a world, as a world file holds them (unknown keys are errors). Every key is
+/// required except `references` (default true), the reference keys when `references = false`, and the
+/// embedding keys (default: no embeddings).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorldSpec {
@@ -60,24 +120,52 @@ pub struct WorldSpec {
     pub difficulty_sd: f32,
     /// The learner's starting skill profile; its length is the number of skills K.
     pub learner: Vec<f32>,
-    /// The weaker reference model's skill profile (K values).
+    /// Whether the pool has reference evals (default true). Without them the pool has no features,
+    /// so only selectors with rho = 0 run (`bots-explicit`, `bots-neighbours`); `weak`, `strong`,
+    /// `reference_rollouts` and `missing_share` are then left out.
+    #[serde(default = "yes")]
+    pub references: bool,
+    /// The weaker reference model's skill profile (K values; required with references).
+    #[serde(default)]
     pub weak: Vec<f32>,
-    /// The stronger reference model's skill profile (K values).
+    /// The stronger reference model's skill profile (K values; required with references).
+    #[serde(default)]
     pub strong: Vec<f32>,
-    /// Rollouts behind each reference pass rate (n_ref).
+    /// Rollouts behind each reference pass rate (n_ref; default 8).
+    #[serde(default = "default_reference_rollouts")]
     pub reference_rollouts: u32,
     /// Share of tasks missing from each reference model's eval, independently per model; they get
-    /// [`MISSING_FILL`].
+    /// [`MISSING_FILL`] (default 0).
+    #[serde(default)]
     pub missing_share: f32,
     /// Step size of the learner: see [`learn`].
     pub learning_rate: f32,
+    /// Task embeddings: `none` (default), `informative` or `misleading` ([`EmbeddingMode`]). A task's
+    /// embedding is `Σ_i w_i u_{topic(s_i)} + embedding_difficulty · z · u_K + embedding_noise · g`:
+    /// `u_0..u_K` orthonormal directions (Gram–Schmidt of Gaussian draws, one set per world), `s_i`, `w_i`
+    /// the task's skills and weights, `topic(j) = j` (informative) or `j mod ⌈K/2⌉` (misleading),
+    /// `z = (d - difficulty_mean)/difficulty_sd` its standardised difficulty, and `g ~ N(0, I/dim)`
+    /// per task (norm about 1, the norm of a one-skill topic).
+    #[serde(default)]
+    pub embeddings: EmbeddingMode,
+    /// Embedding dimensions (default 16; at least K + 1).
+    #[serde(default = "default_embedding_dim")]
+    pub embedding_dim: usize,
+    /// Scale of each embedding's isotropic noise, relative to a one-skill topic (default 0.5).
+    #[serde(default = "default_embedding_noise")]
+    pub embedding_noise: f32,
+    /// Weight of the standardised-difficulty coordinate (default 1; 0 = the embedding sees topic only).
+    #[serde(default = "default_embedding_difficulty")]
+    pub embedding_difficulty: f32,
 }
 
 /// The named worlds, compiled in from `worlds/*.toml` (in the order `--world all` runs them).
-pub const NAMED_WORLDS: [(&str, &str); 3] = [
+pub const NAMED_WORLDS: [(&str, &str); 5] = [
     ("informative", include_str!("../../worlds/informative.toml")),
     ("misleading", include_str!("../../worlds/misleading.toml")),
     ("small-pool", include_str!("../../worlds/small-pool.toml")),
+    ("no-references", include_str!("../../worlds/no-references.toml")),
+    ("misleading-embeddings", include_str!("../../worlds/misleading-embeddings.toml")),
 ];
 
 impl WorldSpec {
@@ -147,7 +235,11 @@ impl WorldSpec {
             return bad("learner", format!("needs 1 to {MAX_SKILLS} skills, got {k}"));
         }
         for (key, profile) in [("weak", &self.weak), ("strong", &self.strong)] {
-            if profile.len() != k {
+            if !self.references {
+                if !profile.is_empty() {
+                    return bad(key, "is set but references = false: leave it out".into());
+                }
+            } else if profile.len() != k {
                 return bad(
                     key,
                     format!("has {} skills but the learner has {k}: give one value per skill", profile.len()),
@@ -172,6 +264,21 @@ impl WorldSpec {
         }
         if !(self.learning_rate >= 0.0 && self.learning_rate.is_finite()) {
             return bad("learning_rate", format!("must be finite and >= 0, got {}", self.learning_rate));
+        }
+        if !(k + 1..=MAX_EMBEDDING_DIM).contains(&self.embedding_dim) {
+            return bad(
+                "embedding_dim",
+                format!("must be in {}..={MAX_EMBEDDING_DIM} (skills + 1), got {}", k + 1, self.embedding_dim),
+            );
+        }
+        for (key, v) in [("embedding_noise", self.embedding_noise), ("embedding_difficulty", self.embedding_difficulty)]
+        {
+            if !(v >= 0.0 && v.is_finite()) {
+                return bad(key, format!("must be finite and >= 0, got {v}"));
+            }
+        }
+        if self.embeddings != EmbeddingMode::None && self.tasks <= NEIGHBOUR_K {
+            return bad("tasks", format!("embeddings need more than {NEIGHBOUR_K} tasks (the neighbours of each)"));
         }
         Ok(())
     }
@@ -265,7 +372,73 @@ fn is_missing(spec: &WorldSpec, salted_seed: u64, k: usize, which: usize) -> boo
     u01(TaskStream::new(salted_seed, STEP_MISSING, k as u32).block(Purpose::User, 0)[which]) < spec.missing_share
 }
 
-/// A drawn world: the training pool, the held-out set and the reference features.
+/// `dim` standard normal values from `stream` (Box–Muller on its blocks, two values per pair of words).
+fn gaussian(stream: &TaskStream, dim: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(dim + 3);
+    for b in 0..dim.div_ceil(4) {
+        let w = stream.block(Purpose::User, b as u32);
+        let (z0, z1) = box_muller(w[0], w[1]);
+        let (z2, z3) = box_muller(w[2], w[3]);
+        v.extend([z0, z1, z2, z3]);
+    }
+    v.truncate(dim);
+    v
+}
+
+/// K + 1 orthonormal directions of the embedding space (Gram–Schmidt of Gaussian draws): one per
+/// skill's topic, the last for difficulty.
+fn embedding_basis(spec: &WorldSpec, salted_seed: u64) -> Vec<Vec<f32>> {
+    let dim = spec.embedding_dim;
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(spec.skills() + 1);
+    for j in 0..=spec.skills() {
+        let mut v: Vec<f64> = gaussian(&TaskStream::new(salted_seed, STEP_EMBED_BASIS, j as u32), dim)
+            .iter()
+            .map(|&x| x as f64)
+            .collect();
+        for u in &basis {
+            let dot: f64 = v.iter().zip(u).map(|(a, b)| a * b).sum();
+            v.iter_mut().zip(u).for_each(|(a, b)| *a -= dot * b);
+        }
+        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        v.iter_mut().for_each(|a| *a /= norm);
+        basis.push(v);
+    }
+    basis.into_iter().map(|v| v.into_iter().map(|a| a as f32).collect()).collect()
+}
+
+/// The embeddings of the pool's tasks, row-major (`embedding_dim` per task); empty without embeddings.
+/// See [`WorldSpec::embeddings`] for the model.
+fn embed(spec: &WorldSpec, salted_seed: u64, pool: &[Task]) -> Vec<f32> {
+    let topics = match spec.embeddings {
+        EmbeddingMode::None => return Vec::new(),
+        EmbeddingMode::Informative => spec.skills(),
+        EmbeddingMode::Misleading => spec.skills().div_ceil(2),
+    };
+    let dim = spec.embedding_dim;
+    let basis = embedding_basis(spec, salted_seed);
+    let noise_scale = spec.embedding_noise / (dim as f32).sqrt();
+    let mut out = Vec::with_capacity(pool.len() * dim);
+    for (k, task) in pool.iter().enumerate() {
+        let z =
+            if spec.difficulty_sd > 0.0 { (task.difficulty - spec.difficulty_mean) / spec.difficulty_sd } else { 0.0 };
+        let mut e: Vec<f32> = gaussian(&TaskStream::new(salted_seed, STEP_EMBED_NOISE, k as u32), dim)
+            .into_iter()
+            .map(|g| noise_scale * g)
+            .collect();
+        for i in 0..MAX_LOADS {
+            if task.weight[i] > 0.0 {
+                let topic = &basis[task.skill[i] as usize % topics];
+                e.iter_mut().zip(topic).for_each(|(a, u)| *a += task.weight[i] * u);
+            }
+        }
+        let scale = spec.embedding_difficulty * z;
+        e.iter_mut().zip(&basis[spec.skills()]).for_each(|(a, u)| *a += scale * u);
+        out.extend(e);
+    }
+    out
+}
+
+/// A drawn world: the training pool, the held-out set, the reference features and the embeddings.
 #[derive(Clone, Debug)]
 pub struct World {
     pub spec: WorldSpec,
@@ -273,10 +446,15 @@ pub struct World {
     pub pool: Vec<Task>,
     pub held_out: Vec<Task>,
     /// The weaker reference's pass rate on each pool task (`reference_rollouts` rollouts, or
-    /// [`MISSING_FILL`] where missing).
+    /// [`MISSING_FILL`] where missing); empty without references.
     pub weak: Vec<f32>,
-    /// The stronger reference's pass rate on each pool task.
+    /// The stronger reference's pass rate on each pool task; empty without references.
     pub strong: Vec<f32>,
+    /// The pool's task embeddings, row-major (`embedding_dim` per task); empty without embeddings.
+    pub embeddings: Vec<f32>,
+    /// The exact cosine k-NN graph of the embeddings ([`NEIGHBOUR_K`] per task, edges of similarity
+    /// above 0, in-degree capped at [`NEIGHBOUR_MAX_IN`]); `None` without embeddings.
+    pub neighbours: Option<Neighbours>,
 }
 
 impl World {
@@ -300,14 +478,54 @@ impl World {
                 })
                 .collect()
         };
-        let weak = reference(&spec.weak, STEP_WEAK, 0);
-        let strong = reference(&spec.strong, STEP_STRONG, 1);
-        Ok(World { spec, seed, pool, held_out, weak, strong })
+        let (weak, strong) = if spec.references {
+            (reference(&spec.weak, STEP_WEAK, 0), reference(&spec.strong, STEP_STRONG, 1))
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let embeddings = embed(&spec, salted, &pool);
+        let neighbours = if embeddings.is_empty() {
+            None
+        } else {
+            let graph = Neighbours::from_embeddings(&embeddings, spec.embedding_dim, NEIGHBOUR_K, 0.0)?;
+            Some(graph.cap_in_degree(NEIGHBOUR_MAX_IN))
+        };
+        Ok(World { spec, seed, pool, held_out, weak, strong, embeddings, neighbours })
     }
 
-    /// The features as the library takes them.
-    pub fn features(&self) -> Result<Features> {
-        Features::from_f32(&self.weak, &self.strong)
+    /// The features as the library takes them; `None` without references.
+    pub fn features(&self) -> Result<Option<Features>> {
+        if self.spec.references {
+            Features::from_f32(&self.weak, &self.strong).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Pearson correlation, over the pool, between each task's starting pass rate for the learner and
+    /// the similarity-weighted mean of its neighbours' (what neighbour evidence can tell); `None`
+    /// without embeddings.
+    pub fn neighbour_correlation(&self) -> Option<f64> {
+        let graph = self.neighbours.as_ref()?;
+        let learner: Vec<f32> = self.pool.iter().map(|t| t.pass_rate(&self.spec.learner)).collect();
+        let mean: Vec<f32> = (0..self.pool.len())
+            .map(|i| {
+                let (ids, w) = graph.row(i);
+                let (mut sw, mut sp) = (0.0f32, 0.0f32);
+                for (&j, &wj) in ids.iter().zip(w) {
+                    if j != Neighbours::NONE {
+                        sw += wj;
+                        sp += wj * learner[j as usize];
+                    }
+                }
+                if sw > 0.0 {
+                    sp / sw
+                } else {
+                    0.5
+                }
+            })
+            .collect();
+        Some(pearson(&learner, &mean))
     }
 
     /// Held-out accuracy of skill profile `theta`: the mean pass probability over the held-out set.
@@ -467,6 +685,68 @@ mod tests {
                 assert_eq!(after != before, loaded, "{t:?}, skill {j}");
             }
         }
+    }
+
+    /// Embeddings come from their own streams: turning them on changes neither the pool, nor the
+    /// held-out set, nor the features. Informative embeddings give neighbours of the task's pass rate;
+    /// misleading ones much less so (half of a task's neighbours need another skill).
+    #[test]
+    fn embeddings_are_deterministic_and_separate_from_the_world() {
+        let plain = WorldSpec { embeddings: EmbeddingMode::None, ..shrunk("small-pool", 2000) };
+        let embedded = WorldSpec { embeddings: EmbeddingMode::Informative, ..plain.clone() };
+        let (a, b) = (World::new(plain.clone(), 3).unwrap(), World::new(embedded.clone(), 3).unwrap());
+        assert_eq!((&a.pool, &a.held_out, &a.weak, &a.strong), (&b.pool, &b.held_out, &b.weak, &b.strong));
+        assert!(a.embeddings.is_empty() && a.neighbours.is_none() && a.neighbour_correlation().is_none());
+        assert_eq!(b.embeddings.len(), 2000 * embedded.embedding_dim);
+        assert!(b.embeddings.iter().all(|v| v.is_finite()));
+        let again = World::new(embedded.clone(), 3).unwrap();
+        assert_eq!((&b.embeddings, &b.neighbours), (&again.embeddings, &again.neighbours));
+        let graph = b.neighbours.as_ref().unwrap();
+        assert_eq!((graph.len(), graph.k()), (2000, NEIGHBOUR_K));
+        assert!((0..2000).all(|i| graph.reverse(i).len() <= NEIGHBOUR_MAX_IN));
+        let informative = World::new(shrunk("no-references", 4000), 42).unwrap();
+        let misleading = World::new(shrunk("misleading-embeddings", 4000), 42).unwrap();
+        let (ri, rm) = (informative.neighbour_correlation().unwrap(), misleading.neighbour_correlation().unwrap());
+        assert!(ri > 0.9 && rm < 0.5, "informative {ri}, misleading {rm}");
+        // Noise only: a task's neighbours say nothing about it.
+        let noise = WorldSpec { embedding_noise: 50.0, ..shrunk("no-references", 4000) };
+        let r = World::new(noise, 42).unwrap().neighbour_correlation().unwrap();
+        assert!(r.abs() < 0.2, "{r}");
+        // The basis is orthonormal.
+        let basis = embedding_basis(&embedded, 3);
+        for (i, u) in basis.iter().enumerate() {
+            for (j, v) in basis.iter().enumerate() {
+                let dot: f32 = u.iter().zip(v).map(|(a, b)| a * b).sum();
+                assert!((dot - if i == j { 1.0 } else { 0.0 }).abs() < 1e-5, "{i} {j} {dot}");
+            }
+        }
+    }
+
+    #[test]
+    fn worlds_without_references_or_with_embeddings_validate() {
+        let none = WorldSpec::named("no-references").unwrap();
+        assert!(!none.references && none.weak.is_empty() && none.strong.is_empty());
+        let w = World::new(WorldSpec { tasks: 500, ..none.clone() }, 1).unwrap();
+        assert!(w.weak.is_empty() && w.features().unwrap().is_none());
+        let err = WorldSpec { weak: vec![0.0; 8], ..none.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("`weak`") && err.contains("references = false"), "{err}");
+        let err = WorldSpec { references: true, ..none.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("one value per skill"), "{err}");
+        let err = WorldSpec { embedding_dim: 8, ..none.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("embedding_dim"), "{err}");
+        let err = WorldSpec { embedding_noise: -1.0, ..none.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("embedding_noise"), "{err}");
+        let err = WorldSpec::from_str_format(
+            &include_str!("../../worlds/no-references.toml").replace("\"informative\"", "\"bogus\""),
+            "toml",
+        )
+        .unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+        // The files of the first three worlds have no embedding keys (informative, misleading) or
+        // some: the defaults fill the rest.
+        let inf = WorldSpec::named("informative").unwrap();
+        assert_eq!((inf.references, inf.embeddings, inf.embedding_dim), (true, EmbeddingMode::None, 16));
+        assert_eq!(WorldSpec::named("small-pool").unwrap().embeddings, EmbeddingMode::Informative);
     }
 
     /// The worlds differ as designed. The logits of one task for two profiles differ by the profiles'
