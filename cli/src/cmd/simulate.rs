@@ -22,7 +22,8 @@ pub struct Args {
     /// Tasks in the pool; overrides every world's `tasks`.
     #[arg(long)]
     tasks: Option<usize>,
-    /// Training steps; overrides every world's `steps`.
+    /// Training steps; overrides every world's `steps` (a world that appends tasks mid-run then
+    /// appends them at the same share of the run).
     #[arg(long)]
     steps: Option<usize>,
     /// Tasks per step (B); overrides every world's `batch` (and the config's).
@@ -80,7 +81,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     for spec in &mut specs {
         spec.tasks = args.tasks.unwrap_or(spec.tasks);
-        spec.steps = args.steps.unwrap_or(spec.steps);
+        *spec = spec.clone().with_steps(args.steps.unwrap_or(spec.steps));
         spec.batch = args.batch.unwrap_or(spec.batch);
         spec.rollouts = args.rollouts.unwrap_or(spec.rollouts);
         spec.validate().with_context(|| format!("world `{}`", spec.name))?;
@@ -185,6 +186,14 @@ fn print_table(world: &World, rows: &[Summary], skipped: &[(String, &str)]) {
     } else {
         println!("features: none (no reference evals)");
     }
+    if s.appended() > 0 {
+        println!(
+            "appended: the last {} tasks ({:.0}%) join the pool at step {}",
+            s.appended(),
+            100.0 * s.append_share,
+            s.append_at
+        );
+    }
     if let Some(r) = world.neighbour_correlation() {
         println!(
             "embeddings: {}, {} dims, noise {}; pass rate vs its {} neighbours' mean: correlation {:.2}",
@@ -211,6 +220,14 @@ fn print_table(world: &World, rows: &[Summary], skipped: &[(String, &str)]) {
         for r in rows {
             for b in &r.brier {
                 println!("{:<16} {:<11} {:>6.3} {:>7.3} {:>6.2}", r.name, b.source, b.brier, b.shadow, b.ratio);
+            }
+        }
+    }
+    if rows.iter().any(|r| r.appended.is_some()) {
+        println!("{:<16} {:<11} {:>6} {:>7} {:>6}", "appended", "source", "own", "prior", "ratio");
+        for r in rows {
+            if let Some(a) = &r.appended {
+                println!("{:<16} {:<11} {:>6.3} {:>7.3} {:>6.2}", r.name, a.source, a.brier, a.prior, a.ratio);
             }
         }
     }

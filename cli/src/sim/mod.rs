@@ -38,7 +38,7 @@ pub use bots::Neighbours;
 pub use world::{grpo_signal, learn, EmbeddingMode, Task, World, WorldSpec, MISSING_FILL, NAMED_WORLDS, NEIGHBOUR_K};
 
 use bots::__private::{score_key, select_top_k, Purpose, TaskStream};
-use bots::{open_with, Backend, BackendKind, Config, Evidence, Result};
+use bots::{open_with, Backend, BackendKind, Config, Evidence, NewTasks, Result};
 use world::{rollouts, SIM_SALT, STEP_RANDOM};
 
 /// The selectors `bots simulate` runs by default, in order (each world skips those it cannot run:
@@ -163,6 +163,26 @@ pub struct Brier {
     pub ratio: f64,
 }
 
+/// How well a BOTS selector's informed start ([`NewTasks`], docs/EVIDENCE-SOURCES.md §5) knows the
+/// tasks appended mid-run ([`WorldSpec::append_share`]): the mean [`expected_brier`] of their
+/// posterior means right after `Backend::append`, against the learner's true pass rates at that step,
+/// and that of the Beta(1, 1) prior's mean 0.5 (which is 0.25 whatever the pass rate).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AppendedBrier {
+    /// The evidence that informed the start: `neighbours` (eta > 0) or else `references`.
+    pub source: String,
+    /// Tasks appended.
+    pub tasks: usize,
+    /// The step at whose start they were appended.
+    pub step: usize,
+    /// Mean expected Brier of their posterior means.
+    pub brier: f64,
+    /// Mean expected Brier of 0.5 on the same tasks.
+    pub prior: f64,
+    /// brier / prior (below 1: the informed start knows something).
+    pub ratio: f64,
+}
+
 /// What one selector did over a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SelectorRun {
@@ -177,6 +197,9 @@ pub struct SelectorRun {
     pub select_ms: f64,
     /// Calibration per implicit source (BOTS selectors with one; empty otherwise).
     pub brier: Vec<Brier>,
+    /// The appended tasks' informed start (BOTS selectors with implicit evidence, in a world that
+    /// appends tasks; `None` otherwise).
+    pub appended: Option<AppendedBrier>,
 }
 
 impl SelectorRun {
@@ -230,18 +253,21 @@ pub fn run_selector(
     let seed = world.seed ^ SIM_SALT;
     let mut pool: Option<Box<dyn Backend>> = None;
     let mut shadow: Option<Box<dyn Backend>> = None;
-    let mut graph = None;
+    let mut graph: Option<bots::Neighbours> = None;
+    let (start, appended) = (c.starting_tasks(), c.appended());
+    let mut active = start;
+    let mut appended_brier = None;
     if let Selector::Bots { config, .. } = selector {
         if let Some(why) = selector.cannot_run(world, backend) {
             return Err(crate::err::config("selectors", format!("`{}` cannot run here: {why}", selector.name())));
         }
         let cfg = Config { batch: b, m, ..config.clone() };
-        graph = world.neighbours.as_ref().filter(|_| cfg.neighbour_weight > 0.0);
-        pool = Some(open_with(backend, cfg.clone(), n, world.features()?, graph.cloned())?);
+        graph = world.neighbours.clone().filter(|_| cfg.neighbour_weight > 0.0);
+        pool = Some(open_with(backend, cfg.clone(), start, world.features()?, graph.clone())?);
         if !selector.sources().is_empty() {
             let blind = Config { rho: 0.0, adaptive_rho: false, neighbour_weight: 0.0, ..cfg };
             // The same features, which with rho = 0 only set a per-task prior (`prior_strength`).
-            shadow = Some(open_with(BackendKind::Cpu, blind, n, world.features()?, None)?);
+            shadow = Some(open_with(BackendKind::Cpu, blind, start, world.features()?, None)?);
         }
     }
     let references = selector.sources().contains(&"references");
@@ -255,14 +281,51 @@ pub fn run_selector(
     let mut etr = Vec::with_capacity(c.steps);
     let mut busy = 0.0f64;
     for t in 0..c.steps {
+        if appended > 0 && t == c.append_at {
+            // The held-back tasks join every pool (not timed: it is not a step's work).
+            active = n;
+            if let Some(pool) = pool.as_mut() {
+                let mut new = NewTasks::new(appended);
+                if let Some(f) = world.features_of(start..n)? {
+                    new = new.with_features(f);
+                }
+                let blind = new.clone();
+                if let Some(g) = graph.as_mut() {
+                    let (ids, w) = world.appended_neighbours.clone().expect("a world with embeddings has the rows");
+                    g.append(appended, &ids, &w)?;
+                    new = new.with_neighbours(ids, w);
+                }
+                pool.append(&new)?;
+                if let Some(shadow) = shadow.as_mut() {
+                    shadow.append(&blind)?;
+                    let state = pool.to_host()?;
+                    let (mut own, mut prior) = (0.0f64, 0.0f64);
+                    for k in start..n {
+                        let q = world.pool[k].pass_rate(&theta) as f64;
+                        own += expected_brier((state.alpha[k] / (state.alpha[k] + state.beta[k])) as f64, q);
+                        prior += expected_brier(0.5, q);
+                    }
+                    let source = if graph.is_some() { "neighbours" } else { "references" };
+                    let (brier, prior) = (own / appended as f64, prior / appended as f64);
+                    appended_brier = Some(AppendedBrier {
+                        source: source.into(),
+                        tasks: appended,
+                        step: t,
+                        brier,
+                        prior,
+                        ratio: brier / prior,
+                    });
+                }
+            }
+        }
         let started = Instant::now();
         let tasks: Vec<u32> = match (selector, pool.as_mut()) {
-            (Selector::Random, _) => select_top_k(n, b, |k| {
+            (Selector::Random, _) => select_top_k(active, b, |k| {
                 let w = TaskStream::new(seed, STEP_RANDOM - t as u64, k as u32).block(Purpose::User, 0);
                 ((w[0] as u64) << 32) | (!(k as u32)) as u64
             }),
             (Selector::Oracle { target }, _) => {
-                select_top_k(n, b, |k| score_key(-(target - world.pool[k].pass_rate(&theta)).abs(), k as u32))
+                select_top_k(active, b, |k| score_key(-(target - world.pool[k].pass_rate(&theta)).abs(), k as u32))
             }
             (Selector::Bots { .. }, Some(pool)) => pool.select(b)?,
             (Selector::Bots { .. }, None) => unreachable!("a BOTS selector always has a pool"),
@@ -284,7 +347,7 @@ pub fn run_selector(
             if let Some(shadow) = shadow.as_mut() {
                 // The tasks that got neighbour evidence: the batch's reverse neighbours, less the batch.
                 touched.clear();
-                if let Some(graph) = graph {
+                if let Some(graph) = graph.as_ref() {
                     tasks.iter().for_each(|&k| in_batch[k as usize] = true);
                     for &k in &tasks {
                         for &i in graph.reverse(k as usize) {
@@ -302,7 +365,7 @@ pub fn run_selector(
                 let q = |k: usize| world.pool[k].pass_rate(&theta) as f64;
                 if references {
                     tasks.iter().for_each(|&k| in_batch[k as usize] = true);
-                    for k in (0..n).step_by(n.div_ceil(REFERENCE_SAMPLE)).filter(|&k| !in_batch[k]) {
+                    for k in (0..active).step_by(n.div_ceil(REFERENCE_SAMPLE)).filter(|&k| !in_batch[k]) {
                         brier_refs.add(&own, &blind, k, q(k));
                     }
                     tasks.iter().for_each(|&k| in_batch[k as usize] = false);
@@ -336,6 +399,7 @@ pub fn run_selector(
         final_profile: theta,
         select_ms: 1e3 * busy / c.steps as f64,
         brier,
+        appended: appended_brier,
     })
 }
 
@@ -352,6 +416,8 @@ pub struct Summary {
     pub select_ms: f64,
     /// Calibration per implicit source ([`Brier`]).
     pub brier: Vec<Brier>,
+    /// The appended tasks' informed start ([`AppendedBrier`]), if any.
+    pub appended: Option<AppendedBrier>,
 }
 
 /// Summaries of a set of runs; TTB is relative to the run named `random`, if present.
@@ -372,6 +438,7 @@ pub fn summarize(runs: &[SelectorRun]) -> Vec<Summary> {
                 etr: r.mean_etr(),
                 select_ms: r.select_ms,
                 brier: r.brier.clone(),
+                appended: r.appended.clone(),
             }
         })
         .collect()
@@ -394,7 +461,7 @@ mod tests {
     }
 
     fn world(name: &str, tasks: usize, steps: usize) -> WorldSpec {
-        WorldSpec { tasks, steps, ..WorldSpec::named(name).unwrap() }
+        WorldSpec { tasks, ..WorldSpec::named(name).unwrap() }.with_steps(steps)
     }
 
     fn by<'a>(s: &'a [Summary], name: &str) -> &'a Summary {

@@ -157,6 +157,15 @@ pub struct WorldSpec {
     /// Weight of the standardised-difficulty coordinate (default 1; 0 = the embedding sees topic only).
     #[serde(default = "default_embedding_difficulty")]
     pub embedding_difficulty: f32,
+    /// Share of the pool, in [0, 1), held back at the start and appended to every selector's pool at
+    /// step `append_at` (default 0: none): the last `round(append_share · tasks)` tasks by id
+    /// ([`WorldSpec::appended`]). BOTS pools get them with `Backend::append` (their reference columns,
+    /// and their neighbour rows over all the embeddings); random and the oracle start sampling them.
+    #[serde(default)]
+    pub append_share: f32,
+    /// The step (in 1..steps) at whose start the held-back tasks join the pool (with `append_share`).
+    #[serde(default)]
+    pub append_at: usize,
 }
 
 /// The named worlds, compiled in from `worlds/*.toml` (in the order `--world all` runs them).
@@ -204,6 +213,27 @@ impl WorldSpec {
             ));
         }
         WorldSpec::load(path)
+    }
+
+    /// Tasks held back and appended at step `append_at`: `round(append_share · tasks)`.
+    pub fn appended(&self) -> usize {
+        (self.append_share as f64 * self.tasks as f64).round() as usize
+    }
+
+    /// Tasks in the pool at the start (ids `0..starting_tasks()`; the rest are appended).
+    pub fn starting_tasks(&self) -> usize {
+        self.tasks - self.appended()
+    }
+
+    /// This world with `steps` steps; the held-back tasks are appended at the same share of the run
+    /// (`append_at` scaled, at least step 1), so that `--steps` keeps a world valid.
+    pub fn with_steps(self, steps: usize) -> WorldSpec {
+        let append_at = if self.appended() > 0 && steps != self.steps {
+            (self.append_at * steps / self.steps.max(1)).max(1)
+        } else {
+            self.append_at
+        };
+        WorldSpec { steps, append_at, ..self }
     }
 
     /// The number of skill dimensions K.
@@ -279,6 +309,28 @@ impl WorldSpec {
         }
         if self.embeddings != EmbeddingMode::None && self.tasks <= NEIGHBOUR_K {
             return bad("tasks", format!("embeddings need more than {NEIGHBOUR_K} tasks (the neighbours of each)"));
+        }
+        if !(0.0..1.0).contains(&self.append_share) {
+            return bad("append_share", format!("must be in [0, 1), got {}", self.append_share));
+        }
+        if self.appended() > 0 {
+            if !(1..self.steps).contains(&self.append_at) {
+                return bad(
+                    "append_at",
+                    format!("must be in 1..{} (a step of the run), got {}", self.steps, self.append_at),
+                );
+            }
+            let start = self.tasks - self.appended();
+            let least =
+                if self.embeddings == EmbeddingMode::None { self.batch } else { self.batch.max(NEIGHBOUR_K + 1) };
+            if start < least {
+                return bad(
+                    "append_share",
+                    format!(
+                        "leaves {start} tasks at the start, fewer than {least} (the batch, and the neighbours of each)"
+                    ),
+                );
+            }
         }
         Ok(())
     }
@@ -452,9 +504,14 @@ pub struct World {
     pub strong: Vec<f32>,
     /// The pool's task embeddings, row-major (`embedding_dim` per task); empty without embeddings.
     pub embeddings: Vec<f32>,
-    /// The exact cosine k-NN graph of the embeddings ([`NEIGHBOUR_K`] per task, edges of similarity
-    /// above 0, in-degree capped at [`NEIGHBOUR_MAX_IN`]); `None` without embeddings.
+    /// The exact cosine k-NN graph of the starting pool's embeddings ([`NEIGHBOUR_K`] per task, edges
+    /// of similarity above 0, in-degree capped at [`NEIGHBOUR_MAX_IN`]); `None` without embeddings.
     pub neighbours: Option<Neighbours>,
+    /// The appended tasks' out-neighbour rows (`appended · NEIGHBOUR_K` ids and weights, as
+    /// `NewTasks::with_neighbours` takes them): `Neighbours::knn_rows` over every task's embedding,
+    /// with the new edges capped so that no task's in-degree passes [`NEIGHBOUR_MAX_IN`] (the new
+    /// edges of lowest similarity go; old rows cannot change). `None` without embeddings or appends.
+    pub appended_neighbours: Option<(Vec<u32>, Vec<f32>)>,
 }
 
 impl World {
@@ -484,19 +541,32 @@ impl World {
             (Vec::new(), Vec::new())
         };
         let embeddings = embed(&spec, salted, &pool);
-        let neighbours = if embeddings.is_empty() {
-            None
+        let (dim, start) = (spec.embedding_dim, spec.starting_tasks());
+        let (neighbours, appended_neighbours) = if embeddings.is_empty() {
+            (None, None)
         } else {
-            let graph = Neighbours::from_embeddings(&embeddings, spec.embedding_dim, NEIGHBOUR_K, 0.0)?;
-            Some(graph.cap_in_degree(NEIGHBOUR_MAX_IN))
+            let graph = Neighbours::from_embeddings(&embeddings[..start * dim], dim, NEIGHBOUR_K, 0.0)?;
+            let graph = graph.cap_in_degree(NEIGHBOUR_MAX_IN);
+            let rows = if start < spec.tasks {
+                let (ids, w) = Neighbours::knn_rows(&embeddings, dim, NEIGHBOUR_K, 0.0, start..spec.tasks)?;
+                Some(cap_new_edges(&graph, spec.tasks, ids, w))
+            } else {
+                None
+            };
+            (Some(graph), rows)
         };
-        Ok(World { spec, seed, pool, held_out, weak, strong, embeddings, neighbours })
+        Ok(World { spec, seed, pool, held_out, weak, strong, embeddings, neighbours, appended_neighbours })
     }
 
-    /// The features as the library takes them; `None` without references.
+    /// The starting pool's features as the library takes them; `None` without references.
     pub fn features(&self) -> Result<Option<Features>> {
+        self.features_of(0..self.spec.starting_tasks())
+    }
+
+    /// The features of tasks `range` (the appended tasks' for `NewTasks::with_features`).
+    pub fn features_of(&self, range: std::ops::Range<usize>) -> Result<Option<Features>> {
         if self.spec.references {
-            Features::from_f32(&self.weak, &self.strong).map(Some)
+            Features::from_f32(&self.weak[range.clone()], &self.strong[range]).map(Some)
         } else {
             Ok(None)
         }
@@ -508,7 +578,8 @@ impl World {
     pub fn neighbour_correlation(&self) -> Option<f64> {
         let graph = self.neighbours.as_ref()?;
         let learner: Vec<f32> = self.pool.iter().map(|t| t.pass_rate(&self.spec.learner)).collect();
-        let mean: Vec<f32> = (0..self.pool.len())
+        let learner = &learner[..graph.len()];
+        let mean: Vec<f32> = (0..graph.len())
             .map(|i| {
                 let (ids, w) = graph.row(i);
                 let (mut sw, mut sp) = (0.0f32, 0.0f32);
@@ -525,7 +596,7 @@ impl World {
                 }
             })
             .collect();
-        Some(pearson(&learner, &mean))
+        Some(pearson(learner, &mean))
     }
 
     /// Held-out accuracy of skill profile `theta`: the mean pass probability over the held-out set.
@@ -540,6 +611,34 @@ impl World {
         let learner: Vec<f32> = self.pool.iter().map(|t| t.pass_rate(&self.spec.learner)).collect();
         pearson(feature, &learner)
     }
+}
+
+/// Drops the new rows' edges (of the tasks appended after `graph`'s, `total` tasks in all) that
+/// would take a task's in-degree past [`NEIGHBOUR_MAX_IN`], lowest similarity first (ties: the later
+/// edge), and packs each row's kept edges to its front. Old rows keep all their edges.
+fn cap_new_edges(graph: &Neighbours, total: usize, ids: Vec<u32>, weights: Vec<f32>) -> (Vec<u32>, Vec<f32>) {
+    let k = graph.k();
+    let mut in_degree: Vec<usize> =
+        (0..total).map(|b| if b < graph.len() { graph.reverse(b).len() } else { 0 }).collect();
+    let mut cells: Vec<usize> = (0..ids.len()).filter(|&c| ids[c] != Neighbours::NONE).collect();
+    cells.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
+    let mut keep = vec![false; ids.len()];
+    for c in cells {
+        let target = ids[c] as usize;
+        if in_degree[target] < NEIGHBOUR_MAX_IN {
+            in_degree[target] += 1;
+            keep[c] = true;
+        }
+    }
+    let (mut out_ids, mut out_w) = (vec![Neighbours::NONE; ids.len()], vec![0.0f32; ids.len()]);
+    for r in 0..ids.len() / k {
+        let kept = (r * k..(r + 1) * k).filter(|&c| keep[c]);
+        for (s, c) in kept.enumerate() {
+            out_ids[r * k + s] = ids[c];
+            out_w[r * k + s] = weights[c];
+        }
+    }
+    (out_ids, out_w)
 }
 
 /// Pearson correlation of two equally long columns (0 where either is constant).
