@@ -26,6 +26,8 @@ fn all_named_worlds_every_selector_deterministic() {
     let worlds = a["worlds"].as_array().unwrap();
     let names: Vec<&str> = worlds.iter().map(|w| w["world"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["informative", "misleading", "small-pool", "no-references", "misleading-embeddings"]);
+    let shares: Vec<f64> = worlds.iter().map(|w| w["world"]["append_share"].as_f64().unwrap()).collect();
+    assert_eq!(shares, [0.0, 0.0, 0.0, 0.10000000149011612, 0.0]);
     for w in worlds {
         assert_eq!(w["world"]["tasks"], 1500);
         assert_eq!(w["world"]["steps"], 25);
@@ -57,6 +59,21 @@ fn all_named_worlds_every_selector_deterministic() {
                 _ => &[],
             };
             assert_eq!(sources, expected, "{s}");
+            // The appended tasks' informed start: only `no-references` appends (10% at step 250 of
+            // 500, so 150 tasks at step 12 of 25 here), and only implicit-evidence selectors report it.
+            let world = w["world"]["name"].as_str().unwrap();
+            let appended = &s["appended"];
+            if world == "no-references" && s["name"] == "bots-neighbours" {
+                assert_eq!(
+                    (&appended["source"], &appended["tasks"], &appended["step"]),
+                    (&"neighbours".into(), &150.into(), &12.into()),
+                    "{s}"
+                );
+                let (brier, prior) = (appended["brier"].as_f64().unwrap(), appended["prior"].as_f64().unwrap());
+                assert!((prior - 0.25).abs() < 1e-9 && brier > 0.0 && brier < prior, "{s}");
+            } else {
+                assert!(appended.is_null(), "{s}");
+            }
         }
         for s in w["selectors"].as_array().unwrap() {
             let acc = s["final_accuracy"].as_f64().unwrap();

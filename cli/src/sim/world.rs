@@ -821,6 +821,69 @@ mod tests {
         }
     }
 
+    /// A world that appends tasks: the starting pool's graph and features cover the first tasks; the
+    /// appended rows are the k-NN rows over all embeddings less the edges that would pass the
+    /// in-degree cap; `with_steps` keeps `append_at` at the same share of the run; bad keys say so.
+    #[test]
+    fn appended_tasks_have_capped_rows_and_validate() {
+        let spec = shrunk("no-references", 2000);
+        let (start, extra) = (spec.starting_tasks(), spec.appended());
+        assert_eq!((start, extra), (1800, 200));
+        let w = World::new(spec.clone(), 4).unwrap();
+        let graph = w.neighbours.clone().unwrap();
+        assert_eq!(graph.len(), start);
+        let (ids, weights) = w.appended_neighbours.clone().unwrap();
+        assert_eq!((ids.len(), weights.len()), (extra * NEIGHBOUR_K, extra * NEIGHBOUR_K));
+        let (raw, _) = Neighbours::knn_rows(&w.embeddings, spec.embedding_dim, NEIGHBOUR_K, 0.0, start..2000).unwrap();
+        for r in 0..extra {
+            // Each kept row is its k-NN row less some edges, in the same order.
+            let row = &ids[r * NEIGHBOUR_K..(r + 1) * NEIGHBOUR_K];
+            let kept: Vec<u32> = row.iter().copied().filter(|&j| j != Neighbours::NONE).collect();
+            let mut it = raw[r * NEIGHBOUR_K..(r + 1) * NEIGHBOUR_K].iter();
+            assert!(kept.iter().all(|j| it.any(|x| x == j)), "row {r}");
+        }
+        let mut grown = graph.clone();
+        grown.append(extra, &ids, &weights).unwrap();
+        assert!((0..2000).all(|b| grown.reverse(b).len() <= NEIGHBOUR_MAX_IN));
+        assert!(grown.edges() > graph.edges() + extra * NEIGHBOUR_K / 2);
+        // A hub: 80 old tasks each pointing at the next 16 (in-degree 16 each), then 60 new tasks
+        // pointing at task 0 (weight rising with the id) and at one of tasks 1..=40: 76 in-edges of task 0 would
+        // pass the cap of 64, so the 12 new edges of lowest weight go, and their rows close up.
+        let k = NEIGHBOUR_K;
+        let old_ids: Vec<u32> = (0..80u32).flat_map(|i| (1..=k as u32).map(move |d| (i + d) % 80)).collect();
+        let old = Neighbours::from_lists(80, k, old_ids, vec![0.5; 80 * k]).unwrap();
+        let (mut new_ids, mut new_w) = (vec![Neighbours::NONE; 60 * k], vec![0.0f32; 60 * k]);
+        for r in 0..60 {
+            new_ids[r * k..r * k + 2].copy_from_slice(&[0, 1 + r as u32 % 40]);
+            new_w[r * k..r * k + 2].copy_from_slice(&[0.3 + 0.01 * r as f32, 0.2]);
+        }
+        let (ids2, w2) = cap_new_edges(&old, 140, new_ids, new_w);
+        let to_zero: Vec<usize> = (0..60).filter(|&r| ids2[r * k] == 0).collect();
+        assert_eq!(to_zero, (12..60).collect::<Vec<_>>());
+        assert!((0..12).all(|r| ids2[r * k] == 1 + r as u32 && w2[r * k] == 0.2 && ids2[r * k + 1] == Neighbours::NONE));
+        let mut hub = old.clone();
+        hub.append(60, &ids2, &w2).unwrap();
+        assert_eq!((hub.reverse(0).len(), hub.reverse(1).len()), (NEIGHBOUR_MAX_IN, 16 + 2));
+        assert_eq!(hub.edges(), old.edges() + 2 * 60 - 12);
+        let w_ref =
+            World::new(WorldSpec { references: true, weak: vec![0.0; 8], strong: vec![1.0; 8], ..spec.clone() }, 4)
+                .unwrap();
+        assert_eq!(w_ref.features().unwrap().unwrap().len(), start);
+        assert_eq!(w_ref.features_of(start..2000).unwrap().unwrap().len(), extra);
+        assert_eq!(spec.clone().with_steps(100).append_at, 50);
+        assert_eq!(spec.clone().with_steps(1000).append_at, 500);
+        assert_eq!(spec.clone().with_steps(2).append_at, 1);
+        let bad = |s: WorldSpec| s.validate().unwrap_err().to_string();
+        assert!(bad(WorldSpec { append_share: 1.0, ..spec.clone() }).contains("append_share"));
+        assert!(bad(WorldSpec { append_at: 0, ..spec.clone() }).contains("append_at"));
+        assert!(bad(WorldSpec { append_at: spec.steps, ..spec.clone() }).contains("append_at"));
+        assert!(bad(WorldSpec { append_share: 0.99, ..spec.clone() }).contains("append_share"));
+        // Without a share nothing is appended and append_at is not looked at.
+        let none = WorldSpec { append_share: 0.0, append_at: 0, ..spec };
+        none.validate().unwrap();
+        assert!(World::new(none, 4).unwrap().appended_neighbours.is_none());
+    }
+
     #[test]
     fn worlds_without_references_or_with_embeddings_validate() {
         let none = WorldSpec::named("no-references").unwrap();
