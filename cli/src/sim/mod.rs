@@ -19,6 +19,10 @@
 //!   skill loadings (or, `misleading`, a surface topic that pools two skills) plus its standardised
 //!   difficulty plus noise, over orthonormal directions. The world's exact cosine k-NN graph
 //!   ([`NEIGHBOUR_K`] per task) feeds the neighbour evidence of `bots-neighbours` and `bots-combined`.
+//! - A world may hold back its last tasks (`append_share`) and add them to every selector's pool at
+//!   step `append_at`: BOTS pools with `Backend::append` (their reference columns; their neighbour
+//!   rows over all embeddings, new edges capped at the in-degree limit), random and the oracle by
+//!   sampling them from then on; [`AppendedBrier`] scores the BOTS pools' informed start.
 //! - Progress is held-out accuracy: the learner's expected pass rate on a held-out task set drawn
 //!   like the pool and never trained on.
 //! - All randomness is Philox keyed by the seed, so every selector faces the same pool, held-out set,
