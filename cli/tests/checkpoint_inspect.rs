@@ -57,6 +57,7 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
         "prior        per task",
         "features-f32, mu-set]",
         "features     F32 (8 bytes per task, 2 columns)",
+        "neighbours   none",
     ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
     }
@@ -69,4 +70,20 @@ fn cli_inspect_prints_header_and_stats_and_explains_damage() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("checksum mismatch") && err.contains("cli.ckpt"), "{err}");
+}
+
+/// A checkpoint with a neighbour graph: its k, edges and eta are shown, and the fingerprint covers it.
+#[test]
+fn cli_inspect_shows_the_neighbour_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.ckpt");
+    let g =
+        bots::Neighbours::from_lists(3, 2, vec![1, 2, 0, u32::MAX, 0, 1], vec![0.5, 0.25, 1.0, 0.0, 0.5, 0.5]).unwrap();
+    let cfg = Config { rho: 0.0, neighbour_weight: 0.75, batch: 1, ..Default::default() };
+    let pool = CpuPool::with_neighbours(cfg.clone(), 3, None, Some(g)).unwrap();
+    pool.save_checkpoint(&path).unwrap();
+    let out = Command::new(common::bots_bin()).args(["checkpoint", "inspect"]).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("neighbours   k = 2, 5 edges, neighbour_weight 0.75"), "{text}");
+    assert!(text.contains(&format!("fingerprint  {}", pool.fingerprint())), "{text}");
 }

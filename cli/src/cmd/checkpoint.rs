@@ -45,6 +45,8 @@ struct Report {
     beta: Summary,
     posterior_mean: Summary,
     effective_sample_size: Summary,
+    /// Edges of the stored neighbour graph (`None` without one).
+    neighbours: Option<usize>,
 }
 
 pub fn run(c: Command) -> anyhow::Result<()> {
@@ -60,6 +62,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
                 beta: summarize(pairs().map(|(_, b)| b)),
                 posterior_mean: summarize(pairs().map(|(a, b)| a / (a + b))),
                 effective_sample_size: summarize(pairs().map(|(a, b)| a + b)),
+                neighbours: state.neighbours.as_ref().map(bots::Neighbours::edges),
                 header,
                 fingerprint,
             };
@@ -113,6 +116,13 @@ fn print_text(r: &Report) -> anyhow::Result<()> {
             h.feature_columns
         ),
         None => println!("features     none"),
+    }
+    match (h.neighbour_k, &r.neighbours) {
+        (0, _) => println!("neighbours   none"),
+        (k, Some(edges)) => {
+            println!("neighbours   k = {k}, {edges} edges, neighbour_weight {}", h.config.neighbour_weight)
+        }
+        (k, None) => println!("neighbours   k = {k}"),
     }
     println!("config       {}", serde_json::to_string(&h.config)?);
     println!("{:<22} {:>14} {:>14} {:>14}", "", "min", "mean", "max");
