@@ -154,8 +154,8 @@ impl CudaPool {
         Self::with_capacity_with(stream, config, n, features, None, k_capacity)
     }
 
-    /// [`CudaPool::with_capacity`] with an optional neighbour graph (required when `neighbour_weight`
-    /// > 0; docs/EVIDENCE-SOURCES.md §2). The device verbs then take batches of up to
+    /// [`CudaPool::with_capacity`] with an optional neighbour graph (required when a positive
+    /// `neighbour_weight` is set; docs/EVIDENCE-SOURCES.md §2). The device verbs then take batches of up to
     /// `max(config.batch, k_capacity)` tasks (the neighbour buffers are sized for that).
     pub fn with_capacity_with(
         stream: Arc<CudaStream>,
