@@ -48,6 +48,11 @@ scenarios=(
   "2 2 12 0.5 1 0.1 0 1 0 -1 nbr=1:1 1 2"
   "300 300 4 0 1 0.2 1 2:5 1 -1 nbr=8:0.25"
   "1 1 6 0 1 0 0 0 0 -1 nbr=3:1"
+  # dense: several batch neighbours per touched task, so the order of the f32 sums shows
+  "60 16 21 0.1 1 0.1 0 2 1 -1 nbr=13:0.9 1 60"
+  "100 24 21 0 1 0 0 0 0 -1 nbr=13:1"
+  "40 20 30 0 1 0.2 0 2:3 1 -1 nbr=13:0.8 1 40"
+  "300 64 11 0.2 1 0 0 0 1 -1 nbr=13:0.6"
 )
 fail=0
 for s in "${scenarios[@]}"; do
