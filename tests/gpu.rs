@@ -567,6 +567,27 @@ fn cuda_graph_replay_with_neighbours() {
     assert_eq!(eager.fingerprint(), cpu.fingerprint());
 }
 
+/// A device batch larger than a graph pool's neighbour buffers take (`max(config.batch, k_capacity)`)
+/// is refused before any launch; the host `update` grows them, and then the device verbs take it too.
+#[test]
+fn device_batches_beyond_the_neighbour_capacity_are_refused() {
+    let _g = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    if !gpu_available() {
+        return;
+    }
+    let g = Neighbours::from_lists(10, 1, (0..10).map(|t| (t + 1) % 10).collect(), vec![0.5; 10]).unwrap();
+    let cfg = Config { rho: 0.0, neighbour_weight: 0.5, batch: 2, ..Default::default() };
+    let mut pool = CudaPool::on_device_with(0, cfg, 10, None, Some(g)).unwrap();
+    let s = pool.stream().clone();
+    let (t, r) = (s.clone_htod(&[1u32, 2, 3]).unwrap(), s.clone_htod(&[0.5f32; 3]).unwrap());
+    let err = pool.update_from_device_rates(&t, &r).unwrap_err().to_string();
+    assert!(err.contains("neighbour buffers"), "{err}");
+    assert_eq!(pool.sync().unwrap().step, 0);
+    pool.update(&Evidence::pass_rates(vec![4, 5, 6], vec![0.5; 3])).unwrap();
+    pool.update_from_device_rates(&t, &r).unwrap();
+    assert_eq!(pool.sync().unwrap().step, 2);
+}
+
 /// A graph of an update alone, captured after a select consumed the pending update, replayed twice:
 /// the second replay must first apply the update the first one left pending (the flush is always in the
 /// graph), as the CPU does with the same two updates.
