@@ -669,7 +669,13 @@ impl CudaPool {
                 )
             })
             .unwrap_or_else(|| {
-                BotsError::Cuda(format!("internal error {} in the radix select (pass {})", sc.err_code, sc.err_pos))
+                if sc.err_pos == 0xffff_fffe {
+                    return BotsError::Cuda("internal error: the neighbour kernels' touched list overflowed".into());
+                }
+                BotsError::Cuda(format!(
+                    "internal error {} in the kernels (the radix select's pass, or the neighbour lookup's batch row: {})",
+                    sc.err_code, sc.err_pos
+                ))
             })
     }
 }
