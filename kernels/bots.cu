@@ -309,10 +309,14 @@ extern "C" __global__ void batch_validate(Params p, Pool d, Batch b) {
             const uint32_t code = batch_row(b.rates, b.succ, b.fail, b.counts, p.m, i, &s, &f, &n, &r);
             const uint32_t bit = 1u << (t & 31);
             const uint32_t old = atomicOr(&d.bitmap[t >> 5], bit);
+            // The batch lookup of the neighbour kernels (emptied again by nbr_clear, whatever happens).
+            const bool entered = !has_graph(p, d) || batch_hash_insert(d.batch_hash, p.nbr_hash_slots, t, (uint32_t)i);
             if (code) {
                 key = (i << 8) | code;
             } else if (old & bit) {
                 key = BOTS_REPEAT_FLAG | ((unsigned long long)t << 8) | ERR_DUPLICATE;
+            } else if (!entered) {
+                key = (i << 8) | ERR_INTERNAL;  // a full lookup: never for a batch the host launches
             }
         }
         if (key != BOTS_NO_ERROR) atomicMin(&sc->batch_err, key);
@@ -442,6 +446,77 @@ extern "C" __global__ void batch_scatter(Params p, Pool d, Batch b) {
         }
         atomicAnd(&d.bitmap[t >> 5], ~(1u << (t & 31)));
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Neighbour evidence (docs/EVIDENCE-SOURCES.md §2.3-2.4). CPU twin: update::apply_neighbours.
+// Launched after batch_scatter, before batch_finish: nbr_push (over the batch's reverse edges),
+// nbr_pull_apply (over the touched list), nbr_clear (over the batch lookup). Each does nothing for a
+// flagged batch or a pool without a graph, so the launches never depend on a count read back: a
+// captured step replays as it was captured.
+
+// Thread x of len · nbr_max_in takes reverse edge e = x % nbr_max_in of batch row r = x / nbr_max_in:
+// the task i with tasks[r] in N(i). A task not itself in the batch is claimed once (its bit in `claim`)
+// and appended to `touched` by the thread that claimed it (the list's order depends on thread order;
+// each task's update does not).
+extern "C" __global__ void nbr_push(Params p, Pool d, Batch b) {
+    Scalars* const sc = d.scalars;
+    if (!has_graph(p, d) || p.nbr_max_in == 0 || sc->batch_err != BOTS_NO_ERROR) return;
+    const unsigned long long per = p.nbr_max_in;
+    GRID_STRIDE(x, b.len * per) {
+        const unsigned long long r = x / per, e = x % per;
+        const uint32_t t = b.tasks[r];
+        if ((unsigned long long)t >= p.n) continue;  // never: the batch was validated
+        const unsigned long long lo = d.rev_off[t], hi = d.rev_off[t + 1];
+        if (hi < lo || e >= hi - lo) continue;  // R(t) is shorter than nbr_max_in
+        const uint32_t i = d.rev_ids[lo + e];
+        if ((unsigned long long)i >= p.n) continue;  // never: checked ids
+        if (batch_lookup(d.batch_hash, p.nbr_hash_slots, i) < b.len) continue;  // a batch task: its own evidence
+        const uint32_t bit = 1u << (i & 31);
+        if (atomicOr(&d.claim[i >> 5], bit) & bit) continue;  // claimed through another batch task
+        const uint32_t slot = atomicAdd(&sc->n_touched, 1u);
+        if ((unsigned long long)slot < p.nbr_touched_cap) {
+            d.touched[slot] = i;
+        } else {  // never: the host sizes the list for len · nbr_max_in tasks (at most n)
+            atomicAnd(&d.claim[i >> 5], ~bit);
+            if (atomicCAS(&sc->err_code, 0u, ERR_INTERNAL) == 0u) sc->err_pos = 0xfffffffeu;
+        }
+    }
+}
+
+// Each touched task's whole update (update::apply_neighbours): the pending pool-wide part with the NEW
+// mu and rho (apply_pending_task), plus c·S and c·F from its batch neighbours (neighbour_sums,
+// neighbour_scale), stored marked (-alpha) like a batch task, so the next fused pass only unmarks it.
+// Clears the task's claim. Launched over the list's capacity; threads past the count do nothing.
+extern "C" __global__ void nbr_pull_apply(Params p, Pool d, Batch b) {
+    const Scalars* const sc = d.scalars;
+    if (!has_graph(p, d) || sc->batch_err != BOTS_NO_ERROR) return;
+    unsigned long long count = sc->n_touched;
+    if (count > p.nbr_touched_cap) count = p.nbr_touched_cap;
+    const float mu = sc->mu;
+    const uint32_t mu_set = sc->mu_set;
+    const float rho = sc->rho;
+    const Segment seg = segment(mu, p.n_features);
+    GRID_STRIDE(x, count) {
+        const uint32_t i = d.touched[x];
+        if ((unsigned long long)i >= p.n) continue;  // never: nbr_push wrote ids < n
+        float a = d.alpha[i];
+        float bt = d.beta[i];
+        apply_pending_task(p, d.alpha, d.beta, d.alpha0, d.beta0, d.feat, seg, mu_set, rho, i, a, bt);
+        float W, S, F;
+        neighbour_sums(p, d, b, i, &W, &S, &F);
+        const float c = neighbour_scale(p.eta, W);
+        d.alpha[i] = -(a + c * S);
+        d.beta[i] = bt + c * F;
+        atomicAnd(&d.claim[i >> 5], ~(1u << (i & 31)));
+    }
+}
+
+// Empties the batch lookup and the touched count for the next batch (after every batch, valid or not).
+extern "C" __global__ void nbr_clear(Params p, Pool d) {
+    if (!has_graph(p, d)) return;
+    if (blockIdx.x == 0 && threadIdx.x == 0) d.scalars->n_touched = 0;
+    GRID_STRIDE(s, p.nbr_hash_slots) d.batch_hash[s] = BOTS_HASH_EMPTY;
 }
 
 // Advances the step and leaves the pool-wide part pending, for a valid batch; resets the batch error.

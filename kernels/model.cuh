@@ -1,6 +1,6 @@
 // The model formulas (layouts and constants: abi.cuh, generated from src/abi.rs): the
 // device twins of src/select (score_task, score_key), src/evidence (batch_row, interpolate, segment, ladder_segment) and
-// src/update (update_task, apply_pending_task).
+// src/update (update_task, apply_pending_task) and src/neighbours (neighbour_sums, neighbour_scale).
 #pragma once
 #include "abi.cuh"
 #include "distr.cuh"
@@ -175,6 +175,85 @@ __device__ __forceinline__ uint32_t batch_row(const float* rates, const float* s
     *r = s / t;
     return 0;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Neighbour evidence (docs/EVIDENCE-SOURCES.md §2): the device twins of src/neighbours.rs
+// (neighbour_sums, neighbour_scale) and the batch lookup the kernels use in place of the CPU's map.
+
+// True when the pool has a neighbour graph to use: every buffer of it, k >= 1 and a batch lookup of a
+// power of two slots. The host uploads exactly n·nbr_k row slots, n + 1 offsets, E = rev_off[n] reverse
+// ids (each < n), n bits of claims, nbr_touched_cap touched slots and nbr_hash_slots lookup slots.
+__device__ __forceinline__ bool has_graph(const Params& p, const Pool& d) {
+    return p.nbr_k >= 1 && p.nbr_hash_slots != 0 && (p.nbr_hash_slots & (p.nbr_hash_slots - 1)) == 0 &&
+           d.nbr_ids != nullptr && d.nbr_w != nullptr && d.rev_off != nullptr && d.rev_ids != nullptr &&
+           d.claim != nullptr && d.touched != nullptr && d.batch_hash != nullptr;
+}
+
+// The first slot of a task in the batch lookup (murmur3's fmix32; `slots` a power of two).
+__device__ __forceinline__ unsigned long long batch_hash_slot(uint32_t task, unsigned long long slots) {
+    uint32_t h = task;
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return (unsigned long long)h & (slots - 1);
+}
+
+// Enters (task, row) in the batch lookup (linear probing, at most `slots` probes). False when every slot
+// is taken (the host sizes the table at twice the largest batch, so never for a batch it launches).
+__device__ __forceinline__ bool batch_hash_insert(unsigned long long* hash, unsigned long long slots, uint32_t task,
+                                                  uint32_t row) {
+    const unsigned long long entry = ((unsigned long long)task << 32) | (unsigned long long)row;
+    unsigned long long s = batch_hash_slot(task, slots);
+    for (unsigned long long probe = 0; probe < slots; ++probe) {
+        if (atomicCAS(&hash[s], (unsigned long long)BOTS_HASH_EMPTY, entry) == BOTS_HASH_EMPTY) return true;
+        s = (s + 1) & (slots - 1);
+    }
+    return false;
+}
+
+// The batch row of `task`, or BOTS_HASH_EMPTY when it is not in the batch (at most `slots` probes).
+__device__ __forceinline__ unsigned long long batch_lookup(const unsigned long long* hash, unsigned long long slots,
+                                                           uint32_t task) {
+    unsigned long long s = batch_hash_slot(task, slots);
+    for (unsigned long long probe = 0; probe < slots; ++probe) {
+        const unsigned long long e = hash[s];
+        if (e == BOTS_HASH_EMPTY) break;
+        if ((uint32_t)(e >> 32) == task) return e & 0xffffffffull;
+        s = (s + 1) & (slots - 1);
+    }
+    return BOTS_HASH_EMPTY;
+}
+
+// One task's neighbour sums over the batch (neighbours::neighbour_sums): W = sum w, S = sum w·s_bar,
+// F = sum w·f_bar over its out-neighbours that are in the batch, in row order, in f32 (no FMA:
+// --fmad=false). Row i is nbr_ids/nbr_w[i·k .. i·k + k) (i < n, so in bounds); an empty slot ends it.
+__device__ __forceinline__ void neighbour_sums(const Params& p, const Pool& d, const Batch& b, unsigned long long i,
+                                               float* W, float* S, float* F) {
+    const unsigned long long base = i * (unsigned long long)p.nbr_k;
+    float w_sum = 0.0f, s_sum = 0.0f, f_sum = 0.0f;
+    for (uint32_t slot = 0; slot < p.nbr_k; ++slot) {
+        const unsigned long long c = base + slot;  // row order: the order of the sums
+        const uint32_t j = d.nbr_ids[c];
+        if (j == BOTS_NO_NEIGHBOUR) break;  // empty slots are last
+        if ((unsigned long long)j >= p.n) continue;  // never: the host uploads checked rows
+        const unsigned long long r = batch_lookup(d.batch_hash, p.nbr_hash_slots, j);
+        if (r >= b.len) continue;  // not in the batch
+        float sb, fb, nn, rr;
+        if (batch_row(b.rates, b.succ, b.fail, b.counts, p.m, r, &sb, &fb, &nn, &rr)) continue;  // valid: never
+        const float w = d.nbr_w[c];
+        w_sum += w;
+        s_sum += w * sb;
+        f_sum += w * fb;
+    }
+    *W = w_sum;
+    *S = s_sum;
+    *F = f_sum;
+}
+
+// The neighbour term's scale c = eta / max(1, W) (neighbours::neighbour_scale).
+__device__ __forceinline__ float neighbour_scale(float eta, float w_sum) { return eta / (w_sum > 1.0f ? w_sum : 1.0f); }
 
 // Radix digits of the 64-bit keys, most significant first: 11, 11, 11, 11, 10, 10 bits.
 // 53, 42, 31, 20, 10, 0: arithmetic, not a table (a runtime index into a local array costs stack).

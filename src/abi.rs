@@ -53,7 +53,18 @@ c_struct! {
         /// K, the feature columns of `DevicePtrs::feat` (1 to [`MAX_FEATURE_COLUMNS`]; 0 without
         /// features). The kernels read no feature when it is out of that range.
         n_features: u32 = "uint32_t",
-        pad0: u32 = "uint32_t",
+        /// k_nn, the slots of each row of `DevicePtrs::nbr_ids` (0: no neighbour graph, the neighbour
+        /// kernels do nothing).
+        nbr_k: u32 = "uint32_t",
+        /// eta, `Config::neighbour_weight` (docs/EVIDENCE-SOURCES.md §2.2).
+        eta: f32 = "float",
+        /// The graph's largest in-degree (the longest reverse list): `nbr_push` runs `len · nbr_max_in`
+        /// threads over a batch's reverse edges.
+        nbr_max_in: u32 = "uint32_t",
+        /// Capacity of `DevicePtrs::touched` (tasks).
+        nbr_touched_cap: u64 = "unsigned long long",
+        /// Slots of `DevicePtrs::batch_hash` (a power of two, at least twice the largest batch).
+        nbr_hash_slots: u64 = "unsigned long long",
     }
 }
 
@@ -96,7 +107,9 @@ c_struct! {
         read_buf: u32 = "uint32_t",
         /// This pass appends its bin to the other candidate buffer.
         write_buf: u32 = "uint32_t",
-        pad1: u32 = "uint32_t",
+        /// Tasks `nbr_push` appended to `DevicePtrs::touched` this batch (at most n: each is claimed
+        /// once); reset to 0 by `nbr_clear`.
+        n_touched: u32 = "uint32_t",
     }
 }
 
@@ -123,6 +136,21 @@ c_struct! {
         cand: u64 = "unsigned long long*",
         /// The selected keys of the device verb (a power of two >= the k capacity).
         out_keys: u64 = "unsigned long long*",
+        /// The neighbour graph's rows, `nbr_k` ids per task (`n · nbr_k`, empty slots
+        /// [`NO_NEIGHBOUR`], every other id < n), and their weights (null: no graph).
+        nbr_ids: u64 = "const uint32_t*",
+        nbr_w: u64 = "const float*",
+        /// The reverse lists as CSR: offsets (`n + 1`, non-decreasing, the last = the edges E) and
+        /// source ids (E, each < n).
+        rev_off: u64 = "const unsigned long long*",
+        rev_ids: u64 = "const uint32_t*",
+        /// Claim bitmap of `nbr_push`, one bit per task (all clear between batches).
+        claim: u64 = "uint32_t*",
+        /// The tasks that receive neighbour evidence this batch (`nbr_touched_cap`).
+        touched: u64 = "uint32_t*",
+        /// The batch lookup, task id to row: `nbr_hash_slots` entries `task << 32 | row`, open
+        /// addressing, [`HASH_EMPTY`] when free (filled by `batch_validate`, emptied by `nbr_clear`).
+        batch_hash: u64 = "unsigned long long*",
     }
 }
 
@@ -145,9 +173,9 @@ c_struct! {
 /// 64-bit words of [`DeviceScalars`].
 pub const SCALAR_WORDS: usize = std::mem::size_of::<DeviceScalars>() / 8;
 const _: () = assert!(
-    std::mem::size_of::<KernelParams>() == 64
+    std::mem::size_of::<KernelParams>() == 88
         && std::mem::size_of::<DeviceScalars>() == 128
-        && std::mem::size_of::<DevicePtrs>() == 88
+        && std::mem::size_of::<DevicePtrs>() == 144
         && std::mem::size_of::<BatchArgs>() == 48
 );
 
@@ -218,6 +246,12 @@ pub const MAX_FEATURE_COLUMNS: u32 = 64;
 /// which has no column.
 pub const NO_COLUMN: u32 = u32::MAX;
 
+/// An empty slot of a neighbour row (`crate::Neighbours::NONE`).
+pub const NO_NEIGHBOUR: u32 = u32::MAX;
+/// A free slot of the batch lookup (`DevicePtrs::batch_hash`): no entry has it (its task would be
+/// 2^32 - 1, never a task id).
+pub const HASH_EMPTY: u64 = u64::MAX;
+
 /// Radix digits of the 64-bit keys, most significant first: 11, 11, 11, 11, 10, 10 bits.
 pub const RADIX_PASSES: u32 = 6;
 /// Bins of one radix histogram (the widest digit).
@@ -277,6 +311,9 @@ kernels! {
     BatchValidate = "batch_validate",
     BatchReduce = "batch_reduce",
     BatchScatter = "batch_scatter",
+    NbrPush = "nbr_push",
+    NbrPullApply = "nbr_pull_apply",
+    NbrClear = "nbr_clear",
     BatchFinish = "batch_finish",
 }
 
@@ -298,6 +335,7 @@ pub fn abi_cuh() -> String {
         "#define BOTS_FEATURES_NONE {FEATURES_NONE}u\n#define BOTS_FEATURES_F16 {FEATURES_F16}u\n#define BOTS_FEATURES_F32 {FEATURES_F32}u\n"
     );
     s += &format!("#define BOTS_MAX_FEATURE_COLUMNS {MAX_FEATURE_COLUMNS}u\n#define BOTS_NO_COLUMN 0x{NO_COLUMN:X}u\n");
+    s += &format!("#define BOTS_NO_NEIGHBOUR 0x{NO_NEIGHBOUR:X}u\n#define BOTS_HASH_EMPTY 0x{HASH_EMPTY:X}ull\n");
     s += &format!("#define BOTS_RADIX_PASSES {RADIX_PASSES}\n#define BOTS_RADIX_BINS {RADIX_BINS}\n");
     s += &format!("#define BOTS_MU_EPS {MU_EPS:e}\n#define BOTS_ADAPTIVE_RHO_MISS {ADAPTIVE_RHO_MISS:?}\n");
     s += &format!("#define BOTS_MAX_GAMMA_BLOCKS {MAX_GAMMA_BLOCKS}u\n#define BOTS_BATCH_LANES {BATCH_LANES}u\n");

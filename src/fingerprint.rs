@@ -148,6 +148,12 @@ impl Fingerprint {
         Fingerprint { neighbours: graph.map(|g| (config.neighbour_weight, g.digest())), ..self }
     }
 
+    /// [`Fingerprint::with_neighbours`] from a graph digest already computed ([`crate::Neighbours`]'
+    /// `digest`): pools keep theirs.
+    pub(crate) fn with_neighbour_digest(self, config: &Config, digest: Option<u64>) -> Fingerprint {
+        Fingerprint { neighbours: digest.map(|d| (config.neighbour_weight, d)), ..self }
+    }
+
     /// Number of tasks.
     pub fn n_tasks(&self) -> u64 {
         self.n_tasks

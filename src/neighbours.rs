@@ -17,6 +17,9 @@ use crate::error::{BotsError, Result};
 /// Most out-neighbours a task may have.
 pub const MAX_NEIGHBOURS: usize = 64;
 
+// The kernels' empty slot (abi.cuh's BOTS_NO_NEIGHBOUR) is this crate's.
+const _: () = assert!(Neighbours::NONE == crate::abi::NO_NEIGHBOUR);
+
 /// A k-nearest-neighbour graph over the tasks of a pool: per task up to `k` out-neighbours with
 /// similarity weights in (0, 1], sorted by decreasing weight (ties by id), padded with
 /// [`Neighbours::NONE`].
@@ -292,7 +295,6 @@ impl Neighbours {
     }
 
     /// The reverse lists as CSR: offsets (`len() + 1`) and ids (what the CUDA pool uploads).
-    #[allow(dead_code)] // the CUDA pool's upload (neighbour kernels)
     pub(crate) fn reverse_csr(&self) -> (&[u64], &[u32]) {
         (&self.rev_off, &self.rev_ids)
     }

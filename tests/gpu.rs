@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use bots::__private::{score_key, score_task};
 use bots::__private::{u01, Purpose, TaskStream};
 use bots::CudaPool;
-use bots::{Backend, Config, CpuPool, Evidence, Features, PoolState};
+use bots::{Backend, Config, CpuPool, Evidence, Features, Neighbours, PoolState};
 use cudarc::driver::{sys, CudaContext, CudaSlice};
 use half::f16;
 
@@ -509,6 +509,83 @@ fn cuda_graph_replay_matches_eager() {
     let c = cpu.select(32).unwrap();
     let g = eager.select(32).unwrap();
     assert_same_selection(&cfg, &cpu.to_host().unwrap(), &c, &g, "after graph");
+}
+
+/// Neighbour evidence in a captured step (docs/EVIDENCE-SOURCES.md §4): a graph of select + device update
+/// on a pool with a neighbour graph, replayed, matches the same steps run eagerly and the CPU backend's
+/// host verbs, bit for bit (the neighbour kernels' grids never depend on a count read back).
+#[test]
+fn cuda_graph_replay_with_neighbours() {
+    let _g = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    if !gpu_available() {
+        return;
+    }
+    let n = size(50_000, 3_000);
+    let cfg = Config { batch: 32, tau: 0.2, neighbour_weight: 0.6, ..Default::default() };
+    let f = features(n, 6);
+    // Row t: t + 1, t + 7 and t + 100..149 (mod n), weights 0.9, 0.5, 0.3: distinct, never t.
+    let ids: Vec<u32> =
+        (0..n).flat_map(|t| [(t + 1) % n, (t + 7) % n, (t + 100 + t % 50) % n].map(|j| j as u32)).collect();
+    let w: Vec<f32> = (0..n).flat_map(|_| [0.9, 0.5, 0.3]).collect();
+    let g = Neighbours::from_lists(n, 3, ids, w).unwrap();
+    let mut eager = CudaPool::on_device_with(0, cfg.clone(), n, Some(f.clone()), Some(g.clone())).unwrap();
+    let mut graphed = CudaPool::on_device_with(0, cfg.clone(), n, Some(f.clone()), Some(g.clone())).unwrap();
+    let mut cpu = CpuPool::with_neighbours(cfg.clone(), n, Some(f), Some(g.clone())).unwrap();
+    let (sa, sb) = (eager.stream().clone(), graphed.stream().clone());
+    let rates: Vec<f32> = (0..32).map(|i| (i % 17) as f32 / 16.0).collect();
+    let (ra, rb) = (sa.clone_htod(&rates).unwrap(), sb.clone_htod(&rates).unwrap());
+    let mut out_a = sa.alloc_zeros::<u32>(32).unwrap();
+    let mut out_b = sb.alloc_zeros::<u32>(32).unwrap();
+    let cpu_step = |cpu: &mut CpuPool| {
+        let t = cpu.select(32).unwrap();
+        cpu.update(&Evidence::pass_rates(t, rates.clone())).unwrap();
+    };
+    for (p, out, r) in [(&mut eager, &mut out_a, &ra), (&mut graphed, &mut out_b, &rb)] {
+        p.select_into(32, out).unwrap();
+        p.update_from_device_rates(out, r).unwrap();
+    }
+    cpu_step(&mut cpu);
+    sb.synchronize().unwrap();
+    sb.begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).unwrap();
+    graphed.select_into(32, &mut out_b).unwrap();
+    graphed.update_from_device_rates(&out_b, &rb).unwrap();
+    let graph = sb.end_capture(sys::CUgraphInstantiate_flags(0)).unwrap().expect("a captured graph");
+    let steps = 5;
+    for _ in 0..steps {
+        eager.select_into(32, &mut out_a).unwrap();
+        eager.update_from_device_rates(&out_a, &ra).unwrap();
+        graph.launch().unwrap();
+        cpu_step(&mut cpu);
+    }
+    eager.sync().unwrap();
+    graphed.sync().unwrap();
+    let (ha, hb, hc) = (eager.to_host().unwrap(), graphed.to_host().unwrap(), cpu.to_host().unwrap());
+    assert_eq!(ha.globals.step, 1 + steps as u64);
+    assert_eq!(ha.neighbours.as_ref(), Some(&g));
+    assert_states_identical(&ha, &hb, "neighbours: graph replay diverged from the eager steps");
+    assert_states_identical(&hc, &ha, "neighbours: the CUDA pool diverged from the CPU");
+    assert_eq!(eager.fingerprint(), cpu.fingerprint());
+}
+
+/// A device batch larger than a graph pool's neighbour buffers take (`max(config.batch, k_capacity)`)
+/// is refused before any launch; the host `update` grows them, and then the device verbs take it too.
+#[test]
+fn device_batches_beyond_the_neighbour_capacity_are_refused() {
+    let _g = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    if !gpu_available() {
+        return;
+    }
+    let g = Neighbours::from_lists(10, 1, (0..10).map(|t| (t + 1) % 10).collect(), vec![0.5; 10]).unwrap();
+    let cfg = Config { rho: 0.0, neighbour_weight: 0.5, batch: 2, ..Default::default() };
+    let mut pool = CudaPool::on_device_with(0, cfg, 10, None, Some(g)).unwrap();
+    let s = pool.stream().clone();
+    let (t, r) = (s.clone_htod(&[1u32, 2, 3]).unwrap(), s.clone_htod(&[0.5f32; 3]).unwrap());
+    let err = pool.update_from_device_rates(&t, &r).unwrap_err().to_string();
+    assert!(err.contains("neighbour buffers"), "{err}");
+    assert_eq!(pool.sync().unwrap().step, 0);
+    pool.update(&Evidence::pass_rates(vec![4, 5, 6], vec![0.5; 3])).unwrap();
+    pool.update_from_device_rates(&t, &r).unwrap();
+    assert_eq!(pool.sync().unwrap().step, 2);
 }
 
 /// A graph of an update alone, captured after a select consumed the pending update, replayed twice:

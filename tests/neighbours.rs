@@ -211,6 +211,33 @@ fn neighbour_runs_agree_resume_and_refuse_other_graphs() {
     }
 }
 
+/// A host batch larger than `config.batch` (what a CUDA pool sizes its neighbour buffers for at first)
+/// still agrees with the CPU bit for bit, before and after a restore into a fresh pool.
+#[test]
+fn batches_beyond_the_configured_size_agree() {
+    let _d = DEVICE.lock().unwrap_or_else(|e| e.into_inner());
+    let n = 400;
+    let g = Neighbours::from_embeddings(&embeddings(n), 6, 10, 0.0).unwrap();
+    let cfg = Config { rho: 0.0, neighbour_weight: 0.8, batch: 2, ..Config::default() };
+    let mut ends = Vec::new();
+    for (name, mut p) in devices(&cfg, n, None, &g) {
+        for step in 0..4u32 {
+            let len = [2, 40, 150, 7][step as usize];
+            let tasks: Vec<u32> = (0..len).map(|i| (i * 37 + step * 11) % n as u32).collect();
+            let rates = tasks.iter().map(|&t| ((t + step) % 5) as f32 / 4.0).collect();
+            p.update(&Evidence::pass_rates(tasks, rates)).unwrap();
+        }
+        let mid = p.to_host().unwrap();
+        p.restore(mid.clone()).unwrap();
+        let tasks: Vec<u32> = (0..120).map(|i| (i * 3 + 1) as u32).collect();
+        p.update(&Evidence::counts(tasks.clone(), vec![3.0; 120], vec![5.0; 120])).unwrap();
+        ends.push((name, p.to_host().unwrap()));
+    }
+    for (name, end) in &ends[1..] {
+        assert_bit_identical(end, &ends[0].1, &format!("{name} against cpu"));
+    }
+}
+
 #[test]
 fn a_graph_goes_with_neighbour_weight_and_fits_the_pool() {
     let g = Neighbours::from_lists(3, 1, vec![1, 2, 0], vec![1.0, 1.0, 1.0]).unwrap();

@@ -9,13 +9,16 @@
 #   column-order the host uploads the K feature columns in reverse order (upload_columns)
 #   segment-rule the kernels' segment of a mu in [1, K - 1) is one too low (only K >= 3 can tell:
 #                tests/references.rs)
-# Usage: scripts/emu-driver/mutate.sh [FAULT...]   (default: all seven; minutes each on 2 cores)
+#   nbr-order    neighbour_sums walks a task's row back to front (the same terms, another f32 order)
+#   claim-reset  nbr_pull_apply forgets to clear the task's claim bit (it never gets evidence again)
+#   stale-lookup nbr_clear leaves the batch lookup filled (later batches see earlier batch tasks)
+# Usage: scripts/emu-driver/mutate.sh [FAULT...]   (default: all ten; minutes each on 2 cores)
 # Builds go to target/mutate (shared by the faults, so dependencies compile once); logs to
 # target/mutate-FAULT.log.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 faults=("$@")
-(( ${#faults[@]} )) || faults=(swap-args swap-fields no-sync oob-store warp-diverge column-order segment-rule)
+(( ${#faults[@]} )) || faults=(swap-args swap-fields no-sync oob-store warp-diverge column-order segment-rule nbr-order claim-reset stale-lookup)
 export CARGO_TARGET_DIR="$root/target/mutate"
 if [[ -z "${NVCC:-}" ]]; then  # the copies have no .cuda/ of their own
   NVCC="$(ls -d "$root"/.cuda/lib/python3*/site-packages/nvidia/cu13/bin/nvcc 2>/dev/null | head -1 || true)"
@@ -43,15 +46,24 @@ faults = {
     "warp-diverge": ("kernels/bots.cu", "    if (ballot == 0) return 0;  // uniform across the warp", "    if (!want) return 0;"),
     "column-order": ("src/backend/cuda/pool.rs", "buf.slice_mut(j * n..(j + 1) * n)", "buf.slice_mut((k - 1 - j) * n..(k - j) * n)"),
     "segment-rule": ("kernels/model.cuh", "j = (uint32_t)floorf(mu);", "j = (uint32_t)floorf(mu) - 1u;"),
+    "nbr-order": ("kernels/model.cuh", [
+        ("const unsigned long long c = base + slot;", "const unsigned long long c = base + (p.nbr_k - 1u - slot);"),
+        ("if (j == BOTS_NO_NEIGHBOUR) break;  // empty slots are last", "if (j == BOTS_NO_NEIGHBOUR) continue;"),
+    ]),
+    "claim-reset": ("kernels/bots.cu", "        atomicAnd(&d.claim[i >> 5], ~(1u << (i & 31)));\n    }\n}", "    }\n}"),
+    "stale-lookup": ("kernels/bots.cu", "GRID_STRIDE(s, p.nbr_hash_slots) d.batch_hash[s] = BOTS_HASH_EMPTY;", ""),
 }
 if fault not in faults:
     sys.exit(f"unknown fault {fault}: use {', '.join(faults)}")
-path, old, new = faults[fault]
+path, *edits = faults[fault]
+edits = edits[0] if len(edits) == 1 and isinstance(edits[0], list) else [tuple(edits)]
 p = f"{tmp}/{path}"
 s = open(p).read()
-if s.count(old) != 1:
-    sys.exit(f"fault {fault}: the text to change occurs {s.count(old)} times in {path}; update mutate.sh")
-open(p, "w").write(s.replace(old, new))
+for old, new in edits:
+    if s.count(old) != 1:
+        sys.exit(f"fault {fault}: the text to change occurs {s.count(old)} times in {path}; update mutate.sh")
+    s = s.replace(old, new)
+open(p, "w").write(s)
 print(f"planted {fault} in {path}")
 PY
   log="$root/target/mutate-$f.log"

@@ -2,15 +2,18 @@
 // src/backend/cuda/, on a deterministic scenario, and prints what it selected and the final state in
 // the format of scripts/emu/twin (the CPU backend on the same scenario); run.sh diffs the two.
 //
-// usage: emu N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES COUNTS PRIOR_STRENGTH(-1 = none) [K...]
+// usage: emu N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES COUNTS PRIOR_STRENGTH(-1 = none) [nbr=K:ETA] [K...]
 // FEATURES: 0 none, 1 f16 (multiples of 1/64), 2 f32 (multiples of 1/10: not f16 values), each with two
 // columns; FORM:C for C columns (e.g. 1:3, 2:5): column c of task t is min(1, w + x_c), w and x_c as
 // below (not monotone in c: the batch ladder's first-bracket rule is exercised too).
+// nbr=K:ETA: a neighbour graph of K slots per row (graph_rows, the same rows as the twin's) and
+// neighbour_weight ETA; the neighbour kernels run after batch_scatter, as src/backend/cuda/launch.rs.
 #include "cuda_shim.h"
 #include "../../kernels/bots.cu"
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 static uint16_t f2h_exact(float v) {  // v = j/64 in [0, 1]: exact in f16
     if (v == 0.0f) return 0;
@@ -20,8 +23,37 @@ static uint16_t f2h_exact(float v) {  // v = j/64 in [0, 1]: exact in f16
     return (uint16_t)(((e - 1 + 15) << 10) | mant);
 }
 
+// The scenario's neighbour graph, row t: L = min(1 + 5t mod K, n - 1) ids, distinct and != t, drawn by
+// linear probing from (t·2654435761 + s·40503 + 12345) mod n, the first attempt of every fourth slot
+// from the 8 lowest ids instead (hubs); weights (100 - 7s - t mod 5)/100, strictly decreasing in s, so
+// the rows are canonical as given (Neighbours::from_lists keeps them). Twin: scripts/emu/twin graph_rows.
+static void graph_rows(unsigned long long n, uint32_t K, std::vector<uint32_t>& ids, std::vector<float>& w) {
+    ids.assign(n * K, BOTS_NO_NEIGHBOUR);
+    w.assign(n * K, 0.0f);
+    for (unsigned long long t = 0; t < n; ++t) {
+        const unsigned long long L = std::min<unsigned long long>(1 + (t * 5) % K, n - 1);
+        for (unsigned long long s = 0; s < L; ++s) {
+            const unsigned long long base = t * 2654435761ull + s * 40503ull + 12345ull;
+            for (unsigned long long a = 0;; ++a) {
+                const unsigned long long j = (a == 0 && (t + s) % 4 == 0) ? base % std::min<unsigned long long>(n, 8) : (base + a) % n;
+                bool taken = j == t;
+                for (unsigned long long q = 0; q < s; ++q) taken = taken || ids[t * K + q] == (uint32_t)j;
+                if (taken) continue;
+                ids[t * K + s] = (uint32_t)j;
+                w[t * K + s] = (float)(100 - 7 * s - t % 5) / 100.0f;
+                break;
+            }
+        }
+    }
+}
+
 struct Emu {
     Params p{};
+    // The neighbour graph (empty: none): rows, reverse CSR (Neighbours::with_reverse), claims, touched list,
+    // batch lookup.
+    std::vector<uint32_t> nbr_ids, rev_ids, claim, touched;
+    std::vector<float> nbr_w;
+    std::vector<unsigned long long> rev_off, hash;
     std::vector<float> alpha, beta, a0, b0;
     std::vector<uint16_t> f16, digits;  // the C feature columns back to back, in one of the two forms
     std::vector<float> f32;
@@ -39,8 +71,39 @@ struct Emu {
 
     // The pool's buffers as the kernels take them (out_keys: the verb's own, sized by select()).
     Pool D() {
+        if (nbr_ids.empty())
+            return Pool{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits.data(), bitmap.data(), hist.data(),
+                        cand.data(), out_keys.data()};
         return Pool{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits.data(), bitmap.data(), hist.data(),
-                    cand.data(), out_keys.data()};
+                    cand.data(), out_keys.data(), nbr_ids.data(), nbr_w.data(), rev_off.data(), rev_ids.data(),
+                    claim.data(), touched.data(), hash.data()};
+    }
+
+    // Uploads a graph of K slots per row for batches of up to `cap` tasks (CudaPool's DeviceGraph::upload).
+    void set_graph(uint32_t K, float eta, unsigned long long cap) {
+        const unsigned long long n = p.n;
+        graph_rows(n, K, nbr_ids, nbr_w);
+        rev_off.assign(n + 1, 0);
+        for (auto j : nbr_ids) if (j != BOTS_NO_NEIGHBOUR) rev_off[j + 1] += 1;
+        for (unsigned long long i = 0; i < n; ++i) rev_off[i + 1] += rev_off[i];
+        std::vector<unsigned long long> fill(rev_off.begin(), rev_off.end() - 1);
+        rev_ids.assign(std::max<unsigned long long>(rev_off[n], 1), 0);
+        for (unsigned long long c = 0; c < nbr_ids.size(); ++c)
+            if (nbr_ids[c] != BOTS_NO_NEIGHBOUR) rev_ids[fill[nbr_ids[c]]++] = (uint32_t)(c / K);
+        unsigned long long max_in = 0;
+        for (unsigned long long i = 0; i < n; ++i) max_in = std::max(max_in, rev_off[i + 1] - rev_off[i]);
+        cap = std::min(std::max<unsigned long long>(cap, 1), n);
+        const unsigned long long tcap = std::max<unsigned long long>(1, std::min(n, cap * max_in));
+        unsigned long long slots = 1;
+        while (slots < 2 * cap) slots <<= 1;
+        claim.assign((n + 31) / 32, 0);
+        touched.assign(tcap, 0xffffffffu);
+        hash.assign(slots, BOTS_HASH_EMPTY);
+        p.nbr_k = K;
+        p.eta = eta;
+        p.nbr_max_in = (uint32_t)max_in;
+        p.nbr_touched_cap = tcap;
+        p.nbr_hash_slots = slots;
     }
 
     void flush() {
@@ -85,6 +148,11 @@ struct Emu {
         emu_launch(G, B, batch_validate, p, d, bt);
         emu_launch(1, 256, batch_reduce, p, d, bt);
         emu_launch(G, B, batch_scatter, p, d, bt);
+        if (p.nbr_k) {
+            emu_launch(G, B, nbr_push, p, d, bt);
+            emu_launch(G, B, nbr_pull_apply, p, d, bt);
+            emu_launch(G, B, nbr_clear, p, d);
+        }
         emu_launch(1, 1, batch_finish, d);
         pending = true;
     }
@@ -105,7 +173,18 @@ int main(int argc, char** argv) {
     if (features != 0 && (C < 1 || C > BOTS_MAX_FEATURE_COLUMNS)) { fprintf(stderr, "bad column count\n"); return 1; }
     const float c = atof(argv[10]);
     std::vector<unsigned long long> ks;
-    for (int i = 11; i < argc; ++i) ks.push_back(strtoull(argv[i], 0, 10));
+    uint32_t nbr_k = 0;
+    float eta = 0.0f;
+    for (int i = 11; i < argc; ++i) {
+        if (strncmp(argv[i], "nbr=", 4) == 0) {
+            nbr_k = (uint32_t)atoi(argv[i] + 4);
+            const char* c2 = strchr(argv[i], ':');
+            eta = c2 ? (float)atof(c2 + 1) : 0.5f;
+            if (nbr_k < 1 || nbr_k > 13) { fprintf(stderr, "nbr=K:ETA needs K in 1..=13\n"); return 1; }
+            continue;
+        }
+        ks.push_back(strtoull(argv[i], 0, 10));
+    }
     Emu e;
     e.p = Params{7, n, 0.1f, 16.0f, 0.5f, tau, 0.9f, 1.0f, 1.0f, (uint32_t)do_sample, (uint32_t)adaptive, (uint32_t)features, C, 0};
     for (uint32_t col = 0; col < C; ++col) {
@@ -136,6 +215,7 @@ int main(int argc, char** argv) {
     e.cand.assign(2 * e.cand_cap, 0);
     e.sc.rho = rho;
     e.sc.batch_err = BOTS_NO_ERROR;
+    if (nbr_k) e.set_graph(nbr_k, eta, std::max<unsigned long long>(batch, 4));  // 4: the invalid batches below
     for (unsigned s = 0; s < steps; ++s) {
         std::vector<uint32_t> sel = e.select(batch);
         printf("SEL %u k=%u", s, batch);
@@ -186,6 +266,9 @@ int main(int argc, char** argv) {
             bool same = a == e.alpha && b == e.beta && before.step == e.sc.step && bits(before.mu) == bits(e.sc.mu) &&
                         before.mu_set == e.sc.mu_set && bits(before.rho) == bits(e.sc.rho) && e.sc.pending == 0;
             for (auto w : e.bitmap) same = same && w == 0;
+            for (auto w : e.claim) same = same && w == 0;
+            for (auto h : e.hash) same = same && h == BOTS_HASH_EMPTY;
+            same = same && e.sc.n_touched == 0;
             if (!same || e.sc.err_code != x.code || e.sc.batch_err != BOTS_NO_ERROR) {
                 fprintf(stderr, "invalid batch '%s': state changed or code %u != %u\n", x.what, e.sc.err_code, x.code);
                 return 5;
@@ -196,7 +279,10 @@ int main(int argc, char** argv) {
     }
     printf("GLOBALS step=%llu mu=%s%08x rho=%08x\n", e.sc.step, e.sc.mu_set ? "" : "none:", bits(e.sc.mu), bits(e.sc.rho));
     for (unsigned long long t = 0; t < n; ++t) printf("T %llu %08x %08x\n", t, bits(e.alpha[t]), bits(e.beta[t]));
-    // The bitmap must be clean after every batch.
+    // The bitmap must be clean after every batch (and the claims, the batch lookup and the touched count).
     for (auto w : e.bitmap) if (w) { fprintf(stderr, "bitmap not cleared\n"); return 4; }
+    for (auto w : e.claim) if (w) { fprintf(stderr, "claim bitmap not cleared\n"); return 4; }
+    for (auto h : e.hash) if (h != BOTS_HASH_EMPTY) { fprintf(stderr, "batch lookup not emptied\n"); return 4; }
+    if (e.sc.n_touched) { fprintf(stderr, "touched count not reset\n"); return 4; }
     return 0;
 }

@@ -16,7 +16,7 @@ if [[ -z "${TWIN:-}" ]]; then
 fi
 abi="$(bash ../abi-header.sh)" # the generated abi.cuh (build.rs writes it into OUT_DIR only)
 g++ -std=c++20 -O1 -pthread -ffp-contract=off -fno-fast-math -I. -I"$abi" emu_main.cpp -o "$out/emu"
-# N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES(0 none, 1 f16, 2 f32; FORM:C for C columns, default 2) COUNTS PRIOR [K...]
+# N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES(0 none, 1 f16, 2 f32; FORM:C for C columns, default 2) COUNTS PRIOR [nbr=K:ETA] [K...]
 scenarios=(
   "1 1 12 0 1 0.1 0 1 0 -1 1"
   "2 1 12 0 1 0.1 0 1 1 -1 1 2"
@@ -40,6 +40,19 @@ scenarios=(
   "300 8 21 0.1 1 0.1 0 2:5 0 -1 1 299"
   "300 300 4 0 1 0.2 1 2:5 1 -1"
   "2 2 6 0 1 0.1 0 1:64 0 -1 1 2"
+  # nbr=K:ETA: a neighbour graph of K slots per row and neighbour_weight ETA (the neighbour kernels)
+  "300 8 21 0 1 0 0 0 0 -1 nbr=6:0.5 1 300"
+  "300 8 21 0.1 1 0.1 0 1 1 4.0 nbr=12:1 7 150"
+  "50 4 16 0 1 0.6 1 2:3 1 -1 nbr=4:0.7 1 50"
+  "3000 16 11 0 0 0.3 0 1:5 1 2.0 nbr=13:0.3 2500"
+  "2 2 12 0.5 1 0.1 0 1 0 -1 nbr=1:1 1 2"
+  "300 300 4 0 1 0.2 1 2:5 1 -1 nbr=8:0.25"
+  "1 1 6 0 1 0 0 0 0 -1 nbr=3:1"
+  # dense: several batch neighbours per touched task, so the order of the f32 sums shows
+  "60 16 21 0.1 1 0.1 0 2 1 -1 nbr=13:0.9 1 60"
+  "100 24 21 0 1 0 0 0 0 -1 nbr=13:1"
+  "40 20 30 0 1 0.2 0 2:3 1 -1 nbr=13:0.8 1 40"
+  "300 64 11 0.2 1 0 0 0 1 -1 nbr=13:0.6"
 )
 fail=0
 for s in "${scenarios[@]}"; do

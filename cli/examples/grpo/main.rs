@@ -116,8 +116,9 @@ pub struct Args {
     /// Comma-separated selectors: random, bots, bots-explicit, bots-neighbours, bots-bracket.
     #[arg(long, default_value = "random,bots,bots-explicit")]
     pub selectors: String,
-    /// Supervised steps of the bracketing strong reference (`bots-bracket`).
-    #[arg(long, default_value_t = 400)]
+    /// Supervised steps of the bracketing strong reference (`bots-bracket`): graded (not every task
+    /// solved), and ahead of the learner for the whole run.
+    #[arg(long, default_value_t = 50)]
     pub warm_bracket: usize,
     /// Neighbour weight (eta) of `bots-neighbours`.
     #[arg(long, default_value_t = 0.5)]

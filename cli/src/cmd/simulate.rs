@@ -108,7 +108,7 @@ pub fn run(args: Args) -> Result<()> {
         let mut runs = Vec::with_capacity(selectors.len());
         let mut skipped = Vec::new();
         for sel in &selectors {
-            if let Some(why) = sel.cannot_run(&world, args.backend) {
+            if let Some(why) = sel.cannot_run(&world) {
                 skipped.push((sel.name().to_string(), why));
                 bar.inc(world.spec.steps as u64);
                 continue;

@@ -100,19 +100,16 @@ impl Selector {
         }
     }
 
-    /// Why this selector cannot run in `world` on `backend`, if it cannot: reference evidence (rho > 0)
-    /// needs the world's reference evals, neighbour evidence its embeddings and (in this build) the
-    /// CPU backend. `bots` and `bots-implicit` are not run with rho = 0 instead, which would make them
+    /// Why this selector cannot run in `world`, if it cannot: reference evidence (rho > 0) needs the
+    /// world's reference evals, neighbour evidence its embeddings. `bots` and `bots-implicit` are not run with rho = 0 instead, which would make them
     /// `bots-explicit` under another name.
-    pub fn cannot_run(&self, world: &World, backend: BackendKind) -> Option<&'static str> {
+    pub fn cannot_run(&self, world: &World) -> Option<&'static str> {
         match self {
             Selector::Bots { config, .. } => {
                 if (config.rho > 0.0 || config.adaptive_rho) && !world.spec.references {
                     Some("no reference evals; rho > 0 needs them")
                 } else if config.neighbour_weight > 0.0 && world.neighbours.is_none() {
                     Some("no embeddings; neighbour evidence needs them")
-                } else if config.neighbour_weight > 0.0 && backend != BackendKind::Cpu {
-                    Some("neighbour evidence runs on the CPU backend only")
                 } else {
                     None
                 }
@@ -262,7 +259,7 @@ pub fn run_selector(
     let mut active = start;
     let mut appended_brier = None;
     if let Selector::Bots { config, .. } = selector {
-        if let Some(why) = selector.cannot_run(world, backend) {
+        if let Some(why) = selector.cannot_run(world) {
             return Err(crate::err::config("selectors", format!("`{}` cannot run here: {why}", selector.name())));
         }
         let cfg = Config { batch: b, m, ..config.clone() };
@@ -459,7 +456,7 @@ mod tests {
         names
             .iter()
             .map(|name| Selector::by_name(name, &base).unwrap())
-            .filter(|sel| sel.cannot_run(&world, BackendKind::Cpu).is_none())
+            .filter(|sel| sel.cannot_run(&world).is_none())
             .map(|sel| run_selector(&world, &sel, BackendKind::Cpu, || {}).unwrap())
             .collect()
     }
@@ -626,31 +623,18 @@ mod tests {
         let none = World::new(world("no-references", 300, 5), 1).unwrap();
         assert!(none.features().unwrap().is_none() && none.neighbours.is_some());
         for name in ["bots", "bots-implicit", "bots-combined"] {
-            assert_eq!(
-                sel(name).cannot_run(&none, BackendKind::Cpu),
-                Some("no reference evals; rho > 0 needs them"),
-                "{name}"
-            );
+            assert_eq!(sel(name).cannot_run(&none), Some("no reference evals; rho > 0 needs them"), "{name}");
             let err = run_selector(&none, &sel(name), BackendKind::Cpu, || {}).unwrap_err().to_string();
             assert!(err.contains("cannot run here"), "{err}");
         }
         for name in ["random", "bots-explicit", "bots-neighbours", "oracle"] {
-            assert_eq!(sel(name).cannot_run(&none, BackendKind::Cpu), None, "{name}");
+            assert_eq!(sel(name).cannot_run(&none), None, "{name}");
         }
         let inf = World::new(world("informative", 300, 5), 1).unwrap();
         assert!(inf.neighbours.is_none());
         for name in ["bots-neighbours", "bots-combined"] {
-            assert_eq!(
-                sel(name).cannot_run(&inf, BackendKind::Cpu),
-                Some("no embeddings; neighbour evidence needs them")
-            );
+            assert_eq!(sel(name).cannot_run(&inf), Some("no embeddings; neighbour evidence needs them"));
         }
-        let cuda = BackendKind::Cuda { ordinal: 0 };
-        assert_eq!(
-            sel("bots-neighbours").cannot_run(&none, cuda),
-            Some("neighbour evidence runs on the CPU backend only")
-        );
-        assert_eq!(sel("bots-explicit").cannot_run(&none, cuda), None);
         assert_eq!(sel("bots-combined").sources(), ["references", "neighbours"]);
         assert_eq!(sel("bots-explicit").sources(), Vec::<&str>::new());
         let small = World::new(world("small-pool", 300, 20), 1).unwrap();

@@ -2,7 +2,7 @@
 
 use super::cuda_err;
 use super::launch::ptr;
-use super::pool::{scalar_words, upload_features, upload_prior, CudaPool, RawOutcomes};
+use super::pool::{scalar_words, upload_features, upload_prior, CudaPool, DeviceGraph, RawOutcomes};
 use crate::backend::{Backend, UpdateReport};
 use crate::config::Config;
 use crate::error::{BotsError, Result};
@@ -21,6 +21,7 @@ impl Backend for CudaPool {
 
     fn fingerprint(&self) -> Fingerprint {
         Fingerprint::from_digest(&self.config, self.n, self.features_digest)
+            .with_neighbour_digest(&self.config, self.graph.as_ref().map(|g| g.digest))
     }
 
     fn len(&self) -> usize {
@@ -64,6 +65,7 @@ impl Backend for CudaPool {
         // Host evidence is checked on the host first, with the CPU backend's typed errors.
         evidence.validate(self.n, self.config.m)?;
         let len = evidence.len();
+        self.reserve_batch(len)?;
         let stream = self.stream.clone();
         let (a, b) = match &evidence.outcomes {
             Outcomes::PassRates(r) => (r.as_slice(), None),
@@ -115,7 +117,8 @@ impl Backend for CudaPool {
         let features = self.features.as_ref().map(|f| f.to_host(s)).transpose()?;
         s.synchronize().map_err(cuda_err)?;
         let globals = Globals { mu: (sc.mu_set != 0).then_some(sc.mu), rho: sc.rho, step: sc.step };
-        Ok(PoolState { alpha, beta, prior, features, neighbours: None, globals })
+        let neighbours = self.graph.as_ref().map(|g| g.host.clone());
+        Ok(PoolState { alpha, beta, prior, features, neighbours, globals })
     }
 
     fn append(&mut self, new: &crate::pool::NewTasks) -> Result<std::ops::Range<u32>> {
@@ -128,7 +131,7 @@ impl Backend for CudaPool {
         Ok(ids)
     }
 
-    fn restore(&mut self, state: PoolState) -> Result<()> {
+    fn restore(&mut self, mut state: PoolState) -> Result<()> {
         state.check_fits(&self.config)?;
         if state.len() != self.n {
             return Err(BotsError::LengthMismatch {
@@ -142,6 +145,10 @@ impl Backend for CudaPool {
         s.synchronize().map_err(cuda_err)?;
         let (prior, constant_prior) = upload_prior(&s, &state.prior)?;
         let features = upload_features(&s, state.features.as_ref(), self.n)?;
+        // A restored state carries its graph: uploaded again (the same graph, when the fingerprints
+        // matched; whatever graph a direct restore brings, checked by check_fits above).
+        let graph =
+            state.neighbours.take().map(|g| DeviceGraph::upload(&s, g, self.n, self.nbr_batch_cap)).transpose()?;
         s.memcpy_htod(&state.alpha, &mut self.alpha).map_err(cuda_err)?;
         s.memcpy_htod(&state.beta, &mut self.beta).map_err(cuda_err)?;
         s.memcpy_htod(&scalar_words(&state.globals), &mut self.scalars).map_err(cuda_err)?;
@@ -152,7 +159,7 @@ impl Backend for CudaPool {
         self.constant_prior = constant_prior;
         self.features = features;
         self.features_digest = state.features.as_ref().map(features_digest);
-        self.refresh_params();
+        self.set_graph(graph);
         s.synchronize().map_err(cuda_err)?;
         self.step.set(state.globals.step);
         Ok(())

@@ -207,8 +207,10 @@ impl Launcher<'_> {
         unsafe { self.launch(Kernel::KeysToTasks, grid_for(k), BLOCK, &mut args![d, k, out]) }
     }
 
-    /// `batch_validate`, `batch_reduce`, `batch_scatter` (each `(Params, Pool, Batch)`) and
-    /// `batch_finish(Pool)`: one evidence batch, in that order.
+    /// `batch_validate`, `batch_reduce`, `batch_scatter` (each `(Params, Pool, Batch)`), for a pool with
+    /// a neighbour graph `nbr_push`, `nbr_pull_apply` (`(Params, Pool, Batch)`) and `nbr_clear(Params,
+    /// Pool)`, and `batch_finish(Pool)`: one evidence batch, in that order. Every grid is fixed by the
+    /// batch length and the pool's capacities (no count is read back), so the sequence can be captured.
     ///
     /// # Safety
     /// `b.tasks` and the outcome pointers `b.counts` selects point to `b.len` readable values each, in
@@ -224,6 +226,18 @@ impl Launcher<'_> {
         unsafe { self.launch(Kernel::BatchReduce, 1, crate::abi::BATCH_LANES, &mut args![p, d, b]) }?;
         // SAFETY: as above.
         unsafe { self.launch(Kernel::BatchScatter, g, BLOCK, &mut args![p, d, b]) }?;
+        if p.nbr_k != 0 {
+            // Neighbour evidence (docs/EVIDENCE-SOURCES.md §2.3): `d` holds the graph's buffers, of the
+            // sizes `p` gives (the pool uploaded them together; `b.len` <= the batch capacity they are
+            // sized for, checked by the callers).
+            let push = grid_for(b.len.saturating_mul(p.nbr_max_in as u64));
+            // SAFETY: as above; the parameters of nbr_push and nbr_pull_apply are (Params, Pool, Batch).
+            unsafe { self.launch(Kernel::NbrPush, push, BLOCK, &mut args![p, d, b]) }?;
+            // SAFETY: as above.
+            unsafe { self.launch(Kernel::NbrPullApply, grid_for(p.nbr_touched_cap), BLOCK, &mut args![p, d, b]) }?;
+            // SAFETY: the parameters of nbr_clear are (Params, Pool); `d` holds the pool's live buffers.
+            unsafe { self.launch(Kernel::NbrClear, grid_for(p.nbr_hash_slots), BLOCK, &mut args![p, d]) }?;
+        }
         // SAFETY: as above.
         unsafe { self.launch(Kernel::BatchFinish, 1, 1, &mut args![d]) }
     }

@@ -5,9 +5,11 @@
 //! bytes per task, or f32, 4·K: [`crate::FeatureForm`]; the kernels read either, two columns per task
 //! and step whatever K is), per-task priors only when the
 //! state has them (+8 bytes/task), and 128 bytes of device scalars (step, mu, rho, the pending flag, the
-//! error record, the radix-select state). Scratch: a 2-byte digit cache per task, a bitmap of n bits for
-//! duplicate detection, histograms, and candidate/output buffers sized at construction for `k` up to a
-//! capacity, so the trainer verbs allocate nothing per step.
+//! error record, the radix-select state). With a neighbour graph (docs/EVIDENCE-SOURCES.md §2, §4): its
+//! rows (8·k_nn bytes per task), the reverse lists as CSR (8 + 4·in-degree bytes per task), a claim
+//! bitmap of n bits, a touched list and a batch lookup sized for the largest batch. Scratch: a 2-byte
+//! digit cache per task, a bitmap of n bits for duplicate detection, histograms, and candidate/output
+//! buffers sized at construction for `k` up to a capacity, so the trainer verbs allocate nothing per step.
 //!
 //! # One step, in launch order (all on one stream, no host round trip)
 //! - `select_into`: `select_init`, `update_sample_score` (applies the pending pool-wide update, samples,
@@ -15,7 +17,9 @@
 //!   shrinking candidate set, a bitonic sort of the k keys (descending) and `keys_to_tasks`.
 //! - `update_from_device`: `apply_pending` + `clear_pending` (no-ops on the device unless an older
 //!   update is still pending; always launched, so a captured graph replays correctly), then
-//!   `batch_validate`, `batch_reduce`, `batch_scatter`, `batch_finish`. Invalid input leaves the state
+//!   `batch_validate`, `batch_reduce`, `batch_scatter`, for a pool with a neighbour graph `nbr_push`,
+//!   `nbr_pull_apply`, `nbr_clear` (grids fixed by the batch length and the capacities: capturable), and
+//!   `batch_finish`. Invalid input leaves the state
 //!   unchanged and sets a device error flag that the next synchronizing call ([`CudaPool::sync`],
 //!   [`Backend::to_host`](crate::Backend::to_host), [`Backend::update`](crate::Backend::update)'s report) reports as [`BotsError::DeviceInput`] (wrapping the
 //!   variant and message the host validation gives for the same input) and

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::fingerprint::features_digest;
 use crate::kernels;
+use crate::neighbours::Neighbours;
 use crate::pool::{FeatureForm, Features, Globals, PoolState, Prior};
 
 /// Outcomes of a batch given as raw device pointers (see [`CudaPool::update_raw`]).
@@ -80,6 +81,11 @@ pub struct CudaPool {
     /// The features' form and digest ([`crate::Fingerprint`]), kept on the host: the features
     /// themselves live on the device.
     pub(super) features_digest: Option<(FeatureForm, u64)>,
+    /// The neighbour graph on the device, with its host copy and digest (None: no neighbour evidence).
+    pub(super) graph: Option<DeviceGraph>,
+    /// The largest batch the neighbour buffers take (the batch lookup and the touched list are sized
+    /// for it): `max(config.batch, k_capacity)`, at most n; the host `update` grows it.
+    pub(super) nbr_batch_cap: usize,
 }
 
 impl CudaPool {
@@ -107,23 +113,26 @@ impl CudaPool {
 
     /// A fresh pool on device `ordinal` with optional features and an optional neighbour graph
     /// (required when `neighbour_weight` > 0; docs/EVIDENCE-SOURCES.md §2).
+    ///
+    /// ```no_run
+    /// use bots::{Backend, Config, CudaPool, Evidence, Neighbours};
+    /// let g = Neighbours::from_lists(3, 1, vec![1, 0, u32::MAX], vec![0.9, 0.9, 0.0])?;
+    /// let cfg = Config { rho: 0.0, neighbour_weight: 0.5, m: 8, batch: 1, ..Default::default() };
+    /// let mut pool = CudaPool::on_device_with(0, cfg, 3, None, Some(g))?;
+    /// pool.update(&Evidence::pass_rates(vec![0], vec![1.0]))?;
+    /// # Ok::<(), bots::BotsError>(())
+    /// ```
     pub fn on_device_with(
         ordinal: usize,
         config: Config,
         n: usize,
         features: Option<Features>,
-        neighbours: Option<crate::neighbours::Neighbours>,
+        neighbours: Option<Neighbours>,
     ) -> Result<CudaPool> {
-        if neighbours.is_some() || config.neighbour_weight > 0.0 {
-            return Err(crate::error::BotsError::config(
-                "neighbour_weight",
-                "neighbour evidence is not on the CUDA backend in this build: use the CPU backend",
-            ));
-        }
         let ctx = context(ordinal)?;
         let stream = ctx.new_stream().map_err(cuda_err)?;
         let k_cap = config.batch;
-        Self::with_capacity(stream, config, n, features, k_cap)
+        Self::with_capacity_with(stream, config, n, features, neighbours, k_cap)
     }
 
     /// A fresh pool whose kernels run on the caller's stream (e.g. the trainer's), so selection and
@@ -142,7 +151,21 @@ impl CudaPool {
         features: Option<Features>,
         k_capacity: usize,
     ) -> Result<CudaPool> {
-        let state = PoolState::new(&config, n, features)?;
+        Self::with_capacity_with(stream, config, n, features, None, k_capacity)
+    }
+
+    /// [`CudaPool::with_capacity`] with an optional neighbour graph (required when a positive
+    /// `neighbour_weight` is set; docs/EVIDENCE-SOURCES.md §2). The device verbs then take batches of up to
+    /// `max(config.batch, k_capacity)` tasks (the neighbour buffers are sized for that).
+    pub fn with_capacity_with(
+        stream: Arc<CudaStream>,
+        config: Config,
+        n: usize,
+        features: Option<Features>,
+        neighbours: Option<Neighbours>,
+        k_capacity: usize,
+    ) -> Result<CudaPool> {
+        let state = PoolState::with_neighbours(&config, n, features, neighbours)?;
         Self::from_state(stream, config, state, k_capacity)
     }
 
@@ -166,17 +189,11 @@ impl CudaPool {
     pub fn from_state(
         stream: Arc<CudaStream>,
         config: Config,
-        state: PoolState,
+        mut state: PoolState,
         k_capacity: usize,
     ) -> Result<CudaPool> {
         config.validate()?;
         state.check_fits(&config)?;
-        if state.neighbours.is_some() {
-            return Err(BotsError::config(
-                "neighbour_weight",
-                "neighbour evidence is not on the CUDA backend in this build: use the CPU backend",
-            ));
-        }
         if kernels::BOTS_PTX.is_none() {
             return Err(BotsError::CudaUnavailable(kernels::NO_PTX_REASON.into()));
         }
@@ -200,6 +217,8 @@ impl CudaPool {
         let (prior, constant_prior) = upload_prior(s, &state.prior)?;
         let features = upload_features(s, state.features.as_ref(), n)?;
         let features_digest = state.features.as_ref().map(features_digest);
+        let nbr_batch_cap = ev_cap.max(k_cap).min(n);
+        let graph = state.neighbours.take().map(|g| DeviceGraph::upload(s, g, n, nbr_batch_cap)).transpose()?;
         let scalars = s.clone_htod(&scalar_words(&state.globals)).map_err(alloc_err)?;
         let digits = s.alloc_zeros::<u16>(n).map_err(alloc_err)?;
         let bitmap = s.alloc_zeros::<u32>(n.div_ceil(32)).map_err(alloc_err)?;
@@ -251,8 +270,11 @@ impl CudaPool {
         if let Some(f) = &features {
             p.feat = f.ptr(s);
         }
+        if let Some(g) = &graph {
+            g.set_ptrs(&mut p, s);
+        }
         stream.synchronize().map_err(cuda_err)?;
-        let params = kernel_params(&config, n, constant_prior, features.as_ref());
+        let params = kernel_params(&config, n, constant_prior, features.as_ref(), graph.as_ref());
         let plan = LaunchPlan { module, params, ptrs: p, grid_n, cand_cap, out_keys_len: pow2 };
         Ok(CudaPool {
             plan,
@@ -283,6 +305,8 @@ impl CudaPool {
             caller,
             fences,
             features_digest,
+            graph,
+            nbr_batch_cap,
         })
     }
 
@@ -468,6 +492,18 @@ impl CudaPool {
         if len == 0 {
             return Err(BotsError::Empty("the evidence batch"));
         }
+        if let Some(g) = &self.graph {
+            if len > g.batch_cap {
+                return Err(BotsError::config(
+                    "batch",
+                    format!(
+                        "a device batch of {len} tasks exceeds the {} this pool's neighbour buffers take \
+                         (max(config.batch, k_capacity) at construction)",
+                        g.batch_cap
+                    ),
+                ));
+            }
+        }
         self.ctx.bind_to_thread().map_err(cuda_err)?;
         let (rates, succ, fail, counts) = match outcomes {
             RawOutcomes::PassRates(r) => (r, 0u64, 0u64, 0u32),
@@ -633,7 +669,13 @@ impl CudaPool {
                 )
             })
             .unwrap_or_else(|| {
-                BotsError::Cuda(format!("internal error {} in the radix select (pass {})", sc.err_code, sc.err_pos))
+                if sc.err_pos == 0xffff_fffe {
+                    return BotsError::Cuda("internal error: the neighbour kernels' touched list overflowed".into());
+                }
+                BotsError::Cuda(format!(
+                    "internal error {} in the kernels (the radix select's pass, or the neighbour lookup's batch row: {})",
+                    sc.err_code, sc.err_pos
+                ))
             })
     }
 }
@@ -655,14 +697,51 @@ impl CudaPool {
         unsafe { self.plan.on(self.stream.cu_stream()) }
     }
 
-    /// The kernels' parameter block again, after a restore changed the prior or the features.
+    /// The kernels' parameter block again, after a restore changed the prior, the features or the graph.
     pub(super) fn refresh_params(&mut self) {
-        self.plan.params = kernel_params(&self.config, self.n, self.constant_prior, self.features.as_ref());
+        self.plan.params =
+            kernel_params(&self.config, self.n, self.constant_prior, self.features.as_ref(), self.graph.as_ref());
+    }
+
+    /// Replaces the device graph (or removes it) and points the kernels at it. The buffers of the old
+    /// one go: a CUDA graph captured before replays on freed memory (as after any restore).
+    pub(super) fn set_graph(&mut self, graph: Option<DeviceGraph>) {
+        let s = self.stream.clone();
+        let p = &mut self.plan.ptrs;
+        (p.nbr_ids, p.nbr_w, p.rev_off, p.rev_ids, p.claim, p.touched, p.batch_hash) = (0, 0, 0, 0, 0, 0, 0);
+        if let Some(g) = &graph {
+            g.set_ptrs(p, &s);
+        }
+        self.graph = graph;
+        self.refresh_params();
+    }
+
+    /// Makes the neighbour buffers take a host batch of `len` tasks (growing them; before any launch
+    /// of that batch). A no-op without a graph or when they already do.
+    pub(super) fn reserve_batch(&mut self, len: usize) -> Result<()> {
+        let Some(g) = &self.graph else { return Ok(()) };
+        if len <= g.batch_cap {
+            return Ok(());
+        }
+        let s = self.stream.clone();
+        s.synchronize().map_err(cuda_err)?;
+        let cap = len.min(self.n);
+        let host = self.graph.take().expect("checked above").host;
+        let g = DeviceGraph::upload(&s, host, self.n, cap)?;
+        self.nbr_batch_cap = cap;
+        self.set_graph(Some(g));
+        Ok(())
     }
 }
 
 /// The kernels' by-value parameter block (`struct Params`) of a pool.
-fn kernel_params(c: &Config, n: usize, constant_prior: (f32, f32), f: Option<&DeviceFeatures>) -> KernelParams {
+fn kernel_params(
+    c: &Config,
+    n: usize,
+    constant_prior: (f32, f32),
+    f: Option<&DeviceFeatures>,
+    g: Option<&DeviceGraph>,
+) -> KernelParams {
     KernelParams {
         seed: c.seed,
         n: n as u64,
@@ -677,7 +756,11 @@ fn kernel_params(c: &Config, n: usize, constant_prior: (f32, f32), f: Option<&De
         adaptive_rho: c.adaptive_rho as u32,
         feature_form: feature_code(f.map(DeviceFeatures::form)),
         n_features: f.map_or(0, |f| f.columns() as u32),
-        pad0: 0,
+        nbr_k: g.map_or(0, |g| g.host.k() as u32),
+        eta: if g.is_some() { c.neighbour_weight } else { 0.0 },
+        nbr_max_in: g.map_or(0, |g| g.max_in as u32),
+        nbr_touched_cap: g.map_or(0, |g| g.touched_cap as u64),
+        nbr_hash_slots: g.map_or(0, |g| g.hash_slots as u64),
     }
 }
 
@@ -794,6 +877,82 @@ impl DeviceFeatures {
             DeviceFeatures::F16(b, k) => Features::F16 { columns: download_columns(s, b, *k)? },
             DeviceFeatures::F32(b, k) => Features::F32 { columns: download_columns(s, b, *k)? },
         })
+    }
+}
+
+/// The neighbour graph on the device (docs/EVIDENCE-SOURCES.md §2.3, §4), with its host copy (for
+/// `to_host` and checkpoints) and its digest (for the fingerprint, computed once).
+pub(super) struct DeviceGraph {
+    pub(super) host: Neighbours,
+    pub(super) digest: u64,
+    /// The largest in-degree (the longest reverse list).
+    pub(super) max_in: usize,
+    /// The largest batch the lookup and the touched list are sized for.
+    pub(super) batch_cap: usize,
+    /// Capacity of the touched list: `min(n, batch_cap · max_in)` (at least 1).
+    pub(super) touched_cap: usize,
+    /// Slots of the batch lookup: a power of two >= 2 · batch_cap.
+    pub(super) hash_slots: usize,
+    ids: CudaSlice<u32>,
+    weights: CudaSlice<f32>,
+    rev_off: CudaSlice<u64>,
+    rev_ids: CudaSlice<u32>,
+    claim: CudaSlice<u32>,
+    touched: CudaSlice<u32>,
+    hash: CudaSlice<u64>,
+}
+
+impl DeviceGraph {
+    /// Uploads a graph of a pool of `n` tasks, for batches of up to `batch_cap` tasks. What the kernels
+    /// rely on to stay in bounds holds by construction of [`Neighbours`] (checked again here where it
+    /// is cheap): `n · k` row slots whose ids are [`Neighbours::NONE`] or < n, `n + 1` non-decreasing
+    /// offsets ending at the `E` reverse ids (each < n), `max_in` >= every reverse list's length.
+    pub(super) fn upload(s: &Arc<CudaStream>, host: Neighbours, n: usize, batch_cap: usize) -> Result<DeviceGraph> {
+        let k = host.k();
+        if host.len() != n || host.ids().len() != n * k || host.weights().len() != n * k {
+            return Err(BotsError::LengthMismatch {
+                what: "neighbour graph rows (one per task)".into(),
+                expected: n,
+                got: host.len(),
+            });
+        }
+        let (off, rev) = host.reverse_csr();
+        if off.len() != n + 1 || off[n] as usize != rev.len() || rev.iter().any(|&i| i as usize >= n) {
+            return Err(BotsError::Cuda("internal: an inconsistent reverse neighbour list".into()));
+        }
+        let max_in = off.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0);
+        let batch_cap = batch_cap.clamp(1, n);
+        let touched_cap = batch_cap.saturating_mul(max_in).clamp(1, n);
+        let hash_slots = (2 * batch_cap).next_power_of_two();
+        // A buffer of at least one element (an empty reverse list still gets a live pointer).
+        let up = |v: &[u32]| if v.is_empty() { s.clone_htod(&[0u32][..]) } else { s.clone_htod(v) };
+        let g = DeviceGraph {
+            ids: up(host.ids()).map_err(cuda_err)?,
+            weights: s.clone_htod(host.weights()).map_err(cuda_err)?,
+            rev_off: s.clone_htod(off).map_err(cuda_err)?,
+            rev_ids: up(rev).map_err(cuda_err)?,
+            claim: s.alloc_zeros::<u32>(n.div_ceil(32)).map_err(cuda_err)?,
+            touched: s.alloc_zeros::<u32>(touched_cap).map_err(cuda_err)?,
+            hash: s.clone_htod(&vec![crate::abi::HASH_EMPTY; hash_slots]).map_err(cuda_err)?,
+            digest: host.digest(),
+            host,
+            max_in,
+            batch_cap,
+            touched_cap,
+            hash_slots,
+        };
+        Ok(g)
+    }
+
+    /// Points the kernels' pool struct at the graph's buffers.
+    pub(super) fn set_ptrs(&self, p: &mut DevicePtrs, s: &CudaStream) {
+        p.nbr_ids = ptr(&self.ids, s);
+        p.nbr_w = ptr(&self.weights, s);
+        p.rev_off = ptr(&self.rev_off, s);
+        p.rev_ids = ptr(&self.rev_ids, s);
+        p.claim = ptr(&self.claim, s);
+        p.touched = ptr(&self.touched, s);
+        p.batch_hash = ptr(&self.hash, s);
     }
 }
 

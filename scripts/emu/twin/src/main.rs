@@ -1,5 +1,27 @@
 // CPU side of scripts/emu/run.sh: the same scenarios as emu_main.cpp, on the CPU backend, same output.
-use bots::{Backend, Config, CpuPool, Evidence, FeatureForm, Features};
+use bots::{Backend, Config, CpuPool, Evidence, FeatureForm, Features, Neighbours};
+
+/// The scenario's neighbour graph: emu_main.cpp's graph_rows, value for value (rows canonical as given).
+fn graph_rows(n: usize, k: usize) -> (Vec<u32>, Vec<f32>) {
+    let (mut ids, mut w) = (vec![Neighbours::NONE; n * k], vec![0.0f32; n * k]);
+    for t in 0..n {
+        let l = (1 + (t * 5) % k).min(n - 1);
+        for s in 0..l {
+            let base = t as u64 * 2654435761 + s as u64 * 40503 + 12345;
+            for a in 0u64.. {
+                let j = if a == 0 && (t + s) % 4 == 0 { base % (n as u64).min(8) } else { (base + a) % n as u64 };
+                if j as usize == t || ids[t * k..t * k + s].contains(&(j as u32)) {
+                    continue;
+                }
+                ids[t * k + s] = j as u32;
+                w[t * k + s] = (100 - 7 * s - t % 5) as f32 / 100.0;
+                break;
+            }
+        }
+    }
+    (ids, w)
+}
+
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let n: usize = a[1].parse().unwrap();
@@ -16,9 +38,15 @@ fn main() {
     };
     let counts = a[9] == "1";
     let c: f32 = a[10].parse().unwrap();
-    let ks: Vec<usize> = a[11..].iter().map(|s| s.parse().unwrap()).collect();
+    // nbr=K:ETA: a neighbour graph (graph_rows) and neighbour_weight ETA, as emu_main.cpp.
+    let nbr: Option<(usize, f32)> = a[11..].iter().find_map(|s| {
+        let (k, eta) = s.strip_prefix("nbr=")?.split_once(':').unwrap_or((s.strip_prefix("nbr=")?, "0.5"));
+        Some((k.parse().unwrap(), eta.parse().unwrap()))
+    });
+    let ks: Vec<usize> = a[11..].iter().filter(|s| !s.starts_with("nbr=")).map(|s| s.parse().unwrap()).collect();
     let feature_keys = if features == 0 { Config::default().feature_keys } else { (0..cols).map(|c| format!("ref{c}")).collect() };
-    let cfg = Config { batch, seed: 7, tau, do_sample, rho, adaptive_rho: adaptive, prior_strength: (c >= 0.0).then_some(c), feature_keys, ..Default::default() };
+    let neighbour_weight = nbr.map_or(0.0, |(_, eta)| eta);
+    let cfg = Config { batch, seed: 7, tau, do_sample, rho, adaptive_rho: adaptive, prior_strength: (c >= 0.0).then_some(c), feature_keys, neighbour_weight, ..Default::default() };
     // Column c of task t: min(1, w + x_c) (c = 1 of two columns: the strong column of before).
     let column = |c: usize| -> Vec<f32> {
         (0..n)
@@ -36,7 +64,13 @@ fn main() {
         assert_eq!(f.form(), want, "j/64 are f16 values, tenths are not");
         f
     });
-    let mut pool = CpuPool::new(cfg, n, f).unwrap();
+    let graph = nbr.map(|(k, _)| {
+        let (ids, w) = graph_rows(n, k);
+        let g = Neighbours::from_lists(n, k, ids.clone(), w.clone()).unwrap();
+        assert!(g.ids() == ids.as_slice() && g.weights() == w.as_slice(), "the rows are canonical as given");
+        g
+    });
+    let mut pool = CpuPool::with_neighbours(cfg, n, f, graph).unwrap();
     for s in 0..steps {
         let sel = pool.select(batch).unwrap();
         print!("SEL {s} k={batch}");
