@@ -58,14 +58,15 @@ class Driver:
         return out
 
 
-def cuda_pool_or_skip(**config):
+def cuda_pool_or_skip(pool_kwargs=None, **config):
     built, reason = bots.cuda_build_info()
     why = None
     if not built:
         why = reason
     else:
         try:
-            return bots.Pool(N, features=features(), config=config, backend="cuda"), Driver(ctypes.CDLL("libcuda.so"))
+            pool = bots.Pool(N, features=features(), config=config, backend="cuda", **(pool_kwargs or {}))
+            return pool, Driver(ctypes.CDLL("libcuda.so"))
         except (OSError, RuntimeError) as e:
             why = str(e)
     if os.environ.get("BOTS_REQUIRE_GPU") == "1":
@@ -126,3 +127,27 @@ def test_a_bad_device_batch_on_the_legacy_stream_is_reported_by_sync():
     assert after["step"] == before["step"] == 0
     cu.free(tasks)
     cu.free(rates)
+
+
+def test_neighbour_evidence_and_appends_agree_with_the_cpu():
+    """A pool with an embedding graph (neighbour evidence) and an append mid-run: the CUDA pool
+    selects and updates as the CPU pool does, bit for bit."""
+    rng = np.random.default_rng(11)
+    emb = rng.normal(size=(N + 40, 8)).astype(np.float32)
+    config = {"batch": K, "seed": 3, "neighbour_weight": 0.5}
+    kw = {"embeddings": emb[:N], "neighbour_k": 6}
+    gpu, _ = cuda_pool_or_skip(pool_kwargs=kw, **config)
+    cpu = bots.Pool(N, features=features(), config=config, **kw)
+    more = reference_features(40, 9)
+    for step in range(6):
+        if step == 3:
+            for p in (gpu, cpu):
+                assert p.append(features=more, embeddings=emb[N:]) == range(N, N + 40)
+        t = cpu.select()
+        np.testing.assert_array_equal(gpu.select(), t)
+        r = rng.integers(0, 17, len(t)) / 16
+        gpu.update(t, pass_rates=r)
+        cpu.update(t, pass_rates=r)
+    g, c = gpu.state(), cpu.state()
+    for key in ("alpha", "beta", "neighbour_ids", "neighbour_weights"):
+        np.testing.assert_array_equal(g[key], c[key], err_msg=key)

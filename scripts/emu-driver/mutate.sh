@@ -8,7 +8,7 @@
 #   warp-diverge lanes leave a warp collective early (warp_slot: the lanes without a slot skip the shuffle)
 #   column-order the host uploads the K feature columns in reverse order (upload_columns)
 #   segment-rule the kernels' segment of a mu in [1, K - 1) is one too low (only K >= 3 can tell:
-#                tests/references.rs)
+#                tests/evidence/references.rs)
 #   nbr-order    neighbour_sums walks a task's row back to front (the same terms, another f32 order)
 #   claim-reset  nbr_pull_apply forgets to clear the task's claim bit (it never gets evidence again)
 #   stale-lookup nbr_clear leaves the batch lookup filled (later batches see earlier batch tasks)

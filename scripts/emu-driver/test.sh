@@ -3,8 +3,9 @@
 # target/emu-driver/libcuda.so, puts that folder first on LD_LIBRARY_PATH (cudarc dlopens `libcuda.so`
 # by name; nothing outside this script ever sees it), and runs with BOTS_REQUIRE_GPU=1, so a skipped GPU
 # test is a failure:
-#   - tests/gpu.rs, and the CUDA branches of tests/checkpoint.rs, tests/replay.rs, tests/references.rs
-#     (K feature columns) and tests/neighbours.rs (neighbour evidence), and the lib's
+#   - tests/gpu.rs, and the CUDA branches of tests/checkpoint.rs, tests/replay.rs, tests/evidence/references.rs
+#     (K feature columns), tests/evidence/neighbours.rs (neighbour evidence) and tests/evidence/append.rs
+#     (appended tasks), and the lib's
 #     backend::cuda tests (BOTS_GPU_TEST_QUICK=1: the GPU tests' smaller sizes);
 #   - `bots bench --backend cuda` (host and device verbs, a graph-replayed step, the copy yardstick) and `bots replay --backend cuda` at small N.
 # Needs nvcc for the PTX (NVCC=..., see README) and g++ >= 12. Usage: scripts/emu-driver/test.sh
@@ -23,7 +24,7 @@ fi
 export LD_LIBRARY_PATH="$out${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export BOTS_REQUIRE_GPU=1 BOTS_REQUIRE_NVCC=1 BOTS_GPU_TEST_QUICK=1
 echo "== GPU tests on the emulated driver"
-cargo test --quiet --test gpu --test checkpoint --test replay --test references --test neighbours --test append "$@"
+cargo test --quiet --test gpu --test checkpoint --test replay --test evidence "$@"
 cargo test --quiet --lib backend::cuda "$@"
 echo "== the CLI on the emulated driver"
 cargo build --quiet --bin bots

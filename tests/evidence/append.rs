@@ -6,16 +6,16 @@
 //! when usable; `BOTS_REQUIRE_GPU=1` makes a missing one a failure), and every device must agree with
 //! the CPU bit for bit.
 
-mod common;
+use crate::common;
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+
+use crate::DEVICE;
 
 use bots::{
     open_checkpoint, Backend, BackendKind, BotsError, Config, CpuPool, Evidence, Features, Neighbours, NewTasks,
 };
 use common::assert_bit_identical;
-
-static DEVICE: Mutex<()> = Mutex::new(());
 
 fn cuda() -> bool {
     static CUDA: OnceLock<bool> = OnceLock::new();

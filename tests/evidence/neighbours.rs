@@ -6,16 +6,15 @@
 //! CUDA backend when a device is usable (`common::gpu_available`; under `BOTS_REQUIRE_GPU=1` a missing
 //! one is a failure). Every device must agree with the CPU backend bit for bit.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+
+use crate::DEVICE;
 
 use bots::{checkpoint, open_with, Backend, BackendKind, BotsError, Config, CpuPool, Evidence, Features, Neighbours};
 use common::assert_bit_identical;
-
-/// Tests with CUDA pools run one at a time (bounded device memory; the emulated driver is slow).
-static DEVICE: Mutex<()> = Mutex::new(());
 
 fn devices(cfg: &Config, n: usize, f: Option<&Features>, g: &Neighbours) -> Vec<(&'static str, Box<dyn Backend>)> {
     let mut out: Vec<(&'static str, Box<dyn Backend>)> =

@@ -6,15 +6,14 @@
 //! `scripts/emu-driver/test.sh` runs this file on the emulated driver, a missing one is a failure).
 //! Every device must agree with the CPU backend bit for bit.
 
-mod common;
+use crate::common;
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+
+use crate::DEVICE;
 
 use bots::{checkpoint, Backend, BotsError, Config, CpuPool, CudaPool, Evidence, FeatureForm, Features};
 use common::assert_bit_identical;
-
-/// Tests with CUDA pools run one at a time (bounded device memory; the emulated driver is slow).
-static DEVICE: Mutex<()> = Mutex::new(());
 
 /// A pool of `n` tasks with features `f` on every device: `("cpu", CpuPool)`, then `("cuda", CudaPool)`
 /// when CUDA is usable here.
