@@ -1,0 +1,565 @@
+#!/usr/bin/env python3
+"""Static SASS cost model of the BOTS kernels (issue 23, part 1). Python stdlib only.
+
+Input: `nvdisasm -gi` output of the sm_90 cubin (every instruction annotated with its source line and the
+chain of inlined calls it came through) and the `ptxas -v` log. Output: markdown on stdout.
+
+Paths are found from the sources, not from hard-coded line numbers: every `__device__`/`__global__`
+function of kernels/*.cu[h] is located by name (its body by brace matching), and inside
+`sample_gamma_mt`, `sample_beta` and `radix_filter` the statements are found by markers (`st.block(`,
+`box_muller_scaled(`, `mt_squeeze(` ...). An instruction is charged to the path of the innermost frame of
+its inline chain that such a marker names.
+
+Counts are static (instructions in the code), which for straight-line code is the cost of running that
+path once per warp. The IEEE division / square-root slow paths (subroutines reached by CALL, run only for
+operands near the edges of the range) are counted apart and left out of the path costs.
+
+The projection (`--project`) weights the paths by how often a warp runs them (any lane of 32 that takes
+a path makes the warp pay for it) from a frequency file (JSON, see FREQ_DEFAULTS) and prints memory
+time, issue time and the step time for N tasks, k selected, on an H100 SXM.
+"""
+import argparse
+import collections
+import json
+import os
+import re
+import sys
+
+ANNOT = re.compile(r'^\s*//## File "([^"]+)", line (\d+)(?: inlined at "([^"]+)", line (\d+))?')
+INSN = re.compile(r'^\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;')
+FUNC_START = re.compile(r'^(?:extern\s+"C"\s+)?(?:__device__|__global__)\b(?:[^(]|__launch_bounds__\([^)]*\))*?\b(?!__launch_bounds__\b)([A-Za-z_][A-Za-z0-9_]*)\s*\(')
+LABEL = re.compile(r'^\s*([.$A-Za-z_][^\s:]*):\s*$')
+OTHER_SECTION = re.compile(r'^\s*(?:\.section\b|\.nv\.)')
+SECTION = re.compile(r'^\s*\.text\.([A-Za-z_][A-Za-z0-9_]*):')
+CALL = re.compile(r'\bCALL\.REL(?:\.NOINC)?\s+`\(([^)]+)\)')
+COND_BRA = re.compile(r'^@!?U?P[0-9T]\s+BRA\b')
+
+
+# ------------------------------------------------------------------------------------------------------
+# Sources: functions and markers
+class Sources:
+    def __init__(self, kdir):
+        self.funcs = {}  # basename -> [(start, end, name)]
+        self.text = {}  # basename -> [lines] (1-based via index - 1)
+        for fn in sorted(os.listdir(kdir)):
+            if not (fn.endswith(".cu") or fn.endswith(".cuh")):
+                continue
+            lines = open(os.path.join(kdir, fn)).read().split("\n")
+            self.text[fn] = lines
+            self.funcs[fn] = self._functions(lines)
+
+    @staticmethod
+    def _functions(lines):
+        out = []
+        i = 0
+        while i < len(lines):
+            m = FUNC_START.match(lines[i])
+            if not m or lines[i].rstrip().endswith(";"):
+                i += 1
+                continue
+            name, depth, seen, j = m.group(1), 0, False, i
+            while j < len(lines):
+                code = lines[j].split("//")[0]
+                for ch in code:
+                    if ch == "{":
+                        depth += 1
+                        seen = True
+                    elif ch == "}":
+                        depth -= 1
+                if seen and depth == 0:
+                    break
+                j += 1
+            out.append((i + 1, j + 1, name))
+            i = j + 1
+        return out
+
+    def func_at(self, fn, line):
+        for s, e, name in self.funcs.get(fn, ()):
+            if s <= line <= e:
+                return name
+        return None
+
+    def line(self, fn, line):
+        t = self.text.get(fn)
+        return t[line - 1] if t and 0 < line <= len(t) else ""
+
+    def body(self, name):
+        for fn, fs in self.funcs.items():
+            for s, e, n in fs:
+                if n == name:
+                    return fn, s, e
+        raise SystemExit(f"cost_model.py: function {name} not found in kernels/")
+
+    def find(self, name, marker):
+        """Lines of function `name` whose code contains `marker` (a substring or a compiled regex)."""
+        fn, s, e = self.body(name)
+        hits = []
+        for ln in range(s, e + 1):
+            code = self.line(fn, ln).split("//")[0]
+            if (marker.search(code) if hasattr(marker, "search") else marker in code):
+                hits.append(ln)
+        if not hits:
+            raise SystemExit(f"cost_model.py: marker {marker!r} not found in {name} ({fn}:{s}-{e})")
+        return set(hits)
+
+
+# ------------------------------------------------------------------------------------------------------
+# SASS parsing
+class Insn:
+    __slots__ = ("addr", "text", "chain", "sub")
+
+    def __init__(self, addr, text, chain):
+        # sub: "" (runs on the path of its source line), "subroutine" (a called slow path), "call site"
+        # (the argument moves and CALL after the test that skips them), "padding" (NOPs, the trailing BRA)
+        self.addr, self.text, self.chain, self.sub = addr, text, chain, ""
+
+
+def parse_sass(path):
+    """{kernel: [Insn]}; chain = [(file basename, line), ...] innermost first."""
+    kernels = collections.OrderedDict()
+    cur, group, chain, in_group = None, [], [], False
+    labels = {}
+    for raw in open(path):
+        m = SECTION.match(raw)
+        if m:
+            cur = m.group(1)
+            kernels[cur] = []
+            labels[cur] = {}
+            group, chain, in_group = [], [], False
+            continue
+        if OTHER_SECTION.match(raw):
+            cur = None
+            continue
+        if cur is None:
+            continue
+        m = ANNOT.match(raw)
+        if m:
+            if not in_group:
+                group, in_group = [], True
+            group.append((os.path.basename(m.group(1)), int(m.group(2))))
+            continue
+        m = LABEL.match(raw)
+        if m:
+            labels[cur][m.group(1)] = len(kernels[cur])
+            continue
+        m = INSN.match(raw)
+        if m:
+            if in_group:
+                chain, in_group = group, False
+            kernels[cur].append(Insn(int(m.group(1), 16), m.group(2), tuple(chain)))
+    # Mark called subroutines (the IEEE div/rcp/sqrt slow paths): from a CALL target to its RET; their call
+    # sites: from the conditional branch that skips the call to the next label; padding: NOPs and what
+    # follows the last EXIT/RET that is not a subroutine.
+    for k, insns in kernels.items():
+        starts = set(labels[k].values())
+        targets = set()
+        for c, ins in enumerate(insns):
+            m = CALL.search(ins.text)
+            if not m:
+                continue
+            targets.add(m.group(1))
+            b = c
+            while b > 0 and c - b < 12 and not COND_BRA.match(insns[b].text):
+                b -= 1
+            if not COND_BRA.match(insns[b].text):
+                continue
+            j = b + 1
+            while j < len(insns) and (j <= c or j not in starts):
+                insns[j].sub = "call site"
+                j += 1
+        first_sub = len(insns)
+        for t in targets:
+            j = labels[k].get(t)
+            if j is None:
+                continue
+            first_sub = min(first_sub, j)
+            while j < len(insns):
+                insns[j].sub = "subroutine"
+                if re.search(r"\bRET\b", insns[j].text):
+                    break
+                j += 1
+        for ins in insns:
+            if ins.text.startswith("NOP"):
+                ins.sub = "padding"
+        last = max((i for i, ins in enumerate(insns) if re.search(r"\b(EXIT|RET\S*)\b", ins.text)), default=-1)
+        for ins in insns[last + 1:]:
+            if not ins.sub:
+                ins.sub = "padding"
+    return kernels, labels
+
+
+BRA_TARGET = re.compile(r'\bBRA\b[^`]*`\(([^)]+)\)')
+
+
+def loop_range(insns, labels, fn, lo, hi):
+    """Index range [t, b] of the innermost SASS loop (a branch back to a label) that encloses every
+    instruction whose outermost frame is in fn, lines lo..hi (a loop body found in the source)."""
+    body = [i for i, ins in enumerate(insns) if not ins.sub and ins.chain and ins.chain[-1][0] == fn and lo <= ins.chain[-1][1] <= hi]
+    if not body:
+        return None
+    # the backward branch whose range holds the most of the body (hoisted invariants may sit before it)
+    best, key = None, None
+    for b, ins in enumerate(insns):
+        m = BRA_TARGET.search(ins.text)
+        if not m or ins.sub:
+            continue
+        t = labels.get(m.group(1))
+        if t is None or t > b:
+            continue
+        inside = sum(1 for i in body if t <= i <= b)
+        k = (inside, -(b - t))
+        if key is None or k > key:
+            best, key = (t, b), k
+    if best is not None and key[0] < 0.9 * len(body):
+        raise SystemExit(f"cost_model.py: the loop found holds only {key[0]} of {len(body)} body instructions")
+    return best
+
+
+def parse_ptxas(path):
+    regs = {}
+    cur = None
+    for line in open(path):
+        m = re.search(r"Compiling entry function '([^']+)'", line)
+        if m:
+            cur = m.group(1)
+        m = re.search(r"Used (\d+) registers", line)
+        if m and cur:
+            regs.setdefault(cur, {})["regs"] = int(m.group(1))
+        m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
+        if m and cur:
+            regs.setdefault(cur, {})["spill"] = int(m.group(2)) + int(m.group(3))
+            regs[cur]["stack"] = int(m.group(1))
+        m = re.search(r"(\d+) bytes smem", line)
+        if m and cur:
+            regs.setdefault(cur, {})["smem"] = int(m.group(1))
+    return regs
+
+
+# ------------------------------------------------------------------------------------------------------
+# Path classification
+class Classifier:
+    def __init__(self, src):
+        self.src = src
+        g = "sample_gamma_mt"
+        self.gamma = {
+            "constants": src.find(g, "mt_constants("),
+            "philox": src.find(g, "st.block("),
+            "box_muller": src.find(g, "box_muller_scaled("),
+            "test": src.find(g, "mt_squeeze("),
+            "attempt": src.find(g, "x <= -1.0f") | src.find(g, "u01(us[") | src.find(g, "xs[j]") | src.find(g, "us[2]"),
+            "loop": src.find(g, re.compile(r"\bfor\s*\(\s*uint32_t\s+blk")),
+        }
+        b = "sample_beta"
+        self.beta = {
+            "alpha": src.find(b, "PURPOSE_GAMMA_ALPHA"),
+            "beta": src.find(b, "PURPOSE_GAMMA_BETA"),
+            "linear": src.find(b, "gb / ga"),
+        }
+        rf = "radix_filter"
+        fn, _, _ = src.body(rf)
+        self.rf_file, self.rf_loop = fn, self.block(rf, re.compile(r"\bfor\s*\(\s*unsigned long long base"))
+        self.uss_file, _, _ = src.body("update_sample_score")
+        self.uss_loop = self.block("update_sample_score", "GRID_STRIDE(")
+        m = re.search(r"j\s*<\s*(\d+)", self.src.line(*self._first("sample_gamma_mt", re.compile(r"for\s*\(\s*int\s+j\s*="))))
+        self.attempts_per_block = int(m.group(1))
+        self.slot_ballot = src.find("warp_slot", "__ballot_sync(") | src.find("warp_slot", "ballot == 0")
+        self.rf_cand = src.find(rf, "src[i]")
+        self.rf_dig = src.find(rf, "d.digits[i]")
+
+    def _first(self, name, marker):
+        fn, _, _ = self.src.body(name)
+        return fn, min(self.src.find(name, marker))
+
+    def block(self, name, marker):
+        """(first, last) source lines of the brace-matched block that starts at `marker` in `name`."""
+        fn, start = self._first(name, marker)
+        depth, seen = 0, False
+        for ln in range(start, len(self.src.text[fn]) + 1):
+            for ch in self.src.line(fn, ln).split("//")[0]:
+                if ch == "{":
+                    depth, seen = depth + 1, True
+                elif ch == "}":
+                    depth -= 1
+            if seen and depth == 0:
+                return start, ln
+        raise SystemExit(f"cost_model.py: no block at {marker!r} in {name}")
+
+    def classify(self, kernel, insn):
+        """(path, draw) for one instruction; draw is 'alpha', 'beta' or ''."""
+        if insn.sub == "padding":
+            return "padding (NOP, trailing BRA)", ""
+        if insn.sub:
+            return "rare: IEEE div/rcp/sqrt slow path (" + insn.sub + ")", ""
+        frames = [(f, l, self.src.func_at(f, l)) for f, l in insn.chain]
+        names = [n for _, _, n in frames]
+        draw = ""
+        for f, l, n in frames:
+            if n == "sample_beta":
+                if l in self.beta["alpha"]:
+                    draw = "alpha"
+                elif l in self.beta["beta"]:
+                    draw = "beta"
+        # innermost-first: the frame in sample_gamma_mt and the one just inside it
+        for i, (f, l, n) in enumerate(frames):
+            if n == "sample_gamma_mt":
+                inner = names[i - 1] if i > 0 else None
+                g = self.gamma
+                if l in g["constants"]:
+                    return "gamma: shape constants", draw
+                if l in g["philox"]:
+                    return "gamma: Philox block", draw
+                if l in g["box_muller"]:
+                    return "gamma: Box-Muller", draw
+                if l in g["test"]:
+                    if inner == "mt_squeeze":
+                        return "gamma: squeeze", draw
+                    if inner == "mt_exact" or (inner or "").startswith("bots_"):
+                        return "gamma: exact test", draw
+                    if inner == "mt_value":
+                        return "gamma: accepted value", draw
+                    return "gamma: attempt (x, u, branch)", draw
+                if l in g["attempt"]:
+                    return "gamma: attempt (x, u, branch)", draw
+                if l in g["loop"]:
+                    return "gamma: block loop (retry back-edge)", draw
+                return "gamma: other", draw
+        if "gamma_boost" in names:
+            return "beta: boost (shape < 1)", draw
+        if "sample_beta" in names:
+            for f, l, n in frames:
+                if n == "sample_beta":
+                    if l in self.beta["linear"]:
+                        return "beta: linear combine", ""
+                    return "beta: log-space combine", ""
+        if "sample_gumbel" in names:
+            return "gumbel (tau > 0)", ""
+        if "warp_slot" in names:
+            for f, l, n in frames:
+                if n == "warp_slot":
+                    if l in self.slot_ballot:
+                        return "radix: warp slot ballot (every warp)", ""
+                    return "radix: warp slot atomic (warps with a lane to place)", ""
+        if kernel == "radix_filter":
+            if "score_task" in names or "score_key" in names:
+                return "radix: recompute key (pool scan, live lanes)", ""
+            outer = frames[-1] if frames else None
+            if outer and outer[0] == self.rf_file:
+                if outer[1] in self.rf_cand:
+                    return "radix: read candidate", ""
+                if outer[1] in self.rf_dig:
+                    return "radix: digit test (pool scan)", ""
+                if self.rf_loop[0] <= outer[1] <= self.rf_loop[1]:
+                    return "radix: element loop", ""
+            return "radix: setup + histogram flush", ""
+        if "apply_pending_task" in names:
+            return "pending update", ""
+        if "score_task" in names:
+            return "score (p_hat, target, key setup)", ""
+        if "score_key" in names:
+            return "key", ""
+        return "fixed (loads, stores, loop, histogram)", ""
+
+
+# ------------------------------------------------------------------------------------------------------
+# The projection
+H100 = {
+    "name": "H100 SXM5 80 GB",
+    "sms": 132,
+    "schedulers_per_sm": 4,
+    "clock_ghz": 1.755,  # a sustained SM clock under load (max boost 1.98 GHz); stated, not measured
+    "mem_tb_s": 3.0,  # measured device-to-device copy (read + write), the figure of issue 23
+}
+
+# Per-warp frequencies: the chance that a warp of 32 consecutive tasks runs the path (any lane taking it
+# makes the warp pay), per Gamma draw. PLACEHOLDERS until the CPU-twin measurement fills them (see
+# docs/BENCHMARKS.md, "Cost model"): per lane, about 2% of attempts fail the squeeze in `bots bench`
+# (docs/BENCHMARKS.md, issue 14 item 3); the rates of a rejected attempt and of a rejected block are guesses.
+FREQ_DEFAULTS = {
+    "source": "PLACEHOLDER per-lane rates (2% squeeze failures, from docs/BENCHMARKS.md), not measured per warp",
+    "warp_exact": 1 - 0.98 ** 32,  # some lane fails attempt 0's squeeze: the warp runs the exact test
+    "warp_attempt1": 1 - (1 - 0.002) ** 32,  # some lane rejects attempt 0: the warp runs attempt 1
+    "warp_retry": 1 - (1 - 0.0001) ** 32,  # some lane rejects both attempts of a block: a new block
+    "warp_log_space": 0.0,  # some lane has a shape below 1: log-space Beta and boosts
+    "warp_pending": 1.0,  # the pool-wide update is pending (every step of the training loop)
+    "gumbel": 0.0,  # tau > 0
+}
+
+
+def gamma_costs(per, A):
+    """Warp instructions of one Gamma draw's pieces; attempt pieces are unrolled A times per block."""
+    c = lambda p: per.get(p, 0.0)  # noqa: E731
+    attempt = (c("gamma: attempt (x, u, branch)") + c("gamma: squeeze")) / A
+    exact = c("gamma: exact test") / A
+    block = c("gamma: Philox block") + c("gamma: Box-Muller") + c("gamma: block loop (retry back-edge)")
+    first = c("gamma: shape constants") + c("gamma: other") + block
+    return first, attempt, exact, c("gamma: accepted value") / A, block
+
+
+def sample_warp(per, freq, A):
+    """One warp's instructions for sample + score (the part both kernels share), by part."""
+    c = lambda p: per.get(p, 0.0)  # noqa: E731
+    first, attempt, exact, value, block = gamma_costs(per, A)
+    return {
+        "2 Gammas: shape constants, Philox block, Box-Muller": 2 * first,
+        "2 Gammas: attempt 0 + squeeze + accepted value": 2 * (attempt + value),
+        "exact test (x warps running it)": 2 * exact * freq["warp_exact"],
+        "attempt 1 + its exact test (x warps)": 2 * (attempt + exact) * freq["warp_attempt1"],
+        "retry: another block (x warps)": 2 * (block + 2 * attempt + exact) * freq["warp_retry"],
+        "Beta: linear combine": c("beta: linear combine"),
+        "Beta: log space + boosts (x warps)": (c("beta: log-space combine") + c("beta: boost (shape < 1)")) * freq["warp_log_space"],
+        "Gumbel (x tau > 0)": c("gumbel (tau > 0)") * freq["gumbel"],
+        "score, key": c("score (p_hat, target, key setup)") + c("key"),
+    }
+
+
+def per_run_counts(counts):
+    """Static counts of one kernel summed over draws (a Gamma path: both inlined copies, alpha and beta,
+    averaged to one draw)."""
+    per = collections.defaultdict(float)
+    for (p, d), v in counts.items():
+        per[p] += v / 2.0 if d else v
+    return per
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sass", required=True)
+    ap.add_argument("--ptxas-log", required=True)
+    ap.add_argument("--kernels", default="kernels")
+    ap.add_argument("--freq", help="JSON file of per-warp frequencies (keys of FREQ_DEFAULTS)")
+    ap.add_argument("--tasks", type=float, default=1e8)
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--json", help="also write the static counts here")
+    a = ap.parse_args()
+
+    src = Sources(a.kernels)
+    cls = Classifier(src)
+    kernels, labels = parse_sass(a.sass)
+    res = parse_ptxas(a.ptxas_log)
+    out = []
+    w = out.append
+
+    w("#### Kernels (sm_90, static SASS instructions)\n")
+    w("| kernel | registers | stack | spill bytes | smem bytes | SASS instructions | div/rcp/sqrt slow paths | padding |")
+    w("|---|---|---|---|---|---|---|---|")
+    for k, insns in sorted(kernels.items()):
+        r = res.get(k, {})
+        nslow = sum(1 for i in insns if i.sub in ("subroutine", "call site"))
+        npad = sum(1 for i in insns if i.sub == "padding")
+        w(f"| `{k}` | {r.get('regs', '?')} | {r.get('stack', '?')} | {r.get('spill', '?')} | {r.get('smem', 0)} | "
+          f"{len(insns)} | {nslow} | {npad} |")
+    w("")
+
+    loops = {"update_sample_score": (cls.uss_file, cls.uss_loop), "radix_filter": (cls.rf_file, cls.rf_loop)}
+    counts = {}
+    for k, (fn, (lo, hi)) in loops.items():
+        if k not in kernels:
+            raise SystemExit(f"cost_model.py: kernel {k} not in the SASS")
+        rng = loop_range(kernels[k], labels[k], fn, lo + 1, hi)
+        if rng is None:
+            raise SystemExit(f"cost_model.py: no SASS loop around {fn}:{lo}-{hi} in {k}")
+        c = collections.Counter()
+        for idx, i in enumerate(kernels[k]):
+            path, draw = cls.classify(k, i)
+            if not i.sub and not rng[0] <= idx <= rng[1]:
+                path, draw = "once per thread: setup, shared histogram zero/flush (outside the task loop)", ""
+            elif path == "radix: setup + histogram flush":
+                path = "radix: element loop"  # a setup line's value recomputed inside the loop
+            c[(path, draw)] += 1
+        counts[k] = c
+
+    w("#### Paths (static SASS instructions inside each kernel; a Gamma draw is inlined twice, alpha and beta, "
+      f"and its {cls.attempts_per_block} attempts per Philox block are unrolled)\n")
+    for k, c in counts.items():
+        w(f"`{k}`:\n")
+        w("| path | alpha draw | beta draw | total |")
+        w("|---|---|---|---|")
+        for p in sorted({p for p, _ in c}):
+            tot = sum(v for (pp, _), v in c.items() if pp == p)
+            w(f"| {p} | {c.get((p, 'alpha'), 0) or ''} | {c.get((p, 'beta'), 0) or ''} | {tot} |")
+        w(f"| **total** | | | **{sum(c.values())}** |")
+        w("")
+
+    freq = dict(FREQ_DEFAULTS)
+    if a.freq:
+        freq.update(json.load(open(a.freq)))
+    n, kk, hw, A = a.tasks, a.batch, H100, cls.attempts_per_block
+    warps = n / 32.0
+    uss = per_run_counts(counts["update_sample_score"])
+    rf = per_run_counts(counts["radix_filter"])
+
+    uss_parts = {"loop, loads, stores, digit, histogram atomic": uss["fixed (loads, stores, loop, histogram)"],
+                 "pending update (x pending)": uss["pending update"] * freq["warp_pending"]}
+    uss_parts.update(sample_warp(uss, freq, A))
+    uss_warp = sum(uss_parts.values())
+
+    # radix_filter. Pass 0 scans the pool: every warp runs the loop, the digit test and the ballots; the
+    # tasks whose cached 16-bit digit reaches the chosen bin (about N / 2048 + k, scattered: one per warp)
+    # recompute their key (the whole sample + score) and place it. Passes 1-5 read the candidate buffer.
+    live = n / 2048.0 + kk
+    warps_live = min(warps, live)
+    scan = rf["radix: element loop"] + rf["radix: digit test (pool scan)"] + rf["radix: warp slot ballot (every warp)"]
+    rf_sample = sum(sample_warp(rf, freq, A).values()) + rf["radix: recompute key (pool scan, live lanes)"]
+    rf_place = rf["radix: warp slot atomic (warps with a lane to place)"]
+    rf_pass0 = warps * scan + warps_live * (rf_sample + rf_place)
+    cand = live
+    rf_later = 5 * (cand / 32.0) * (rf["radix: element loop"] + rf["radix: read candidate"]
+                                    + rf["radix: warp slot ballot (every warp)"] + rf_place)
+    # per launch of a pool-sized grid: 4 blocks of 8 warps per SM, each running the setup once
+    grid_warps = hw["sms"] * 4 * 8
+    setup_uss = grid_warps * uss["once per thread: setup, shared histogram zero/flush (outside the task loop)"]
+    setup_rf = grid_warps * rf["once per thread: setup, shared histogram zero/flush (outside the task loop)"]
+
+    sched = hw["sms"] * hw["schedulers_per_sm"]
+    rate = sched * hw["clock_ghz"] * 1e9
+    # bytes per task (bots bench's pool: f16 features, 2 columns): alpha, beta read and written (16), the two
+    # features of the pending update (4), the digit cache written (2); pass 0 reads the digits (2) and, per
+    # live task, alpha and beta again (two 32-byte sectors); later passes read and write 8-byte candidates.
+    rows = [
+        ("update_sample_score", n * (8 + (8 + 4) * freq["warp_pending"] + 2), warps * uss_warp + setup_uss),
+        ("radix_filter pass 0 (pool scan)", n * 2 + live * 64 + live * 8, rf_pass0 + setup_rf),
+        ("radix_filter passes 1-5 (candidates)", 5 * cand * 16, rf_later + 5 * setup_rf),
+    ]
+
+    w(f"#### Projection: N = {n:.0e}, k = {kk}, {hw['name']}\n")
+    w(f"Assumed: {hw['sms']} SMs x {hw['schedulers_per_sm']} schedulers at {hw['clock_ghz']} GHz = "
+      f"{rate / 1e12:.3f} T warp instructions/s at 1 instruction per cycle per scheduler; memory "
+      f"{hw['mem_tb_s']} TB/s (measured-copy figure). Frequencies: {freq['source']}: "
+      + ", ".join(f"{k} = {v:.3g}" for k, v in freq.items() if isinstance(v, (int, float))) + ".\n")
+    w("`update_sample_score`, warp instructions per warp of 32 tasks (x: weighted by the per-warp frequency):\n")
+    w("| part | warp instructions |")
+    w("|---|---|")
+    for p, v in uss_parts.items():
+        w(f"| {p} | {v:.1f} |")
+    w(f"| **total** | **{uss_warp:.1f}** |")
+    w("")
+    w(f"`radix_filter` pass 0: {scan:.0f} per warp for the scan, {rf_sample + rf_place:.0f} more per warp holding "
+      f"a live task ({live:.0f} live tasks, about one per warp).\n")
+    w("| kernel | bytes | memory time (ms) | warp instructions | issue time, IPC 1 (ms) | IPC 0.8 (ms) | projected (ms) |")
+    w("|---|---|---|---|---|---|---|")
+    tm = t1 = t8 = p1 = p8 = 0.0
+    for name, b, ins in rows:
+        m = b / (hw["mem_tb_s"] * 1e12) * 1e3
+        i1 = ins / rate * 1e3
+        i8 = i1 / 0.8
+        tm, t1, t8, p1, p8 = tm + m, t1 + i1, t8 + i8, p1 + max(m, i1), p8 + max(m, i8)
+        w(f"| {name} | {b / 1e9:.3f} GB | {m:.3f} | {ins / 1e6:.1f} M | {i1:.3f} | {i8:.3f} | {max(m, i1):.3f} to {max(m, i8):.3f} |")
+    w(f"| **step, these kernels** | | **{tm:.3f}** | | **{t1:.3f}** | **{t8:.3f}** | **{p1:.3f} to {p8:.3f}** |")
+    w("")
+    w("Projected = the larger of memory and issue time, per kernel, at IPC 1 and 0.8 per scheduler; not counted: "
+      "the one-block kernels (radix_find_bin x6, bitonic_sort_block, keys_to_tasks, select_init, the batch kernels), "
+      "launch gaps, the tail of each grid.\n")
+    w("| mode (`bots bench`) | launches per step | also per step |")
+    w("|---|---|---|")
+    sel = "select_init, update_sample_score, 6 x (radix_find_bin, radix_filter), bitonic_sort_block, keys_to_tasks"
+    upd = "apply_pending, clear_pending, batch_validate, batch_reduce, batch_scatter, batch_finish"
+    w(f"| `--device-verbs` | 16 + 6 = 22 ({sel}; {upd}) | none |")
+    w("| `--graph` | 1 graph launch of the same 22 kernels | none |")
+    w("| host verbs (default) | the same 22 | k ids device-to-host, k outcomes host-to-device, a synchronization |")
+    print("\n".join(out))
+    if a.json:
+        json.dump({k: {f"{p}|{d}": v for (p, d), v in c.items()} for k, c in counts.items()}, open(a.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
