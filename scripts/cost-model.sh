@@ -6,7 +6,9 @@
 # nvdisasm -gi (every instruction with its source line and inline chain) and runs scripts/cost_model.py,
 # which prints markdown: per kernel the SASS size and resources, per path the instructions, and the
 # projected step time at N = 10^8, k = 1024 (TASKS=..., BATCH=... to change; FREQ=file.json for
-# measured per-warp frequencies).
+# measured per-warp frequencies, default bench/cost-model-freq.json; MEASURE=1 first re-measures them into
+# that file with examples/warp_paths.rs on the CPU twin: a dev build of the crate's examples, ~2 min cold
+# on 2 cores, then ~15 s).
 #
 # Needs: the pinned nvcc 13.0.2 (NVCC, else .cuda/ as .ci/run installs it), python3, cargo (only to
 # render the generated abi.cuh from src/abi.rs: `cargo check` of the library, no codegen).
@@ -63,6 +65,13 @@ arch="${CUDA_ARCH:-compute_80}"
 "$ptxas" -arch=sm_90 -O3 -lineinfo -v "$out/bots.ptx" -o "$out/bots.sm_90.cubin" > "$out/ptxas.log" 2>&1
 "$nvdisasm" -gi "$out/bots.sm_90.cubin" > "$out/bots.sm_90.sass"
 
+freq_file=bench/cost-model-freq.json
+if [[ "${MEASURE:-0}" == 1 ]]; then
+    echo "== measuring per-warp path frequencies (examples/warp_paths.rs)" >&2
+    env -u NVCC -u CUDA_HOME -u CUDA_PATH cargo run --quiet --example warp_paths 2>/dev/null | tee "$out/warp_paths.txt" >&2
+    tail -n 1 "$out/warp_paths.txt" > "$freq_file"
+fi
+FREQ="${FREQ:-$([[ -f "$freq_file" ]] && echo "$freq_file" || true)}"
 args=(--sass "$out/bots.sm_90.sass" --ptxas-log "$out/ptxas.log" --kernels kernels --json "$out/counts.json"
       --tasks "${TASKS:-1e8}" --batch "${BATCH:-1024}")
 [[ -n "${FREQ:-}" ]] && args+=(--freq "$FREQ")

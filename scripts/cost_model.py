@@ -378,6 +378,7 @@ FREQ_DEFAULTS = {
     "source": "PLACEHOLDER per-lane rates (2% squeeze failures, from docs/BENCHMARKS.md), not measured per warp",
     "warp_exact": 1 - 0.98 ** 32,  # some lane fails attempt 0's squeeze: the warp runs the exact test
     "warp_attempt1": 1 - (1 - 0.002) ** 32,  # some lane rejects attempt 0: the warp runs attempt 1
+    "warp_exact1": 1 - (1 - 0.0001) ** 32,  # some lane fails attempt 1's squeeze: its exact test
     "warp_retry": 1 - (1 - 0.0001) ** 32,  # some lane rejects both attempts of a block: a new block
     "warp_log_space": 0.0,  # some lane has a shape below 1: log-space Beta and boosts
     "warp_pending": 1.0,  # the pool-wide update is pending (every step of the training loop)
@@ -403,7 +404,8 @@ def sample_warp(per, freq, A):
         "2 Gammas: shape constants, Philox block, Box-Muller": 2 * first,
         "2 Gammas: attempt 0 + squeeze + accepted value": 2 * (attempt + value),
         "exact test (x warps running it)": 2 * exact * freq["warp_exact"],
-        "attempt 1 + its exact test (x warps)": 2 * (attempt + exact) * freq["warp_attempt1"],
+        "attempt 1 (x warps)": 2 * attempt * freq["warp_attempt1"],
+        "attempt 1's exact test (x warps)": 2 * exact * freq["warp_exact1"],
         "retry: another block (x warps)": 2 * (block + 2 * attempt + exact) * freq["warp_retry"],
         "Beta: linear combine": c("beta: linear combine"),
         "Beta: log space + boosts (x warps)": (c("beta: log-space combine") + c("beta: boost (shape < 1)")) * freq["warp_log_space"],
