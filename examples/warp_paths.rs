@@ -114,7 +114,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut pool = bots::open(BackendKind::Cpu, config, n, Some(features(n, seed)))?;
     let checkpoints = [1usize, 3, steps];
     let mut last = Vec::new();
-    println!("tasks {n}, batch {k}; per Gamma draw: the lane rate, and the rate that some lane of a warp of 32 took it");
+    println!(
+        "tasks {n}, batch {k}; per Gamma draw: the lane rate, and the rate that some lane of a warp of 32 took it"
+    );
     for i in 0..=steps {
         if checkpoints.contains(&i) {
             let s = pool.to_host()?;
