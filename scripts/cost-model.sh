@@ -43,9 +43,10 @@ if [[ -z "$nvdisasm" || "$(cat "$venv/.pin" 2>/dev/null)" != "$NVDISASM_PIN" ]];
     nvdisasm="$(ls -d "$PWD/$venv"/lib/python3*/site-packages/nvidia/cu13/bin/nvdisasm | head -1)"
 fi
 
-# The generated header (build.rs renders it from src/abi.rs into the library's OUT_DIR). No nvcc in the
-# environment of this cargo call: the header is all it is for.
-include="$(env -u NVCC -u CUDA_HOME -u CUDA_PATH cargo check --quiet -p bots --lib --message-format=json 2>/dev/null | python3 -c '
+# The generated header (build.rs renders it from src/abi.rs into the library's OUT_DIR). The environment
+# is passed on unchanged (build.rs reruns when NVCC, CUDA_ARCH, PATH... change, which would make the
+# next `cargo build` redo the library).
+include="$(cargo check --quiet -p bots --lib --message-format=json 2>/dev/null | python3 -c '
 import json, os, sys
 found = ""
 for line in sys.stdin:
@@ -68,7 +69,7 @@ arch="${CUDA_ARCH:-compute_80}"
 freq_file=bench/cost-model-freq.json
 if [[ "${MEASURE:-0}" == 1 ]]; then
     echo "== measuring per-warp path frequencies (examples/warp_paths.rs)" >&2
-    env -u NVCC -u CUDA_HOME -u CUDA_PATH cargo run --quiet --example warp_paths 2>/dev/null | tee "$out/warp_paths.txt" >&2
+    cargo run --quiet --example warp_paths 2>/dev/null | tee "$out/warp_paths.txt" >&2
     tail -n 1 "$out/warp_paths.txt" > "$freq_file"
 fi
 FREQ="${FREQ:-$([[ -f "$freq_file" ]] && echo "$freq_file" || true)}"
