@@ -7,7 +7,9 @@
 //! `cargo run --release --example warp_paths -- [TASKS] [BATCH] [STEPS]` (defaults 2^20, 10, 23: the
 //! ratio k/N of 1024 in 10^8, and `bots bench`'s 3 warm-up + 20 timed steps). Prints a table per measured
 //! step and, last, one JSON line for `FREQ=... scripts/cost-model.sh` (the last step's frequencies).
-use bots::__private::twin::distr::gamma::{mt_constants, mt_exact, mt_squeeze, MAX_GAMMA_BLOCKS};
+use bots::__private::twin::distr::gamma::{
+    mt_constants, mt_exact, mt_squeeze, mt_value, sample_gamma_mt, MAX_GAMMA_BLOCKS,
+};
 use bots::__private::twin::distr::normal::box_muller_scaled;
 use bots::__private::{u01, Purpose, TaskStream};
 use bots::{BackendKind, Config, Evidence, Features};
@@ -22,8 +24,9 @@ struct Path {
     retry: bool,    // both attempts of block 1 rejected: block 2 (Philox + Box-Muller) ran
 }
 
-/// The path of kernels/distr.cuh sample_gamma_mt (same loop, same tests, same words).
-fn gamma_path(shape: f32, st: &TaskStream, purpose: Purpose) -> Path {
+/// The path of kernels/distr.cuh sample_gamma_mt (same loop, same tests, same words), and the value it
+/// gives (checked against the twin's `sample_gamma_mt`, so the replay is the sampler's path).
+fn gamma_path(shape: f32, st: &TaskStream, purpose: Purpose) -> (Path, f32) {
     let (d, q) = mt_constants(shape);
     let mut p = Path::default();
     for blk in 1..=MAX_GAMMA_BLOCKS {
@@ -41,7 +44,7 @@ fn gamma_path(shape: f32, st: &TaskStream, purpose: Purpose) -> Path {
             }
             let u = u01(uw);
             if mt_squeeze(d, x, u) {
-                return p;
+                return (p, mt_value(d, x));
             }
             if blk == 1 && j == 0 {
                 p.exact0 = true;
@@ -50,11 +53,11 @@ fn gamma_path(shape: f32, st: &TaskStream, purpose: Purpose) -> Path {
                 p.exact1 = true;
             }
             if mt_exact(d, x, u) {
-                return p;
+                return (p, mt_value(d, x));
             }
         }
     }
-    p
+    (p, d)
 }
 
 /// `bots bench`'s synthetic features (cli/src/cmd/bench.rs synthetic_features, f16 form).
@@ -84,7 +87,10 @@ fn measure(alpha: &[f32], beta: &[f32], seed: u64, step: u64) -> Vec<(&'static s
             for (draw, (shape, purpose)) in
                 [(alpha[k], Purpose::GammaAlpha), (beta[k], Purpose::GammaBeta)].into_iter().enumerate()
             {
-                let p = gamma_path(shape, &st, purpose);
+                let (p, g) = gamma_path(shape, &st, purpose);
+                if k % 61 == 0 {
+                    assert_eq!(g.to_bits(), sample_gamma_mt(shape, &st, purpose).to_bits(), "replay != twin, task {k}");
+                }
                 for (i, f) in [p.exact0, p.attempt1, p.exact1, p.retry, log].into_iter().enumerate() {
                     lane[i] += f as u64;
                     any[draw][i] |= f;
