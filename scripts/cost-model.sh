@@ -7,7 +7,7 @@
 # which prints markdown: per kernel the SASS size and resources, per path the instructions, and the
 # projected step time at N = 10^8, k = 1024 (TASKS=..., BATCH=... to change; FREQ=file.json for
 # measured per-warp frequencies, default bench/cost-model-freq.json; MEASURE=1 first re-measures them into
-# that file with examples/warp_paths.rs on the CPU twin: a dev build of the crate's examples, ~2 min cold
+# that file with cli/examples/warp_paths.rs on the CPU twin: a dev build of the crate's examples, ~2 min cold
 # on 2 cores, then ~15 s).
 #
 # Needs: the pinned nvcc 13.0.2 (NVCC, else .cuda/ as .ci/run installs it), python3, cargo (only to
@@ -68,8 +68,8 @@ arch="${CUDA_ARCH:-compute_80}"
 
 freq_file=bench/cost-model-freq.json
 if [[ "${MEASURE:-0}" == 1 ]]; then
-    echo "== measuring per-warp path frequencies (examples/warp_paths.rs)" >&2
-    cargo run --quiet --example warp_paths 2>/dev/null | tee "$out/warp_paths.txt" >&2
+    echo "== measuring per-warp path frequencies (cli/examples/warp_paths.rs)" >&2
+    cargo run --quiet -p bots-cli --example warp_paths 2>/dev/null | tee "$out/warp_paths.txt" >&2
     tail -n 1 "$out/warp_paths.txt" > "$freq_file"
 fi
 FREQ="${FREQ:-$([[ -f "$freq_file" ]] && echo "$freq_file" || true)}"

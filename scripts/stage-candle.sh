@@ -104,6 +104,7 @@ for b in .device/bin/test-*; do
   if (( n == 0 )); then rm -f "$b"; echo "pruned $name (no tests)"; fi
 done
 rm -f .device/bin/example-grpo .device/bin/example-make_sample_pool .device/bin/test-example-grpo
+rm -f .device/bin/example-warp_paths .device/bin/test-example-warp_paths  # the cost model's CPU measurement
 # tests/trinity.rs compares with Trinity-RFT's Python code, which the GPU machine has no venv for (no
 # network): there it could only print SKIPPED, which fails a device log. CI runs it, required.
 rm -f .device/bin/test-test-trinity

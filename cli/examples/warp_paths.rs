@@ -4,7 +4,7 @@
 //! kernels/distr.cuh takes on the task stream of that step (the same words, through the CPU twin's
 //! functions), then counts per warp of 32 consecutive tasks (the kernel's lanes) whether any lane took it.
 //!
-//! `cargo run --release --example warp_paths -- [TASKS] [BATCH] [STEPS]` (defaults 2^20, 10, 23: the
+//! `cargo run --release -p bots-cli --example warp_paths -- [TASKS] [BATCH] [STEPS]` (defaults 2^20, 10, 23: the
 //! ratio k/N of 1024 in 10^8, and `bots bench`'s 3 warm-up + 20 timed steps). Prints a table per measured
 //! step and, last, one JSON line for `FREQ=... scripts/cost-model.sh` (the last step's frequencies).
 use bots::__private::twin::distr::gamma::{
