@@ -11,13 +11,13 @@
 # on 2 cores, then ~15 s).
 #
 # Needs: the pinned nvcc 13.0.2 (NVCC, else .cuda/ as .ci/run installs it), python3, cargo (only to
-# render the generated abi.cuh from src/abi.rs: `cargo check` of the library, no codegen).
+# render the generated abi.cuh from src/abi.rs: scripts/abi-header.sh, a dev build of the library).
 # Installs on first use: nvdisasm into .cost-venv/ (gitignored), pinned below. The pinned toolkit's PyPI
 # wheels (cuda-toolkit 13.0.2) carry no nvdisasm or cuobjdump, and PyPI has no 13.0.x
 # nvidia-cuda-nvdisasm; 13.2.51 is the first. It only reads the sm_90 cubin that the pinned ptxas 13.0
 # produced; the machine code is 13.0's. Download ~30 MB, a few seconds.
 # Idempotent: outputs go to target/cost-model/ (rewritten every run); the venv is reused.
-# Time: ~30 s on 2 cores with a warm cargo cache (the cargo check dominates on a cold one).
+# Time: ~30 s on 2 cores with a warm cargo cache (the library's dev build dominates on a cold one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NVDISASM_PIN="nvidia-cuda-nvdisasm==13.2.51"
@@ -43,19 +43,9 @@ if [[ -z "$nvdisasm" || "$(cat "$venv/.pin" 2>/dev/null)" != "$NVDISASM_PIN" ]];
     nvdisasm="$(ls -d "$PWD/$venv"/lib/python3*/site-packages/nvidia/cu13/bin/nvdisasm | head -1)"
 fi
 
-# The generated header (build.rs renders it from src/abi.rs into the library's OUT_DIR). The environment
-# is passed on unchanged (build.rs reruns when NVCC, CUDA_ARCH, PATH... change, which would make the
-# next `cargo build` redo the library).
-include="$(cargo check --quiet -p bots --lib --message-format=json 2>/dev/null | python3 -c '
-import json, os, sys
-found = ""
-for line in sys.stdin:
-    m = json.loads(line) if line.startswith("{") else {}
-    d = os.path.join(m.get("out_dir") or "", "include")
-    if m.get("reason") == "build-script-executed" and os.path.isfile(os.path.join(d, "abi.cuh")):
-        found = d
-print(found)')"
-[[ -n "$include" ]] || { echo "cost-model.sh: cargo check printed no OUT_DIR with include/abi.cuh" >&2; exit 1; }
+# The generated header (build.rs renders it from src/abi.rs into the library's OUT_DIR), found as the
+# kernel emulator finds it.
+include="$(bash scripts/abi-header.sh)"
 
 out="${CARGO_TARGET_DIR:-target}/cost-model"
 rm -rf "$out"

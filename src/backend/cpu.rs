@@ -137,11 +137,10 @@ impl Backend for CpuPool {
     }
 
     fn append(&mut self, new: &crate::pool::NewTasks) -> Result<std::ops::Range<u32>> {
-        let mut state = self.to_host()?;
-        let ids = state.append(&self.config, new)?;
-        self.state = state;
-        self.pending = None;
-        Ok(ids)
+        // Bringing the state up to date changes no value a reader sees; `append` then grows it only
+        // when everything checks out.
+        self.flush();
+        self.state.append(&self.config, new)
     }
 
     fn restore(&mut self, state: PoolState) -> Result<()> {

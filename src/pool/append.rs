@@ -6,7 +6,7 @@ use std::ops::Range;
 use crate::config::Config;
 use crate::error::{BotsError, Result};
 use crate::evidence::{interpolate, segment};
-use crate::neighbours::{neighbour_scale, Neighbours};
+use crate::neighbours::{neighbour_scale, neighbour_sums};
 use crate::pool::{Features, PoolState, Prior};
 
 /// Tasks to append to a pool: how many, and what the pool needs of each (reference values when the
@@ -25,7 +25,7 @@ pub struct NewTasks {
     pub count: usize,
     /// Their reference columns (K columns of `count` values), required when the pool has features.
     pub features: Option<Features>,
-    /// Their out-neighbour rows (`count · k` ids and weights, as [`Neighbours::from_lists`] takes
+    /// Their out-neighbour rows (`count · k` ids and weights, as [`crate::Neighbours::from_lists`] takes
     /// them; ids may name any task of the grown pool), required when the pool has a graph.
     pub neighbours: Option<(Vec<u32>, Vec<f32>)>,
 }
@@ -41,7 +41,7 @@ impl NewTasks {
         NewTasks { features: Some(features), ..self }
     }
 
-    /// With their out-neighbour rows (`count · k` ids, padded with [`Neighbours::NONE`], and weights).
+    /// With their out-neighbour rows (`count · k` ids, padded with [`crate::Neighbours::NONE`], and weights).
     pub fn with_neighbours(self, ids: Vec<u32>, weights: Vec<f32>) -> NewTasks {
         NewTasks { neighbours: Some((ids, weights)), ..self }
     }
@@ -140,19 +140,15 @@ impl PoolState {
             priors.push((a0, b0));
             let (a, b) = match (&neighbours, &features, self.globals.mu) {
                 (Some(g), _, _) if config.neighbour_weight > 0.0 => {
+                    // The update's sums (neighbour_sums), over the old tasks' accumulated evidence.
                     let (ids, w) = g.row(k);
-                    let (mut w_sum, mut sa, mut sb) = (0.0f32, 0.0f32, 0.0f32);
-                    for (&j, &wj) in ids.iter().zip(w) {
-                        if j == Neighbours::NONE {
-                            break;
-                        }
-                        if (j as usize) < n {
-                            let (ja0, jb0) = self.prior.get(j as usize);
-                            w_sum += wj;
-                            sa += wj * (self.alpha[j as usize] - ja0).max(0.0);
-                            sb += wj * (self.beta[j as usize] - jb0).max(0.0);
-                        }
-                    }
+                    let (w_sum, sa, sb) = neighbour_sums(ids, w, |j| {
+                        let j = j as usize;
+                        (j < n).then(|| {
+                            let (ja0, jb0) = self.prior.get(j);
+                            ((self.alpha[j] - ja0).max(0.0), (self.beta[j] - jb0).max(0.0))
+                        })
+                    });
                     let c = neighbour_scale(config.neighbour_weight, w_sum);
                     (a0 + c * sa, b0 + c * sb)
                 }

@@ -8,42 +8,10 @@
 
 use crate::common;
 
-use std::sync::OnceLock;
+use crate::{column, devices, DEVICE};
 
-use crate::DEVICE;
-
-use bots::{
-    open_checkpoint, Backend, BackendKind, BotsError, Config, CpuPool, Evidence, Features, Neighbours, NewTasks,
-};
+use bots::{open_checkpoint, Backend, BotsError, Config, CpuPool, Evidence, Features, Neighbours, NewTasks};
 use common::assert_bit_identical;
-
-fn cuda() -> bool {
-    static CUDA: OnceLock<bool> = OnceLock::new();
-    *CUDA.get_or_init(common::gpu_available)
-}
-
-fn devices(
-    cfg: &Config,
-    n: usize,
-    f: Option<&Features>,
-    g: Option<&Neighbours>,
-) -> Vec<(BackendKind, Box<dyn Backend>)> {
-    let mut kinds = vec![BackendKind::Cpu];
-    if cuda() {
-        kinds.push(BackendKind::Cuda { ordinal: 0 });
-    }
-    kinds
-        .into_iter()
-        .map(|k| {
-            let p = bots::open_with(k, cfg.clone(), n, f.cloned(), g.cloned()).unwrap_or_else(|e| panic!("{k:?}: {e}"));
-            (k, p as Box<dyn Backend>)
-        })
-        .collect()
-}
-
-fn column(n: usize, den: usize, shift: usize) -> Vec<f32> {
-    (0..n).map(|k| ((k * 7 + shift) % (den + 1)) as f32 / den as f32).collect()
-}
 
 /// With references: after one update (mu = 0.5 exactly: r = 0.5 on a task with f = (0.25, 0.75)),
 /// a task appended with f = (0, 1) is predicted p = 0.5 and starts where the reference term alone
@@ -54,19 +22,19 @@ fn references_give_appended_tasks_the_reference_terms_fixed_point() {
     let _d = DEVICE.lock().unwrap_or_else(|e| e.into_inner());
     let f = Features::from_f32(&[0.25, 0.25], &[0.75, 0.75]).unwrap();
     let cfg = Config { batch: 1, gamma: 1.0, ..Config::default() };
-    for (kind, mut p) in devices(&cfg, 2, Some(&f), None) {
+    for (name, mut p) in devices(&cfg, 2, Some(&f), None) {
         let ids = p.append(&NewTasks::new(1).with_features(Features::from_f32(&[0.5], &[0.5]).unwrap())).unwrap();
         assert_eq!(ids, 2..3);
         let s = p.to_host().unwrap();
-        assert_eq!((s.alpha[2], s.beta[2]), (1.0, 1.0), "{kind:?}: before any update, the prior");
+        assert_eq!((s.alpha[2], s.beta[2]), (1.0, 1.0), "{name}: before any update, the prior");
         let r = p.update(&Evidence::pass_rates(vec![0], vec![0.5])).unwrap();
-        assert!((r.mu.unwrap() - 0.5).abs() < 1e-5, "{kind:?}: {r:?}"); // 0.25 / (0.5 + 1e-6)
+        assert!((r.mu.unwrap() - 0.5).abs() < 1e-5, "{name}: {r:?}"); // 0.25 / (0.5 + 1e-6)
         let new = NewTasks::new(2).with_features(Features::from_f32(&[0.0, 0.5], &[1.0, 0.5]).unwrap());
         assert_eq!(p.append(&new).unwrap(), 3..5);
         let s = p.to_host().unwrap();
         assert_eq!(s.len(), 5);
         for k in [3, 4] {
-            assert!((s.alpha[k] - 9.0).abs() < 1e-4 && (s.beta[k] - 9.0).abs() < 1e-4, "{kind:?}: task {k}: {s:?}");
+            assert!((s.alpha[k] - 9.0).abs() < 1e-4 && (s.beta[k] - 9.0).abs() < 1e-4, "{name}: task {k}: {s:?}");
         }
         assert_eq!(p.step(), 1, "appending is not a step");
     }
@@ -81,7 +49,7 @@ fn neighbours_give_appended_tasks_their_evidence() {
     let none = Neighbours::NONE;
     let g = Neighbours::from_lists(3, 2, vec![1, none, 0, none, 0, none], vec![0.1, 0.0, 0.1, 0.0, 0.1, 0.0]).unwrap();
     let cfg = Config { rho: 0.0, neighbour_weight: 0.6, lambda: 0.0, m: 8, ..Config::default() };
-    for (kind, mut p) in devices(&cfg, 3, None, Some(&g)) {
+    for (name, mut p) in devices(&cfg, 3, None, Some(&g)) {
         let mut s = p.to_host().unwrap();
         (s.alpha[0], s.beta[0], s.alpha[1], s.beta[1]) = (7.0, 3.0, 2.0, 4.0);
         p.restore(s).unwrap();
@@ -89,15 +57,15 @@ fn neighbours_give_appended_tasks_their_evidence() {
         let s = p.to_host().unwrap();
         assert!(
             (s.alpha[3] - 3.6).abs() < 1e-6 && (s.beta[3] - 2.4).abs() < 1e-6,
-            "{kind:?}: {:?}",
+            "{name}: {:?}",
             (s.alpha[3], s.beta[3])
         );
-        assert_eq!(s.neighbours.as_ref().unwrap().reverse(0), &[1, 2, 3], "{kind:?}: reverse lists grow");
+        assert_eq!(s.neighbours.as_ref().unwrap().reverse(0), &[1, 2, 3], "{name}: reverse lists grow");
         // The appended task now gets neighbour evidence from batches with task 0 in them.
         p.update(&Evidence::pass_rates(vec![0], vec![1.0])).unwrap();
         let t = p.to_host().unwrap();
         // W = 1 (only task 0 is in the batch), c = 0.6: 3.6 + 0.6·8 (lambda = 0: nothing forgotten).
-        assert!((t.alpha[3] - (3.6 + 0.6 * 8.0)).abs() < 1e-5, "{kind:?}: {}", t.alpha[3]);
+        assert!((t.alpha[3] - (3.6 + 0.6 * 8.0)).abs() < 1e-5, "{name}: {}", t.alpha[3]);
     }
 }
 
@@ -148,8 +116,8 @@ fn append_checkpoint_resume_is_exact_on_every_device() {
     let cfg = Config { batch: 12, neighbour_weight: 0.4, tau: 0.05, ..Config::default() };
     let dir = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();
-    for (kind, mut p) in devices(&cfg, n0, Some(&feats(0, n0)), Some(&g0)) {
-        let ckpt = dir.path().join(format!("{kind:?}.ckpt"));
+    for (name, mut p) in devices(&cfg, n0, Some(&feats(0, n0)), Some(&g0)) {
+        let ckpt = dir.path().join(format!("{name}.ckpt"));
         let mut log = Vec::new();
         for step in 0..24u32 {
             match step {
@@ -169,30 +137,30 @@ fn append_checkpoint_resume_is_exact_on_every_device() {
                 _ => {}
             }
             let tasks = p.select_batch().unwrap();
-            assert!(tasks.iter().all(|&t| (t as usize) < p.len()), "{kind:?}: step {step}: {tasks:?}");
+            assert!(tasks.iter().all(|&t| (t as usize) < p.len()), "{name}: step {step}: {tasks:?}");
             let rates: Vec<f32> = tasks.iter().map(|&t| ((t * 3 + step) % 5) as f32 / 4.0).collect();
             let r = p.update(&Evidence::pass_rates(tasks.clone(), rates)).unwrap();
             log.push((tasks, r));
         }
-        assert!(log.iter().flat_map(|l| &l.0).any(|&t| t as usize >= n0), "{kind:?}: appended tasks get selected");
+        assert!(log.iter().flat_map(|l| &l.0).any(|&t| t as usize >= n0), "{name}: appended tasks get selected");
         let end = p.to_host().unwrap();
-        let mut q = open_checkpoint(kind, &ckpt).unwrap();
+        let mut q = open_checkpoint(name.parse().unwrap(), &ckpt).unwrap();
         assert_eq!(q.len(), n0 + 150);
         for (step, (tasks, r)) in log.iter().enumerate().skip(17) {
-            assert_eq!(&q.select_batch().unwrap(), tasks, "{kind:?}: resumed step {step}");
+            assert_eq!(&q.select_batch().unwrap(), tasks, "{name}: resumed step {step}");
             let rates = tasks.iter().map(|&t| ((t * 3 + step as u32) % 5) as f32 / 4.0).collect();
             assert_eq!(&q.update(&Evidence::pass_rates(tasks.clone(), rates)).unwrap(), r);
         }
-        assert_bit_identical(&q.to_host().unwrap(), &end, &format!("{kind:?}: resumed after appends"));
+        assert_bit_identical(&q.to_host().unwrap(), &end, &format!("{name}: resumed after appends"));
         // The pool as it was before the appends is another pool.
         let mut fresh = CpuPool::with_neighbours(cfg.clone(), n0, Some(feats(0, n0)), Some(g0.clone())).unwrap();
         let err = fresh.restore_checkpoint(&ckpt).unwrap_err().to_string();
         assert!(err.contains("750 tasks, this pool has 600"), "{err}");
-        runs.push((kind, log, end));
+        runs.push((name, log, end));
     }
-    for (kind, log, end) in &runs[1..] {
-        assert_eq!(log, &runs[0].1, "{kind:?}: selections differ from the CPU's");
-        assert_bit_identical(end, &runs[0].2, &format!("{kind:?} against cpu"));
+    for (name, log, end) in &runs[1..] {
+        assert_eq!(log, &runs[0].1, "{name}: selections differ from the CPU's");
+        assert_bit_identical(end, &runs[0].2, &format!("{name} against cpu"));
     }
 }
 

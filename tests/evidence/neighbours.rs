@@ -8,25 +8,11 @@
 
 use crate::common;
 
+use crate::{column, devices, DEVICE};
 use std::collections::HashSet;
-use std::sync::OnceLock;
-
-use crate::DEVICE;
 
 use bots::{checkpoint, open_with, Backend, BackendKind, BotsError, Config, CpuPool, Evidence, Features, Neighbours};
 use common::assert_bit_identical;
-
-fn devices(cfg: &Config, n: usize, f: Option<&Features>, g: &Neighbours) -> Vec<(&'static str, Box<dyn Backend>)> {
-    let mut out: Vec<(&'static str, Box<dyn Backend>)> =
-        vec![("cpu", Box::new(CpuPool::with_neighbours(cfg.clone(), n, f.cloned(), Some(g.clone())).unwrap()))];
-    static CUDA: OnceLock<bool> = OnceLock::new();
-    if *CUDA.get_or_init(common::gpu_available) {
-        let pool = open_with(BackendKind::Cuda { ordinal: 0 }, cfg.clone(), n, f.cloned(), Some(g.clone()))
-            .unwrap_or_else(|e| panic!("the CUDA pool: {e}"));
-        out.push(("cuda", pool));
-    }
-    out
-}
 
 /// Deterministic embeddings: `n` points around 12 centres in 6 dimensions.
 fn embeddings(n: usize) -> Vec<f32> {
@@ -40,10 +26,6 @@ fn embeddings(n: usize) -> Vec<f32> {
         }
     }
     e
-}
-
-fn column(n: usize, den: usize, shift: usize) -> Vec<f32> {
-    (0..n).map(|k| ((k * 7 + shift) % (den + 1)) as f32 / den as f32).collect()
 }
 
 /// Four tasks, graph 0 -> (1: 0.8, 2: 0.4), 1 -> (0: 0.8), 2 -> (0: 0.5, 3: 0.5), 3 -> (2: 1.0);
@@ -64,7 +46,7 @@ fn hand_worked_neighbour_updates() {
         Neighbours::from_lists(4, 2, vec![1, 2, 0, none, 0, 3, 2, none], vec![0.8, 0.4, 0.8, 0.0, 0.5, 0.5, 1.0, 0.0])
             .unwrap();
     let cfg = Config { rho: 0.0, m: 8, neighbour_weight: 0.5, batch: 2, ..Config::default() };
-    for (name, mut p) in devices(&cfg, 4, None, &g) {
+    for (name, mut p) in devices(&cfg, 4, None, Some(&g)) {
         p.update(&Evidence::pass_rates(vec![0, 3], vec![0.75, 0.25])).unwrap();
         check(p.as_ref(), name, [7.0, 3.4, 3.0, 3.0], [3.0, 1.8, 3.0, 7.0]);
         p.update(&Evidence::counts(vec![1], vec![8.0], vec![0.0])).unwrap();
@@ -156,7 +138,7 @@ fn neighbour_runs_agree_resume_and_refuse_other_graphs() {
     .enumerate()
     {
         let mut runs = Vec::new();
-        for (name, mut p) in devices(&cfg, n, feats, &g) {
+        for (name, mut p) in devices(&cfg, n, feats, Some(&g)) {
             let mut log = Vec::new();
             let ckpt = dir.path().join(format!("{name}-{ci}.ckpt"));
             for step in 0..30u32 {
@@ -219,7 +201,7 @@ fn batches_beyond_the_configured_size_agree() {
     let g = Neighbours::from_embeddings(&embeddings(n), 6, 10, 0.0).unwrap();
     let cfg = Config { rho: 0.0, neighbour_weight: 0.8, batch: 2, ..Config::default() };
     let mut ends = Vec::new();
-    for (name, mut p) in devices(&cfg, n, None, &g) {
+    for (name, mut p) in devices(&cfg, n, None, Some(&g)) {
         for step in 0..4u32 {
             let len = [2, 40, 150, 7][step as usize];
             let tasks: Vec<u32> = (0..len).map(|i| (i * 37 + step * 11) % n as u32).collect();

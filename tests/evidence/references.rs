@@ -8,25 +8,10 @@
 
 use crate::common;
 
-use std::sync::OnceLock;
+use crate::{column, devices, DEVICE};
 
-use crate::DEVICE;
-
-use bots::{checkpoint, Backend, BotsError, Config, CpuPool, CudaPool, Evidence, FeatureForm, Features};
+use bots::{checkpoint, Backend, BotsError, Config, CpuPool, Evidence, FeatureForm, Features};
 use common::assert_bit_identical;
-
-/// A pool of `n` tasks with features `f` on every device: `("cpu", CpuPool)`, then `("cuda", CudaPool)`
-/// when CUDA is usable here.
-fn devices(cfg: &Config, n: usize, f: &Features) -> Vec<(&'static str, Box<dyn Backend>)> {
-    let mut out: Vec<(&'static str, Box<dyn Backend>)> =
-        vec![("cpu", Box::new(CpuPool::new(cfg.clone(), n, Some(f.clone())).unwrap()))];
-    static CUDA: OnceLock<bool> = OnceLock::new();
-    if *CUDA.get_or_init(common::gpu_available) {
-        let pool = CudaPool::new(cfg.clone(), n, Some(f.clone())).unwrap_or_else(|e| panic!("the CUDA pool: {e}"));
-        out.push(("cuda", Box::new(pool)));
-    }
-    out
-}
 
 fn keys(k: usize) -> Vec<String> {
     (0..k).map(|c| format!("ref{c}")).collect()
@@ -64,7 +49,7 @@ fn three_columns_interpolate_piecewise() {
     let f = Features::from_columns(&[&[0.0, 0.25, 0.5], &[0.25, 0.5, 0.75], &[0.5, 1.0, 1.0]]).unwrap();
     assert_eq!((f.n_columns(), f.form()), (3, FeatureForm::F16));
     let cfg = Config { feature_keys: keys(3), batch: 1, ..Config::default() };
-    for (name, mut p) in devices(&cfg, 3, &f) {
+    for (name, mut p) in devices(&cfg, 3, Some(&f), None) {
         let r = p.update(&Evidence::pass_rates(vec![1], vec![0.75])).unwrap();
         assert!((r.mu.unwrap() as f64 - 1.499999).abs() < 1e-6, "{name}: {r:?}");
         assert_state(p.as_ref(), [1.5999996, 13.0, 2.3999996], [2.0000004, 5.0, 1.2000004]);
@@ -72,10 +57,6 @@ fn three_columns_interpolate_piecewise() {
         assert!((r.mu.unwrap() as f64 - 1.2499995).abs() < 1e-6, "{name}: {r:?}");
         assert_state(p.as_ref(), [2.03999944, 12.7999996, 6.25999964], [3.00000056, 5.2000004, 13.18000036]);
     }
-}
-
-fn column(n: usize, den: usize, shift: usize) -> Vec<f32> {
-    (0..n).map(|k| ((k * 7 + shift) % (den + 1)) as f32 / den as f32).collect()
 }
 
 /// Runs two pools side by side (selections, counts and pass rates) and checks they agree bit for bit.
@@ -123,8 +104,8 @@ fn one_column_is_two_with_a_null_model_below() {
                 ..Default::default()
             },
         ] {
-            let ones = devices(&Config { feature_keys: keys(1), ..cfg.clone() }, n, &one);
-            let twos = devices(&cfg, n, &two);
+            let ones = devices(&Config { feature_keys: keys(1), ..cfg.clone() }, n, Some(&one), None);
+            let twos = devices(&cfg, n, Some(&two), None);
             for ((name, mut a), (_, mut b)) in ones.into_iter().zip(twos) {
                 eprintln!("{name}: K = 1 against K = 2 with a null column");
                 run_pair(a.as_mut(), b.as_mut(), 25);
@@ -251,7 +232,7 @@ fn k_columns_agree_on_every_device() {
             ];
             for (ci, cfg) in cfgs.iter().enumerate() {
                 let what = format!("K = {k}, den {den}, config {ci}");
-                let mut pools = devices(cfg, n, &f);
+                let mut pools = devices(cfg, n, Some(&f), None);
                 let mut segments = std::collections::BTreeSet::new();
                 for step in 0..steps {
                     let mut first: Option<(Vec<u32>, bots::UpdateReport)> = None;

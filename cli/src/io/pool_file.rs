@@ -91,7 +91,8 @@ pub struct Embeddings {
 /// assert_eq!((e.dim, e.values), (2, vec![1.0, 0.0, 0.5, 0.5]));
 /// ```
 pub fn load_embeddings(path: &Path, key: &str) -> Result<Embeddings> {
-    let rows: Vec<(usize, std::result::Result<Vec<f64>, String>)> = match Format::of(path)? {
+    let format = Format::of(path)?;
+    let rows: Vec<(usize, std::result::Result<Vec<f64>, String>)> = match format {
         Format::Jsonl => {
             let file = File::open(path).map_err(|e| err::io(path, e))?;
             let mut out = Vec::new();
@@ -142,9 +143,9 @@ pub fn load_embeddings(path: &Path, key: &str) -> Result<Embeddings> {
             out
         }
     };
-    let at = |line: usize, m: String| match Format::of(path) {
-        Ok(Format::Parquet) => err::parse(path, 0, format!("row {line} (task {line}), {m}")),
-        _ => err::parse(path, line, m),
+    let at = |line: usize, m: String| match format {
+        Format::Parquet => err::parse(path, 0, format!("row {line} (task {line}), {m}")),
+        Format::Jsonl => err::parse(path, line, m),
     };
     let mut values = Vec::new();
     let mut dim = 0;
