@@ -72,10 +72,10 @@ SH
 cat >"$fake/bin/compute-sanitizer" <<'SH'
 #!/usr/bin/env bash
 tool=?
-while [[ ${1:-} == --* ]]; do
+while [[ ${1:-} == -* ]]; do
   case $1 in
     --tool) tool=$2; shift 2;;
-    --error-exitcode|--print-limit|--launch-count|--section|--metrics) shift 2;;
+    --error-exitcode|--print-limit|--launch-count|--launch-skip|-k|--section|--metrics) shift 2;;
     *) shift;;
   esac
 done
