@@ -133,3 +133,33 @@ __device__ __forceinline__ void bots_sincos_2pi(float u, float* sn_out, float* c
     *sn_out = sn;
     *cs_out = cs;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Fast mode (KernelMode::Fast, the `*_fast` kernel entries only): the hardware's approximate functions,
+// used by distr.cuh's fast draws and nowhere in the exact entries. On the GPU they are the CUDA
+// intrinsics (MUFU instructions: __logf and __expf absolute error <= 2^-21.41 on [0.5, 2] and about 2 ulp
+// relative elsewhere, __sincosf <= 2^-21.41 absolute on [-pi, pi], rsqrtf and rcp.approx <= 1 ulp-ish);
+// in the host emulators, cuda_shim.h's stand-ins (libm perturbed by the documented error). Nothing here
+// is bit-reproducible with the CPU; the fast draws keep the distributions (docs: KernelMode).
+#ifdef BOTS_HOST_EMU
+__device__ __forceinline__ float bots_rcp_approx(float x) { return bots_emu_rcp_approx(x); }
+#else
+// 1/x, approximate, subnormal results flushed (one MUFU.RCP).
+__device__ __forceinline__ float bots_rcp_approx(float x) {
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
+#endif
+
+// sqrt(x) for x >= 0 as x * rsqrt(x) (0 for x = 0, where rsqrt is inf).
+__device__ __forceinline__ float bots_sqrt_approx(float x) { return x > 0.0f ? x * rsqrtf(x) : 0.0f; }
+
+// -ln(u) for u in (0, 1), an Exp(1) variate with its relative accuracy kept near u = 1 (where __logf's
+// absolute error would swamp it): 1 - u is exact there (Sterbenz) and -ln(1 - v) = v + v^2/2 + v^3/3 +
+// v^4/4 (relative error < v^4/5 <= 3e-6 for v < 1/16); elsewhere -__logf(u) (relative error below 6e-6).
+__device__ __forceinline__ float bots_neg_ln_approx(float u) {
+    const float v = 1.0f - u;
+    const float series = v * __fmaf_rn(v, __fmaf_rn(v, __fmaf_rn(v, 0.25f, 1.0f / 3.0f), 0.5f), 1.0f);
+    return v < 0.0625f ? series : -__logf(u);
+}
