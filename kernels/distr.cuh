@@ -101,7 +101,8 @@ __device__ __forceinline__ float sample_gumbel(const TaskStream& st) {
 // ---------------------------------------------------------------------------------------------------
 // Fast mode (KernelMode::Fast: update_sample_score_fast and radix_filter_fast only). The same
 // distributions as above, not the same bits: explicit FMA, the approximate functions of fmath.cuh's fast
-// section (__logf, __expf, __sincosf, rsqrtf, rcp.approx, __fdividef), and one Philox block for the first
+// section (lg2, ex2, sin, cos, rsqrt and rcp .approx: __logf, __expf, __sincosf, rsqrtf; __fdividef), and one
+// Philox block for the first
 // attempt of both Gammas. Contract (docs of bots::KernelMode): every draw has the distribution of the
 // exact draw up to the approximations' error, far below what a statistical test of 10^6 draws can see.
 //
@@ -125,7 +126,7 @@ __device__ __forceinline__ float sample_gumbel(const TaskStream& st) {
 __device__ __forceinline__ void mt_constants_fast(float shape, float* d, float* c) {
     const float a = shape < 1.0f ? shape + 1.0f : shape;
     *d = a - 1.0f / 3.0f;
-    *c = rsqrtf(9.0f * *d);
+    *c = bots_rsqrt_approx(9.0f * *d);
 }
 
 // One Marsaglia-Tsang attempt on the normal z and uniform u: true and *g = d (1 + x)^3 when accepted.
@@ -135,7 +136,7 @@ __device__ __forceinline__ bool mt_attempt_fast(float d, float c, float z, float
     const float x2 = x * x;
     const float k = x < 0.0f ? 1.5f : 0.75f;
     bool ok = (x >= -0.5f) & (u < __fmaf_rn(-k * d, x2 * x2, 1.0f));
-    if (!ok) ok = __logf(u) < d * __fmaf_rn(x, __fmaf_rn(x, 1.5f - x, -3.0f), 3.0f * __logf(1.0f + x));
+    if (!ok) ok = bots_ln_approx(u) < d * __fmaf_rn(x, __fmaf_rn(x, 1.5f - x, -3.0f), 3.0f * bots_ln_approx(1.0f + x));
     if (ok) {
         const float y = 1.0f + x;
         const float v = d * (y * y * y);
@@ -147,9 +148,9 @@ __device__ __forceinline__ bool mt_attempt_fast(float d, float c, float z, float
 // Box-Muller's pair for the words (w0, w1): r cos(theta), r sin(theta), theta uniform on (-pi, pi) (the
 // range of __sincosf's accuracy; the pair's law is the same as on (0, 2 pi)).
 __device__ __forceinline__ void box_muller_fast(uint32_t w0, uint32_t w1, float* z0, float* z1) {
-    const float r = bots_sqrt_approx(-2.0f * __logf(u01(w0)));
+    const float r = bots_sqrt_approx(-2.0f * bots_ln_approx(u01(w0)));
     float sn, cs;
-    __sincosf(__fmaf_rn(u01(w1), 6.28318530718f, -3.14159265359f), &sn, &cs);
+    bots_sincos_approx(__fmaf_rn(u01(w1), 6.28318530718f, -3.14159265359f), &sn, &cs);
     *z0 = r * cs;
     *z1 = r * sn;
 }
@@ -191,14 +192,14 @@ __device__ __forceinline__ float sample_beta_fast(float alpha, float beta, const
     }
     // The approximate reciprocal of a value just above 1 may come out a little above 1: clamped to [0, 1].
     if (beta_in_linear_space(alpha, beta)) return fminf(bots_rcp_approx(1.0f + gb * bots_rcp_approx(ga)), 1.0f);
-    const float la = gamma_boost_fast(alpha, __logf(ga), st, PURPOSE_GAMMA_ALPHA);
-    const float lb = gamma_boost_fast(beta, __logf(gb), st, PURPOSE_GAMMA_BETA);
-    return fminf(bots_rcp_approx(1.0f + __expf(lb - la)), 1.0f);
+    const float la = gamma_boost_fast(alpha, bots_ln_approx(ga), st, PURPOSE_GAMMA_ALPHA);
+    const float lb = gamma_boost_fast(beta, bots_ln_approx(gb), st, PURPOSE_GAMMA_BETA);
+    return fminf(bots_rcp_approx(1.0f + bots_exp_approx(lb - la)), 1.0f);
 }
 
 // Gumbel noise, fast: -ln(-ln U), the inner -ln accurate near U = 1 (the Gumbel's upper tail, which decides a
 // Gumbel-top-k selection).
 __device__ __forceinline__ float sample_gumbel_fast(const TaskStream& st) {
     const uint4 w = st.block(PURPOSE_GUMBEL, 0);
-    return -__logf(bots_neg_ln_approx(u01(w.x)));
+    return -bots_ln_approx(bots_neg_ln_approx(u01(w.x)));
 }
