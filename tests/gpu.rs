@@ -766,11 +766,13 @@ fn fast_mode_draws_and_checkpoints() {
         return;
     }
     let groups: [(f32, f32); 6] = [(0.01, 0.01), (0.1, 10.0), (1.0, 1.0), (2.5, 7.0), (30.0, 3.0), (1e4, 1e4)];
-    let refs = [1e-4, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.495, 0.4975, 0.5, 0.5025, 0.505, 0.6, 0.7, 0.8, 0.9, 0.99, 0.9999];
+    let refs =
+        [1e-4, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.495, 0.4975, 0.5, 0.5025, 0.505, 0.6, 0.7, 0.8, 0.9, 0.99, 0.9999];
     let c = 1e10f64;
     let m = size(1 << 15, 1000);
     let n = groups.len() * m + refs.len();
-    let cfg = Config { batch: n, rho: 0.0, target: 0.0, tau: 0.0, kernel_mode: bots::KernelMode::Fast, ..Default::default() };
+    let cfg =
+        Config { batch: n, rho: 0.0, target: 0.0, tau: 0.0, kernel_mode: bots::KernelMode::Fast, ..Default::default() };
     let mut gpu = CudaPool::new(cfg.clone(), n, None).unwrap();
     let mut state = gpu.to_host().unwrap();
     // Tasks interleaved (task t: group t % G for the first G M), the references last.
@@ -785,7 +787,10 @@ fn fast_mode_draws_and_checkpoints() {
     let ranking = gpu.select(n).unwrap();
     let mut seen = vec![false; n];
     for &t in &ranking {
-        assert!((t as usize) < n && !std::mem::replace(&mut seen[t as usize], true), "fast ranking: task {t} repeated or out of range");
+        assert!(
+            (t as usize) < n && !std::mem::replace(&mut seen[t as usize], true),
+            "fast ranking: task {t} repeated or out of range"
+        );
     }
     assert_eq!(ranking.len(), n);
     let mut before = vec![0usize; groups.len()];
@@ -819,7 +824,11 @@ fn fast_mode_draws_and_checkpoints() {
             );
         }
     }
-    log!("fast mode: {} groups x {m} draws against {} reference points, worst deviation {worst:.2} sd", groups.len(), refs.len());
+    log!(
+        "fast mode: {} groups x {m} draws against {} reference points, worst deviation {worst:.2} sd",
+        groups.len(),
+        refs.len()
+    );
     // k = 64 selections, with and without Gumbel noise, after updates (the pending update path).
     for tau in [0.0f32, 0.3] {
         let cfg = Config { batch: 64, tau, kernel_mode: bots::KernelMode::Fast, ..Default::default() };
@@ -843,8 +852,13 @@ fn fast_mode_draws_and_checkpoints() {
         let mut back = CudaPool::new(cfg.clone(), n, Some(features(n, 4))).unwrap();
         assert_eq!(back.restore_checkpoint(&path).unwrap(), cfg);
         assert_states_identical(&saved, &back.to_host().unwrap(), "fast checkpoint restored");
-        assert_eq!(back.select(64).unwrap(), pool.select(64).unwrap(), "fast tau {tau}: restored pool selects the same");
-        let mut cpu = CpuPool::new(Config { kernel_mode: bots::KernelMode::Exact, ..cfg }, n, Some(features(n, 4))).unwrap();
+        assert_eq!(
+            back.select(64).unwrap(),
+            pool.select(64).unwrap(),
+            "fast tau {tau}: restored pool selects the same"
+        );
+        let mut cpu =
+            CpuPool::new(Config { kernel_mode: bots::KernelMode::Exact, ..cfg }, n, Some(features(n, 4))).unwrap();
         cpu.restore_checkpoint(&path).unwrap();
         assert_states_identical(&saved, &cpu.to_host().unwrap(), "fast checkpoint into the CPU backend");
     }
