@@ -2,7 +2,7 @@
 // same block/word consumption and the same arithmetic order. Built with --fmad=false (no contraction, as
 // in Rust); every transcendental is from fmath.cuh (the twin of src/twin/fmath.rs, IEEE + - * / and
 // correctly rounded sqrtf only, never libdevice's logf/expf/sinf or the __ intrinsics), so results agree
-// with the CPU bit for bit.
+// with the CPU bit for bit. The fast draws at the end (KernelMode::Fast only) are the exception.
 #pragma once
 #include "abi.cuh"
 #include "philox.cuh"
@@ -102,8 +102,7 @@ __device__ __forceinline__ float sample_gumbel(const TaskStream& st) {
 // Fast mode (KernelMode::Fast: update_sample_score_fast and radix_filter_fast only). The same
 // distributions as above, not the same bits: explicit FMA, the approximate functions of fmath.cuh's fast
 // section (lg2, ex2, sin, cos, rsqrt and rcp .approx: __logf, __expf, __sincosf, rsqrtf; __fdividef), and one
-// Philox block for the first
-// attempt of both Gammas. Contract (docs of bots::KernelMode): every draw has the distribution of the
+// Philox block for the first attempt of both Gammas. Contract (docs of bots::KernelMode): every draw has the distribution of the
 // exact draw up to the approximations' error, far below what a statistical test of 10^6 draws can see.
 //
 // Words: block 0 of PURPOSE_FAST gives (w.x, w.y) -> one Box-Muller pair (z_alpha = r cos, z_beta = r sin:

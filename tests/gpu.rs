@@ -8,7 +8,9 @@
 //! order (`evidence::batch_sum`), so every selection (its order included), alpha, beta, mu, rho and
 //! step must be identical, and each backend is driven by its own selections. What is ASSUMED on real
 //! hardware and only checked by these tests: that nvcc honours `-prec-div`/`-prec-sqrt` and
-//! `--fmad=false` as the PTX shows (no `.approx`, no `fma`).
+//! `--fmad=false` as the PTX shows (no `.approx`, no `fma` in the exact entries; only the fast ones of
+//! `KernelMode::Fast` have them, which src/kernels.rs checks). `KernelMode::Fast` is checked statistically
+//! instead (`fast_mode_draws_and_checkpoints`).
 //!
 //! `scripts/emu-driver/test.sh` runs this file on the emulated CUDA driver (`BOTS_GPU_TEST_QUICK=1`:
 //! smaller pools, see [`size`]).
