@@ -185,7 +185,9 @@ __device__ __forceinline__ float sample_beta_fast(float alpha, float beta, const
         const uint4 v = st.block(for_a ? PURPOSE_GAMMA_ALPHA : PURPOSE_GAMMA_BETA, blk);
         float z0, z1, g;
         box_muller_fast(v.x, v.y, &z0, &z1);
-        if (mt_attempt_fast(d, c, z0, u01(v.z), &g) || mt_attempt_fast(d, c, z1, u01(v.w), &g)) {
+        bool ok = mt_attempt_fast(d, c, z0, u01(v.z), &g);
+        if (!ok) ok = mt_attempt_fast(d, c, z1, u01(v.w), &g);  // the block's second attempt
+        if (ok) {
             if (for_a) { ga = g; need_a = false; } else { gb = g; need_b = false; }
         }
     }

@@ -270,6 +270,7 @@ class Classifier:
             "retry": set(range(*(lambda b: (b[0], b[1] + 1))(self.block(fb, re.compile(r"\bwhile\s*\("))))),
             "linear": src.find(fb, "beta_in_linear_space("),
             "exact": src.find("mt_attempt_fast", "if (!ok)"),
+            "second": src.find(fb, "u01(v.w)"),
         }
         m = re.search(r"j\s*<\s*(\d+)", self.src.line(*self._first("sample_gamma_mt", re.compile(r"for\s*\(\s*int\s+j\s*="))))
         self.attempts_per_block = int(m.group(1))
@@ -315,7 +316,11 @@ class Classifier:
                 fs = self.fast
                 exact = any(nn == "mt_attempt_fast" and ll in fs["exact"] for _, ll, nn in frames[:i])
                 if l in fs["retry"]:
-                    return "fast: retry loop (Philox, Box-Muller, 2 attempts per block)", ""
+                    if l in fs["second"]:
+                        return "fast: retry, the block's second attempt", ""
+                    if exact:
+                        return "fast: retry, first attempt's exact test", ""
+                    return "fast: retry loop (Philox, Box-Muller, first attempt)", ""
                 if l in fs["philox"]:
                     return "fast: Philox block (both first attempts)", ""
                 if l in fs["box_muller"]:
@@ -446,16 +451,22 @@ def sample_warp_fast(per, freq, A):
     """One warp's instructions for the fast sample + score (sample_beta_fast): one Philox block and one
     Box-Muller pair for both first attempts; each first attempt's exact test weighted as the exact mode's
     (the same per-lane law), the retry loop by the chance that some lane of the warp rejects either first
-    attempt (per lane and Gamma p = 1 - (1 - warp_attempt1)^(1/32); 64 draws per warp), run once."""
+    attempt (per lane and Gamma p = 1 - (1 - warp_attempt1)^(1/32); 64 draws per warp), run once; inside
+    it, the exact test and the block's second attempt by the chance that the (about one) lane retrying
+    needs them: the per-lane rates of a failed squeeze and of a rejection (from warp_exact, warp_attempt1)."""
     c = lambda p: per.get(p, 0.0)  # noqa: E731
-    p_lane = 1 - (1 - freq["warp_attempt1"]) ** (1 / 32)
+    lane = lambda w: 1 - (1 - w) ** (1 / 32)  # noqa: E731
+    p_lane = lane(freq["warp_attempt1"])
     warp_retry = 1 - (1 - p_lane) ** 64
+    retry_exact, retry_second = warp_retry * lane(freq["warp_exact"]), warp_retry * p_lane
     return {
         "fast: shape constants, Philox block, Box-Muller pair": c("fast: shape constants")
         + c("fast: Philox block (both first attempts)") + c("fast: Box-Muller pair (z_alpha, z_beta)"),
         "fast: 2 first attempts (x, squeeze, value)": c("fast: first attempt (x, squeeze, value)"),
         "fast: first attempts' exact tests (x warps running each)": c("fast: first attempt's exact test") * freq["warp_exact"],
-        f"fast: retry loop (x {warp_retry:.3f} of warps)": c("fast: retry loop (Philox, Box-Muller, 2 attempts per block)") * warp_retry,
+        f"fast: retry loop (x {warp_retry:.3f} of warps)": c("fast: retry loop (Philox, Box-Muller, first attempt)") * warp_retry,
+        "fast: retry's exact test and second attempt (x warps)": c("fast: retry, first attempt's exact test") * retry_exact
+        + c("fast: retry, the block's second attempt") * retry_second,
         "Beta: linear combine": c("fast: linear combine"),
         "Beta: log space + boosts (x warps)": c("fast: log-space combine + boosts") * freq["warp_log_space"],
         "Gumbel (x tau > 0)": c("gumbel (tau > 0)") * freq["gumbel"],
