@@ -14,8 +14,10 @@
 // Applies the pending pool-wide update (if sc->pending), draws each task's sample and score, and builds
 // the histogram of the first radix digit of the keys (hist0, 2048 bins, zeroed by select_init). Keys are
 // not written; only their top 16 bits go to `digit_cache` (2 bytes/task) so the next pass recomputes
-// keys only for tasks that can still be selected.
-extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params p, Pool d) {
+// keys only for tasks that can still be selected. FAST: the fast draws (update_sample_score_fast,
+// KernelMode::Fast; distr.cuh), else the CPU's bits (update_sample_score).
+template <bool FAST>
+__device__ __forceinline__ void update_sample_score_body(Params p, Pool d) {
     // Distinct buffers (the host allocates each apart): no store through one is read through another.
     float* __restrict__ const alpha = d.alpha;
     float* __restrict__ const beta = d.beta;
@@ -34,13 +36,21 @@ extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params 
         float a = alpha[k];
         float b = beta[k];
         if (pending) apply_pending_task(p, alpha, beta, d.alpha0, d.beta0, d.feat, seg, mu_set, rho, k, a, b);
-        const unsigned long long key = score_key(score_task(p, a, b, step, (uint32_t)k), (uint32_t)k);
+        const unsigned long long key = score_key(score_task<FAST>(p, a, b, step, (uint32_t)k), (uint32_t)k);
         digits[k] = (unsigned short)(key >> 48);
         atomicAdd(&h[(uint32_t)(key >> 53)], 1u);
     }
     __syncthreads();
     for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x)
         if (h[b]) atomicAdd(&d.hist[b], h[b]);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params p, Pool d) {
+    update_sample_score_body<false>(p, d);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score_fast(Params p, Pool d) {
+    update_sample_score_body<true>(p, d);
 }
 
 // Pool-wide part of a pending update without sampling (flush before a second update, or before a
@@ -176,9 +186,11 @@ __device__ __forceinline__ unsigned long long warp_slot(unsigned long long* coun
 // The filter pass: over the current set (the pool, recomputing keys, or the candidate buffer
 // cand[pass & 1]), keys whose higher digits match the prefix and whose digit is above the chosen bin
 // are final (written to out_keys); keys in the bin are either final too (when the bin completes the
-// selection), or counted in the next digit's histogram and appended to cand[(pass + 1) & 1].
-extern "C" __global__ void __launch_bounds__(256, 4) radix_filter(Params p, Pool d, unsigned long long cap,
-                                                                unsigned long long* out_keys, unsigned long long out_cap, int pass) {
+// selection), or counted in the next digit's histogram and appended to cand[(pass + 1) & 1]. FAST: the
+// keys of update_sample_score_fast (radix_filter_fast), else of update_sample_score (radix_filter).
+template <bool FAST>
+__device__ __forceinline__ void radix_filter_body(Params p, Pool d, unsigned long long cap,
+                                                  unsigned long long* out_keys, unsigned long long out_cap, int pass) {
     __shared__ uint32_t h[BOTS_RADIX_BINS];
     Scalars* const sc = d.scalars;
     if (pass < 0 || pass >= BOTS_RADIX_PASSES) return;
@@ -217,7 +229,7 @@ extern "C" __global__ void __launch_bounds__(256, 4) radix_filter(Params p, Pool
             key = src[i];
         } else if (live) {
             live = d.digits[i] >= top16;  // below the threshold: cannot be selected
-            if (live) key = score_key(score_task(p, d.alpha[i], d.beta[i], step, (uint32_t)i), (uint32_t)i);
+            if (live) key = score_key(score_task<FAST>(p, d.alpha[i], d.beta[i], step, (uint32_t)i), (uint32_t)i);
         }
         if (hi_shift < 64 && (key >> hi_shift) != pre_hi) live = false;
         const unsigned long long digit = (key >> shift) & mask;
@@ -237,6 +249,16 @@ extern "C" __global__ void __launch_bounds__(256, 4) radix_filter(Params p, Pool
         for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x)
             if (h[b]) atomicAdd(&next[b], h[b]);
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256, 4) radix_filter(Params p, Pool d, unsigned long long cap,
+                                                                unsigned long long* out_keys, unsigned long long out_cap, int pass) {
+    radix_filter_body<false>(p, d, cap, out_keys, out_cap, pass);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 4) radix_filter_fast(Params p, Pool d, unsigned long long cap,
+                                                                     unsigned long long* out_keys, unsigned long long out_cap, int pass) {
+    radix_filter_body<true>(p, d, cap, out_keys, out_cap, pass);
 }
 
 // Bitonic sort, descending, of a[0..len) with len a power of two <= 2048, in one block of 1024 threads.

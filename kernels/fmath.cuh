@@ -133,3 +133,63 @@ __device__ __forceinline__ void bots_sincos_2pi(float u, float* sn_out, float* c
     *sn_out = sn;
     *cs_out = cs;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Fast mode (KernelMode::Fast, the `*_fast` kernel entries only): the hardware's approximate functions,
+// used by distr.cuh's fast draws and nowhere in the exact entries. On the GPU they are the CUDA
+// intrinsics (MUFU instructions: __logf and __expf absolute error <= 2^-21.41 on [0.5, 2] and about 2 ulp
+// relative elsewhere, __sincosf <= 2^-21.41 absolute on [-pi, pi], rsqrtf and rcp.approx <= 1 ulp-ish);
+// in the host emulators, cuda_shim.h's stand-ins (libm perturbed by the documented error). Nothing here
+// is bit-reproducible with the CPU; the fast draws keep the distributions (docs: KernelMode).
+// On the GPU the .ftz forms (one MUFU instruction each, no subnormal fix-up): every operand the fast draws
+// pass is 0 or normal (uniforms >= 2^-24, 1 + x >= 2^-24, Gamma values >= d (2^-24)^3, 9d >= 6), and a
+// subnormal result is flushed (an exp or a reciprocal below 2^-126, where the Beta draw is 0 or 1 anyway).
+#ifdef BOTS_HOST_EMU
+__device__ __forceinline__ float bots_rcp_approx(float x) { return bots_emu_rcp_approx(x); }
+__device__ __forceinline__ float bots_ln_approx(float x) { return __logf(x); }
+__device__ __forceinline__ float bots_exp_approx(float x) { return __expf(x); }
+__device__ __forceinline__ float bots_rsqrt_approx(float x) { return rsqrtf(x); }
+__device__ __forceinline__ void bots_sincos_approx(float x, float* s, float* c) { __sincosf(x, s, c); }
+#else
+// 1/x (rcp.approx: max error 1 ulp).
+__device__ __forceinline__ float bots_rcp_approx(float x) {
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
+// ln x = lg2(x) ln 2: __logf's arithmetic (absolute error <= 2^-21.41 on [0.5, 2], else ~2 ulp relative).
+__device__ __forceinline__ float bots_ln_approx(float x) {
+    float r;
+    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r * 0.693147182f;
+}
+// e^x = 2^(x log2 e): __expf's arithmetic (max error 2 + floor(|1.16 x|) ulp, CUDA's bound).
+__device__ __forceinline__ float bots_exp_approx(float x) {
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x * 1.44269502f));
+    return r;
+}
+// 1/sqrt(x) (rsqrt.approx: max relative error about 2^-22.9).
+__device__ __forceinline__ float bots_rsqrt_approx(float x) {
+    float r;
+    asm("rsqrt.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
+// sin x, cos x for x in [-pi, pi] (sin/cos.approx: absolute error <= 2^-21.41 there), as __sincosf.
+__device__ __forceinline__ void bots_sincos_approx(float x, float* s, float* c) {
+    asm("sin.approx.ftz.f32 %0, %1;" : "=f"(*s) : "f"(x));
+    asm("cos.approx.ftz.f32 %0, %1;" : "=f"(*c) : "f"(x));
+}
+#endif
+
+// sqrt(x) for x >= 0 as x * rsqrt(x) (0 for x = 0, where rsqrt is inf).
+__device__ __forceinline__ float bots_sqrt_approx(float x) { return x > 0.0f ? x * bots_rsqrt_approx(x) : 0.0f; }
+
+// -ln(u) for u in (0, 1), an Exp(1) variate with its relative accuracy kept near u = 1 (where __logf's
+// absolute error would swamp it): 1 - u is exact there (Sterbenz) and -ln(1 - v) = v + v^2/2 + v^3/3 +
+// v^4/4 (relative error < v^4/5 <= 3e-6 for v < 1/16); elsewhere -__logf(u) (relative error below 6e-6).
+__device__ __forceinline__ float bots_neg_ln_approx(float u) {
+    const float v = 1.0f - u;
+    const float series = v * __fmaf_rn(v, __fmaf_rn(v, __fmaf_rn(v, 0.25f, 1.0f / 3.0f), 0.5f), 1.0f);
+    return v < 0.0625f ? series : -bots_ln_approx(u);
+}

@@ -80,8 +80,17 @@ __device__ __forceinline__ uint32_t ladder_segment(double r, const double* sums,
     return fabs(r - sums[0] * inv) <= fabs(r - sums[last + 1] * inv) ? 0u : last;
 }
 
+// FAST: the fast draws of distr.cuh (the `*_fast` kernels, KernelMode::Fast); else the exact twin of
+// select::score_task. The posterior mean (do_sample off) is the same division in both.
+template <bool FAST>
 __device__ __forceinline__ float score_task(const Params& p, float alpha, float beta, unsigned long long step, uint32_t task) {
     const TaskStream st(p.seed, step, task);
+    if (FAST) {
+        const float p_hat = p.do_sample ? sample_beta_fast(alpha, beta, st) : alpha / (alpha + beta);
+        const float s = -fabsf(p.target - p_hat);
+        if (p.tau > 0.0f) return __fdividef(s, p.tau) + sample_gumbel_fast(st);
+        return s;
+    }
     const float p_hat = p.do_sample ? sample_beta(alpha, beta, st) : alpha / (alpha + beta);
     const float s = -fabsf(p.target - p_hat);
     if (p.tau > 0.0f) return s / p.tau + sample_gumbel(st);

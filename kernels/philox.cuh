@@ -11,6 +11,7 @@ enum BotsPurpose : uint32_t {
     PURPOSE_GAMMA_BETA = BOTS_PURPOSE_GAMMA_BETA,
     PURPOSE_GUMBEL = BOTS_PURPOSE_GUMBEL,
     PURPOSE_USER = BOTS_PURPOSE_USER,
+    PURPOSE_FAST = BOTS_PURPOSE_FAST,
 };
 
 __device__ __forceinline__ uint4 philox4x32_10(uint4 ctr, uint2 key) {

@@ -194,7 +194,7 @@ BRA_TARGET = re.compile(r'\bBRA\b[^`]*`\(([^)]+)\)')
 def loop_range(insns, labels, fn, lo, hi):
     """Index range [t, b] of the innermost SASS loop (a branch back to a label) that encloses every
     instruction whose outermost frame is in fn, lines lo..hi (a loop body found in the source)."""
-    body = [i for i, ins in enumerate(insns) if not ins.sub and ins.chain and ins.chain[-1][0] == fn and lo <= ins.chain[-1][1] <= hi]
+    body = [i for i, ins in enumerate(insns) if not ins.sub and any(f == fn and lo <= l <= hi for f, l in ins.chain)]
     if not body:
         return None
     # the backward branch whose range holds the most of the body (hoisted invariants may sit before it)
@@ -255,11 +255,23 @@ class Classifier:
             "beta": src.find(b, "PURPOSE_GAMMA_BETA"),
             "linear": src.find(b, "gb / ga"),
         }
-        rf = "radix_filter"
+        # The kernels' bodies (templates on FAST: the exact and the fast entries inline the same body).
+        rf = "radix_filter_body"
         fn, _, _ = src.body(rf)
         self.rf_file, self.rf_loop = fn, self.block(rf, re.compile(r"\bfor\s*\(\s*unsigned long long base"))
-        self.uss_file, _, _ = src.body("update_sample_score")
-        self.uss_loop = self.block("update_sample_score", "GRID_STRIDE(")
+        self.uss_file, _, _ = src.body("update_sample_score_body")
+        self.uss_loop = self.block("update_sample_score_body", "GRID_STRIDE(")
+        fb = "sample_beta_fast"
+        self.fast = {
+            "philox": src.find(fb, "PURPOSE_FAST"),
+            "box_muller": src.find(fb, "box_muller_fast(w."),
+            "constants": src.find(fb, "mt_constants_fast("),
+            "first": src.find(fb, "u01(w.z)") | src.find(fb, "u01(w.w)") | src.find(fb, "float ga = da"),
+            "retry": set(range(*(lambda b: (b[0], b[1] + 1))(self.block(fb, re.compile(r"\bwhile\s*\("))))),
+            "linear": src.find(fb, "beta_in_linear_space("),
+            "exact": src.find("mt_attempt_fast", "if (!ok)"),
+            "second": src.find(fb, "u01(v.w)"),
+        }
         m = re.search(r"j\s*<\s*(\d+)", self.src.line(*self._first("sample_gamma_mt", re.compile(r"for\s*\(\s*int\s+j\s*="))))
         self.attempts_per_block = int(m.group(1))
         self.slot_ballot = src.find("warp_slot", "__ballot_sync(") | src.find("warp_slot", "ballot == 0")
@@ -299,6 +311,27 @@ class Classifier:
                     draw = "alpha"
                 elif l in self.beta["beta"]:
                     draw = "beta"
+        for i, (f, l, n) in enumerate(frames):
+            if n == "sample_beta_fast":
+                fs = self.fast
+                exact = any(nn == "mt_attempt_fast" and ll in fs["exact"] for _, ll, nn in frames[:i])
+                if l in fs["retry"]:
+                    if l in fs["second"]:
+                        return "fast: retry, the block's second attempt", ""
+                    if exact:
+                        return "fast: retry, first attempt's exact test", ""
+                    return "fast: retry loop (Philox, Box-Muller, first attempt)", ""
+                if l in fs["philox"]:
+                    return "fast: Philox block (both first attempts)", ""
+                if l in fs["box_muller"]:
+                    return "fast: Box-Muller pair (z_alpha, z_beta)", ""
+                if l in fs["constants"]:
+                    return "fast: shape constants", ""
+                if l in fs["first"]:
+                    return ("fast: first attempt's exact test" if exact else "fast: first attempt (x, squeeze, value)"), ""
+                if l in fs["linear"]:
+                    return "fast: linear combine", ""
+                return "fast: log-space combine + boosts", ""
         # innermost-first: the frame in sample_gamma_mt and the one just inside it
         for i, (f, l, n) in enumerate(frames):
             if n == "sample_gamma_mt":
@@ -331,7 +364,7 @@ class Classifier:
                     if l in self.beta["linear"]:
                         return "beta: linear combine", ""
                     return "beta: log-space combine", ""
-        if "sample_gumbel" in names:
+        if "sample_gumbel" in names or "sample_gumbel_fast" in names:
             return "gumbel (tau > 0)", ""
         if "warp_slot" in names:
             for f, l, n in frames:
@@ -339,10 +372,10 @@ class Classifier:
                     if l in self.slot_ballot:
                         return "radix: warp slot ballot (every warp)", ""
                     return "radix: warp slot atomic (warps with a lane to place)", ""
-        if kernel == "radix_filter":
+        if kernel.startswith("radix_filter"):
             if "score_task" in names or "score_key" in names:
                 return "radix: recompute key (pool scan, live lanes)", ""
-            outer = frames[-1] if frames else None
+            outer = next((fr for fr in frames if fr[2] == "radix_filter_body"), None)
             if outer and outer[0] == self.rf_file:
                 if outer[1] in self.rf_cand:
                     return "radix: read candidate", ""
@@ -414,6 +447,33 @@ def sample_warp(per, freq, A):
     }
 
 
+def sample_warp_fast(per, freq, A):
+    """One warp's instructions for the fast sample + score (sample_beta_fast): one Philox block and one
+    Box-Muller pair for both first attempts; each first attempt's exact test weighted as the exact mode's
+    (the same per-lane law), the retry loop by the chance that some lane of the warp rejects either first
+    attempt (per lane and Gamma p = 1 - (1 - warp_attempt1)^(1/32); 64 draws per warp), run once; inside
+    it, the exact test and the block's second attempt by the chance that the (about one) lane retrying
+    needs them: the per-lane rates of a failed squeeze and of a rejection (from warp_exact, warp_attempt1)."""
+    c = lambda p: per.get(p, 0.0)  # noqa: E731
+    lane = lambda w: 1 - (1 - w) ** (1 / 32)  # noqa: E731
+    p_lane = lane(freq["warp_attempt1"])
+    warp_retry = 1 - (1 - p_lane) ** 64
+    retry_exact, retry_second = warp_retry * lane(freq["warp_exact"]), warp_retry * p_lane
+    return {
+        "fast: shape constants, Philox block, Box-Muller pair": c("fast: shape constants")
+        + c("fast: Philox block (both first attempts)") + c("fast: Box-Muller pair (z_alpha, z_beta)"),
+        "fast: 2 first attempts (x, squeeze, value)": c("fast: first attempt (x, squeeze, value)"),
+        "fast: first attempts' exact tests (x warps running each)": c("fast: first attempt's exact test") * freq["warp_exact"],
+        f"fast: retry loop (x {warp_retry:.3f} of warps)": c("fast: retry loop (Philox, Box-Muller, first attempt)") * warp_retry,
+        "fast: retry's exact test and second attempt (x warps)": c("fast: retry, first attempt's exact test") * retry_exact
+        + c("fast: retry, the block's second attempt") * retry_second,
+        "Beta: linear combine": c("fast: linear combine"),
+        "Beta: log space + boosts (x warps)": c("fast: log-space combine + boosts") * freq["warp_log_space"],
+        "Gumbel (x tau > 0)": c("gumbel (tau > 0)") * freq["gumbel"],
+        "score, key": c("score (p_hat, target, key setup)") + c("key"),
+    }
+
+
 def per_run_counts(counts):
     """Static counts of one kernel summed over draws (a Gamma path: both inlined copies, alpha and beta,
     averaged to one draw)."""
@@ -452,7 +512,9 @@ def main():
           f"{len(insns)} | {nslow} | {npad} |")
     w("")
 
-    loops = {"update_sample_score": (cls.uss_file, cls.uss_loop), "radix_filter": (cls.rf_file, cls.rf_loop)}
+    uss_loop, rf_loop = (cls.uss_file, cls.uss_loop), (cls.rf_file, cls.rf_loop)
+    loops = {"update_sample_score": uss_loop, "radix_filter": rf_loop,
+             "update_sample_score_fast": uss_loop, "radix_filter_fast": rf_loop}
     counts = {}
     for k, (fn, (lo, hi)) in loops.items():
         if k not in kernels:
@@ -485,14 +547,29 @@ def main():
     freq = dict(FREQ_DEFAULTS)
     if a.freq:
         freq.update(json.load(open(a.freq)))
+    for suffix, sampler, mode in [("", sample_warp, "exact (default)"), ("_fast", sample_warp_fast, "fast (KernelMode::Fast)")]:
+        project(w, a, cls, freq, per_run_counts(counts["update_sample_score" + suffix]),
+                per_run_counts(counts["radix_filter" + suffix]), sampler, suffix, mode)
+    w("| mode (`bots bench`) | launches per step | also per step |")
+    w("|---|---|---|")
+    sel = "select_init, update_sample_score, 6 x (radix_find_bin, radix_filter), bitonic_sort_block, keys_to_tasks"
+    upd = "apply_pending, clear_pending, batch_validate, batch_reduce, batch_scatter, batch_finish"
+    w(f"| `--device-verbs` | 16 + 6 = 22 ({sel}; {upd}) | none |")
+    w("| `--graph` | 1 graph launch of the same 22 kernels | none |")
+    w("| host verbs (default) | the same 22 | k ids device-to-host, k outcomes host-to-device, a synchronization |")
+    w("\n`--kernel-mode fast` launches `update_sample_score_fast` and `radix_filter_fast` in place of the exact two.\n")
+    print("\n".join(out))
+    if a.json:
+        json.dump({k: {f"{p}|{d}": v for (p, d), v in c.items()} for k, c in counts.items()}, open(a.json, "w"), indent=1)
+
+
+def project(w, a, cls, freq, uss, rf, sampler, suffix, mode):
+    """The projection of one kernel mode (exact: sample_warp; fast: sample_warp_fast)."""
     n, kk, hw, A = a.tasks, a.batch, H100, cls.attempts_per_block
     warps = n / 32.0
-    uss = per_run_counts(counts["update_sample_score"])
-    rf = per_run_counts(counts["radix_filter"])
-
     uss_parts = {"loop, loads, stores, digit, histogram atomic": uss["fixed (loads, stores, loop, histogram)"],
                  "pending update (x pending)": uss["pending update"] * freq["warp_pending"]}
-    uss_parts.update(sample_warp(uss, freq, A))
+    uss_parts.update(sampler(uss, freq, A))
     uss_warp = sum(uss_parts.values())
 
     # radix_filter. Pass 0 scans the pool: every warp runs the loop, the digit test and the ballots; the
@@ -501,7 +578,7 @@ def main():
     live = n / 2048.0 + kk
     warps_live = min(warps, live)
     scan = rf["radix: element loop"] + rf["radix: digit test (pool scan)"] + rf["radix: warp slot ballot (every warp)"]
-    rf_sample = sum(sample_warp(rf, freq, A).values()) + rf["radix: recompute key (pool scan, live lanes)"]
+    rf_sample = sum(sampler(rf, freq, A).values()) + rf["radix: recompute key (pool scan, live lanes)"]
     rf_place = rf["radix: warp slot atomic (warps with a lane to place)"]
     rf_pass0 = warps * scan + warps_live * (rf_sample + rf_place)
     cand = live
@@ -518,24 +595,24 @@ def main():
     # features of the pending update (4), the digit cache written (2); pass 0 reads the digits (2) and, per
     # live task, alpha and beta again (two 32-byte sectors); later passes read and write 8-byte candidates.
     rows = [
-        ("update_sample_score", n * (8 + (8 + 4) * freq["warp_pending"] + 2), warps * uss_warp + setup_uss),
-        ("radix_filter pass 0 (pool scan)", n * 2 + live * 64 + live * 8, rf_pass0 + setup_rf),
-        ("radix_filter passes 1-5 (candidates)", 5 * cand * 16, rf_later + 5 * setup_rf),
+        ("update_sample_score" + suffix, n * (8 + (8 + 4) * freq["warp_pending"] + 2), warps * uss_warp + setup_uss),
+        (f"radix_filter{suffix} pass 0 (pool scan)", n * 2 + live * 64 + live * 8, rf_pass0 + setup_rf),
+        (f"radix_filter{suffix} passes 1-5 (candidates)", 5 * cand * 16, rf_later + 5 * setup_rf),
     ]
 
-    w(f"#### Projection: N = {n:.0e}, k = {kk}, {hw['name']}\n")
+    w(f"#### Projection, {mode}: N = {n:.0e}, k = {kk}, {hw['name']}\n")
     w(f"Assumed: {hw['sms']} SMs x {hw['schedulers_per_sm']} schedulers at {hw['clock_ghz']} GHz = "
       f"{rate / 1e12:.3f} T warp instructions/s at 1 instruction per cycle per scheduler; memory "
       f"{hw['mem_tb_s']} TB/s (measured-copy figure). Frequencies: {freq['source']}: "
       + ", ".join(f"{k} = {v:.3g}" for k, v in freq.items() if isinstance(v, (int, float))) + ".\n")
-    w("`update_sample_score`, warp instructions per warp of 32 tasks (x: weighted by the per-warp frequency):\n")
+    w(f"`update_sample_score{suffix}`, warp instructions per warp of 32 tasks (x: weighted by the per-warp frequency):\n")
     w("| part | warp instructions |")
     w("|---|---|")
     for p, v in uss_parts.items():
         w(f"| {p} | {v:.1f} |")
     w(f"| **total** | **{uss_warp:.1f}** |")
     w("")
-    w(f"`radix_filter` pass 0: {scan:.0f} per warp for the scan, {rf_sample + rf_place:.0f} more per warp holding "
+    w(f"`radix_filter{suffix}` pass 0: {scan:.0f} per warp for the scan, {rf_sample + rf_place:.0f} more per warp holding "
       f"a live task ({live:.0f} live tasks, about one per warp).\n")
     w("| kernel | bytes | memory time (ms) | warp instructions | issue time, IPC 1 (ms) | IPC 0.8 (ms) | projected (ms) |")
     w("|---|---|---|---|---|---|---|")
@@ -551,16 +628,6 @@ def main():
     w("Projected = the larger of memory and issue time, per kernel, at IPC 1 and 0.8 per scheduler; not counted: "
       "the one-block kernels (radix_find_bin x6, bitonic_sort_block, keys_to_tasks, select_init, the batch kernels), "
       "launch gaps, the tail of each grid.\n")
-    w("| mode (`bots bench`) | launches per step | also per step |")
-    w("|---|---|---|")
-    sel = "select_init, update_sample_score, 6 x (radix_find_bin, radix_filter), bitonic_sort_block, keys_to_tasks"
-    upd = "apply_pending, clear_pending, batch_validate, batch_reduce, batch_scatter, batch_finish"
-    w(f"| `--device-verbs` | 16 + 6 = 22 ({sel}; {upd}) | none |")
-    w("| `--graph` | 1 graph launch of the same 22 kernels | none |")
-    w("| host verbs (default) | the same 22 | k ids device-to-host, k outcomes host-to-device, a synchronization |")
-    print("\n".join(out))
-    if a.json:
-        json.dump({k: {f"{p}|{d}": v for (p, d), v in c.items()} for k, c in counts.items()}, open(a.json, "w"), indent=1)
 
 
 if __name__ == "__main__":

@@ -71,15 +71,16 @@ copy_gbps = {r.get("tasks"): r.get("gbps") for r in rows if is_copy(r) and r.get
 def fmt(v, spec):
     return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else ("" if v is None else str(v))
 with open(f"{out}/bench.md", "w") as md:
-    md.write("| row | backend | device | verbs | tasks | batch | ms/step | GB/s | of copy | setup s |\n"
-             "|---|---|---|---|---|---|---|---|---|---|\n")
+    md.write("| row | backend | device | verbs | kernels | tasks | batch | ms/step | GB/s | of copy | setup s |\n"
+             "|---|---|---|---|---|---|---|---|---|---|---|\n")
     for r in rows:
         if "ms_per_step" not in r:
             continue
         what = "yardstick: device copy, same bytes" if is_copy(r) else r.get("step", "")
         c = copy_gbps.get(r.get("tasks"))
         of_copy = f"{r['gbps'] / c:.1%}" if not is_copy(r) and c and isinstance(r.get("gbps"), (int, float)) else ""
-        md.write(f"| {what} | {r.get('backend')} | {r.get('device')} | {r.get('verbs', '')} | {r.get('tasks')} | "
+        md.write(f"| {what} | {r.get('backend')} | {r.get('device')} | {r.get('verbs', '')} | "
+                 f"{r.get('kernel_mode', 'exact') if not is_copy(r) else ''} | {r.get('tasks')} | "
                  f"{r.get('batch')} | {fmt(r['ms_per_step'], '.4g')} | {fmt(r.get('gbps'), '.4g')} | {of_copy} | "
                  f"{fmt(r.get('setup_s'), '')} |\n")
     done = {r.get("step") for r in rows}
@@ -190,6 +191,7 @@ peer() { # name limit torch_bots.py args...
   rows_from "$name" "$before"
 }
 bench "step device 1e8 k 1024" 40 100000000 1024 50 --device-verbs
+bench "step device 1e8 k 1024 fast" 40 100000000 1024 50 --device-verbs --kernel-mode fast
 bench "copy yardstick 1e8" 30 100000000 1024 50 --yardstick
 bench "step graph 1e8 k 1024" 40 100000000 1024 50 --device-verbs --graph
 bench "step host 1e8 k 1024" 40 100000000 1024 50

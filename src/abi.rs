@@ -278,6 +278,9 @@ pub const PURPOSE_GAMMA_ALPHA: u32 = 0;
 pub const PURPOSE_GAMMA_BETA: u32 = 1;
 pub const PURPOSE_GUMBEL: u32 = 2;
 pub const PURPOSE_USER: u32 = 3;
+/// The fast kernels' one block for the first attempts of both Gammas (`crate::KernelMode::Fast`; block 0:
+/// a Box-Muller pair and the two uniforms). Their retries and boosts read the exact purposes' blocks.
+pub const PURPOSE_FAST: u32 = 4;
 
 /// Declares the kernel enum, in launch-table order, with each kernel's PTX entry name.
 macro_rules! kernels {
@@ -315,6 +318,10 @@ kernels! {
     NbrPullApply = "nbr_pull_apply",
     NbrClear = "nbr_clear",
     BatchFinish = "batch_finish",
+    /// `update_sample_score` with the fast draws (`crate::KernelMode::Fast`); the same parameters.
+    UpdateSampleScoreFast = "update_sample_score_fast",
+    /// `radix_filter` recomputing the fast keys (`crate::KernelMode::Fast`); the same parameters.
+    RadixFilterFast = "radix_filter_fast",
 }
 
 /// A struct field as `c_struct!` lists it: name, C type, byte offset.
@@ -345,7 +352,8 @@ pub fn abi_cuh() -> String {
     );
     s += &format!(
         "#define BOTS_PURPOSE_GAMMA_ALPHA {PURPOSE_GAMMA_ALPHA}u\n#define BOTS_PURPOSE_GAMMA_BETA {PURPOSE_GAMMA_BETA}u\n\
-         #define BOTS_PURPOSE_GUMBEL {PURPOSE_GUMBEL}u\n#define BOTS_PURPOSE_USER {PURPOSE_USER}u\n\n"
+         #define BOTS_PURPOSE_GUMBEL {PURPOSE_GUMBEL}u\n#define BOTS_PURPOSE_USER {PURPOSE_USER}u\n\
+         #define BOTS_PURPOSE_FAST {PURPOSE_FAST}u\n\n"
     );
     s += "// X-macro of every kernel, in launch-table order (scripts/emu-driver registers them from it).\n";
     s += "#define BOTS_KERNELS(X)";

@@ -52,6 +52,79 @@ pub struct Config {
     /// neighbours' similarity-weighted counts. 0 (the default) turns it off; > 0 needs a graph.
     #[serde(skip_serializing_if = "is_zero")]
     pub neighbour_weight: f32,
+    /// How the CUDA kernels draw: [`KernelMode::Exact`] (the default: bit for bit with the CPU backend)
+    /// or [`KernelMode::Fast`] (the same distributions, not the same bits; see its contract). The CPU
+    /// backend draws the exact stream in either mode. Key `kernel_mode: fast`; written only when fast.
+    #[serde(skip_serializing_if = "KernelMode::is_exact")]
+    pub kernel_mode: KernelMode,
+}
+
+/// How the CUDA backend's sampling kernels compute each task's draws ([`Config::kernel_mode`]).
+///
+/// # Contract
+///
+/// - [`KernelMode::Exact`] (the default): every draw (the Beta samples of Thompson sampling and the
+///   Gumbel noise of `tau > 0`) is bit for bit the CPU backend's, so a CUDA pool and a CPU pool with the
+///   same config, state and evidence select the same tasks at every step and hold the same posterior.
+/// - [`KernelMode::Fast`]: the CUDA kernels use fused multiply-add and the GPU's approximate
+///   transcendentals, reciprocal and division (`__logf`, `__expf`, `__sincosf`, `rsqrtf`,
+///   `rcp.approx`), and draw the first attempt of both Gammas of a Beta sample from one Philox block.
+///   Each draw has the distribution of the exact draw (Beta(alpha, beta) for shapes from 0.01 to 10^4
+///   and beyond, Beta(0.01, 0.01) included, and Gumbel(0, 1)), up to the approximations' error, which no
+///   statistical test of 10^6 draws can see (Marsaglia-Tsang's acceptance is biased by at most about
+///   1e-4 in probability, the functions' relative errors are about 2^-21), and the same task's draws are
+///   still independent across tasks and steps and reproducible run to run on the same GPU and driver. The
+///   bits differ from the CPU backend's (and may differ between GPU architectures or driver versions),
+///   so selections differ from the CPU backend's, and checkpoints are comparable in distribution, not
+///   bit for bit. The posterior update is the same arithmetic in both modes. Shapes should stay below
+///   about 2^120 (the approximate reciprocal flushes beyond).
+/// - The CPU backend ignores the mode: it always draws the exact stream, which is a valid realization
+///   of the same distributions.
+///
+/// The mode is not part of a pool's [`crate::Fingerprint`] (it does not shape the posterior); a config
+/// in exact mode serializes as it did before the key existed.
+///
+/// ```
+/// let cfg = bots::Config::from_str_format("kernel_mode: fast\n", "yaml").unwrap();
+/// assert_eq!(cfg.kernel_mode, bots::KernelMode::Fast);
+/// assert_eq!(bots::Config::default().kernel_mode, bots::KernelMode::Exact);
+/// assert!(!serde_json::to_string(&bots::Config::default()).unwrap().contains("kernel_mode"));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelMode {
+    /// Bit for bit with the CPU backend (the default).
+    #[default]
+    Exact,
+    /// Approximate arithmetic on the GPU: the same distributions, not the same bits.
+    Fast,
+}
+
+impl KernelMode {
+    /// True for [`KernelMode::Exact`].
+    pub fn is_exact(&self) -> bool {
+        *self == KernelMode::Exact
+    }
+
+    /// The mode's name in configs and reports (`exact`, `fast`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelMode::Exact => "exact",
+            KernelMode::Fast => "fast",
+        }
+    }
+}
+
+impl std::str::FromStr for KernelMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<KernelMode, String> {
+        match s {
+            "exact" => Ok(KernelMode::Exact),
+            "fast" => Ok(KernelMode::Fast),
+            _ => Err(format!("unknown kernel mode `{s}` (expected `exact` or `fast`)")),
+        }
+    }
 }
 
 /// Keys that are off by default are written only when set, so a config without them writes the
@@ -78,6 +151,7 @@ impl Default for Config {
             prior_strength: None,
             feature_keys: vec!["qwen2.5_7b_pass_rate".into(), "qwen3_30b_pass_rate".into()],
             neighbour_weight: 0.0,
+            kernel_mode: KernelMode::Exact,
         }
     }
 }
@@ -107,6 +181,7 @@ struct ConfigKeys {
     feature_keys: Option<Vec<String>>,
     #[serde(alias = "eta")]
     neighbour_weight: Option<f32>,
+    kernel_mode: Option<KernelMode>,
 }
 
 impl ConfigKeys {
@@ -127,6 +202,7 @@ impl ConfigKeys {
             prior_strength: self.prior_strength.or(d.prior_strength),
             feature_keys: self.feature_keys.unwrap_or(d.feature_keys),
             neighbour_weight: self.neighbour_weight.unwrap_or(d.neighbour_weight),
+            kernel_mode: self.kernel_mode.unwrap_or(d.kernel_mode),
         }
     }
 }
@@ -396,6 +472,21 @@ mod tests {
         assert!(c.do_sample && !c.adaptive_rho);
         assert_eq!(c.gamma, 0.9);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn kernel_mode_is_written_only_when_fast() {
+        let exact = serde_json::to_string(&Config::default()).unwrap();
+        assert!(!exact.contains("kernel_mode"), "{exact}");
+        let fast = Config { kernel_mode: KernelMode::Fast, ..Config::default() };
+        let text = serde_json::to_string(&fast).unwrap();
+        assert!(text.contains("\"kernel_mode\":\"fast\""), "{text}");
+        assert_eq!(Config::from_str_format(&text, "json").unwrap(), fast);
+        assert_eq!(Config::from_str_format("kernel_mode: exact", "yaml").unwrap(), Config::default());
+        assert!(Config::from_str_format("kernel_mode: quick", "yaml").is_err());
+        assert_eq!("fast".parse::<KernelMode>(), Ok(KernelMode::Fast));
+        assert_eq!(KernelMode::Fast.name().parse::<KernelMode>(), Ok(KernelMode::Fast));
+        assert!("FAST".parse::<KernelMode>().is_err());
     }
 
     #[test]

@@ -49,4 +49,30 @@ mod tests {
         let (maj, min): (u32, u32) = (maj.parse().unwrap(), min.parse().unwrap());
         assert!((maj, min) <= (9, 0), "PTX .version {v} is newer than 9.0");
     }
+
+    /// Approximate arithmetic (`.approx`) and fused multiply-adds (`fma.`) appear in the fast entries
+    /// (`KernelMode::Fast`) and nowhere else: the exact entries stay bit for bit with the CPU twin.
+    #[test]
+    fn only_the_fast_entries_approximate() {
+        let Some(ptx) = super::BOTS_PTX else {
+            crate::test_skip("built without nvcc: no PTX to check");
+            return;
+        };
+        let fast = [crate::abi::Kernel::UpdateSampleScoreFast, crate::abi::Kernel::RadixFilterFast];
+        assert_eq!(ptx.split(".entry ").count() - 1, crate::abi::Kernel::ALL.len(), "one .entry per kernel");
+        for k in crate::abi::Kernel::ALL {
+            let body = ptx
+                .split(".entry ")
+                .find(|b| b.starts_with(&format!("{}(", k.name())))
+                .unwrap_or_else(|| panic!("missing .entry {}", k.name()));
+            let approx = body.contains(".approx") || body.contains("fma.");
+            assert_eq!(
+                approx,
+                fast.contains(k),
+                "{}: .approx or fma {}",
+                k.name(),
+                if approx { "present" } else { "absent" }
+            );
+        }
+    }
 }

@@ -48,7 +48,7 @@ pub use backend::cuda::{CudaPool, RawOutcomes};
 pub use backend::{
     cuda_usable, driver_present, open, open_checkpoint, open_with, Backend, BackendKind, CpuPool, UpdateReport,
 };
-pub use config::Config;
+pub use config::{Config, KernelMode};
 pub use error::{BotsError, CountsProblem, Result};
 pub use evidence::{Evidence, Outcomes};
 pub use fingerprint::Fingerprint;

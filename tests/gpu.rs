@@ -8,7 +8,9 @@
 //! order (`evidence::batch_sum`), so every selection (its order included), alpha, beta, mu, rho and
 //! step must be identical, and each backend is driven by its own selections. What is ASSUMED on real
 //! hardware and only checked by these tests: that nvcc honours `-prec-div`/`-prec-sqrt` and
-//! `--fmad=false` as the PTX shows (no `.approx`, no `fma`).
+//! `--fmad=false` as the PTX shows (no `.approx`, no `fma` in the exact entries; only the fast ones of
+//! `KernelMode::Fast` have them, which src/kernels.rs checks). `KernelMode::Fast` is checked statistically
+//! instead (`fast_mode_draws_and_checkpoints`).
 //!
 //! `scripts/emu-driver/test.sh` runs this file on the emulated CUDA driver (`BOTS_GPU_TEST_QUICK=1`:
 //! smaller pools, see [`size`]).
@@ -742,6 +744,126 @@ fn hundred_million_tasks() {
     drop(tied);
     assert_states_identical(&cpu.to_host().unwrap(), &gpu.to_host().unwrap(), &format!("{n} tasks"));
     log!("{n} tasks: done after {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// `KernelMode::Fast` on the device: the draws' distribution, read back through the selection order.
+///
+/// One pool of G groups of M tasks, group g with the posterior Beta(a_g, b_g) (shapes 0.01 to 10^4,
+/// Beta(0.01, 0.01) included), plus R reference tasks with posterior Beta(c x_r, c (1 - x_r)), c = 10^10,
+/// whose draws sit at x_r within s_r = sqrt(x_r (1 - x_r) / c) (at most 5e-6). With target 0 and tau 0 the
+/// score is -p_hat, so `select(n)` (the whole pool, in score order) ranks every task by its draw: the
+/// group-g tasks ranked before reference r are those with p_hat < p_hat_r, a Binomial(M, F_g(x_r + e)) count
+/// (F_g the Beta CDF, e the reference's own N(0, s_r^2) noise). Each count must be within 5 standard
+/// deviations of M F_g(x_r), the variance M F (1 - F) plus (M f_g(x_r) s_r)^2 for the reference's noise
+/// (f_g the density), plus 1 for the count's discreteness. The ranking must hold n distinct ids < n, and
+/// so must a selection of k = 64 (also with Gumbel noise, tau > 0). Then the checkpoint: a fast pool saved
+/// and restored (into a new fast pool, and into the CPU backend, whose fingerprint ignores the mode)
+/// keeps its config (`kernel_mode: fast`) and state bit for bit, and the restored fast pool selects what
+/// the saved one selects (fast draws are reproducible on one device).
+#[test]
+fn fast_mode_draws_and_checkpoints() {
+    use statrs::distribution::{Beta, Continuous, ContinuousCDF};
+    let _g = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    if !gpu_available() {
+        return;
+    }
+    let groups: [(f32, f32); 6] = [(0.01, 0.01), (0.1, 10.0), (1.0, 1.0), (2.5, 7.0), (30.0, 3.0), (1e4, 1e4)];
+    let refs =
+        [1e-4, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.495, 0.4975, 0.5, 0.5025, 0.505, 0.6, 0.7, 0.8, 0.9, 0.99, 0.9999];
+    let c = 1e10f64;
+    let m = size(1 << 15, 1000);
+    let n = groups.len() * m + refs.len();
+    let cfg =
+        Config { batch: n, rho: 0.0, target: 0.0, tau: 0.0, kernel_mode: bots::KernelMode::Fast, ..Default::default() };
+    let mut gpu = CudaPool::new(cfg.clone(), n, None).unwrap();
+    let mut state = gpu.to_host().unwrap();
+    // Tasks interleaved (task t: group t % G for the first G M), the references last.
+    for t in 0..groups.len() * m {
+        (state.alpha[t], state.beta[t]) = groups[t % groups.len()];
+    }
+    for (r, &x) in refs.iter().enumerate() {
+        let t = groups.len() * m + r;
+        (state.alpha[t], state.beta[t]) = ((c * x) as f32, (c * (1.0 - x)) as f32);
+    }
+    gpu.restore(state).unwrap();
+    let ranking = gpu.select(n).unwrap();
+    let mut seen = vec![false; n];
+    for &t in &ranking {
+        assert!(
+            (t as usize) < n && !std::mem::replace(&mut seen[t as usize], true),
+            "fast ranking: task {t} repeated or out of range"
+        );
+    }
+    assert_eq!(ranking.len(), n);
+    let mut before = vec![0usize; groups.len()];
+    let mut counts = vec![vec![0usize; refs.len()]; groups.len()];
+    for &t in &ranking {
+        let t = t as usize;
+        if t < groups.len() * m {
+            before[t % groups.len()] += 1;
+        } else {
+            for (g, b) in before.iter().enumerate() {
+                counts[g][t - groups.len() * m] = *b;
+            }
+        }
+    }
+    let mut worst = 0.0f64;
+    for (g, &(a, b)) in groups.iter().enumerate() {
+        let dist = Beta::new(a as f64, b as f64).unwrap();
+        for (r, &x) in refs.iter().enumerate() {
+            let (f, dens) = (dist.cdf(x), dist.pdf(x));
+            let s_r = (x * (1.0 - x) / c).sqrt();
+            let mf = m as f64;
+            let sd = (mf * f * (1.0 - f) + (mf * dens * s_r).powi(2)).sqrt();
+            let dev = (counts[g][r] as f64 - mf * f).abs();
+            worst = worst.max(dev / (sd + 1e-12));
+            assert!(
+                dev <= 5.0 * sd + 1.0,
+                "fast Beta({a}, {b}): {} of {m} draws below {x}, expected {:.1} (5 sd = {:.1})",
+                counts[g][r],
+                mf * f,
+                5.0 * sd
+            );
+        }
+    }
+    log!(
+        "fast mode: {} groups x {m} draws against {} reference points, worst deviation {worst:.2} sd",
+        groups.len(),
+        refs.len()
+    );
+    // k = 64 selections, with and without Gumbel noise, after updates (the pending update path).
+    for tau in [0.0f32, 0.3] {
+        let cfg = Config { batch: 64, tau, kernel_mode: bots::KernelMode::Fast, ..Default::default() };
+        let n = 5000;
+        let mut pool = CudaPool::new(cfg.clone(), n, Some(features(n, 4))).unwrap();
+        for step in 0..4 {
+            let sel = pool.select(64).unwrap();
+            let mut ids = sel.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            assert!(ids.len() == 64 && ids.iter().all(|&t| (t as usize) < n), "fast tau {tau} step {step}: {sel:?}");
+            pool.update(&evidence(&sel, step, cfg.m, false)).unwrap();
+        }
+        // Checkpoints: the config (with its mode) and the state round-trip; draws are reproducible.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fast.ckpt");
+        pool.save_checkpoint(&path).unwrap();
+        let (saved_cfg, saved) = bots::checkpoint::load(&path).unwrap();
+        assert_eq!(saved_cfg, cfg, "the checkpoint keeps kernel_mode: fast");
+        assert_states_identical(&pool.to_host().unwrap(), &saved, "fast checkpoint");
+        let mut back = CudaPool::new(cfg.clone(), n, Some(features(n, 4))).unwrap();
+        assert_eq!(back.restore_checkpoint(&path).unwrap(), cfg);
+        assert_states_identical(&saved, &back.to_host().unwrap(), "fast checkpoint restored");
+        assert_eq!(
+            back.select(64).unwrap(),
+            pool.select(64).unwrap(),
+            "fast tau {tau}: restored pool selects the same"
+        );
+        let mut cpu =
+            CpuPool::new(Config { kernel_mode: bots::KernelMode::Exact, ..cfg }, n, Some(features(n, 4))).unwrap();
+        cpu.restore_checkpoint(&path).unwrap();
+        assert_states_identical(&saved, &cpu.to_host().unwrap(), "fast checkpoint into the CPU backend");
+    }
 }
 
 /// The comparison itself, on the CPU alone (runs everywhere): identical lists pass, and a list with one

@@ -89,6 +89,7 @@ fn soak(n: usize, steps: usize, check_every: usize) -> SoakReport {
         final_max: 0.0,
     };
     let keys_bytes = (n * 8) as u64; // the largest per-step transient buffer (selection keys)
+
     // The allowed growth: one leaked selection-key buffer, but never below 1 MiB. Below that the
     // allocator moves RSS by itself (glibc's arena grew by 40 KiB between two checks of this test on
     // the H100 machine's libc, bench/results/h100-2026-12-06-191a81b/tests.log). 1 MiB still catches

@@ -32,6 +32,7 @@ bots="$target/debug/bots"
 "$bots" bench --backend cuda --tasks 3000 --batch 32 --steps 3 --warmup 1
 "$bots" bench --backend cuda --device-verbs --tasks 3000 --batch 32 --steps 3 --warmup 1
 "$bots" bench --backend cuda --device-verbs --graph --tasks 3000 --batch 32 --steps 3 --warmup 1
+"$bots" bench --backend cuda --device-verbs --kernel-mode fast --tasks 3000 --batch 32 --steps 3 --warmup 1 --json | grep -q '"verbs":"device".*"kernel_mode":"fast"'
 "$bots" bench --backend cuda --yardstick --tasks 3000 --batch 32 --steps 3 --warmup 1 --json | grep -q '"backend":"cuda-copy".*"verbs":"copy"'
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

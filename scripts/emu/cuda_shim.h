@@ -328,6 +328,31 @@ template <class T> T atomicAnd(T* p, T v) { emu::maybe_yield(); T o = *p; *p = o
 template <class T> T atomicMin(T* p, T v) { emu::maybe_yield(); T o = *p; if (v < o) *p = v; return o; }
 template <class T> T atomicCAS(T* p, T cmp, T v) { emu::maybe_yield(); T o = *p; if (o == cmp) *p = v; return o; }
 
+// Stand-ins for the approximate intrinsics of the fast kernels (kernels/fmath.cuh's fast section,
+// KernelMode::Fast): libm, each perturbed by about its documented error bound, in the direction that
+// breaks careless code (ln 1 > 0, |sin|, |cos| and exp a little too large), so the emulators check the fast
+// draws' distributions with errors as large as the hardware's, not with libm's near-exact values.
+// __fdividef returns 0 for a divisor beyond 2^126, as the hardware's does.
+inline float emu_up(float v, float rel) { return v + std::fabs(v) * rel; }
+inline float __logf(float x) {
+    const float l = std::log(x);
+    return (x >= 0.5f && x <= 2.0f) ? l + 0x1p-22f : emu_up(l, 0x1p-22f);
+}
+inline float __expf(float x) { return emu_up(std::exp(x), 0x1p-21f); }
+inline void __sincosf(float x, float* s, float* c) {
+    *s = std::sin(x);
+    *c = std::cos(x);
+    *s += *s < 0.0f ? -0x1p-22f : 0x1p-22f;
+    *c += *c < 0.0f ? -0x1p-22f : 0x1p-22f;
+}
+inline float __fdividef(float a, float b) { return std::fabs(b) > 0x1p126f ? 0.0f : emu_up(a / b, 0x1p-22f); }
+inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+inline float rsqrtf(float x) { return emu_up(1.0f / std::sqrt(x), 0x1p-22f); }
+inline float bots_emu_rcp_approx(float x) {
+    const float r = 1.0f / x;
+    return std::fabs(r) < 0x1p-126f ? 0.0f : emu_up(r, 0x1p-23f);  // flushes subnormal results (.ftz)
+}
+
 inline float bots_emu_half_to_float(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
     float f;

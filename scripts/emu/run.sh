@@ -4,6 +4,7 @@
 # Needs g++ >= 12 (C++20). Not a GPU test: it checks the kernels' logic (radix select, bitonic sort,
 # device evidence, the pending/mark protocol) and the device code's arithmetic exactly: every
 # transcendental is kernels/fmath.cuh, the twin of src/twin/fmath.rs, built from IEEE + - * / and sqrt.
+# The fast kernels (KernelMode::Fast) are checked statistically instead, by fast_stats.cpp.
 # Usage: scripts/emu/run.sh   (TWIN=path reuses a built twin binary)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,6 +17,7 @@ if [[ -z "${TWIN:-}" ]]; then
 fi
 abi="$(bash ../abi-header.sh)" # the generated abi.cuh (build.rs writes it into OUT_DIR only)
 g++ -std=c++20 -O1 -pthread -ffp-contract=off -fno-fast-math -I. -I"$abi" emu_main.cpp -o "$out/emu"
+g++ -std=c++20 -O1 -pthread -ffp-contract=off -fno-fast-math -I. -I"$abi" fast_stats.cpp -o "$out/fast_stats"
 # N BATCH STEPS TAU DO_SAMPLE RHO ADAPTIVE FEATURES(0 none, 1 f16, 2 f32; FORM:C for C columns, default 2) COUNTS PRIOR [nbr=K:ETA] [K...]
 scenarios=(
   "1 1 12 0 1 0.1 0 1 0 -1 1"
@@ -66,4 +68,10 @@ for s in "${scenarios[@]}"; do
     echo "DIFFERENT: $s"; diff "$out/emu.txt" "$out/cpu.txt" | head -5; fail=1
   fi
 done
+# KernelMode::Fast: not the CPU's bits, so its draws and selections are checked statistically (fast_stats.cpp).
+if "$out/fast_stats" > "$out/fast_stats.txt"; then
+  echo "fast: $(tail -n 1 "$out/fast_stats.txt") ($(grep -c '^ok' "$out/fast_stats.txt") checks)"
+else
+  echo "FAST STATS FAILED:"; grep -v '^ok' "$out/fast_stats.txt"; fail=1
+fi
 exit $fail

@@ -13,6 +13,7 @@ use super::module::Module;
 use crate::abi::{
     BatchArgs, DevicePtrs, Kernel, KernelParams, FEATURES_F16, FEATURES_F32, FEATURES_NONE, RADIX_BINS, RADIX_PASSES,
 };
+use crate::config::KernelMode;
 use crate::error::{BotsError, Result};
 use crate::pool::FeatureForm;
 
@@ -64,6 +65,9 @@ pub(super) struct LaunchPlan {
     pub(super) cand_cap: usize,
     /// Length of `out_keys` (a power of two >= the pool's k capacity).
     pub(super) out_keys_len: usize,
+    /// The config's kernel mode: [`KernelMode::Fast`] launches `update_sample_score_fast` and
+    /// `radix_filter_fast` (the same parameters) in place of the exact entries.
+    pub(super) mode: KernelMode,
 }
 
 impl LaunchPlan {
@@ -111,11 +115,16 @@ impl Launcher<'_> {
         self.plan.ptrs
     }
 
-    /// `update_sample_score(Params, Pool)`: the fused pass over the pool's own buffers.
+    /// `update_sample_score(Params, Pool)` (or `update_sample_score_fast`, the same parameters, in
+    /// [`KernelMode::Fast`]): the fused pass over the pool's own buffers.
     pub(super) fn update_sample_score(&self) -> Result<()> {
         let (p, d) = (self.plan.params, self.ptrs());
+        let k = match self.plan.mode {
+            KernelMode::Exact => Kernel::UpdateSampleScore,
+            KernelMode::Fast => Kernel::UpdateSampleScoreFast,
+        };
         // SAFETY: the kernel's parameters are (Params, Pool); `d` holds the pool's live buffers.
-        unsafe { self.launch(Kernel::UpdateSampleScore, self.plan.grid_n, BLOCK, &mut args![p, d]) }
+        unsafe { self.launch(k, self.plan.grid_n, BLOCK, &mut args![p, d]) }
     }
 
     /// `apply_pending(Params, Pool)`: a no-op on the device when nothing is pending.
@@ -157,17 +166,20 @@ impl Launcher<'_> {
         unsafe { self.launch(Kernel::RadixFindBin, 1, WIDE_BLOCK, &mut args![d, pass, cap]) }
     }
 
-    /// `radix_filter(Params, Pool, cap, out_keys, out_cap, pass)`.
+    /// `radix_filter(Params, Pool, cap, out_keys, out_cap, pass)` (or `radix_filter_fast`, the same
+    /// parameters, in [`KernelMode::Fast`]: its pool scan recomputes the fast keys).
     ///
     /// # Safety
     /// `out_keys` points to at least `out_cap` writable u64 of this pool's context.
     pub(super) unsafe fn radix_filter(&self, out_keys: u64, out_cap: u64, pass: i32) -> Result<()> {
         let (p, d, cap) = (self.plan.params, self.ptrs(), self.plan.cand_cap as u64);
+        let k = match self.plan.mode {
+            KernelMode::Exact => Kernel::RadixFilter,
+            KernelMode::Fast => Kernel::RadixFilterFast,
+        };
         // SAFETY: the kernel's parameters are (Params, Pool, u64, u64*, u64, i32); `out_keys` is the
         // caller's contract, `cap` the length of each candidate buffer.
-        unsafe {
-            self.launch(Kernel::RadixFilter, self.plan.grid_n, BLOCK, &mut args![p, d, cap, out_keys, out_cap, pass])
-        }
+        unsafe { self.launch(k, self.plan.grid_n, BLOCK, &mut args![p, d, cap, out_keys, out_cap, pass]) }
     }
 
     /// `bitonic_sort_block(keys, len)` on the pool's `out_keys[0..len)`.

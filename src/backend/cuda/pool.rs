@@ -234,7 +234,7 @@ impl CudaPool {
                 as u64;
         // The pool-sized kernels run as many blocks as fit on the device at once (grid-stride loops).
         let mut per_sm = u64::MAX;
-        for k in [K::UpdateSampleScore, K::RadixFilter, K::ApplyPending] {
+        for k in [K::UpdateSampleScore, K::RadixFilter, K::UpdateSampleScoreFast, K::RadixFilterFast, K::ApplyPending] {
             let mut blocks = 0i32;
             // SAFETY: `module.funcs[k]` is a live function of the module loaded above, in this context.
             unsafe {
@@ -275,7 +275,8 @@ impl CudaPool {
         }
         stream.synchronize().map_err(cuda_err)?;
         let params = kernel_params(&config, n, constant_prior, features.as_ref(), graph.as_ref());
-        let plan = LaunchPlan { module, params, ptrs: p, grid_n, cand_cap, out_keys_len: pow2 };
+        let mode = config.kernel_mode;
+        let plan = LaunchPlan { module, params, ptrs: p, grid_n, cand_cap, out_keys_len: pow2, mode };
         Ok(CudaPool {
             plan,
             step: Cell::new(state.globals.step),
@@ -701,6 +702,7 @@ impl CudaPool {
     pub(super) fn refresh_params(&mut self) {
         self.plan.params =
             kernel_params(&self.config, self.n, self.constant_prior, self.features.as_ref(), self.graph.as_ref());
+        self.plan.mode = self.config.kernel_mode;
     }
 
     /// Replaces the device graph (or removes it) and points the kernels at it. The buffers of the old
