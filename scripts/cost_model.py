@@ -432,18 +432,11 @@ class Classifier:
                 l = outer[1]
                 if "digits_reach" in names or l in self.rf_mask:
                     return MASK, ""
-                if inside(self.rf_partial, l):
-                    return PARTIAL, ""
-                if inside(self.rf_scan_inner, l):
-                    return SCAN_LOOP, ""
-                if inside(self.rf_queue, l):
-                    return QUEUE, ""
-                if inside(self.rf_flush, l):
-                    return FLUSH, ""
-                if inside(self.rf_scan_loop, l):
-                    return OUTER, ""
-                if inside(self.rf_cand_loop, l):
-                    return CAND_LOOP, ""
+                # innermost block first: the scan's outer loop holds the others
+                for rng, path in ((self.rf_partial, PARTIAL), (self.rf_scan_inner, SCAN_LOOP), (self.rf_queue, QUEUE),
+                                  (self.rf_flush, FLUSH), (self.rf_scan_loop, OUTER), (self.rf_cand_loop, CAND_LOOP)):
+                    if inside(rng, l):
+                        return path, ""
             return "radix: setup + histogram flush", ""
         if "apply_pending_task" in names:
             return "pending update", ""
