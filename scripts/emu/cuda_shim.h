@@ -9,11 +9,11 @@
 //   later; a failing order is replayed by setting BOTS_EMU_SEED.
 // - __syncthreads() checks that every thread of the block reached the same barrier (source line): a
 //   divergent barrier, or a thread that returns while others wait at a barrier, is an error.
-// - Warp intrinsics (__ballot_sync, __shfl_sync, __reduce_or_sync) are real collectives: a lane waits at the call until
-//   every lane its mask names has reached the same call (source line) with the same mask, then each gets
-//   the result from the values all of them brought. A mask that leaves out the calling lane, names a lane
-//   the block does not have, or disagrees between lanes is an error; so is a named lane that returns or
-//   waits at another call (a __syncthreads or another intrinsic) instead.
+// - Warp intrinsics (__ballot_sync, __shfl_sync, __reduce_or_sync) are real collectives: a lane waits at
+//   the call until every lane its mask names has reached the same call (source line) with the same mask,
+//   then each gets the result from the values all of them brought. A mask that leaves out the calling
+//   lane, names a lane the block does not have, or disagrees between lanes is an error; so is a named
+//   lane that returns or waits at another call (a __syncthreads or another intrinsic) instead.
 // - __shared__ variables live in one ELF section, poisoned with a fresh random byte before each block,
 //   so a read before the block wrote it shows up as garbage (NaN, huge counts) instead of a lucky 0.
 // Not a performance or memory-ordering model of a GPU: a fiber runs until it yields, so races that
@@ -331,7 +331,9 @@ inline bool (*emu_read_ok)(unsigned long long p, size_t bytes) = nullptr;
 template <class T> T __ldg(const T* p) {
     emu::Runtime& r = emu::rt();
     const uintptr_t a = (uintptr_t)p;
-    const char* why = a % alignof(T) != 0 ? "misaligned" : (emu_read_ok && !emu_read_ok(a, sizeof(T))) ? "outside a device buffer" : nullptr;
+    const char* why = a % alignof(T) != 0                              ? "misaligned"
+                      : (emu_read_ok && !emu_read_ok(a, sizeof(T))) ? "outside a device buffer"
+                                                                     : nullptr;
     if (why != nullptr) {
         char b[160];
         std::snprintf(b, sizeof b, "thread %u: __ldg of %zu bytes at 0x%llx: %s", r.cur ? r.cur->tid : 0u, sizeof(T),
