@@ -1,6 +1,8 @@
 //! Compiles every `kernels/*.cu` to PTX with nvcc (candle-kernels style). The PTX goes to
-//! `$OUT_DIR/<name>.ptx` and is embedded by `src/kernels.rs` when the `bots_ptx` cfg is set. `-lineinfo`
-//! adds source lines for compute-sanitizer and profilers (the instructions are the same).
+//! `$OUT_DIR/<name>.ptx` and is embedded by `src/kernels.rs` when the `bots_ptx` cfg is set. Without
+//! line info by default: `-lineinfo` adds only line tables (`.loc`/`.file`, ~40% of the PTX, which every
+//! test binary embeds; the generated code is the same), so `BOTS_PTX_LINEINFO=1` turns it on for
+//! compute-sanitizer and profiler source lines (`scripts/cost-model.sh` always compiles its own with it).
 //!
 //! nvcc is found through `NVCC`, `CUDA_HOME/bin/nvcc`, `CUDA_PATH/bin/nvcc`, `/usr/local/cuda/bin/nvcc`,
 //! then `PATH`. Target: `CUDA_ARCH` (default `compute_80`). `--fmad=false` keeps nvcc from contracting
@@ -47,7 +49,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/abi.rs");
     println!("cargo:rerun-if-changed=kernels");
-    for v in ["NVCC", "CUDA_HOME", "CUDA_PATH", "CUDA_ARCH", "BOTS_REQUIRE_NVCC", "PATH"] {
+    for v in ["NVCC", "CUDA_HOME", "CUDA_PATH", "CUDA_ARCH", "BOTS_REQUIRE_NVCC", "BOTS_PTX_LINEINFO", "PATH"] {
         println!("cargo:rerun-if-env-changed={v}");
     }
     let require = std::env::var("BOTS_REQUIRE_NVCC").is_ok_and(|v| v == "1");
@@ -78,10 +80,12 @@ fn main() {
         return fail("built without nvcc: no nvcc in NVCC, CUDA_HOME, CUDA_PATH, /usr/local/cuda or PATH".into());
     };
     let arch = std::env::var("CUDA_ARCH").unwrap_or_else(|_| "compute_80".into());
+    let lineinfo = std::env::var("BOTS_PTX_LINEINFO").is_ok_and(|v| v == "1");
     for cu in &kernels {
         let ptx = out.join(Path::new(cu.file_stem().expect("a .cu file name")).with_extension("ptx"));
         let status = Command::new(&nvcc)
-            .args(["--ptx", "-O3", "-std=c++17", "--fmad=false", "-lineinfo", &format!("-arch={arch}"), "-Ikernels"])
+            .args(["--ptx", "-O3", "-std=c++17", "--fmad=false", &format!("-arch={arch}"), "-Ikernels"])
+            .args(lineinfo.then_some("-lineinfo"))
             .arg(format!("-I{}", include.display()))
             .arg("-o")
             .arg(&ptx)

@@ -183,18 +183,34 @@ __device__ __forceinline__ unsigned long long warp_slot(unsigned long long* coun
     return base + (unsigned long long)__popc(ballot & ((1u << lane) - 1u));
 }
 
+__device__ __forceinline__ uint32_t umax32(uint32_t x, uint32_t y) { return x > y ? x : y; }
+
+// Whether each of the two 16-bit digits packed in `w` (low half first) reaches `t`: bit 0 the low one,
+// bit 1 the high one.
+__device__ __forceinline__ uint32_t digits_reach(uint32_t w, uint32_t t) {
+    return (uint32_t)((w & 0xffffu) >= t) | ((uint32_t)((w >> 16) >= t) << 1);
+}
+
 // The filter pass: over the current set (the pool, recomputing keys, or the candidate buffer
 // cand[pass & 1]), keys whose higher digits match the prefix and whose digit is above the chosen bin
 // are final (written to out_keys); keys in the bin are either final too (when the bin completes the
-// selection), or counted in the next digit's histogram and appended to cand[(pass + 1) & 1]. FAST: the
-// keys of update_sample_score_fast (radix_filter_fast), else of update_sample_score (radix_filter).
+// selection), or counted in the next digit's histogram and appended to cand[(pass + 1) & 1].
+//
+// The pool scan reads only the 16-bit digit cache and recomputes the key of the rare task whose digit
+// reaches the known prefix (about 1 in 2048 at pass 0). A lane takes a chunk of 8 consecutive digits, one
+// 16-byte load where the chunk is aligned and wholly in [0, n) (the chunks are aligned to the buffer's
+// address, so only the first and the last can be partial: those load digit by digit, in bounds), and
+// keeps a mask of its live slots; the warp OR of the masks (__reduce_or_sync: sm_80, the default arch)
+// says which of the 8 slots hold a live task in some lane. Live tasks queue in the warp's lanes and are
+// placed 32 at a time. FAST: the keys of update_sample_score_fast (radix_filter_fast), else of
+// update_sample_score (radix_filter).
 template <bool FAST>
 __device__ __forceinline__ void radix_filter_body(Params p, Pool d, unsigned long long cap,
                                                   unsigned long long* out_keys, unsigned long long out_cap, int pass) {
     __shared__ uint32_t h[BOTS_RADIX_BINS];
     Scalars* const sc = d.scalars;
     if (pass < 0 || pass >= BOTS_RADIX_PASSES) return;
-    if (blockDim.x % 32u != 0) return;  // the loop below runs whole warps (the host launches 256)
+    if (blockDim.x % 32u != 0) return;  // the loops below run whole warps (the host launches 256)
     const uint32_t done = sc->done;
     if (done != 0 && done != (uint32_t)pass + 1) return;  // finished at an earlier pass (uniform)
     const bool final_pass = done == (uint32_t)pass + 1;
@@ -211,26 +227,10 @@ __device__ __forceinline__ void radix_filter_body(Params p, Pool d, unsigned lon
     const unsigned long long next_mask = has_next ? (1ull << radix_bits(pass + 1)) - 1 : 0;
     const bool from_buf = sc->read_buf != 0;
     const bool to_buf = sc->write_buf != 0 && !final_pass && has_next;
-    const unsigned long long* src = d.cand + (unsigned long long)(pass & 1) * cap;
     unsigned long long* dst = d.cand + (unsigned long long)((pass + 1) & 1) * cap;
-    unsigned long long src_n = from_buf ? sc->cand_cnt[pass & 1] : p.n;
-    if (from_buf && src_n > cap) src_n = cap;
-    const unsigned long long step = sc->step;
-    const unsigned short top16 = (unsigned short)(prefix >> 48);  // known digits only; unknown bits are 0
-    // Grid-stride over whole warps (the base index is the same for the 32 lanes), so every lane of a warp
-    // reaches the warp-aggregated slot allocations of each round, live element or not.
-    const unsigned long long stride = (unsigned long long)gridDim.x * blockDim.x;
-    for (unsigned long long base = (unsigned long long)blockIdx.x * blockDim.x + (threadIdx.x & ~31u); base < src_n;
-         base += stride) {
-        const unsigned long long i = base + (threadIdx.x & 31u);
-        unsigned long long key = 0;
-        bool live = i < src_n;
-        if (live && from_buf) {
-            key = src[i];
-        } else if (live) {
-            live = d.digits[i] >= top16;  // below the threshold: cannot be selected
-            if (live) key = score_key(score_task<FAST>(p, d.alpha[i], d.beta[i], step, (uint32_t)i), (uint32_t)i);
-        }
+    // One key of the set (live: in the set and still possible), placed by the warp: every lane of the
+    // warp calls it together (the warp-aggregated slot allocations), live element or not.
+    auto place = [&](unsigned long long key, bool live) {
         if (hi_shift < 64 && (key >> hi_shift) != pre_hi) live = false;
         const unsigned long long digit = (key >> shift) & mask;
         const bool to_out = live && (digit > bin || (digit == bin && final_pass));
@@ -239,8 +239,92 @@ __device__ __forceinline__ void radix_filter_body(Params p, Pool d, unsigned lon
         const unsigned long long o = warp_slot(&sc->n_out, to_out);
         if (to_out && o < out_cap) out_keys[o] = key;
         if (to_buf) {  // uniform across the grid
-            const unsigned long long c = warp_slot(&sc->cand_cnt[(pass + 1) & 1], in_bin);
-            if (in_bin && c < cap) dst[c] = key;
+            const unsigned long long slot = warp_slot(&sc->cand_cnt[(pass + 1) & 1], in_bin);
+            if (in_bin && slot < cap) dst[slot] = key;
+        }
+    };
+    // Grid-stride over whole warps (the base index is the same for the 32 lanes, so the loop conditions
+    // below are uniform across a warp).
+    const unsigned long long warp0 = (unsigned long long)blockIdx.x * blockDim.x + (threadIdx.x & ~31u);
+    const uint32_t lane = threadIdx.x & 31u;
+    const unsigned long long stride = (unsigned long long)gridDim.x * blockDim.x;
+    if (from_buf) {
+        const unsigned long long* src = d.cand + (unsigned long long)(pass & 1) * cap;
+        unsigned long long src_n = sc->cand_cnt[pass & 1];
+        if (src_n > cap) src_n = cap;
+        for (unsigned long long base = warp0; base < src_n; base += stride) {
+            const unsigned long long i = base + lane;
+            const bool live = i < src_n;
+            place(live ? src[i] : 0, live);
+        }
+    } else {
+        const unsigned short* const digits = d.digits;
+        const unsigned long long n = p.n;
+        const unsigned long long step = sc->step;
+        const uint32_t top16 = (uint32_t)(prefix >> 48);  // known digits only; unknown bits are 0
+        // Chunk c holds the tasks c * 8 - a .. c * 8 - a + 7 (those in [0, n)), the c-th 16-byte block from
+        // the buffer's address rounded down to 16 (a = the digits before it; cudaMalloc's 256-byte alignment
+        // gives a = 0). Chunks [full_lo, full_hi) lie wholly in [0, n): one 16-byte load each; the first and
+        // the last chunk may be partial and load digit by digit. A buffer at an odd address (never) has
+        // only partial chunks.
+        const uintptr_t addr = (uintptr_t)digits;
+        const bool odd = (addr & 1u) != 0;
+        const unsigned long long a = odd ? 0 : (unsigned long long)((addr & 15u) >> 1);
+        const uint4* const blocks = reinterpret_cast<const uint4*>(addr - 2 * a);
+        const unsigned long long chunks = (n + a + 7) / 8;
+        const unsigned long long full_lo = a != 0 ? 1 : 0, full_hi = odd ? 0 : (n + a) / 8;
+        // The live tasks queue up in the warp's lanes (lane q holds the q-th, in `task`) and are placed 32 at a
+        // time, so a warp runs the key's recompute (a whole sample) once per 32 live tasks, not once per task.
+        // Uniform across the warp: queued, base, todo (the slots some lane holds a live task in), from (the
+        // lanes whose task of slot j is still to queue).
+        uint32_t queued = 0, live_slots = 0, todo = 0, from = 0, j = 0;
+        unsigned long long task = 0, base = warp0, c = 0;  // c: this lane's chunk
+        for (;;) {
+            // Scan chunks up to one with a live task.
+            while ((todo | from) == 0 && base < chunks) {
+                c = base + lane;
+                base += stride;
+                live_slots = 0;  // bit s: task c * 8 - a + s is in [0, n) and its digit reaches top16
+                if (c >= full_lo && c < full_hi) {
+                    const uint4 v = __ldg(blocks + c);
+                    // Moved to the top half of a word, a digit compares as the word does: the largest of the
+                    // eight against top16 << 16 first, the slots only then (about 1 lane in 250 at pass 0).
+                    const uint32_t hi = umax32(umax32(v.x, v.y), umax32(v.z, v.w));
+                    const uint32_t lo = umax32(umax32(v.x << 16, v.y << 16), umax32(v.z << 16, v.w << 16));
+                    if (umax32(hi, lo) >= top16 << 16)
+                        live_slots = digits_reach(v.x, top16) | digits_reach(v.y, top16) << 2 |
+                                     digits_reach(v.z, top16) << 4 | digits_reach(v.w, top16) << 6;
+                } else if (c < chunks) {  // the first or the last chunk
+                    for (uint32_t s = 0; s < 8; ++s) {
+                        const unsigned long long e = c * 8 + s;
+                        if (e >= a && e - a < n && digits[e - a] >= top16) live_slots |= 1u << s;
+                    }
+                }
+                todo = __reduce_or_sync(0xffffffffu, live_slots);
+            }
+            // Queue its live tasks, slot by slot and lane by lane, until the queue is full.
+            while ((todo | from) != 0 && queued < 32) {
+                if (from == 0) {
+                    j = (uint32_t)__ffs(todo) - 1;
+                    todo &= todo - 1;
+                    from = __ballot_sync(0xffffffffu, (live_slots >> j) & 1u);
+                }
+                const int src = __ffs(from) - 1;
+                from &= from - 1;
+                const unsigned long long t = __shfl_sync(0xffffffffu, c * 8 - a + j, src);
+                if (lane == queued) task = t;
+                queued += 1;
+            }
+            // Place a full queue, and after the last chunk what is left in it.
+            const bool end = (todo | from) == 0 && base >= chunks;
+            if (queued == 32 || (end && queued != 0)) {
+                const bool live = lane < queued;
+                unsigned long long key = 0;
+                if (live) key = score_key(score_task<FAST>(p, d.alpha[task], d.beta[task], step, (uint32_t)task), (uint32_t)task);
+                place(key, live);
+                queued = 0;
+            }
+            if (end) break;
         }
     }
     __syncthreads();

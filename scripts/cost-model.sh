@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Static cost model of the kernels on an H100 (issue 23, part 1): compiles kernels/bots.cu exactly as
-# build.rs does (nvcc --ptx -O3 -std=c++17 --fmad=false -lineinfo -arch=$CUDA_ARCH, default compute_80,
-# the PTX the crate embeds), assembles that PTX for sm_90 with the pinned ptxas (what the driver's JIT
-# does on an H100; `ptxas -v` gives registers, spills, shared memory), disassembles the cubin with
-# nvdisasm -gi (every instruction with its source line and inline chain) and runs scripts/cost_model.py,
+# Static cost model of the kernels on an H100 (issue 23, part 1): compiles kernels/bots.cu as build.rs
+# does (nvcc --ptx -O3 -std=c++17 --fmad=false -arch=$CUDA_ARCH, default compute_80, the PTX the crate
+# embeds) plus -lineinfo, which build.rs leaves out unless BOTS_PTX_LINEINFO=1: it adds only line tables
+# (the path attribution below needs them), not code; the sm_90 .text of all 17 kernels is byte for byte
+# the same with and without it (checked with this ptxas at f33ea96). Then it assembles that PTX for
+# sm_90 with the pinned ptxas (what the driver's JIT does on an H100; `ptxas -v` gives registers,
+# spills, shared memory), disassembles the cubin with nvdisasm -gi (every instruction with its source line and inline chain) and runs scripts/cost_model.py,
 # which prints markdown: per kernel the SASS size and resources, per path the instructions, and the
 # projected step time at N = 10^8, k = 1024 (TASKS=..., BATCH=... to change; FREQ=file.json for
 # measured per-warp frequencies, default bench/cost-model-freq.json; MEASURE=1 first re-measures them into
@@ -51,7 +53,7 @@ out="${CARGO_TARGET_DIR:-target}/cost-model"
 rm -rf "$out"
 mkdir -p "$out"
 arch="${CUDA_ARCH:-compute_80}"
-# build.rs's flags, word for word (src: build.rs main()).
+# build.rs's flags, word for word (src: build.rs main()), plus -lineinfo (line tables only; see the top).
 "$nvcc" --ptx -O3 -std=c++17 --fmad=false -lineinfo "-arch=$arch" -Ikernels "-I$include" -o "$out/bots.ptx" kernels/bots.cu
 "$ptxas" -arch=sm_90 -O3 -lineinfo -v "$out/bots.ptx" -o "$out/bots.sm_90.cubin" > "$out/ptxas.log" 2>&1
 "$nvdisasm" -gi "$out/bots.sm_90.cubin" > "$out/bots.sm_90.sass"

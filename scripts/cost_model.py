@@ -7,8 +7,9 @@ chain of inlined calls it came through) and the `ptxas -v` log. Output: markdown
 Paths are found from the sources, not from hard-coded line numbers: every `__device__`/`__global__`
 function of kernels/*.cu[h] is located by name (its body by brace matching), and inside
 `sample_gamma_mt`, `sample_beta` and `radix_filter` the statements are found by markers (`st.block(`,
-`box_muller_scaled(`, `mt_squeeze(` ...). An instruction is charged to the path of the innermost frame of
-its inline chain that such a marker names.
+`box_muller_scaled(`, `mt_squeeze(` ...; in `radix_filter` its task loops, `place`, the partial chunk,
+the slot mask, the queue and its placement). An instruction is charged to the path of the innermost
+frame of its inline chain that such a marker names.
 
 Counts are static (instructions in the code), which for straight-line code is the cost of running that
 path once per warp. The IEEE division / square-root slow paths (subroutines reached by CALL, run only for
@@ -21,6 +22,7 @@ time, issue time and the step time for N tasks, k selected, on an H100 SXM.
 import argparse
 import collections
 import json
+import math
 import os
 import re
 import sys
@@ -32,6 +34,7 @@ LABEL = re.compile(r'^\s*([.$A-Za-z_][^\s:]*):\s*$')
 OTHER_SECTION = re.compile(r'^\s*(?:\.section\b|\.nv\.)')
 SECTION = re.compile(r'^\s*\.text\.([A-Za-z_][A-Za-z0-9_]*):')
 CALL = re.compile(r'\bCALL\.REL(?:\.NOINC)?\s+`\(([^)]+)\)')
+DIV_TARGET = re.compile(r'\bBRA\.DIV\b[^`]*`\(([^)]+)\)')
 COND_BRA = re.compile(r'^@!?U?P[0-9T]\s+BRA\b')
 
 
@@ -178,6 +181,17 @@ def parse_sass(path):
                 if re.search(r"\bRET\b", insns[j].text):
                     break
                 j += 1
+        # The diverged-warp fallbacks of warp collectives: a BRA.DIV (taken only when the warp is not
+        # converged at a __ballot_sync/__shfl_sync, which the kernels never are) jumps to an out-of-line block
+        # that ends in a branch back.
+        for ins in insns:
+            m = DIV_TARGET.search(ins.text)
+            j = labels[k].get(m.group(1)) if m else None
+            while j is not None and j < len(insns) and not insns[j].sub:
+                insns[j].sub = "diverged-warp fallback"
+                if re.match(r"BRA\b", insns[j].text):
+                    break
+                j += 1
         for ins in insns:
             if ins.text.startswith("NOP"):
                 ins.sub = "padding"
@@ -237,6 +251,19 @@ def parse_ptxas(path):
 
 # ------------------------------------------------------------------------------------------------------
 # Path classification
+SCAN_LOOP = "radix scan: chunk loop, 16-byte load, test, warp OR (every warp iteration: 256 tasks)"
+CAND_LOOP = "radix: candidate loop + read"
+OUTER = "radix scan: back from the chunk loop (per chunk with a live task, and per queue placed)"
+QUEUE = "radix scan: queue a live task (per live task)"
+FLUSH = "radix scan: place the queue (per 32 live tasks, and the rest at the end)"
+MASK = "radix scan: slot mask (lanes with a digit reaching the prefix)"
+PARTIAL = "radix scan: partial chunk, digit by digit (first and last chunk)"
+PLACE = "radix: place key (prefix, digit, histogram)"
+SLOT_BALLOT = "radix: warp slot ballot (each placement round, 2 per round)"
+SLOT_ATOMIC = "radix: warp slot atomic (2 per round; 1 runs when a lane places)"
+SETUP = "once per thread: setup, shared histogram zero/flush (outside the task loop)"
+
+
 class Classifier:
     def __init__(self, src):
         self.src = src
@@ -258,7 +285,18 @@ class Classifier:
         # The kernels' bodies (templates on FAST: the exact and the fast entries inline the same body).
         rf = "radix_filter_body"
         fn, _, _ = src.body(rf)
-        self.rf_file, self.rf_loop = fn, self.block(rf, re.compile(r"\bfor\s*\(\s*unsigned long long base"))
+        self.rf_file = fn
+        # Two task loops: over the candidate buffer, and the pool scan (8 tasks per lane and chunk: the chunk
+        # loop inside an outer loop that queues live tasks and places full queues); `place` (a lambda) is the
+        # per-key logic of both.
+        self.rf_cand_loop = self.block(rf, re.compile(r"\bfor\s*\(.*\bbase\s*<\s*src_n\b"))
+        self.rf_scan_loop = self.block(rf, re.compile(r"\bfor\s*\(\s*;;\s*\)"))
+        self.rf_place = self.block(rf, "auto place = [")
+        self.rf_partial = self.block(rf, "else if (c < chunks)")
+        self.rf_scan_inner = self.block(rf, re.compile(r"\bwhile\s*\(\s*\(todo \| from\) == 0"))
+        self.rf_queue = self.block(rf, re.compile(r"\bwhile\s*\(\s*\(todo \| from\) != 0"))
+        self.rf_flush = self.block(rf, "if (queued == 32 ||")
+        self.rf_mask = src.find(rf, "digits_reach(")
         self.uss_file, _, _ = src.body("update_sample_score_body")
         self.uss_loop = self.block("update_sample_score_body", "GRID_STRIDE(")
         fb = "sample_beta_fast"
@@ -275,19 +313,22 @@ class Classifier:
         m = re.search(r"j\s*<\s*(\d+)", self.src.line(*self._first("sample_gamma_mt", re.compile(r"for\s*\(\s*int\s+j\s*="))))
         self.attempts_per_block = int(m.group(1))
         self.slot_ballot = src.find("warp_slot", "__ballot_sync(") | src.find("warp_slot", "ballot == 0")
-        self.rf_cand = src.find(rf, "src[i]")
-        self.rf_dig = src.find(rf, "d.digits[i]")
 
     def _first(self, name, marker):
         fn, _, _ = self.src.body(name)
         return fn, min(self.src.find(name, marker))
 
     def block(self, name, marker):
-        """(first, last) source lines of the brace-matched block that starts at `marker` in `name`."""
+        """(first, last) source lines of the brace-matched block that starts at `marker` in `name` (braces
+        counted from the marker on: `} else if (...) {` opens a block)."""
         fn, start = self._first(name, marker)
         depth, seen = 0, False
         for ln in range(start, len(self.src.text[fn]) + 1):
-            for ch in self.src.line(fn, ln).split("//")[0]:
+            code = self.src.line(fn, ln).split("//")[0]
+            if ln == start:
+                m = marker.search(code) if hasattr(marker, "search") else None
+                code = code[m.start():] if m else code[code.index(marker):]
+            for ch in code:
                 if ch == "{":
                     depth, seen = depth + 1, True
                 elif ch == "}":
@@ -300,6 +341,8 @@ class Classifier:
         """(path, draw) for one instruction; draw is 'alpha', 'beta' or ''."""
         if insn.sub == "padding":
             return "padding (NOP, trailing BRA)", ""
+        if insn.sub == "diverged-warp fallback":
+            return "rare: diverged-warp fallback of a warp collective (BRA.DIV)", ""
         if insn.sub:
             return "rare: IEEE div/rcp/sqrt slow path (" + insn.sub + ")", ""
         frames = [(f, l, self.src.func_at(f, l)) for f, l in insn.chain]
@@ -366,23 +409,34 @@ class Classifier:
                     return "beta: log-space combine", ""
         if "sample_gumbel" in names or "sample_gumbel_fast" in names:
             return "gumbel (tau > 0)", ""
+        inside = lambda rng, l: rng[0] <= l <= rng[1]  # noqa: E731
+        # radix_filter_body's outermost frame (the statement of the body the instruction comes from); `place`
+        # and its warp slots are inlined into both loops: each copy is charged to its loop.
+        body = [(f, l) for f, l, n in frames if n == "radix_filter_body" and f == self.rf_file]
+        outer = body[-1] if body else None
+        loop = ""
+        if kernel.startswith("radix_filter") and outer:
+            loop = " [pool scan]" if inside(self.rf_scan_loop, outer[1]) else " [candidates]" if inside(self.rf_cand_loop, outer[1]) else ""
         if "warp_slot" in names:
             for f, l, n in frames:
                 if n == "warp_slot":
                     if l in self.slot_ballot:
-                        return "radix: warp slot ballot (every warp)", ""
-                    return "radix: warp slot atomic (warps with a lane to place)", ""
+                        return SLOT_BALLOT + loop, ""
+                    return SLOT_ATOMIC + loop, ""
         if kernel.startswith("radix_filter"):
             if "score_task" in names or "score_key" in names:
                 return "radix: recompute key (pool scan, live lanes)", ""
-            outer = next((fr for fr in frames if fr[2] == "radix_filter_body"), None)
-            if outer and outer[0] == self.rf_file:
-                if outer[1] in self.rf_cand:
-                    return "radix: read candidate", ""
-                if outer[1] in self.rf_dig:
-                    return "radix: digit test (pool scan)", ""
-                if self.rf_loop[0] <= outer[1] <= self.rf_loop[1]:
-                    return "radix: element loop", ""
+            if any(inside(self.rf_place, l) for _, l in body):
+                return PLACE + loop, ""
+            if outer:
+                l = outer[1]
+                if "digits_reach" in names or l in self.rf_mask:
+                    return MASK, ""
+                # innermost block first: the scan's outer loop holds the others
+                for rng, path in ((self.rf_partial, PARTIAL), (self.rf_scan_inner, SCAN_LOOP), (self.rf_queue, QUEUE),
+                                  (self.rf_flush, FLUSH), (self.rf_scan_loop, OUTER), (self.rf_cand_loop, CAND_LOOP)):
+                    if inside(rng, l):
+                        return path, ""
             return "radix: setup + histogram flush", ""
         if "apply_pending_task" in names:
             return "pending update", ""
@@ -512,23 +566,31 @@ def main():
           f"{len(insns)} | {nslow} | {npad} |")
     w("")
 
-    uss_loop, rf_loop = (cls.uss_file, cls.uss_loop), (cls.rf_file, cls.rf_loop)
-    loops = {"update_sample_score": uss_loop, "radix_filter": rf_loop,
-             "update_sample_score_fast": uss_loop, "radix_filter_fast": rf_loop}
+    # The task loops of each kernel, innermost first, with the path that a setup value recomputed inside one is
+    # charged to (in the pool scan's outer loop: once per chunk with a live task and per queue placed).
+    uss_loops = [(cls.uss_file, cls.uss_loop, None)]
+    rf_loops = [(cls.rf_file, cls.rf_scan_inner, SCAN_LOOP), (cls.rf_file, cls.rf_queue, QUEUE),
+                (cls.rf_file, cls.rf_cand_loop, CAND_LOOP), (cls.rf_file, cls.rf_scan_loop, OUTER)]
+    loops = {"update_sample_score": uss_loops, "radix_filter": rf_loops,
+             "update_sample_score_fast": uss_loops, "radix_filter_fast": rf_loops}
     counts = {}
-    for k, (fn, (lo, hi)) in loops.items():
+    for k, ls in loops.items():
         if k not in kernels:
             raise SystemExit(f"cost_model.py: kernel {k} not in the SASS")
-        rng = loop_range(kernels[k], labels[k], fn, lo + 1, hi)
-        if rng is None:
-            raise SystemExit(f"cost_model.py: no SASS loop around {fn}:{lo}-{hi} in {k}")
+        rngs = []
+        for fn, (lo, hi), setup_path in ls:
+            rng = loop_range(kernels[k], labels[k], fn, lo + 1, hi)
+            if rng is None:
+                raise SystemExit(f"cost_model.py: no SASS loop around {fn}:{lo}-{hi} in {k}")
+            rngs.append((rng, setup_path))
         c = collections.Counter()
         for idx, i in enumerate(kernels[k]):
             path, draw = cls.classify(k, i)
-            if not i.sub and not rng[0] <= idx <= rng[1]:
-                path, draw = "once per thread: setup, shared histogram zero/flush (outside the task loop)", ""
-            elif path == "radix: setup + histogram flush":
-                path = "radix: element loop"  # a setup line's value recomputed inside the loop
+            within = [sp for (a, b), sp in rngs if a <= idx <= b]
+            if not i.sub and not within:
+                path, draw = SETUP, ""
+            elif path in ("radix: setup + histogram flush", SCAN_LOOP) and within:
+                path = within[0]  # a setup line's value recomputed inside the loop
             c[(path, draw)] += 1
         counts[k] = c
 
@@ -572,22 +634,33 @@ def project(w, a, cls, freq, uss, rf, sampler, suffix, mode):
     uss_parts.update(sampler(uss, freq, A))
     uss_warp = sum(uss_parts.values())
 
-    # radix_filter. Pass 0 scans the pool: every warp runs the loop, the digit test and the ballots; the
-    # tasks whose cached 16-bit digit reaches the chosen bin (about N / 2048 + k, scattered: one per warp)
-    # recompute their key (the whole sample + score) and place it. Passes 1-5 read the candidate buffer.
-    live = n / 2048.0 + kk
-    warps_live = min(warps, live)
-    scan = rf["radix: element loop"] + rf["radix: digit test (pool scan)"] + rf["radix: warp slot ballot (every warp)"]
-    rf_sample = sum(sampler(rf, freq, A).values()) + rf["radix: recompute key (pool scan, live lanes)"]
-    rf_place = rf["radix: warp slot atomic (warps with a lane to place)"]
-    rf_pass0 = warps * scan + warps_live * (rf_sample + rf_place)
-    cand = live
-    rf_later = 5 * (cand / 32.0) * (rf["radix: element loop"] + rf["radix: read candidate"]
-                                    + rf["radix: warp slot ballot (every warp)"] + rf_place)
-    # per launch of a pool-sized grid: 4 blocks of 8 warps per SM, each running the setup once
+    # radix_filter. Pass 0 scans the pool: a warp iteration of the chunk loop takes 256 tasks (8 digits per
+    # lane, one 16-byte load) and runs the loop, the load, the test and a warp OR; an iteration where some
+    # lane holds a task whose cached 16-bit digit reaches the chosen bin (about N / 2048 + k of them,
+    # scattered: Poisson over the iterations) builds that lane's slot mask and leaves the chunk loop (the
+    # outer loop's part, with the setup values it recomputes); each live task takes a round of the queue
+    # loop (ballot, shuffle into the queue); each full queue, and the rest of each warp's queue at the end,
+    # runs the outer loop's part, the key's recompute (the whole sample + score) and a placement, for 32
+    # tasks at once. The partial first and last chunks (at most 2 lanes per launch) are left out. Passes
+    # 1-5 read the candidate buffer, 32 keys per warp iteration.
+    # Per launch of a pool-sized grid: 4 blocks of 8 warps per SM, each running the setup once.
     grid_warps = hw["sms"] * 4 * 8
-    setup_uss = grid_warps * uss["once per thread: setup, shared histogram zero/flush (outside the task loop)"]
-    setup_rf = grid_warps * rf["once per thread: setup, shared histogram zero/flush (outside the task loop)"]
+    live = n / 2048.0 + kk
+    groups = n / 256.0
+    groups_live = groups * (1.0 - math.exp(-live / groups))
+    scan_warps = min(grid_warps, math.ceil(groups / 32.0))  # warps with chunks to scan
+    flushes = scan_warps * math.ceil(live / scan_warps / 32.0)
+    scan, mask, per_live, outer = rf[SCAN_LOOP], rf[MASK], rf[QUEUE], rf[OUTER]
+    rf_sample = sum(sampler(rf, freq, A).values()) + rf["radix: recompute key (pool scan, live lanes)"]
+    # A placement round: the per-key logic and both warp-slot ballots; of the two atomics (out_keys, the
+    # candidate buffer) only the one some lane places through runs (a live pool task goes to one of them).
+    place = {w: rf[PLACE + w] + rf[SLOT_BALLOT + w] + rf[SLOT_ATOMIC + w] / 2 for w in (" [pool scan]", " [candidates]")}
+    per_flush = rf[FLUSH] + rf_sample + place[" [pool scan]"]
+    rf_pass0 = groups * scan + groups_live * (mask + outer) + live * per_live + flushes * (outer + per_flush)
+    cand = live
+    rf_later = 5 * (cand / 32.0) * (rf[CAND_LOOP] + place[" [candidates]"])
+    setup_uss = grid_warps * uss[SETUP]
+    setup_rf = grid_warps * rf[SETUP]
 
     sched = hw["sms"] * hw["schedulers_per_sm"]
     rate = sched * hw["clock_ghz"] * 1e9
@@ -612,8 +685,11 @@ def project(w, a, cls, freq, uss, rf, sampler, suffix, mode):
         w(f"| {p} | {v:.1f} |")
     w(f"| **total** | **{uss_warp:.1f}** |")
     w("")
-    w(f"`radix_filter{suffix}` pass 0: {scan:.0f} per warp for the scan, {rf_sample + rf_place:.0f} more per warp holding "
-      f"a live task ({live:.0f} live tasks, about one per warp).\n")
+    w(f"`radix_filter{suffix}` pass 0: {scan:.0f} per warp iteration of 256 tasks for the scan ({scan / 8:.1f} per 32 "
+      f"tasks), {mask + outer:.0f} more in an iteration where a lane holds a live task ({groups_live:.0f} of "
+      f"{groups:.0f}), {per_live:.0f} per live task to queue it ({live:.0f}), {outer + per_flush:.0f} per placement of "
+      f"a queue of up to 32 ({flushes:.0f}: {scan_warps} warps); in all, with the setup, "
+      f"{(rf_pass0 + setup_rf) / n * 32:.1f} per 32 tasks.\n")
     w("| kernel | bytes | memory time (ms) | warp instructions | issue time, IPC 1 (ms) | IPC 0.8 (ms) | projected (ms) |")
     w("|---|---|---|---|---|---|---|")
     tm = t1 = t8 = p1 = p8 = 0.0

@@ -234,6 +234,9 @@ bool range_ok(CUdeviceptr p, size_t n) {
     return a != nullptr && p + n <= (uintptr_t)a->base + a->size;
 }
 
+// __ldg in the kernels checks its reads against the live buffers (cuda_shim.h).
+const bool ldg_checked = (emu_read_ok = [](unsigned long long p, size_t n) { return range_ok(p, n); }, true);
+
 const unsigned char kCanary = 0xA5;
 
 CUresult do_alloc(CUdeviceptr* out, size_t size) {

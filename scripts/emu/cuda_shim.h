@@ -9,11 +9,11 @@
 //   later; a failing order is replayed by setting BOTS_EMU_SEED.
 // - __syncthreads() checks that every thread of the block reached the same barrier (source line): a
 //   divergent barrier, or a thread that returns while others wait at a barrier, is an error.
-// - Warp intrinsics (__ballot_sync, __shfl_sync) are real collectives: a lane waits at the call until
-//   every lane its mask names has reached the same call (source line) with the same mask, then each gets
-//   the result from the values all of them brought. A mask that leaves out the calling lane, names a lane
-//   the block does not have, or disagrees between lanes is an error; so is a named lane that returns or
-//   waits at another call (a __syncthreads or another intrinsic) instead.
+// - Warp intrinsics (__ballot_sync, __shfl_sync, __reduce_or_sync) are real collectives: a lane waits at
+//   the call until every lane its mask names has reached the same call (source line) with the same mask,
+//   then each gets the result from the values all of them brought. A mask that leaves out the calling
+//   lane, names a lane the block does not have, or disagrees between lanes is an error; so is a named
+//   lane that returns or waits at another call (a __syncthreads or another intrinsic) instead.
 // - __shared__ variables live in one ELF section, poisoned with a fresh random byte before each block,
 //   so a read before the block wrote it shows up as garbage (NaN, huge counts) instead of a lucky 0.
 // Not a performance or memory-ordering model of a GPU: a fiber runs until it yields, so races that
@@ -42,8 +42,9 @@
 #define __launch_bounds__(...)
 #define __syncthreads() emu_syncthreads(__LINE__)
 
-struct uint4 { uint32_t x, y, z, w; };
-struct uint2 { uint32_t x, y; };
+// Aligned as CUDA's vector types are (a misaligned vector load faults on a GPU; __ldg checks it here).
+struct alignas(16) uint4 { uint32_t x, y, z, w; };
+struct alignas(8) uint2 { uint32_t x, y; };
 struct dim3 { uint32_t x = 1, y = 1, z = 1; };
 inline uint4 make_uint4(uint32_t a, uint32_t b, uint32_t c, uint32_t d) { return {a, b, c, d}; }
 inline uint2 make_uint2(uint32_t a, uint32_t b) { return {a, b}; }
@@ -313,7 +314,43 @@ template <class T> T emu_shfl_sync(int site, uint32_t mask, T var, int src) {
     return out;
 }
 
+inline uint32_t emu_reduce_or_sync(int site, uint32_t mask, uint32_t value) {
+    const uint64_t* v = emu_warp_exchange(site, mask, value);
+    uint32_t out = 0;
+    for (uint32_t l = 0; l < 32; ++l)
+        if ((mask >> l) & 1) out |= (uint32_t)v[l];
+    return out;
+}
+
+// Set by the emulated driver: whether [p, p + bytes) lies inside one live device buffer.
+inline bool (*emu_read_ok)(unsigned long long p, size_t bytes) = nullptr;
+
+// A load through the read-only cache. Checked as a GPU would fault: aligned to its size, and (under the
+// emulated driver) wholly inside one device buffer, which also catches a vector load that reads past the
+// end into an allocation's alignment slack (the guard page only catches the next page).
+template <class T> T __ldg(const T* p) {
+    emu::Runtime& r = emu::rt();
+    const uintptr_t a = (uintptr_t)p;
+    const char* why = a % alignof(T) != 0                              ? "misaligned"
+                      : (emu_read_ok && !emu_read_ok(a, sizeof(T))) ? "outside a device buffer"
+                                                                     : nullptr;
+    if (why != nullptr) {
+        char b[160];
+        std::snprintf(b, sizeof b, "thread %u: __ldg of %zu bytes at 0x%llx: %s", r.cur ? r.cur->tid : 0u, sizeof(T),
+                      (unsigned long long)a, why);
+        r.fiber_err = b;
+        if (r.cur != nullptr) {
+            r.cur->state = emu::State::Done;
+            emu::switch_out();
+        }
+    }
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
 #define __ballot_sync(mask, pred) emu_ballot_sync(__LINE__, (mask), (pred))
+#define __reduce_or_sync(mask, value) emu_reduce_or_sync(__LINE__, (mask), (value))
 #define __shfl_sync(mask, var, src) emu_shfl_sync(__LINE__, (mask), (var), (src))
 inline int __popc(uint32_t x) { return __builtin_popcount(x); }
 inline int __ffs(uint32_t x) { return __builtin_ffs((int)x); }

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
         e.alpha = e.a0;
         e.beta = e.b0;
     }
-    e.digits.assign(n, 0);
+    e.alloc_digits(n);
     e.bitmap.assign((n + 31) / 32, 0);
     e.hist.assign(7 * 2048, 0);
     e.cand_cap = std::min<unsigned long long>(n, std::max<unsigned long long>(8, 2 * batch));  // tiny: exercise pool-mode passes

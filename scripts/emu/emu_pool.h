@@ -52,7 +52,9 @@ struct Emu {
     std::vector<float> nbr_w;
     std::vector<unsigned long long> rev_off, hash;
     std::vector<float> alpha, beta, a0, b0;
-    std::vector<uint16_t> f16, digits;  // the C feature columns back to back, in one of the two forms
+    std::vector<uint16_t> f16;  // the C feature columns back to back, in one of the two forms
+    std::vector<uint16_t> digit_store;
+    uint16_t* digits = nullptr;  // n digits inside digit_store (alloc_digits)
     std::vector<float> f32;
     std::vector<uint32_t> bitmap, hist, out_tasks;
     std::vector<unsigned long long> cand, out_keys;
@@ -67,12 +69,24 @@ struct Emu {
     // The feature columns in the form Params::feature_form says.
     const void* FEAT() { return p.feature_form == BOTS_FEATURES_F32 ? (const void*)f32.data() : p.feature_form == BOTS_FEATURES_F16 ? (const void*)f16.data() : nullptr; }
 
+    // The digit cache starts n % 8 digits past a 16-byte boundary, so the pool scan's partial first chunk
+    // runs too (a GPU buffer starts 256-byte aligned, the emulated driver's 8-byte aligned), and every
+    // __ldg (the scan's 16-byte loads, the only ones) must read inside it.
+    void alloc_digits(unsigned long long n) {
+        digit_store.assign(n + 16, 0);
+        digits = reinterpret_cast<uint16_t*>(((uintptr_t)digit_store.data() + 15) & ~(uintptr_t)15) + n % 8;
+        static uintptr_t lo, hi;
+        lo = (uintptr_t)digits;
+        hi = (uintptr_t)(digits + n);
+        emu_read_ok = [](unsigned long long p, size_t bytes) { return p >= lo && p + bytes <= hi; };
+    }
+
     // The pool's buffers as the kernels take them (out_keys: the verb's own, sized by select()).
     Pool D() {
         if (nbr_ids.empty())
-            return Pool{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits.data(), bitmap.data(), hist.data(),
+            return Pool{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits, bitmap.data(), hist.data(),
                         cand.data(), out_keys.data()};
-        return Pool{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits.data(), bitmap.data(), hist.data(),
+        return Pool{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits, bitmap.data(), hist.data(),
                     cand.data(), out_keys.data(), nbr_ids.data(), nbr_w.data(), rev_off.data(), rev_ids.data(),
                     claim.data(), touched.data(), hash.data()};
     }

@@ -160,7 +160,7 @@ static Emu make_pool(unsigned long long n, float tau, bool fast) {
         for (unsigned long long t = 0; t < n; ++t) e.f32.push_back(std::min(1.0f, (float)((t * 37) % 11) / 10.0f + 0.1f * col));
     e.alpha.assign(n, 1.0f);
     e.beta.assign(n, 1.0f);
-    e.digits.assign(n, 0);
+    e.alloc_digits(n);
     e.bitmap.assign((n + 31) / 32, 0);
     e.hist.assign(7 * 2048, 0);
     e.cand_cap = std::min<unsigned long long>(n, 256);

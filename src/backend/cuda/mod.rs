@@ -53,13 +53,19 @@
 //! - All static shared memory stays under the 48 KB that needs no opt-in (largest: `batch_reduce`,
 //!   24.6 KB); no kernel uses dynamic shared memory, so no `cuFuncSetAttribute` is needed. Register
 //!   counts (`nvcc -cubin -O3 --fmad=false -arch=sm_90 --resource-usage kernels/bots.cu`, CUDA 13.0):
-//!   `update_sample_score` 61 and `radix_filter` 64 (with its warp-aggregated atomics) under
+//!   `update_sample_score` 61 and `radix_filter` 48 (64 before its pool scan queued live tasks) under
 //!   `__launch_bounds__(256, 4)` (at most 64), no spills, no stack; the pool-sized grids are sized from
 //!   `cuOccupancyMaxActiveBlocksPerMultiprocessor`.
 //! - `radix_filter` takes one 64-bit atomic per warp (not per key) on `n_out` and `cand_cnt`
 //!   (`warp_slot`: `__ballot_sync`, `__popc`, `__shfl_sync`, full-warp masks; the loop runs whole warps
 //!   so every lane reaches them). Slots depend on the order of the warps' atomics, as before: the output
 //!   keys are sorted afterwards and the candidates are a set, so the selection does not.
+//! - `radix_filter`'s pool scan reads the digit cache 16 bytes per lane (`__ldg` of a `uint4`, only for
+//!   8-digit chunks aligned to 16 bytes and wholly inside the n digits; the first and last chunk go
+//!   digit by digit, so any base alignment and any n stay in bounds), takes the warp OR of the live
+//!   slots with `__reduce_or_sync` (sm_80 and later: the `compute_80` default), and queues the live
+//!   tasks across the warp's lanes (`__ballot_sync`, `__shfl_sync`) to recompute their keys 32 at a time.
+//!   Which lane places which key changes with it; the selection does not.
 //! - The pool runs on a non-blocking stream of its own ([`CudaPool::on_device`]) or the caller's (a
 //!   real stream; given the NULL or per-thread handle it makes its own). A raw verb given another
 //!   stream is fenced with it by two events (no host synchronization): the kernels start after the
