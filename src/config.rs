@@ -318,7 +318,10 @@ impl Config {
         } else {
             (top, Config::default())
         };
-        let keys: ConfigKeys = serde_json::from_value(serde_json::Value::Object(keys)).map_err(|e| e.to_string())?;
+        let keys: ConfigKeys = match serde_json::from_value(serde_json::Value::Object(keys.clone())) {
+            Ok(k) => k,
+            Err(e) => return Err(naming_the_key(&keys, e)),
+        };
         let cfg = keys.over(defaults);
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)
@@ -340,6 +343,18 @@ impl Config {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         Config::from_str_format(&text, &ext).map_err(|m| BotsError::parse(path, 0, m))
     }
+}
+
+/// serde's message for a key of the wrong type or an unknown variant (`unknown variant `fastest`,
+/// expected `exact` or `fast``) does not say which key: the first key that fails alone is named.
+fn naming_the_key(keys: &Map, e: serde_json::Error) -> String {
+    for (k, v) in keys {
+        let one = Map::from_iter([(k.clone(), v.clone())]);
+        if let Err(e) = serde_json::from_value::<ConfigKeys>(serde_json::Value::Object(one)) {
+            return format!("`{k}`: {e}");
+        }
+    }
+    e.to_string()
 }
 
 /// Parses YAML, TOML or JSON text (by `format`: "yaml"/"yml", "toml", "json") into one value tree, so
@@ -594,6 +609,11 @@ mod tests {
         // K = 1 and K = 3 reference columns are valid (docs/EVIDENCE-SOURCES.md).
         for keys in ["[a]", "[a, b, c]"] {
             assert!(Config::from_str_format(&format!("feature_keys: {keys}"), "yaml").is_ok(), "{keys}");
+        }
+        // Wrong types and unknown variants name their key too.
+        for (text, key) in [("kernel_mode: fastest", "`kernel_mode`"), ("m: many", "`m`"), ("seed: -1", "`seed`")] {
+            let err = Config::from_str_format(text, "yaml").unwrap_err();
+            assert!(err.starts_with(key), "{text}: {err}");
         }
         let err = Config::from_str_format("lamda: 0.1", "yaml").unwrap_err();
         assert!(err.contains("lamda"), "{err}");
