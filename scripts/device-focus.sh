@@ -30,6 +30,7 @@ exec > >(tee -a "$out/focus.log") 2>&1
 bin=.device/bin bots=.device/bin/bin-bots
 div=${FOCUS_N_DIV:-1}                                       # N / div, at least 4096 (smoke tests)
 n_() { local n=$(( $1 / div )); echo $(( n < 4096 ? 4096 : n )); }
+(( div > 1 )) && export BOTS_GPU_TEST_QUICK=1             # smoke tests: the GPU tests at their quick sizes
 export RUST_BACKTRACE=1 CUDA_CACHE_PATH=$PWD/.nvcache
 printf 'step\trc\tseconds\n' >"$out/steps.tsv"
 rows=$out/bench.jsonl; : >"$rows"
