@@ -6,11 +6,13 @@
 # the same with and without it (checked with this ptxas at f33ea96). Then it assembles that PTX for
 # sm_90 with the pinned ptxas (what the driver's JIT does on an H100; `ptxas -v` gives registers,
 # spills, shared memory), disassembles the cubin with nvdisasm -gi (every instruction with its source line and inline chain) and runs scripts/cost_model.py,
-# which prints markdown: per kernel the SASS size and resources, per path the instructions, and the
-# projected step time at N = 10^8, k = 1024 (TASKS=..., BATCH=... to change; FREQ=file.json for
-# measured per-warp frequencies, default bench/cost-model-freq.json; MEASURE=1 first re-measures them into
-# that file with cli/examples/warp_paths.rs on the CPU twin: a dev build of the crate's examples, ~2 min cold
-# on 2 cores, then ~15 s).
+# which prints markdown: per kernel the SASS size and resources, per path the instructions (static, and for
+# update_sample_score(_fast)'s task loop also dynamic: what a warp runs in `bots bench`'s configuration,
+# from the loop's control-flow graph), and the projected step time at N = 10^8, k = 1024 (TASKS=...,
+# BATCH=... to change; FREQ=file.json for measured per-warp frequencies, default
+# bench/cost-model-freq.json; MEASURE=1 first re-measures them into that file with
+# cli/examples/warp_paths.rs on the CPU twin: a dev build of the crate's examples, ~2 min cold on 2 cores,
+# then ~15 s).
 #
 # Needs: the pinned nvcc 13.0.2 (NVCC, else .cuda/ as .ci/run installs it), python3, cargo (only to
 # render the generated abi.cuh from src/abi.rs: scripts/abi-header.sh, a dev build of the library).

@@ -13,7 +13,12 @@ frame of its inline chain that such a marker names.
 
 Counts are static (instructions in the code), which for straight-line code is the cost of running that
 path once per warp. The IEEE division / square-root slow paths (subroutines reached by CALL, run only for
-operands near the edges of the range) are counted apart and left out of the path costs.
+operands near the edges of the range) are counted apart and left out of the path costs. For the task loop
+of update_sample_score(_fast) the counts are also dynamic: its control-flow graph (basic blocks from the
+branch targets) is walked with the branches that only the configuration decides resolved for the
+benchmark's (DYN_CONFIG: a small table of source constructs, config_branches()), the div/sqrt tests on
+their fast paths, the data-dependent branches (data_branches()) both ways; an unresolved branch is an
+error. The projection is printed from both.
 
 The projection (`--project`) weights the paths by how often a warp runs them (any lane of 32 that takes
 a path makes the warp pay for it) from a frequency file (JSON, see FREQ_DEFAULTS) and prints memory
@@ -86,6 +91,9 @@ class Sources:
         t = self.text.get(fn)
         return t[line - 1] if t and 0 < line <= len(t) else ""
 
+    def has(self, name):
+        return any(n == name for fs in self.funcs.values() for _, _, n in fs)
+
     def body(self, name):
         for fn, fs in self.funcs.items():
             for s, e, n in fs:
@@ -109,12 +117,13 @@ class Sources:
 # ------------------------------------------------------------------------------------------------------
 # SASS parsing
 class Insn:
-    __slots__ = ("addr", "text", "chain", "sub")
+    __slots__ = ("addr", "text", "chain", "sub", "slow_test")
 
     def __init__(self, addr, text, chain):
         # sub: "" (runs on the path of its source line), "subroutine" (a called slow path), "call site"
         # (the argument moves and CALL after the test that skips them), "padding" (NOPs, the trailing BRA)
         self.addr, self.text, self.chain, self.sub = addr, text, chain, ""
+        self.slow_test = False  # the conditional branch that skips a slow-path call site (FCHK's fast path)
 
 
 def parse_sass(path):
@@ -166,6 +175,7 @@ def parse_sass(path):
                 b -= 1
             if not COND_BRA.match(insns[b].text):
                 continue
+            insns[b].slow_test = True
             j = b + 1
             while j < len(insns) and (j <= c or j not in starts):
                 insns[j].sub = "call site"
@@ -297,8 +307,9 @@ class Classifier:
         self.rf_queue = self.block(rf, re.compile(r"\bwhile\s*\(\s*\(todo \| from\) != 0"))
         self.rf_flush = self.block(rf, "if (queued == 32 ||")
         self.rf_mask = src.find(rf, "digits_reach(")
-        self.uss_file, _, _ = src.body("update_sample_score_body")
-        self.uss_loop = self.block("update_sample_score_body", "GRID_STRIDE(")
+        self.uss_body = "update_sample_score_body"
+        self.uss_file, _, _ = src.body(self.uss_body)
+        self.uss_loop = self.block(self.uss_body, "GRID_STRIDE(")
         fb = "sample_beta_fast"
         self.fast = {
             "philox": src.find(fb, "PURPOSE_FAST"),
@@ -448,6 +459,193 @@ class Classifier:
 
 
 # ------------------------------------------------------------------------------------------------------
+# Dynamic counts: the control-flow graph of a kernel's hot loop, walked in the benchmark's configuration
+#
+# Static counts charge every instruction of a path, as if the path were straight-line. Inside the task loop
+# of update_sample_score(_fast) some branches depend only on the launch's configuration (kernel parameters,
+# the pool's scalars), the same for every warp: a warp runs one side. DYN_CONFIG states the configuration
+# (`bots bench`'s), config_branches() names each such source construct and the side that configuration runs,
+# data_branches() the data-dependent ones (both sides kept: their paths carry the measured per-warp
+# frequencies of the projection). The IEEE div/rcp/sqrt tests (the branch that skips a slow-path call site)
+# take the fast path; a BRA.DIV (a warp collective's diverged fallback) is not taken by a converged warp. A
+# conditional branch of the hot loop that none of these resolves is an error, not a guess.
+DYN_CONFIG = ("f16 features (feature_form = BOTS_FEATURES_F16), K = 2 columns, mu set (mu_set = 1), the constant "
+              "prior (no per-task alpha0/beta0), no marked task (a >= 0), pending update on (pending = 1), "
+              "do_sample on, tau = 0; div/rcp/sqrt fast paths (FCHK passes), converged warps (no BRA.DIV)")
+
+BRANCH_TARGET = re.compile(r'`\(([^)]+)\)')
+
+
+def _frames_in(src, ins):
+    return [(f, l, src.func_at(f, l)) for f, l in ins.chain]
+
+
+def _in_func(name, lines=None):
+    """Predicate: the instruction has a frame in function `name` (at one of `lines`, if given)."""
+    return lambda frames: any(n == name and (lines is None or l in lines) for _, l, n in frames)
+
+
+def config_branches(src, cls):
+    """(function, source lines, condition in the benchmark configuration, 'run' or 'skip', predicate): a
+    branch whose innermost frame is at those lines runs the side whose code (the instructions reachable from
+    it and not from the other side) has an instruction matching the predicate ('run'), or the other side
+    ('skip'). Matching instructions must come from the same inlined copy as the branch."""
+    apt, body = "apply_pending_task", cls.uss_body
+    marked = cls.block(apt, "if (a < 0.0f)")
+    either = lambda *ps: lambda fr: any(p(fr) for p in ps)  # noqa: E731
+    return [
+        (body, src.find(body, "if (pending)"),
+         "if (pending): pending = 1", "run", _in_func(apt)),
+        (apt, src.find(apt, "if (a < 0.0f)"), "if (a < 0.0f) (a marked task): no task marked", "skip",
+         _in_func(apt, set(range(marked[0] + 1, marked[1] + 1)))),
+        (apt, src.find(apt, "has_features(p, feat) && mu_set"), "has_features(p, feat) && mu_set: f16, K = 2, mu set",
+         "run", either(_in_func("segment_pair"), _in_func("interpolate"))),
+        ("segment_pair", src.find("segment_pair", "seg.lo == BOTS_NO_COLUMN"), "seg.lo == BOTS_NO_COLUMN: K = 2, lo is a column",
+         "run", _in_func("load_feature")),
+        ("load_feature", src.find("load_feature", "form == BOTS_FEATURES_F"), "load_feature: form == BOTS_FEATURES_F16",
+         "run", _in_func("half_to_float")),
+        ("score_task", src.find("score_task", "p.do_sample ?"), "p.do_sample ? sample : posterior mean: do_sample on",
+         "run", either(_in_func("sample_beta"), _in_func("sample_beta_fast"))),
+        ("score_task", src.find("score_task", "if (p.tau > 0.0f)"), "if (p.tau > 0.0f) ... Gumbel: tau = 0", "skip",
+         either(_in_func("sample_gumbel"), _in_func("sample_gumbel_fast"))),
+    ]
+
+
+def data_branches(src, cls):
+    """(function, source lines, what decides it): data-dependent branches, both sides kept (the paths
+    behind them are weighted by the measured per-warp frequencies, or are in the per-path counts)."""
+    g, f, fb = "sample_gamma_mt", "mt_attempt_fast", "sample_beta_fast"
+    exact = [
+        (g, src.find(g, "x <= -1.0f"), "attempt: x <= -1 (rejected)"),
+        (g, src.find(g, "mt_squeeze("), "attempt: squeeze / exact test / accept"),
+        (g, cls.gamma["loop"], "another Philox block (retry)"),
+        ("sample_beta", src.find("sample_beta", "beta_in_linear_space("), "Beta: linear vs log space (a shape below 1)"),
+        ("gamma_boost", src.find("gamma_boost", "shape < 1.0f"), "boost: shape < 1"),
+    ]
+    if not src.has(fb):  # sources before the fast kernels (a comparison at an older commit)
+        return exact
+    return exact + [
+        (f, src.find(f, "!(x > -1.0f)"), "fast attempt: x <= -1 (rejected)"),
+        (f, src.find(f, "if (!ok)") | src.find(f, "if (ok)"), "fast attempt: squeeze / exact test / accept"),
+        (fb, cls.fast["retry"] | src.find(fb, "bool need_"), "fast: a first attempt rejected, the retry loop"),
+        (fb, src.find(fb, "beta_in_linear_space("), "fast Beta: linear vs log space (a shape below 1)"),
+        ("gamma_boost_fast", src.find("gamma_boost_fast", "shape < 1.0f"), "fast boost: shape < 1"),
+    ]
+
+
+def _cfg_edges(insns, labels, i):
+    """(kind, successors) of instruction i: kind '' (falls through), 'bra' (unconditional), 'cond'
+    (conditional branch: [fall-through, target]), 'div' (BRA.DIV: [fall-through, fallback]), 'end' (EXIT,
+    RET), 'call'."""
+    text = insns[i].text
+    m = re.match(r'^(@!?U?P[0-9T]+\s+)?(\S+)\s*(.*)$', text)
+    guard, op, rest = (m.group(1) or "").strip(), m.group(2), m.group(3)
+    never, always = guard in ("@!PT", "@!UPT"), guard in ("", "@PT", "@UPT")
+    if never:
+        return "", [i + 1]
+    if op.startswith("BRA"):
+        t = BRANCH_TARGET.search(rest)
+        if not t or t.group(1) not in labels:
+            raise SystemExit(f"cost_model.py: branch without a known target: {text}")
+        tgt = labels[t.group(1)]
+        if op.startswith("BRA.DIV"):
+            return "div", [i + 1, tgt]
+        # `BRA Pn, target` (a predicate operand): conditional on it as well
+        if always and not re.match(r'^!?U?P[0-9]+\s*,', rest):
+            return "bra", [tgt]
+        return "cond", [i + 1, tgt]
+    if op.startswith(("JMP", "JMX", "BRX", "JMXU", "BRXU")):
+        raise SystemExit(f"cost_model.py: indirect branch in the hot loop, not modelled: {text}")
+    if op.startswith(("EXIT", "RET")):
+        return "end", ([i + 1] if not always else [])
+    if op.startswith("CALL"):
+        return "call", [i + 1]
+    return "", [i + 1]
+
+
+def dynamic_loop(src, cls, kernel, insns, labels, rng):
+    """The instructions one iteration of the hot loop [t, b] runs in the benchmark configuration (the set of
+    indices reachable from t, config branches resolved, data branches both ways), and the list of resolved
+    branches (index, how)."""
+    t, b = rng
+    edges = {i: _cfg_edges(insns, labels, i) for i in range(t, b + 1)}
+
+    def forward(start, seen_other=frozenset()):
+        out, todo = set(), [start]
+        while todo:
+            i = todo.pop()
+            if i in out or not t <= i <= b or i in seen_other:
+                continue
+            out.add(i)
+            todo += [j for j in edges[i][1] if j > i]
+        return out
+
+    configs, datas = config_branches(src, cls), data_branches(src, cls)
+    decided, how = {}, []
+    for i in range(t, b + 1):
+        kind, succ = edges[i]
+        if kind not in ("cond", "div") or i == b:
+            continue
+        ins = insns[i]
+        if ins.sub:  # inside a slow-path call site or a fallback: unreachable when they are skipped
+            continue
+        if kind == "div":
+            decided[i] = [succ[0]]
+            how.append((i, "BRA.DIV: converged warp, not taken"))
+            continue
+        if ins.slow_test:
+            if insns[i + 1].sub != "call site":
+                raise SystemExit(f"cost_model.py: {kernel} {ins.addr:#x}: a slow-path test whose fall-through is not the call")
+            decided[i] = [succ[1]]
+            how.append((i, "div/rcp/sqrt: fast path"))
+            continue
+        frames = _frames_in(src, ins)
+        if not frames:
+            raise SystemExit(f"cost_model.py: {kernel} {ins.addr:#x} {ins.text}: a branch without line info")
+        f0, l0, n0 = frames[0]
+        hits = [("config", c) for c in configs if c[0] == n0 and l0 in c[1]] + \
+               [("data", d) for d in datas if d[0] == n0 and l0 in d[1]]
+        if len(hits) != 1:
+            what = "no rule" if not hits else "several rules"
+            raise SystemExit(f"cost_model.py: {kernel}: hot-loop branch {ins.addr:#06x} `{ins.text}` at {n0} "
+                             f"({f0}:{l0}: {src.line(f0, l0).strip()}) has {what} in config_branches()/data_branches()")
+        kind2, rule = hits[0]
+        if kind2 == "data":
+            how.append((i, "data: " + rule[2]))
+            continue
+        _, _, cond, mode, pred = rule
+        outer = ins.chain[1:]
+        regions = [forward(succ[0]), forward(succ[1])]
+        excl = [regions[0] - regions[1], regions[1] - regions[0]]
+        match = [any(insns[j].chain[len(insns[j].chain) - len(outer):] == outer and pred(_frames_in(src, insns[j]))
+                     for j in e) for e in excl]
+        if match.count(True) != 1:
+            raise SystemExit(f"cost_model.py: {kernel}: branch {ins.addr:#06x} `{ins.text}` ({cond}): "
+                             f"{'neither side holds' if not any(match) else 'both sides hold'} the code the rule names")
+        side = match.index(True) if mode == "run" else match.index(False)
+        decided[i] = [succ[side]]
+        how.append((i, "config: " + cond))
+
+    reached, todo = set(), [t]
+    while todo:
+        i = todo.pop()
+        if i in reached:
+            continue
+        if not t <= i <= b:
+            continue  # leaves the loop (its exit)
+        reached.add(i)
+        if insns[i].sub:
+            raise SystemExit(f"cost_model.py: {kernel}: the configured path reaches {insns[i].sub} code at {insns[i].addr:#06x}")
+        kind, succ = edges[i]
+        if kind == "call":
+            raise SystemExit(f"cost_model.py: {kernel}: the configured path reaches a CALL at {insns[i].addr:#06x}")
+        if i == b:
+            continue  # the back-edge: the next iteration
+        todo += decided.get(i, succ)
+    return reached, how
+
+
+# ------------------------------------------------------------------------------------------------------
 # The projection
 H100 = {
     "name": "H100 SXM5 80 GB",
@@ -573,7 +771,7 @@ def main():
                 (cls.rf_file, cls.rf_cand_loop, CAND_LOOP), (cls.rf_file, cls.rf_scan_loop, OUTER)]
     loops = {"update_sample_score": uss_loops, "radix_filter": rf_loops,
              "update_sample_score_fast": uss_loops, "radix_filter_fast": rf_loops}
-    counts = {}
+    counts, dyn, branches = {}, {}, {}
     for k, ls in loops.items():
         if k not in kernels:
             raise SystemExit(f"cost_model.py: kernel {k} not in the SASS")
@@ -583,7 +781,11 @@ def main():
             if rng is None:
                 raise SystemExit(f"cost_model.py: no SASS loop around {fn}:{lo}-{hi} in {k}")
             rngs.append((rng, setup_path))
-        c = collections.Counter()
+        # update_sample_score(_fast): the instructions of its task loop that the benchmark configuration runs
+        reached = None
+        if k.startswith("update_sample_score"):
+            reached, branches[k] = dynamic_loop(src, cls, k, kernels[k], labels[k], rngs[0][0])
+        c, cd = collections.Counter(), collections.Counter()
         for idx, i in enumerate(kernels[k]):
             path, draw = cls.classify(k, i)
             within = [sp for (a, b), sp in rngs if a <= idx <= b]
@@ -592,25 +794,50 @@ def main():
             elif path in ("radix: setup + histogram flush", SCAN_LOOP) and within:
                 path = within[0]  # a setup line's value recomputed inside the loop
             c[(path, draw)] += 1
+            # dynamic: the loop's reached instructions and the setup (static: run once per thread)
+            if reached is not None and (idx in reached if within else not i.sub):
+                cd[(path, draw)] += 1
         counts[k] = c
+        if reached is not None:
+            dyn[k] = cd
 
     w("#### Paths (static SASS instructions inside each kernel; a Gamma draw is inlined twice, alpha and beta, "
       f"and its {cls.attempts_per_block} attempts per Philox block are unrolled)\n")
     for k, c in counts.items():
         w(f"`{k}`:\n")
-        w("| path | alpha draw | beta draw | total |")
-        w("|---|---|---|---|")
+        cd = dyn.get(k)
+        if cd is None:
+            w("| path | alpha draw | beta draw | total |")
+            w("|---|---|---|---|")
+        else:
+            w("| path | alpha draw | beta draw | total | dynamic: run in the benchmark configuration (alpha / beta / total) |")
+            w("|---|---|---|---|---|")
         for p in sorted({p for p, _ in c}):
             tot = sum(v for (pp, _), v in c.items() if pp == p)
-            w(f"| {p} | {c.get((p, 'alpha'), 0) or ''} | {c.get((p, 'beta'), 0) or ''} | {tot} |")
-        w(f"| **total** | | | **{sum(c.values())}** |")
+            row = f"| {p} | {c.get((p, 'alpha'), 0) or ''} | {c.get((p, 'beta'), 0) or ''} | {tot} |"
+            if cd is not None:
+                da, db = cd.get((p, "alpha"), 0), cd.get((p, "beta"), 0)
+                dt = sum(v for (pp, _), v in cd.items() if pp == p)
+                row += f" {da} / {db} / {dt} |" if (p, "alpha") in c or (p, "beta") in c else f" {dt} |"
+            w(row)
+        w(f"| **total** | | | **{sum(c.values())}** |" + (f" **{sum(cd.values())}** |" if cd is not None else ""))
         w("")
+        if cd is not None:
+            tally = collections.Counter(h for _, h in branches[k])
+            w(f"Conditional branches of `{k}`'s task loop, {sum(tally.values())}, resolved:\n")
+            w("| branch (source construct) | how | count |")
+            w("|---|---|---|")
+            for h, v in sorted(tally.items()):
+                kind, _, what = h.partition(": ")
+                w(f"| {what} | {kind} | {v} |")
+            w("")
 
     freq = dict(FREQ_DEFAULTS)
     if a.freq:
         freq.update(json.load(open(a.freq)))
     for suffix, sampler, mode in [("", sample_warp, "exact (default)"), ("_fast", sample_warp_fast, "fast (KernelMode::Fast)")]:
         project(w, a, cls, freq, per_run_counts(counts["update_sample_score" + suffix]),
+                per_run_counts(dyn["update_sample_score" + suffix]),
                 per_run_counts(counts["radix_filter" + suffix]), sampler, suffix, mode)
     w("| mode (`bots bench`) | launches per step | also per step |")
     w("|---|---|---|")
@@ -622,17 +849,30 @@ def main():
     w("\n`--kernel-mode fast` launches `update_sample_score_fast` and `radix_filter_fast` in place of the exact two.\n")
     print("\n".join(out))
     if a.json:
-        json.dump({k: {f"{p}|{d}": v for (p, d), v in c.items()} for k, c in counts.items()}, open(a.json, "w"), indent=1)
+        asdict = lambda cs: {k: {f"{p}|{d}": v for (p, d), v in c.items()} for k, c in cs.items()}  # noqa: E731
+        # the static counts per kernel as before; the dynamic ones (benchmark configuration) beside them
+        json.dump({**asdict(counts), "_dynamic": asdict(dyn), "_dynamic_configuration": DYN_CONFIG},
+                  open(a.json, "w"), indent=1)
 
 
-def project(w, a, cls, freq, uss, rf, sampler, suffix, mode):
-    """The projection of one kernel mode (exact: sample_warp; fast: sample_warp_fast)."""
+def uss_warp_parts(uss, freq, sampler, A):
+    """update_sample_score's warp instructions per warp of 32 tasks, by part."""
+    parts = {"loop, loads, stores, digit, histogram atomic": uss["fixed (loads, stores, loop, histogram)"],
+             "pending update (x pending)": uss["pending update"] * freq["warp_pending"]}
+    parts.update(sampler(uss, freq, A))
+    return parts
+
+
+def project(w, a, cls, freq, uss, uss_dyn, rf, sampler, suffix, mode):
+    """The projection of one kernel mode (exact: sample_warp; fast: sample_warp_fast), from the static counts
+    of update_sample_score's paths (uss) and from the dynamic ones (uss_dyn: the benchmark configuration);
+    radix_filter's counts are static."""
     n, kk, hw, A = a.tasks, a.batch, H100, cls.attempts_per_block
     warps = n / 32.0
-    uss_parts = {"loop, loads, stores, digit, histogram atomic": uss["fixed (loads, stores, loop, histogram)"],
-                 "pending update (x pending)": uss["pending update"] * freq["warp_pending"]}
-    uss_parts.update(sampler(uss, freq, A))
+    uss_parts = uss_warp_parts(uss, freq, sampler, A)
     uss_warp = sum(uss_parts.values())
+    dyn_parts = uss_warp_parts(uss_dyn, freq, sampler, A)
+    dyn_warp = sum(dyn_parts.values())
 
     # radix_filter. Pass 0 scans the pool: a warp iteration of the chunk loop takes 256 tasks (8 digits per
     # lane, one 16-byte load) and runs the loop, the load, the test and a warp OR; an iteration where some
@@ -667,11 +907,13 @@ def project(w, a, cls, freq, uss, rf, sampler, suffix, mode):
     # bytes per task (bots bench's pool: f16 features, 2 columns): alpha, beta read and written (16), the two
     # features of the pending update (4), the digit cache written (2); pass 0 reads the digits (2) and, per
     # live task, alpha and beta again (two 32-byte sectors); later passes read and write 8-byte candidates.
-    rows = [
-        ("update_sample_score" + suffix, n * (8 + (8 + 4) * freq["warp_pending"] + 2), warps * uss_warp + setup_uss),
+    uss_bytes = n * (8 + (8 + 4) * freq["warp_pending"] + 2)
+    rf_rows = [
         (f"radix_filter{suffix} pass 0 (pool scan)", n * 2 + live * 64 + live * 8, rf_pass0 + setup_rf),
         (f"radix_filter{suffix} passes 1-5 (candidates)", 5 * cand * 16, rf_later + 5 * setup_rf),
     ]
+    steps = [("static counts", f"update_sample_score{suffix}, static counts", warps * uss_warp + setup_uss),
+             ("dynamic counts", f"update_sample_score{suffix}, dynamic counts", warps * dyn_warp + setup_uss)]
 
     w(f"#### Projection, {mode}: N = {n:.0e}, k = {kk}, {hw['name']}\n")
     w(f"Assumed: {hw['sms']} SMs x {hw['schedulers_per_sm']} schedulers at {hw['clock_ghz']} GHz = "
@@ -679,12 +921,15 @@ def project(w, a, cls, freq, uss, rf, sampler, suffix, mode):
       f"{hw['mem_tb_s']} TB/s (measured-copy figure). Frequencies: {freq['source']}: "
       + ", ".join(f"{k} = {v:.3g}" for k, v in freq.items() if isinstance(v, (int, float))) + ".\n")
     w(f"`update_sample_score{suffix}`, warp instructions per warp of 32 tasks (x: weighted by the per-warp frequency):\n")
-    w("| part | warp instructions |")
-    w("|---|---|")
+    w("| part | warp instructions | dynamic: benchmark configuration |")
+    w("|---|---|---|")
     for p, v in uss_parts.items():
-        w(f"| {p} | {v:.1f} |")
-    w(f"| **total** | **{uss_warp:.1f}** |")
+        w(f"| {p} | {v:.1f} | {dyn_parts[p]:.1f} |")
+    w(f"| **total** | **{uss_warp:.1f}** | **{dyn_warp:.1f}** |")
     w("")
+    w(f"(Warp instructions: static counts, every instruction of a path charged; dynamic: the instructions of "
+      f"update_sample_score{suffix}'s task loop that a warp runs in the benchmark configuration: {DYN_CONFIG}. "
+      "The data-dependent paths keep their per-warp frequencies in both.)\n")
     w(f"`radix_filter{suffix}` pass 0: {scan:.0f} per warp iteration of 256 tasks for the scan ({scan / 8:.1f} per 32 "
       f"tasks), {mask + outer:.0f} more in an iteration where a lane holds a live task ({groups_live:.0f} of "
       f"{groups:.0f}), {per_live:.0f} per live task to queue it ({live:.0f}), {outer + per_flush:.0f} per placement of "
@@ -692,14 +937,24 @@ def project(w, a, cls, freq, uss, rf, sampler, suffix, mode):
       f"{(rf_pass0 + setup_rf) / n * 32:.1f} per 32 tasks.\n")
     w("| kernel | bytes | memory time (ms) | warp instructions | issue time, IPC 1 (ms) | IPC 0.8 (ms) | projected (ms) |")
     w("|---|---|---|---|---|---|---|")
-    tm = t1 = t8 = p1 = p8 = 0.0
-    for name, b, ins in rows:
+
+    def times(b, ins):
         m = b / (hw["mem_tb_s"] * 1e12) * 1e3
         i1 = ins / rate * 1e3
-        i8 = i1 / 0.8
-        tm, t1, t8, p1, p8 = tm + m, t1 + i1, t8 + i8, p1 + max(m, i1), p8 + max(m, i8)
+        return m, i1, i1 / 0.8
+
+    for _, name, ins in steps:
+        m, i1, i8 = times(uss_bytes, ins)
+        w(f"| {name} | {uss_bytes / 1e9:.3f} GB | {m:.3f} | {ins / 1e6:.1f} M | {i1:.3f} | {i8:.3f} | {max(m, i1):.3f} to {max(m, i8):.3f} |")
+    for name, b, ins in rf_rows:
+        m, i1, i8 = times(b, ins)
         w(f"| {name} | {b / 1e9:.3f} GB | {m:.3f} | {ins / 1e6:.1f} M | {i1:.3f} | {i8:.3f} | {max(m, i1):.3f} to {max(m, i8):.3f} |")
-    w(f"| **step, these kernels** | | **{tm:.3f}** | | **{t1:.3f}** | **{t8:.3f}** | **{p1:.3f} to {p8:.3f}** |")
+    for label, _, uss_ins in steps:
+        tm = t1 = t8 = p1 = p8 = 0.0
+        for b, ins in [(uss_bytes, uss_ins)] + [(b, ins) for _, b, ins in rf_rows]:
+            m, i1, i8 = times(b, ins)
+            tm, t1, t8, p1, p8 = tm + m, t1 + i1, t8 + i8, p1 + max(m, i1), p8 + max(m, i8)
+        w(f"| **step, these kernels ({label})** | | **{tm:.3f}** | | **{t1:.3f}** | **{t8:.3f}** | **{p1:.3f} to {p8:.3f}** |")
     w("")
     w("Projected = the larger of memory and issue time, per kernel, at IPC 1 and 0.8 per scheduler; not counted: "
       "the one-block kernels (radix_find_bin x6, bitonic_sort_block, keys_to_tasks, select_init, the batch kernels), "
