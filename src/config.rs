@@ -318,10 +318,8 @@ impl Config {
         } else {
             (top, Config::default())
         };
-        let keys: ConfigKeys = match serde_json::from_value(serde_json::Value::Object(keys.clone())) {
-            Ok(k) => k,
-            Err(e) => return Err(naming_the_key(&keys, e)),
-        };
+        let keys = serde_json::Value::Object(keys);
+        let keys = ConfigKeys::deserialize(&keys).map_err(|e| naming_the_key(&keys, e))?;
         let cfg = keys.over(defaults);
         cfg.validate().map_err(|e| e.to_string())?;
         Ok(cfg)
@@ -347,10 +345,10 @@ impl Config {
 
 /// serde's message for a key of the wrong type or an unknown variant (`unknown variant `fastest`,
 /// expected `exact` or `fast``) does not say which key: the first key that fails alone is named.
-fn naming_the_key(keys: &Map, e: serde_json::Error) -> String {
-    for (k, v) in keys {
-        let one = Map::from_iter([(k.clone(), v.clone())]);
-        if let Err(e) = serde_json::from_value::<ConfigKeys>(serde_json::Value::Object(one)) {
+fn naming_the_key(keys: &serde_json::Value, e: serde_json::Error) -> String {
+    for (k, v) in keys.as_object().into_iter().flatten() {
+        let one = serde_json::Value::Object(Map::from_iter([(k.clone(), v.clone())]));
+        if let Err(e) = ConfigKeys::deserialize(&one) {
             return format!("`{k}`: {e}");
         }
     }
