@@ -31,11 +31,11 @@ __device__ __forceinline__ void update_sample_score_body(Params p, Pool d) {
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
-    const Segment seg = segment(mu, p.n_features);
+    const PendingColumns cols = pending_columns(p, d.feat, segment(mu, p.n_features), mu_set);
     GRID_STRIDE(k, p.n) {
         float a = alpha[k];
         float b = beta[k];
-        if (pending) apply_pending_task(p, alpha, beta, d.alpha0, d.beta0, d.feat, seg, mu_set, rho, k, a, b);
+        if (pending) apply_pending_task(p, alpha, beta, d.alpha0, d.beta0, cols, rho, k, a, b);
         const unsigned long long key = score_key(score_task<FAST>(p, a, b, step, (uint32_t)k), (uint32_t)k);
         digits[k] = (unsigned short)(key >> 48);
         atomicAdd(&h[(uint32_t)(key >> 53)], 1u);
@@ -61,11 +61,11 @@ extern "C" __global__ void apply_pending(Params p, Pool d) {
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
-    const Segment seg = segment(mu, p.n_features);
+    const PendingColumns cols = pending_columns(p, d.feat, segment(mu, p.n_features), mu_set);
     GRID_STRIDE(k, p.n) {
         float a = d.alpha[k];
         float b = d.beta[k];
-        apply_pending_task(p, d.alpha, d.beta, d.alpha0, d.beta0, d.feat, seg, mu_set, rho, k, a, b);
+        apply_pending_task(p, d.alpha, d.beta, d.alpha0, d.beta0, cols, rho, k, a, b);
     }
 }
 
@@ -602,13 +602,13 @@ extern "C" __global__ void nbr_pull_apply(Params p, Pool d, Batch b) {
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
-    const Segment seg = segment(mu, p.n_features);
+    const PendingColumns cols = pending_columns(p, d.feat, segment(mu, p.n_features), mu_set);
     GRID_STRIDE(x, count) {
         const uint32_t i = d.touched[x];
         if ((unsigned long long)i >= p.n) continue;  // never: nbr_push wrote ids < n
         float a = d.alpha[i];
         float bt = d.beta[i];
-        apply_pending_task(p, d.alpha, d.beta, d.alpha0, d.beta0, d.feat, seg, mu_set, rho, i, a, bt);
+        apply_pending_task(p, d.alpha, d.beta, d.alpha0, d.beta0, cols, rho, i, a, bt);
         float W, S, F;
         neighbour_sums(p, d, b, i, &W, &S, &F);
         const float c = neighbour_scale(p.eta, W);

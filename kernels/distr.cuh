@@ -11,7 +11,7 @@
 
 // Box-Muller's pair times sqrt(q), with one square root (src/twin/distr/normal.rs box_muller_scaled).
 __device__ __forceinline__ void box_muller_scaled(uint32_t w0, uint32_t w1, float q, float* x0, float* x1) {
-    const float s = sqrtf(-2.0f * bots_ln(u01(w0)) * q);
+    const float s = sqrtf(-2.0f * bots_ln_normal(u01(w0)) * q);
     float sn, cs;
     bots_sincos_2pi(u01(w1), &sn, &cs);
     *x0 = s * cs;
@@ -34,8 +34,8 @@ __device__ __forceinline__ bool mt_squeeze(float d, float x, float u) {
 }
 
 __device__ __forceinline__ bool mt_exact(float d, float x, float u) {
-    const float l = 3.0f * bots_ln1p(x);
-    return bots_ln(u) < d * (l - 3.0f * x + 1.5f * x * x - x * x * x);
+    const float l = 3.0f * bots_ln1p_moderate(x);
+    return bots_ln_normal(u) < d * (l - 3.0f * x + 1.5f * x * x - x * x * x);
 }
 
 // d (1 + x)^3, the value of an accepted draw, clamped to f32::MAX (src/twin/distr/gamma.rs mt_value).
@@ -72,7 +72,7 @@ __device__ __forceinline__ float sample_gamma_mt(float shape, const TaskStream& 
 __device__ __forceinline__ float gamma_boost(float shape, float log_g, const TaskStream& st, uint32_t purpose) {
     if (shape < 1.0f) {
         const uint4 w = st.block(purpose, 0);
-        return log_g + bots_ln(u01(w.x)) / shape;
+        return log_g + bots_ln_normal(u01(w.x)) / shape;
     }
     return log_g;
 }
@@ -88,14 +88,14 @@ __device__ __forceinline__ float sample_beta(float alpha, float beta, const Task
     const float ga = sample_gamma_mt(alpha, st, PURPOSE_GAMMA_ALPHA);
     const float gb = sample_gamma_mt(beta, st, PURPOSE_GAMMA_BETA);
     if (beta_in_linear_space(alpha, beta)) return 1.0f / (1.0f + gb / ga);
-    const float la = gamma_boost(alpha, bots_ln(ga), st, PURPOSE_GAMMA_ALPHA);
-    const float lb = gamma_boost(beta, bots_ln(gb), st, PURPOSE_GAMMA_BETA);
+    const float la = gamma_boost(alpha, bots_ln_normal(ga), st, PURPOSE_GAMMA_ALPHA);
+    const float lb = gamma_boost(beta, bots_ln_normal(gb), st, PURPOSE_GAMMA_BETA);
     return 1.0f / (1.0f + bots_exp(lb - la));
 }
 
 __device__ __forceinline__ float sample_gumbel(const TaskStream& st) {
     const uint4 w = st.block(PURPOSE_GUMBEL, 0);
-    return -bots_ln(-bots_ln(u01(w.x)));
+    return -bots_ln_normal(-bots_ln_normal(u01(w.x)));
 }
 
 // ---------------------------------------------------------------------------------------------------

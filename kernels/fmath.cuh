@@ -36,30 +36,40 @@ __device__ __forceinline__ float bots_log_core(float f, float hfsq) {
     return s * (hfsq + r);
 }
 
-__device__ __forceinline__ float bots_ln(float x) {
-    const bool sub = bots_f2u(x) < 0x00800000u;
-    const float xs = sub ? x * 33554432.0f : x;
-    const int32_t kb = sub ? -25 : 0;
+// ln(xs) + kb ln 2 for a positive normal xs (fmath.rs ln_reduced: the shared body of bots_ln and bots_ln_normal).
+__device__ __forceinline__ float bots_ln_reduced(float xs, int32_t kb) {
     const uint32_t ix = bots_f2u(xs) + (0x3f800000u - 0x3f3504f3u);
     const int32_t k = kb + (int32_t)(ix >> 23) - 0x7f;
     const float m = bots_u2f((ix & 0x007fffffu) + 0x3f3504f3u);
     const float f = m - 1.0f;
     const float hfsq = 0.5f * f * f;
     const float dk = (float)k;
-    float y = bots_log_core(f, hfsq) + dk * BOTS_LN2_LO - hfsq + f + dk * BOTS_LN2_HI;
+    return bots_log_core(f, hfsq) + dk * BOTS_LN2_LO - hfsq + f + dk * BOTS_LN2_HI;
+}
+
+__device__ __forceinline__ float bots_ln(float x) {
+    const bool sub = bots_f2u(x) < 0x00800000u;
+    const float xs = sub ? x * 33554432.0f : x;
+    float y = bots_ln_reduced(xs, sub ? -25 : 0);
     y = (x == BOTS_F32_INF) ? x : y;
     y = (x == 0.0f) ? -BOTS_F32_INF : y;
     return (x < 0.0f || x != x) ? BOTS_F32_NAN : y;
 }
 
-__device__ __forceinline__ float bots_ln1p(float x) {
+// bots_ln for a positive normal finite x, bit for bit, without the selects for the other cases (fmath.rs
+// ln_normal): every uniform of u01, every Gamma value, every -ln of a uniform, where the samplers call it.
+__device__ __forceinline__ float bots_ln_normal(float x) { return bots_ln_reduced(x, 0); }
+
+// The shared body of bots_ln1p (GENERAL: any x) and bots_ln1p_moderate (x in (-1, 2^24)) (fmath.rs ln_1p_body).
+template <bool GENERAL>
+__device__ __forceinline__ float bots_ln1p_body(float x) {
     const uint32_t hx = bots_f2u(x);
     const float u = 1.0f + x;
     const uint32_t iu = bots_f2u(u) + (0x3f800000u - 0x3f3504f3u);
     const int32_t ku = (int32_t)(iu >> 23) - 0x7f;
     float c = (ku >= 2) ? 1.0f - (u - x) : x - (u - 1.0f);
     c = c / u;
-    c = (ku < 25) ? c : 0.0f;
+    c = (!GENERAL || ku < 25) ? c : 0.0f;
     const float fu = bots_u2f((iu & 0x007fffffu) + 0x3f3504f3u) - 1.0f;
     const bool near = hx < 0x3ed413d0u || (hx >= 0x80000000u && hx <= 0xbe95f619u);
     const int32_t k = near ? 0 : ku;
@@ -67,12 +77,20 @@ __device__ __forceinline__ float bots_ln1p(float x) {
     const float f = near ? x : fu;
     const float hfsq = 0.5f * f * f;
     const float dk = (float)k;
-    float y = bots_log_core(f, hfsq) + (dk * BOTS_LN2_LO + c) - hfsq + f + dk * BOTS_LN2_HI;
-    y = ((hx << 1) < (0x33800000u << 1)) ? x : y;
+    const float y = bots_log_core(f, hfsq) + (dk * BOTS_LN2_LO + c) - hfsq + f + dk * BOTS_LN2_HI;
+    return ((hx << 1) < (0x33800000u << 1)) ? x : y;
+}
+
+__device__ __forceinline__ float bots_ln1p(float x) {
+    float y = bots_ln1p_body<true>(x);
     y = (x == BOTS_F32_INF) ? x : y;
     y = (x == -1.0f) ? -BOTS_F32_INF : y;
     return (x < -1.0f || x != x) ? BOTS_F32_NAN : y;
 }
+
+// bots_ln1p for -1 < x < 2^24, bit for bit, without the selects for the other cases (fmath.rs
+// ln_1p_moderate): the Marsaglia-Tsang argument x = c z of the exact test.
+__device__ __forceinline__ float bots_ln1p_moderate(float x) { return bots_ln1p_body<false>(x); }
 
 #define BOTS_INV_LN2 1.442695022f
 #define BOTS_E_LN2_HI 6.931457520e-1f

@@ -131,25 +131,64 @@ __device__ __forceinline__ void task_prior(const Params& p, const float* alpha0,
     }
 }
 
+// The two feature columns a pending update interpolates between (segment_pair's), resolved once per
+// launch rather than per task: `lo` and `hi` point at element 0 of the segment's columns in the pool's
+// form (`lo` null for the null model of K = 1, value 0); form 0 when there is nothing to interpolate (no
+// features, or mu not set: the pending rate is 0). The same elements as load_feature(feat, form, n, col,
+// k) for k < n: column col starts at element col·n of the K·n the host uploads, and seg.lo, seg.hi < K.
+struct PendingColumns {
+    const void* lo;
+    const void* hi;
+    uint32_t form;
+    float t;
+};
+
+__device__ __forceinline__ PendingColumns pending_columns(const Params& p, const void* feat, const Segment& seg,
+                                                          uint32_t mu_set) {
+    PendingColumns c{nullptr, nullptr, 0u, seg.t};
+    if (!(has_features(p, feat) && mu_set)) return c;
+    const unsigned long long bytes = p.feature_form == BOTS_FEATURES_F16 ? 2ull : 4ull;
+    const char* const base = (const char*)feat;
+    c.form = p.feature_form;
+    c.lo = seg.lo == BOTS_NO_COLUMN ? nullptr : base + (unsigned long long)seg.lo * p.n * bytes;
+    c.hi = base + (unsigned long long)seg.hi * p.n * bytes;
+    return c;
+}
+
+// Task k's pending rate: interpolate(t, lo, hi) on its two feature values (segment_pair, interpolate), 0
+// without features. One warp-uniform test of the form for both loads; read-only loads (the features do
+// not change during a launch).
+__device__ __forceinline__ float pending_rate(const PendingColumns& c, unsigned long long k) {
+    float lo = 0.0f, hi;
+    if (c.form == BOTS_FEATURES_F16) {
+        if (c.lo != nullptr) {
+            lo = half_to_float(__ldg((const unsigned short*)c.lo + k));
+        }
+        hi = half_to_float(__ldg((const unsigned short*)c.hi + k));
+    } else if (c.form == BOTS_FEATURES_F32) {
+        if (c.lo != nullptr) {
+            lo = __ldg((const float*)c.lo + k);
+        }
+        hi = __ldg((const float*)c.hi + k);
+    } else {
+        return 0.0f;
+    }
+    return interpolate(c.t, lo, hi);
+}
+
 // The pool-wide part of a pending update for task k (apply_pending_task), on its alpha and beta already
 // loaded into `a` and `b`: stores the new values and leaves them in `a`, `b`, so a caller that goes on
-// with the task (update_sample_score) does not load what it just stored. `seg` is the segment of the
-// pending mu (segment(mu, p.n_features)), read only when mu_set and the pool has features.
+// with the task (update_sample_score) does not load what it just stored. `cols`: pending_columns of the
+// pending mu (segment(mu, p.n_features)), resolved once per launch.
 __device__ __forceinline__ void apply_pending_task(const Params& p, float* __restrict__ alpha, float* __restrict__ beta,
-                                                   const float* alpha0, const float* beta0, const void* feat,
-                                                   const Segment& seg, uint32_t mu_set, float rho,
-                                                   unsigned long long k, float& a, float& b) {
+                                                   const float* alpha0, const float* beta0, const PendingColumns& cols,
+                                                   float rho, unsigned long long k, float& a, float& b) {
     if (a < 0.0f) {
         a = -a;
         alpha[k] = a;
         return;
     }
-    float pt = 0.0f;
-    if (has_features(p, feat) && mu_set) {
-        float lo, hi;
-        segment_pair(p, feat, seg, k, &lo, &hi);
-        pt = interpolate(seg.t, lo, hi);
-    }
+    const float pt = pending_rate(cols, k);
     float a0, b0;
     task_prior(p, alpha0, beta0, k, &a0, &b0);
     float na, nb;

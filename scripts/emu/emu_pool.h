@@ -70,19 +70,34 @@ struct Emu {
     const void* FEAT() { return p.feature_form == BOTS_FEATURES_F32 ? (const void*)f32.data() : p.feature_form == BOTS_FEATURES_F16 ? (const void*)f16.data() : nullptr; }
 
     // The digit cache starts n % 8 digits past a 16-byte boundary, so the pool scan's partial first chunk
-    // runs too (a GPU buffer starts 256-byte aligned, the emulated driver's 8-byte aligned), and every
-    // __ldg (the scan's 16-byte loads, the only ones) must read inside it.
+    // runs too (a GPU buffer starts 256-byte aligned, the emulated driver's 8-byte aligned). Every __ldg
+    // (the scan's 16-byte loads of the digits, the pending update's feature loads) must read inside the
+    // digits or the feature columns (read_ranges, refreshed at every launch by D()).
     void alloc_digits(unsigned long long n) {
         digit_store.assign(n + 16, 0);
         digits = reinterpret_cast<uint16_t*>(((uintptr_t)digit_store.data() + 15) & ~(uintptr_t)15) + n % 8;
-        static uintptr_t lo, hi;
-        lo = (uintptr_t)digits;
-        hi = (uintptr_t)(digits + n);
-        emu_read_ok = [](unsigned long long p, size_t bytes) { return p >= lo && p + bytes <= hi; };
+        digits_n = n;
+        read_ranges();
+        emu_read_ok = [](unsigned long long p, size_t bytes) {
+            for (int i = 0; i < 2; ++i)
+                if (p >= readable[i][0] && p + bytes <= readable[i][1]) return true;
+            return false;
+        };
+    }
+    unsigned long long digits_n = 0;
+    static inline uintptr_t readable[2][2] = {};
+    void read_ranges() {
+        readable[0][0] = (uintptr_t)digits;
+        readable[0][1] = (uintptr_t)(digits + digits_n);
+        const bool f32_form = p.feature_form == BOTS_FEATURES_F32;
+        const uintptr_t f = (uintptr_t)FEAT();
+        readable[1][0] = f;
+        readable[1][1] = f == 0 ? 0 : f + (f32_form ? f32.size() * 4 : f16.size() * 2);
     }
 
     // The pool's buffers as the kernels take them (out_keys: the verb's own, sized by select()).
     Pool D() {
+        read_ranges();
         if (nbr_ids.empty())
             return Pool{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits, bitmap.data(), hist.data(),
                         cand.data(), out_keys.data()};

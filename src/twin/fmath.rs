@@ -70,7 +70,7 @@ pub fn ln(x: f32) -> f32 {
 
 /// [`ln`] for a positive, normal, finite `x`, bit for bit, without the selects for the other cases: for
 /// every output of [`crate::twin::philox::u01`] (in [2^-24, 1)) and every Gamma constant `d` (at least 2/3),
-/// which is where the samplers call it. (The kernels call the general `ln`: same bits there.)
+/// which is where the samplers call it (and the kernels its twin `bots_ln_normal`, kernels/fmath.cuh).
 ///
 /// ```
 /// use bots::__private::twin::fmath::{ln, ln_normal};
@@ -116,7 +116,7 @@ pub fn ln_1p(x: f32) -> f32 {
 
 /// [`ln_1p`] for `-1 < x < 2^24`, bit for bit, without the selects for the other cases: the
 /// Marsaglia–Tsang argument `c·z` of the Gamma sampler, which is above -1 wherever its value is used
-/// and below 2.4 (`c <= 1/sqrt(6)`, `|z| < 5.8`). (The kernels call the general `ln_1p`: same bits there.)
+/// and below 2.4 (`c <= 1/sqrt(6)`, `|z| < 5.8`); the kernels call its twin `bots_ln1p_moderate`.
 ///
 /// ```
 /// use bots::__private::twin::fmath::{ln_1p, ln_1p_moderate};
