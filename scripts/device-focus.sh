@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A short second device call, for what changed since the last full run (docs/BENCHMARKS.md, GPU): the
-# kernel modes (issue 23) and the Python package's CUDA path, in about 3 minutes of device time where
-# .device/run.sh takes 5. Staged like the full call (../shared/device/stage.sh), then
+# kernel modes (issue 23) beside the copy yardstick and PyTorch, and the Python package's CUDA path, in
+# about 4 minutes of device time where .device/run.sh takes 5. Staged like the full call (../shared/device/stage.sh), then
 #   bash scripts/device-focus.sh --stage     # adds this script, the wheel and pytest's wheels to .device/
 # and on the GPU machine, with .device/ carried:   bash .device/focus.sh   (timeout_s about 300)
 # Writes to $OUT: focus.log (everything, in order), bench.json (the timing rows), steps.tsv, ncu-*.log.
@@ -83,6 +83,18 @@ for n in 100000000 1000000000 1000000 10000000; do
     bench "step device $n k 1024 $m" $n 1024 $st --device-verbs --kernel-mode $m
     (( n == 100000000 )) && bench "step graph $n k 1024 $m" $n 1024 $st --device-verbs --graph --kernel-mode $m
   done
+  # The PyTorch peer at 10^8 in the same run (bench/baselines/torch_bots.py: eager and torch.compile), so
+  # both modes' ratios to it come from one call.
+  if (( n == 100000000 )) && python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+    for c in eager compiled; do
+      f=$(mktemp)
+      step "torch $c $n" 90 python3 bench/baselines/torch_bots.py --json --tasks "$(n_ $n)" --batch 1024 --steps 20 \
+        $([[ $c == compiled ]] && echo --compile) >"$f" 2>&1
+      cat "$f"; grep '^{' "$f" | sed "s|^{|{\"step\":\"torch $c $n\",|" >>"$rows"
+    done
+  elif (( n == 100000000 )); then
+    echo "!! not run: torch peer (PyTorch with CUDA not importable)"; printf 'torch peer\tnot-run\t0\n' >>"$out/steps.tsv"
+  fi
 done
 python3 -c "import json,sys; json.dump([json.loads(l) for l in open(sys.argv[1])], open(sys.argv[2],'w'), indent=1)" "$rows" "$out/bench.json"
 
