@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from bots._bots import _Pool, cuda_build_info, knn_rows
+from bots._bots import _Pool, checkpoint_neighbour_k, cuda_build_info, knn_rows
 
 __all__ = ["Pool", "cuda_build_info"]
 
@@ -147,8 +147,8 @@ class Pool:
         self._pool = _Pool.load(os.fspath(path), backend)
         self._ordinal = _ordinal(backend)
         self._embeddings = None
-        st = self._pool.state()
-        self._knn = (int(st["neighbour_ids"].shape[1]) if "neighbour_ids" in st else 16, 0.0)
+        # k of the graph from the checkpoint's header (not a copy of the whole state)
+        self._knn = (checkpoint_neighbour_k(os.fspath(path)) or 16, 0.0)
         return self
 
     # ---- growing the pool ----

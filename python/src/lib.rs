@@ -453,6 +453,13 @@ fn knn_rows<'py>(
     Ok((PyArray1::from_vec(py, ids), PyArray1::from_vec(py, w)))
 }
 
+/// k_nn of a checkpoint's neighbour graph (0 without one), from its verified header alone (the payload
+/// is not read): what `Pool.load` needs to know beside the pool itself.
+#[pyfunction]
+fn checkpoint_neighbour_k(py: Python<'_>, path: PathBuf) -> PyResult<usize> {
+    py.detach(|| checkpoint::read_header(&path)).map(|h| h.neighbour_k).map_err(py_err)
+}
+
 #[pymodule]
 fn _bots(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPool>()?;
@@ -460,5 +467,6 @@ fn _bots(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ptx_isa, m)?)?;
     m.add_function(wrap_pyfunction!(parse_config_keys, m)?)?;
     m.add_function(wrap_pyfunction!(knn_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(checkpoint_neighbour_k, m)?)?;
     Ok(())
 }
