@@ -54,6 +54,7 @@ def main():
     print(f"worlds {', '.join(WORLDS)}; seeds {', '.join(map(str, SEEDS))}; selector `bots` (TTB relative to `random`)\n")
     print("| world | metric | exact mean ± sd | fast mean ± sd | fast - exact (paired mean ± se) | within |")
     print("|---|---|---|---|---|---|")
+    raw = []
     for world in WORLDS:
         ex = {s: run(bots, world, s, "cuda", "exact") for s in SEEDS}
         fa = {s: run(bots, world, s, "cuda", "fast") for s in SEEDS}
@@ -66,6 +67,7 @@ def main():
         for key, label in METRICS:
             e = [ex[s][key] for s in SEEDS]
             f = [fa[s][key] for s in SEEDS]
+            raw.append(f"{world} {label}: exact {e}; fast {f}")
             if any(v is None for v in e + f):
                 print(f"| {world} | {label} | {e} | {f} | (a run never reached it) | - |")
                 continue
@@ -80,6 +82,9 @@ def main():
         print(f"| {world} | CPU = emulated CUDA, exact, seed {SEEDS[0]} | {'identical' if same else 'DIFFERENT'} | | | "
               f"{'yes' if same else 'NO'} |")
         sys.stdout.flush()
+    print("\nPer seed (in the order above):\n")
+    for line in raw:
+        print(f"- {line}")
     return 0 if ok else 1
 
 
