@@ -31,7 +31,7 @@ __device__ __forceinline__ void update_sample_score_body(Params p, Pool d) {
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
-    const PendingColumns cols = pending_columns(p, d.feat, segment(mu, p.n_features), mu_set);
+    const SegmentColumns cols = segment_columns(p, d.feat, segment(mu, p.n_features), mu_set);
     GRID_STRIDE(k, p.n) {
         float a = alpha[k];
         float b = beta[k];
@@ -61,7 +61,7 @@ extern "C" __global__ void apply_pending(Params p, Pool d) {
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
-    const PendingColumns cols = pending_columns(p, d.feat, segment(mu, p.n_features), mu_set);
+    const SegmentColumns cols = segment_columns(p, d.feat, segment(mu, p.n_features), mu_set);
     GRID_STRIDE(k, p.n) {
         float a = d.alpha[k];
         float b = d.beta[k];
@@ -511,14 +511,12 @@ extern "C" __global__ void batch_reduce(Params p, Pool d, Batch b) {
     }
     __syncthreads();
     const float mu = mu_sh;
-    const Segment seg = segment(mu, K);
+    const SegmentColumns cols = segment_columns(p, feat, segment(mu, K), 1u);
     double miss = 0.0;
     for (unsigned long long i = t; i < len; i += nt) {
         float s, f, n, r;
         batch_row(rates, succ, fail, counts, p.m, i, &s, &f, &n, &r);
-        float lo, hi;
-        segment_pair(p, feat, seg, tasks[i], &lo, &hi);
-        miss += (double)fabsf(interpolate(seg.t, lo, hi) - r);
+        miss += (double)fabsf(segment_rate(cols, tasks[i]) - r);
     }
     const double M = block_sum(miss, red, t, nt);
     if (t == 0) {
@@ -602,7 +600,7 @@ extern "C" __global__ void nbr_pull_apply(Params p, Pool d, Batch b) {
     const float mu = sc->mu;
     const uint32_t mu_set = sc->mu_set;
     const float rho = sc->rho;
-    const PendingColumns cols = pending_columns(p, d.feat, segment(mu, p.n_features), mu_set);
+    const SegmentColumns cols = segment_columns(p, d.feat, segment(mu, p.n_features), mu_set);
     GRID_STRIDE(x, count) {
         const uint32_t i = d.touched[x];
         if ((unsigned long long)i >= p.n) continue;  // never: nbr_push wrote ids < n

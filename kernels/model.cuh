@@ -61,13 +61,6 @@ __device__ __forceinline__ Segment segment(float mu, uint32_t K) {
     return Segment{j, j + 1, mu - (float)j};
 }
 
-// Task k's two feature values on a segment (pool::Features::pair): (0, f_hi) for the null model.
-__device__ __forceinline__ void segment_pair(const Params& p, const void* feat, const Segment& seg, unsigned long long k,
-                                             float* lo, float* hi) {
-    *lo = seg.lo == BOTS_NO_COLUMN ? 0.0f : load_feature(feat, p.feature_form, p.n, seg.lo, k);
-    *hi = load_feature(feat, p.feature_form, p.n, seg.hi, k);
-}
-
 // The segment e of the batch's ladder of K + 1 or K column sums `sums` (L >= 2 rungs, means sums·inv) that
 // the batch mean pass rate r lies on (evidence::ladder_segment): the first segment whose two means bracket
 // r, else the end segment nearer to r.
@@ -131,21 +124,22 @@ __device__ __forceinline__ void task_prior(const Params& p, const float* alpha0,
     }
 }
 
-// The two feature columns a pending update interpolates between (segment_pair's), resolved once per
-// launch rather than per task: `lo` and `hi` point at element 0 of the segment's columns in the pool's
-// form (`lo` null for the null model of K = 1, value 0); form 0 when there is nothing to interpolate (no
-// features, or mu not set: the pending rate is 0). The same elements as load_feature(feat, form, n, col,
-// k) for k < n: column col starts at element col·n of the K·n the host uploads, and seg.lo, seg.hi < K.
-struct PendingColumns {
+// The two feature columns that tasks interpolate between on a segment (pool::Features::pair), resolved
+// once per launch rather than per task: `lo` and `hi` point at element 0 of the segment's columns in the
+// pool's form (`lo` null for the null model of K = 1, value 0); form 0 when there is nothing to
+// interpolate (no features, or mu not set: the rate is 0). The same elements as load_feature(feat, form,
+// n, col, k) for k < n: column col starts at element col·n of the K·n the host uploads, and seg.lo,
+// seg.hi < K.
+struct SegmentColumns {
     const void* lo;
     const void* hi;
     uint32_t form;
     float t;
 };
 
-__device__ __forceinline__ PendingColumns pending_columns(const Params& p, const void* feat, const Segment& seg,
+__device__ __forceinline__ SegmentColumns segment_columns(const Params& p, const void* feat, const Segment& seg,
                                                           uint32_t mu_set) {
-    PendingColumns c{nullptr, nullptr, 0u, seg.t};
+    SegmentColumns c{nullptr, nullptr, 0u, seg.t};
     if (!(has_features(p, feat) && mu_set)) return c;
     const unsigned long long bytes = p.feature_form == BOTS_FEATURES_F16 ? 2ull : 4ull;
     const char* const base = (const char*)feat;
@@ -155,10 +149,10 @@ __device__ __forceinline__ PendingColumns pending_columns(const Params& p, const
     return c;
 }
 
-// Task k's pending rate: interpolate(t, lo, hi) on its two feature values (segment_pair, interpolate), 0
-// without features. One warp-uniform test of the form for both loads; read-only loads (the features do
-// not change during a launch).
-__device__ __forceinline__ float pending_rate(const PendingColumns& c, unsigned long long k) {
+// Task k's predicted rate on the segment: interpolate(t, lo, hi) on its two feature values
+// (evidence::interpolate), 0 without features. One warp-uniform test of the form for both loads;
+// read-only loads (the features do not change during a launch).
+__device__ __forceinline__ float segment_rate(const SegmentColumns& c, unsigned long long k) {
     float lo = 0.0f, hi;
     if (c.form == BOTS_FEATURES_F16) {
         if (c.lo != nullptr) {
@@ -178,17 +172,17 @@ __device__ __forceinline__ float pending_rate(const PendingColumns& c, unsigned 
 
 // The pool-wide part of a pending update for task k (apply_pending_task), on its alpha and beta already
 // loaded into `a` and `b`: stores the new values and leaves them in `a`, `b`, so a caller that goes on
-// with the task (update_sample_score) does not load what it just stored. `cols`: pending_columns of the
+// with the task (update_sample_score) does not load what it just stored. `cols`: segment_columns of the
 // pending mu (segment(mu, p.n_features)), resolved once per launch.
 __device__ __forceinline__ void apply_pending_task(const Params& p, float* __restrict__ alpha, float* __restrict__ beta,
-                                                   const float* alpha0, const float* beta0, const PendingColumns& cols,
+                                                   const float* alpha0, const float* beta0, const SegmentColumns& cols,
                                                    float rho, unsigned long long k, float& a, float& b) {
     if (a < 0.0f) {
         a = -a;
         alpha[k] = a;
         return;
     }
-    const float pt = pending_rate(cols, k);
+    const float pt = segment_rate(cols, k);
     float a0, b0;
     task_prior(p, alpha0, beta0, k, &a0, &b0);
     float na, nb;

@@ -493,22 +493,22 @@ def config_branches(src, cls):
     apt, body = "apply_pending_task", cls.uss_body
     marked = cls.block(apt, "if (a < 0.0f)")
     either = lambda *ps: lambda fr: any(p(fr) for p in ps)  # noqa: E731
-    f16_first, f32_first = min(src.find("pending_rate", "c.form == BOTS_FEATURES_F16")), \
-        min(src.find("pending_rate", "c.form == BOTS_FEATURES_F32"))
-    # the f16 block's loads and conversions (ptxas may attribute a conversion to pending_rate's line, not to half_to_float's)
-    f16 = either(_in_func("half_to_float"), _in_func("pending_rate", set(range(f16_first + 1, f32_first))))
-    f32_last = min(src.find("pending_rate", "return 0.0f;"))
-    f32 = _in_func("pending_rate", set(range(f32_first + 1, f32_last)))
+    f16_first, f32_first = min(src.find("segment_rate", "c.form == BOTS_FEATURES_F16")), \
+        min(src.find("segment_rate", "c.form == BOTS_FEATURES_F32"))
+    # the f16 block's loads and conversions (ptxas may attribute a conversion to segment_rate's line, not to half_to_float's)
+    f16 = either(_in_func("half_to_float"), _in_func("segment_rate", set(range(f16_first + 1, f32_first))))
+    f32_last = min(src.find("segment_rate", "return 0.0f;"))
+    f32 = _in_func("segment_rate", set(range(f32_first + 1, f32_last)))
     return [
         (body, src.find(body, "if (pending)"),
          "if (pending): pending = 1", "run", _in_func(apt)),
         (apt, src.find(apt, "if (a < 0.0f)"), "if (a < 0.0f) (a marked task): no task marked", "skip",
          _in_func(apt, set(range(marked[0] + 1, marked[1] + 1)))),
-        ("pending_rate", src.find("pending_rate", "c.form == BOTS_FEATURES_F16"),
-         "pending_rate: form == BOTS_FEATURES_F16 (f16 features, mu set)", "run", f16),
-        ("pending_rate", src.find("pending_rate", "c.form == BOTS_FEATURES_F32"),
-         "pending_rate: form == BOTS_FEATURES_F32: no (f16; the test is not reached)", "skip", f32),
-        ("pending_rate", src.find("pending_rate", "if (c.lo != nullptr)"), "pending_rate: c.lo != nullptr (K = 2, lo is a column)",
+        ("segment_rate", src.find("segment_rate", "c.form == BOTS_FEATURES_F16"),
+         "segment_rate: form == BOTS_FEATURES_F16 (f16 features, mu set)", "run", f16),
+        ("segment_rate", src.find("segment_rate", "c.form == BOTS_FEATURES_F32"),
+         "segment_rate: form == BOTS_FEATURES_F32: no (f16; the test is not reached)", "skip", f32),
+        ("segment_rate", src.find("segment_rate", "if (c.lo != nullptr)"), "segment_rate: c.lo != nullptr (K = 2, lo is a column)",
          "run", f16),
         ("score_task", src.find("score_task", "p.do_sample ?"), "p.do_sample ? sample : posterior mean: do_sample on",
          "run", either(_in_func("sample_beta"), _in_func("sample_beta_fast"))),

@@ -77,7 +77,6 @@ struct Emu {
         digit_store.assign(n + 16, 0);
         digits = reinterpret_cast<uint16_t*>(((uintptr_t)digit_store.data() + 15) & ~(uintptr_t)15) + n % 8;
         digits_n = n;
-        read_ranges();
         emu_read_ok = [](unsigned long long p, size_t bytes) {
             for (int i = 0; i < 2; ++i)
                 if (p >= readable[i][0] && p + bytes <= readable[i][1]) return true;
