@@ -3,6 +3,9 @@
 //! line info by default: `-lineinfo` adds only line tables (`.loc`/`.file`, ~40% of the PTX, which every
 //! test binary embeds; the generated code is the same), so `BOTS_PTX_LINEINFO=1` turns it on for
 //! compute-sanitizer and profiler source lines (`scripts/cost-model.sh` always compiles its own with it).
+//! Each PTX is also written deflated (`<name>.ptx.deflate`, about a seventh of the text), which is what
+//! `src/kernels.rs` embeds: every binary that links the crate carries the kernels, and the text would
+//! be ~270 KB of each (the `.ptx` stays beside it for `scripts/check-ptx.sh` and the emulators).
 //!
 //! nvcc is found through `NVCC`, `CUDA_HOME/bin/nvcc`, `CUDA_PATH/bin/nvcc`, `/usr/local/cuda/bin/nvcc`,
 //! then `PATH`. Target: `CUDA_ARCH` (default `compute_80`). `--fmad=false` keeps nvcc from contracting
@@ -72,7 +75,7 @@ fn main() {
     let include = write_abi_header(&out);
     // No stale PTX from an earlier build may outlive a build without nvcc (scripts/check-ptx.sh reads it).
     for entry in std::fs::read_dir(&out).into_iter().flatten().flatten() {
-        if entry.path().extension().is_some_and(|e| e == "ptx") {
+        if entry.path().extension().is_some_and(|e| e == "ptx" || e == "deflate") {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -96,6 +99,9 @@ fn main() {
             Ok(s) => return fail(format!("nvcc ({}) failed on {} with {s}", nvcc.display(), cu.display())),
             Err(e) => return fail(format!("could not run nvcc ({}): {e}", nvcc.display())),
         }
+        let text = std::fs::read(&ptx).expect("reading the PTX nvcc wrote");
+        let packed = miniz_oxide::deflate::compress_to_vec(&text, 9);
+        std::fs::write(ptx.with_extension("ptx.deflate"), packed).expect("writing the deflated PTX");
     }
     println!("cargo:rustc-cfg=bots_ptx");
 }

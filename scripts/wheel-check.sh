@@ -60,13 +60,16 @@ wheel="$(ls "$dist"/bots_task_selection-*.whl)"
 echo "   built in $((SECONDS - t)) s: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
 [[ "$(basename "$wheel")" == *-cp39-abi3-manylinux_2_28_x86_64.whl ]] || { echo "FAIL: unexpected wheel tag" >&2; exit 1; }
 
-# 3. The wheel's PTX: the newest bots.ptx of this build, checked to be the one inside the wheel.
+# 3. The wheel's PTX: the newest bots.ptx of this build, checked to be the one inside the wheel (embedded
+# deflated: bots.ptx.deflate, which must inflate to it).
 ptx="$(ls -t "$target"/x86_64-unknown-linux-gnu/*/build/bots-*/out/bots.ptx | head -1)"
 "$tools/bin/python" - "$wheel" "$ptx" <<'EOF'
-import re, sys, zipfile
+import re, sys, zipfile, zlib
 wheel, ptx = sys.argv[1], open(sys.argv[2], "rb").read()
+packed = open(sys.argv[2] + ".deflate", "rb").read()
+assert zlib.decompress(packed, -15) == ptx, f"{sys.argv[2]}.deflate does not inflate to {sys.argv[2]}"
 so = zipfile.ZipFile(wheel).read("bots/_bots.abi3.so")
-assert ptx in so, f"{sys.argv[2]} is not the PTX inside {wheel}"
+assert packed in so, f"{sys.argv[2]}.deflate is not the PTX inside {wheel}"
 v = re.search(rb"^\s*\.version\s+(\d+)\.(\d+)", ptx, re.M)
 isa = (int(v[1]), int(v[2]))
 assert isa <= (8, 2), f"PTX ISA {isa[0]}.{isa[1]} is newer than 8.2: driver 535 (CUDA 12.2) cannot load it"

@@ -24,7 +24,7 @@ pub fn driver_present() -> bool {
 /// True when the CUDA backend can start here: the kernels were compiled in (nvcc at build time) and a
 /// driver library is present. A device may still be missing; opening one says so.
 pub fn cuda_usable() -> bool {
-    crate::kernels::BOTS_PTX.is_some() && driver_present()
+    crate::kernels::has_ptx() && driver_present()
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ fn cuda_err(e: impl std::fmt::Debug) -> BotsError {
 }
 
 fn context(ordinal: usize) -> Result<Arc<CudaContext>> {
-    if kernels::BOTS_PTX.is_none() {
+    if !kernels::has_ptx() {
         return Err(BotsError::CudaUnavailable(kernels::NO_PTX_REASON.into()));
     }
     if !crate::backend::driver_present() {

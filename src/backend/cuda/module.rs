@@ -19,7 +19,7 @@ pub(super) struct Module {
 
 impl Module {
     pub(super) fn load(ctx: &Arc<CudaContext>) -> Result<Module> {
-        let ptx = kernels::BOTS_PTX.ok_or_else(|| BotsError::CudaUnavailable(kernels::NO_PTX_REASON.into()))?;
+        let ptx = kernels::bots_ptx().map_err(|why| BotsError::CudaUnavailable(why.into()))?;
         let src = CString::new(ptx).map_err(|e| BotsError::Cuda(format!("PTX contains a NUL byte: {e}")))?;
         ctx.bind_to_thread().map_err(cuda_err)?;
         // cuModuleLoadDataEx with the JIT error log, so that a PTX the driver refuses (ISA version,

@@ -194,7 +194,7 @@ impl CudaPool {
     ) -> Result<CudaPool> {
         config.validate()?;
         state.check_fits(&config)?;
-        if kernels::BOTS_PTX.is_none() {
+        if !kernels::has_ptx() {
             return Err(BotsError::CudaUnavailable(kernels::NO_PTX_REASON.into()));
         }
         let n = state.len();
