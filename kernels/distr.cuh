@@ -129,9 +129,11 @@ __device__ __forceinline__ void mt_constants_fast(float shape, float* d, float* 
 }
 
 // One Marsaglia-Tsang attempt on the normal z and uniform u: true and *g = d (1 + x)^3 when accepted.
+// x <= -1 (1 + x <= 0, outside the support) rejects without a test of its own: the squeeze needs
+// x >= -1/2, and the exact test's ln(1 + x) is NaN (lg2.approx of a negative) or -inf (of 0, or of a
+// subnormal flushed to 0), so its comparison is false.
 __device__ __forceinline__ bool mt_attempt_fast(float d, float c, float z, float u, float* g) {
     const float x = c * z;
-    if (!(x > -1.0f)) return false;
     const float x2 = x * x;
     const float k = x < 0.0f ? 1.5f : 0.75f;
     bool ok = (x >= -0.5f) & (u < __fmaf_rn(-k * d, x2 * x2, 1.0f));

@@ -160,8 +160,10 @@ __device__ __forceinline__ void bots_sincos_2pi(float u, float* sn_out, float* c
 // in the host emulators, cuda_shim.h's stand-ins (libm perturbed by the documented error). Nothing here
 // is bit-reproducible with the CPU; the fast draws keep the distributions (docs: KernelMode).
 // On the GPU the .ftz forms (one MUFU instruction each, no subnormal fix-up): every operand the fast draws
-// pass is 0 or normal (uniforms >= 2^-24, 1 + x >= 2^-24, Gamma values >= d (2^-24)^3, 9d >= 6), and a
-// subnormal result is flushed (an exp or a reciprocal below 2^-126, where the Beta draw is 0 or 1 anyway).
+// pass is 0 or normal (uniforms >= 2^-24, 1 + x >= 2^-24 in an attempt that can accept, Gamma values >=
+// d (2^-24)^3, 9d >= 6), and a subnormal result is flushed (an exp or a reciprocal below 2^-126, where the
+// Beta draw is 0 or 1 anyway). The one other operand: 1 + x <= 0 of an attempt outside the support
+// (mt_attempt_fast), whose logarithm is NaN or -inf, and which therefore rejects.
 #ifdef BOTS_HOST_EMU
 __device__ __forceinline__ float bots_rcp_approx(float x) { return bots_emu_rcp_approx(x); }
 __device__ __forceinline__ float bots_ln_approx(float x) { return __logf(x); }

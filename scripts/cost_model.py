@@ -531,7 +531,6 @@ def data_branches(src, cls):
     if not src.has(fb):  # sources before the fast kernels (a comparison at an older commit)
         return exact
     return exact + [
-        (f, src.find(f, "!(x > -1.0f)"), "fast attempt: x <= -1 (rejected)"),
         (f, src.find(f, "if (!ok)") | src.find(f, "if (ok)"), "fast attempt: squeeze / exact test / accept"),
         (fb, cls.fast["retry"] | src.find(fb, "bool need_"), "fast: a first attempt rejected, the retry loop"),
         (fb, src.find(fb, "beta_in_linear_space("), "fast Beta: linear vs log space (a shape below 1)"),
