@@ -16,12 +16,22 @@
 // not written; only their top 16 bits go to `digit_cache` (2 bytes/task) so the next pass recomputes
 // keys only for tasks that can still be selected. FAST: the fast draws (update_sample_score_fast,
 // KernelMode::Fast; distr.cuh), else the CPU's bits (update_sample_score).
+//
+// The draws are tried here only as far as almost all of them end (score_task<FAST, true>: the first
+// attempt of each Gamma, accepted by the squeeze in exact mode, by either test in fast mode); a task whose
+// draw needs more (an exact test, another attempt, another block: about 1.5% of tasks, exact, 0.9% fast, in
+// `bots bench` after some steps) is deferred: its bit set in `defer` (one word per 32 tasks, all clear
+// between passes: finish_deferred clears what it draws) and no digit or histogram count yet. finish_deferred(_fast) draws those whole
+// (score_task<FAST, false>, which starts over on the same words and gives what the whole draw here
+// would have: the same bits) before radix_find_bin(0) reads the histogram. A rare path in the loop would
+// make every warp hold its state, and the warp runs it whenever one of its 32 lanes needs it.
 template <bool FAST>
 __device__ __forceinline__ void update_sample_score_body(Params p, Pool d) {
     // Distinct buffers (the host allocates each apart): no store through one is read through another.
     float* __restrict__ const alpha = d.alpha;
     float* __restrict__ const beta = d.beta;
     unsigned short* __restrict__ const digits = d.digits;
+    uint32_t* __restrict__ const defer = d.defer;
     const Scalars* const sc = d.scalars;
     __shared__ uint32_t h[BOTS_RADIX_BINS];
     for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x) h[b] = 0;
@@ -36,9 +46,14 @@ __device__ __forceinline__ void update_sample_score_body(Params p, Pool d) {
         float a = alpha[k];
         float b = beta[k];
         if (pending) apply_pending_task(p, alpha, beta, d.alpha0, d.beta0, cols, rho, k, a, b);
-        const unsigned long long key = score_key(score_task<FAST>(p, a, b, step, (uint32_t)k), (uint32_t)k);
-        digits[k] = (unsigned short)(key >> 48);
-        atomicAdd(&h[(uint32_t)(key >> 53)], 1u);
+        float score;
+        if (score_task<FAST, true>(p, a, b, step, (uint32_t)k, &score)) {
+            const unsigned long long key = score_key(score, (uint32_t)k);
+            digits[k] = (unsigned short)(key >> 48);
+            atomicAdd(&h[(uint32_t)(key >> 53)], 1u);
+        } else {
+            atomicOr(&defer[k >> 5], 1u << (uint32_t)(k & 31));  // k < n: word k / 32 < ceil(n / 32)
+        }
     }
     __syncthreads();
     for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x)
@@ -52,6 +67,73 @@ extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params 
 extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score_fast(Params p, Pool d) {
     update_sample_score_body<true>(p, d);
 }
+
+// The deferred draws of the fused pass (its `defer` words: bit j of word w is task 32w + j): each drawn
+// whole (score_task<FAST, false>), its digit written and counted in hist0 (global atomics: about one task
+// in 70), its word cleared. CPU twin: the same backend::cpu::update_sample_score (the draws are the same;
+// the CPU has no deferral). A warp takes 32·SPAN consecutive words (lane l the words l, 32 + l, ...),
+// gathers their set bits into a queue in shared memory (at most 32·32·SPAN entries, 16-bit offsets into
+// the span), then draws them 32 at a time: a warp runs the whole draw once per 32 deferred tasks, not
+// once per lane that has one (about 15 in a warp's 1024 tasks, exact; 9, fast). FAST: after
+// update_sample_score_fast.
+template <bool FAST>
+__device__ __forceinline__ void finish_deferred_body(Params p, Pool d) {
+    constexpr uint32_t WARPS = 8;  // the host launches 256 threads
+    constexpr uint32_t SPAN = 2;   // words per lane and warp iteration
+    __shared__ uint16_t queue[WARPS][32 * 32 * SPAN];
+    if (blockDim.x % 32u != 0 || blockDim.x > 32u * WARPS) return;  // whole warps, one queue each
+    const uint32_t lane = threadIdx.x & 31u;
+    uint16_t* const q = queue[threadIdx.x >> 5];
+    const unsigned long long step = d.scalars->step;
+    const unsigned long long words = (p.n + 31) / 32;
+    const unsigned long long spans = (words + 32 * SPAN - 1) / (32 * SPAN);
+    const unsigned long long warp0 = ((unsigned long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    const unsigned long long stride = (unsigned long long)gridDim.x * blockDim.x / 32;
+    for (unsigned long long span = warp0; span < spans; span += stride) {  // uniform across the warp
+        const unsigned long long w0 = span * 32 * SPAN;
+        uint32_t bits[SPAN], count = 0;
+#pragma unroll
+        for (uint32_t j = 0; j < SPAN; ++j) {
+            const unsigned long long w = w0 + j * 32 + lane;
+            bits[j] = w < words ? d.defer[w] : 0u;
+            if (bits[j] != 0u) d.defer[w] = 0u;  // all clear for the next fused pass
+            // The last word's bits past n are never set (the fused pass sets a bit only for a task below
+            // n); masked anyway, so no task at or past n is drawn whatever the buffer holds.
+            if (w == words - 1 && (p.n & 31u) != 0) bits[j] &= (1u << (p.n & 31u)) - 1u;
+            count += __popc(bits[j]);
+        }
+        // Exclusive prefix sum of the counts over the warp: where this lane's tasks go in the queue.
+        uint32_t at = count;
+        for (uint32_t o = 1; o < 32; o <<= 1) {
+            const uint32_t v = __shfl_up_sync(0xffffffffu, at, o);
+            if (lane >= o) at += v;
+        }
+        const uint32_t total = __shfl_sync(0xffffffffu, at, 31);
+        at -= count;
+        if (total == 0) continue;  // uniform
+#pragma unroll
+        for (uint32_t j = 0; j < SPAN; ++j) {
+            while (bits[j] != 0u) {  // the task's offset in the span: its word's (j·32 + lane), its bit
+                q[at++] = (uint16_t)((j * 32 + lane) * 32 + (uint32_t)(__ffs(bits[j]) - 1));
+                bits[j] &= bits[j] - 1;
+            }
+        }
+        __syncwarp();
+        for (uint32_t r = lane; r < total; r += 32) {
+            const uint32_t task = (uint32_t)(w0 * 32 + q[r]);  // < n <= 2^32 - 1 (masked above)
+            float score;
+            score_task<FAST, false>(p, d.alpha[task], d.beta[task], step, task, &score);
+            const unsigned long long key = score_key(score, task);
+            d.digits[task] = (unsigned short)(key >> 48);
+            atomicAdd(&d.hist[(uint32_t)(key >> 53)], 1u);
+        }
+        __syncwarp();
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) finish_deferred(Params p, Pool d) { finish_deferred_body<false>(p, d); }
+
+extern "C" __global__ void __launch_bounds__(256) finish_deferred_fast(Params p, Pool d) { finish_deferred_body<true>(p, d); }
 
 // Pool-wide part of a pending update without sampling (flush before a second update, or before a
 // readback). CPU twin: update::apply_pending. clear_pending must follow it.
@@ -320,7 +402,11 @@ __device__ __forceinline__ void radix_filter_body(Params p, Pool d, unsigned lon
             if (queued == 32 || (end && queued != 0)) {
                 const bool live = lane < queued;
                 unsigned long long key = 0;
-                if (live) key = score_key(score_task<FAST>(p, d.alpha[task], d.beta[task], step, (uint32_t)task), (uint32_t)task);
+                if (live) {
+                    float score;
+                    score_task<FAST, false>(p, d.alpha[task], d.beta[task], step, (uint32_t)task, &score);
+                    key = score_key(score, (uint32_t)task);
+                }
                 place(key, live);
                 queued = 0;
             }

@@ -47,25 +47,33 @@ __device__ __forceinline__ float mt_value(float d, float x) {
 }
 
 // G ~ Gamma(a), a = shape (or shape + 1 below 1), linear (src/twin/distr/gamma.rs sample_gamma_mt: blocks 1..
-// hold two attempts each; d if every block rejects).
-__device__ __forceinline__ float sample_gamma_mt(float shape, const TaskStream& st, uint32_t purpose) {
+// hold two attempts each; d if every block rejects): *g, and true. FIRST: the first try only, block 1's
+// first attempt accepted by the squeeze, which is how almost every draw ends: true and the same *g as the
+// whole draw, or false when the draw needs more (x <= -1, the exact test, a further attempt), which the
+// caller finishes later with the whole draw (FIRST = false: it starts over on the same words).
+template <bool FIRST>
+__device__ __forceinline__ bool sample_gamma_mt(float shape, const TaskStream& st, uint32_t purpose, float* g) {
     float d, q;
     mt_constants(shape, &d, &q);  // q = c^2: x = c z comes from box_muller_scaled
-    for (uint32_t blk = 1; blk <= BOTS_MAX_GAMMA_BLOCKS; ++blk) {
+    for (uint32_t blk = 1; blk <= (FIRST ? 1u : BOTS_MAX_GAMMA_BLOCKS); ++blk) {
         const uint4 w = st.block(purpose, blk);
         float xs[2];
         box_muller_scaled(w.x, w.y, q, &xs[0], &xs[1]);
         const uint32_t us[2] = {w.z, w.w};
 #pragma unroll
-        for (int j = 0; j < 2; ++j) {
+        for (int j = 0; j < (FIRST ? 1 : 2); ++j) {
             const float x = xs[j];
             if (x <= -1.0f) continue;
             const float u = u01(us[j]);
-            if (mt_squeeze(d, x, u) || mt_exact(d, x, u)) return mt_value(d, x);
+            if (mt_squeeze(d, x, u) || (!FIRST && mt_exact(d, x, u))) {
+                *g = mt_value(d, x);
+                return true;
+            }
         }
     }
     // Out of blocks (probability below 0.05^128): the mode-like value d keeps the work bounded.
-    return d;
+    *g = d;
+    return !FIRST;
 }
 
 // ln G(shape) from ln G(shape + 1) below 1: + ln(U)/shape, U from block 0 word 0 (gamma_boost).
@@ -84,13 +92,20 @@ __device__ __forceinline__ bool beta_in_linear_space(float alpha, float beta) {
     return alpha >= 1.0f && beta >= 1.0f;
 }
 
-__device__ __forceinline__ float sample_beta(float alpha, float beta, const TaskStream& st) {
-    const float ga = sample_gamma_mt(alpha, st, PURPOSE_GAMMA_ALPHA);
-    const float gb = sample_gamma_mt(beta, st, PURPOSE_GAMMA_BETA);
-    if (beta_in_linear_space(alpha, beta)) return 1.0f / (1.0f + gb / ga);
+// *out and true; FIRST: the first try of both Gammas (sample_gamma_mt<true>): false when either needs more.
+template <bool FIRST>
+__device__ __forceinline__ bool sample_beta(float alpha, float beta, const TaskStream& st, float* out) {
+    float ga, gb;
+    if (!sample_gamma_mt<FIRST>(alpha, st, PURPOSE_GAMMA_ALPHA, &ga)) return false;
+    if (!sample_gamma_mt<FIRST>(beta, st, PURPOSE_GAMMA_BETA, &gb)) return false;
+    if (beta_in_linear_space(alpha, beta)) {
+        *out = 1.0f / (1.0f + gb / ga);
+        return true;
+    }
     const float la = gamma_boost(alpha, bots_ln_normal(ga), st, PURPOSE_GAMMA_ALPHA);
     const float lb = gamma_boost(beta, bots_ln_normal(gb), st, PURPOSE_GAMMA_BETA);
-    return 1.0f / (1.0f + bots_exp(lb - la));
+    *out = 1.0f / (1.0f + bots_exp(lb - la));
+    return true;
 }
 
 __device__ __forceinline__ float sample_gumbel(const TaskStream& st) {
@@ -164,7 +179,10 @@ __device__ __forceinline__ float gamma_boost_fast(float shape, float log_g, cons
 
 // Beta(alpha, beta) as sample_beta, fast: the first attempts of both Gammas from one block, the retries of
 // either in one loop (a warp runs the loop as often as its worst lane needs a block, not once per Gamma).
-__device__ __forceinline__ float sample_beta_fast(float alpha, float beta, const TaskStream& st) {
+// *out and true; FIRST: the first attempts only, false when either rejects (the caller finishes the
+// draw later with FIRST = false, which starts over on the same words).
+template <bool FIRST>
+__device__ __forceinline__ bool sample_beta_fast(float alpha, float beta, const TaskStream& st, float* out) {
     float da, ca, db, cb;
     mt_constants_fast(alpha, &da, &ca);
     mt_constants_fast(beta, &db, &cb);
@@ -174,6 +192,7 @@ __device__ __forceinline__ float sample_beta_fast(float alpha, float beta, const
     float ga = da, gb = db;  // d: the value when every block rejects (as sample_gamma_mt)
     bool need_a = !mt_attempt_fast(da, ca, za, u01(w.z), &ga);
     bool need_b = !mt_attempt_fast(db, cb, zb, u01(w.w), &gb);
+    if (FIRST && (need_a || need_b)) return false;
     uint32_t blk_a = 1, blk_b = 1;
     while (need_a || need_b) {
         const bool for_a = need_a;
@@ -194,10 +213,14 @@ __device__ __forceinline__ float sample_beta_fast(float alpha, float beta, const
         }
     }
     // The approximate reciprocal of a value just above 1 may come out a little above 1: clamped to [0, 1].
-    if (beta_in_linear_space(alpha, beta)) return fminf(bots_rcp_approx(1.0f + gb * bots_rcp_approx(ga)), 1.0f);
+    if (beta_in_linear_space(alpha, beta)) {
+        *out = fminf(bots_rcp_approx(1.0f + gb * bots_rcp_approx(ga)), 1.0f);
+        return true;
+    }
     const float la = gamma_boost_fast(alpha, bots_ln_approx(ga), st, PURPOSE_GAMMA_ALPHA);
     const float lb = gamma_boost_fast(beta, bots_ln_approx(gb), st, PURPOSE_GAMMA_BETA);
-    return fminf(bots_rcp_approx(1.0f + bots_exp_approx(lb - la)), 1.0f);
+    *out = fminf(bots_rcp_approx(1.0f + bots_exp_approx(lb - la)), 1.0f);
+    return true;
 }
 
 // Gumbel noise, fast: -ln(-ln U), the inner -ln accurate near U = 1 (the Gumbel's upper tail, which decides a

@@ -74,20 +74,36 @@ __device__ __forceinline__ uint32_t ladder_segment(double r, const double* sums,
 }
 
 // FAST: the fast draws of distr.cuh (the `*_fast` kernels, KernelMode::Fast); else the exact twin of
-// select::score_task. The posterior mean (do_sample off) is the same division in both.
-template <bool FAST>
-__device__ __forceinline__ float score_task(const Params& p, float alpha, float beta, unsigned long long step, uint32_t task) {
-    const TaskStream st(p.seed, step, task);
-    if (FAST) {
-        const float p_hat = p.do_sample ? sample_beta_fast(alpha, beta, st) : alpha / (alpha + beta);
-        const float s = -fabsf(p.target - p_hat);
-        if (p.tau > 0.0f) return __fdividef(s, p.tau) + sample_gumbel_fast(st);
-        return s;
+// select::score_task. The posterior mean (do_sample off) is the same division in both. *score and true;
+// FIRST: the first try of the draws (sample_beta<true>, sample_beta_fast<true>), false when a draw needs
+// more; score_task<FAST, false> of the same task then gives what this would have.
+template <bool FAST, bool FIRST>
+__device__ __forceinline__ bool score_task(const Params& p, float alpha, float beta, unsigned long long step, uint32_t task,
+                                           float* score) {
+    const TaskStream st(p.philox_keys, step, task);
+    float p_hat;
+    if (p.do_sample) {
+        bool drawn;
+        if constexpr (FAST) {
+            drawn = sample_beta_fast<FIRST>(alpha, beta, st, &p_hat);
+        } else {
+            drawn = sample_beta<FIRST>(alpha, beta, st, &p_hat);
+        }
+        if (!drawn) return false;
+    } else {
+        p_hat = alpha / (alpha + beta);
     }
-    const float p_hat = p.do_sample ? sample_beta(alpha, beta, st) : alpha / (alpha + beta);
     const float s = -fabsf(p.target - p_hat);
-    if (p.tau > 0.0f) return s / p.tau + sample_gumbel(st);
-    return s;
+    if (p.tau > 0.0f) {
+        if constexpr (FAST) {
+            *score = __fdividef(s, p.tau) + sample_gumbel_fast(st);
+        } else {
+            *score = s / p.tau + sample_gumbel(st);
+        }
+    } else {
+        *score = s;
+    }
+    return true;
 }
 
 __device__ __forceinline__ unsigned long long score_key(float score, uint32_t task) {

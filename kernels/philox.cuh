@@ -14,32 +14,49 @@ enum BotsPurpose : uint32_t {
     PURPOSE_FAST = BOTS_PURPOSE_FAST,
 };
 
-__device__ __forceinline__ uint4 philox4x32_10(uint4 ctr, uint2 key) {
+// Philox4x32-10 with its round keys given: rk[2r], rk[2r + 1] in round r (src/twin/philox.rs round_keys).
+__device__ __forceinline__ uint4 philox4x32_10(uint4 ctr, const uint32_t* rk) {
 #pragma unroll
     for (int r = 0; r < 10; ++r) {
-        if (r > 0) {
-            key.x += BOTS_PHILOX_W0;
-            key.y += BOTS_PHILOX_W1;
-        }
         const uint32_t hi0 = __umulhi(BOTS_PHILOX_M0, ctr.x), lo0 = BOTS_PHILOX_M0 * ctr.x;
         const uint32_t hi1 = __umulhi(BOTS_PHILOX_M1, ctr.z), lo1 = BOTS_PHILOX_M1 * ctr.z;
-        ctr = make_uint4(hi1 ^ ctr.y ^ key.x, lo1, hi0 ^ ctr.w ^ key.y, lo0);
+        ctr = make_uint4(hi1 ^ ctr.y ^ rk[2 * r], lo1, hi0 ^ ctr.w ^ rk[2 * r + 1], lo0);
     }
     return ctr;
 }
 
 // The random words of one task at one step (TaskStream in Rust).
 struct TaskStream {
-    uint2 key;
+    uint32_t rk[20];  // the round keys of the seed
     uint32_t task;
     unsigned long long step;
 
+    // From the round keys the host computed (Params::philox_keys): in a kernel, operands from the
+    // parameter bank, neither registers held through the task loop nor recomputed per block.
+    __device__ __forceinline__ TaskStream(const uint32_t (&keys)[20], unsigned long long step_, uint32_t task_)
+        : task(task_), step(step_) {
+#pragma unroll
+        for (int i = 0; i < 20; ++i) rk[i] = keys[i];
+    }
+
+    // From the seed (key [seed lo, seed hi], + r (W0, W1) in round r).
     __device__ __forceinline__ TaskStream(unsigned long long seed, unsigned long long step_, uint32_t task_)
-        : key(make_uint2((uint32_t)seed, (uint32_t)(seed >> 32))), task(task_), step(step_) {}
+        : task(task_), step(step_) {
+        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+#pragma unroll
+        for (int r = 0; r < 10; ++r) {
+            if (r > 0) {
+                k0 += BOTS_PHILOX_W0;
+                k1 += BOTS_PHILOX_W1;
+            }
+            rk[2 * r] = k0;
+            rk[2 * r + 1] = k1;
+        }
+    }
 
     // Block `block` (< 2^24) of `purpose`.
     __device__ __forceinline__ uint4 block(uint32_t purpose, uint32_t blk) const {
-        return philox4x32_10(make_uint4(task, (purpose << 24) | blk, (uint32_t)step, (uint32_t)(step >> 32)), key);
+        return philox4x32_10(make_uint4(task, (purpose << 24) | blk, (uint32_t)step, (uint32_t)(step >> 32)), rk);
     }
 };
 

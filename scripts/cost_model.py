@@ -272,6 +272,8 @@ PLACE = "radix: place key (prefix, digit, histogram)"
 SLOT_BALLOT = "radix: warp slot ballot (each placement round, 2 per round)"
 SLOT_ATOMIC = "radix: warp slot atomic (2 per round; 1 runs when a lane places)"
 SETUP = "once per thread: setup, shared histogram zero/flush (outside the task loop)"
+FIXED = "fixed (loads, stores, loop, histogram)"
+DEFER = "first try: deferral (the task's bit, atomicOr)"
 
 
 class Classifier:
@@ -310,6 +312,7 @@ class Classifier:
         self.uss_body = "update_sample_score_body"
         self.uss_file, _, _ = src.body(self.uss_body)
         self.uss_loop = self.block(self.uss_body, "GRID_STRIDE(")
+        self.uss_defer = src.find(self.uss_body, "atomicOr(&defer[")
         fb = "sample_beta_fast"
         self.fast = {
             "philox": src.find(fb, "PURPOSE_FAST"),
@@ -317,12 +320,29 @@ class Classifier:
             "constants": src.find(fb, "mt_constants_fast("),
             "first": src.find(fb, "u01(w.z)") | src.find(fb, "u01(w.w)") | src.find(fb, "float ga = da"),
             "retry": set(range(*(lambda b: (b[0], b[1] + 1))(self.block(fb, re.compile(r"\bwhile\s*\("))))),
-            "linear": src.find(fb, "beta_in_linear_space("),
+            "linear": set(range(*(lambda b: (b[0], b[1] + 1))(self.block(fb, "if (beta_in_linear_space("))))
+            if "{" in src.line(*self._first(fb, "if (beta_in_linear_space(")) else src.find(fb, "beta_in_linear_space("),
             "exact": src.find("mt_attempt_fast", "if (!ok)"),
             "second": src.find(fb, "u01(v.w)"),
+            "bail": src.find(fb, "if (FIRST &&"),
         }
-        m = re.search(r"j\s*<\s*(\d+)", self.src.line(*self._first("sample_gamma_mt", re.compile(r"for\s*\(\s*int\s+j\s*="))))
-        self.attempts_per_block = int(m.group(1))
+        self.beta_bail = src.find(b, "return false;")
+        # attempts unrolled per Philox block: `j < (FIRST ? 1 : 2)` (the first try's copy, the whole draw's)
+        jl = self.src.line(*self._first("sample_gamma_mt", re.compile(r"for\s*\(\s*int\s+j\s*=")))
+        m = re.search(r"j\s*<\s*\(\s*FIRST\s*\?\s*(\d+)\s*:\s*(\d+)\s*\)", jl)
+        if m:
+            self.attempts_first, self.attempts_per_block = int(m.group(1)), int(m.group(2))
+        else:
+            m = re.search(r"j\s*<\s*(\d+)", jl)
+            self.attempts_first = self.attempts_per_block = int(m.group(1))
+        # finish_deferred's body: the queue's draw loop (`for (uint32_t r = lane; ...)`) and the rest
+        self.fd_body = "finish_deferred_body"
+        self.fd_file, _, _ = src.body(self.fd_body)
+        self.fd_draw = self.block(self.fd_body, re.compile(r"\bfor\s*\(\s*uint32_t r = lane\b"))
+        self.fd_fill = self.block(self.fd_body, re.compile(r"\bwhile\s*\(\s*bits\[j\] != 0u\s*\)"))
+        self.fd_loop = self.block(self.fd_body, re.compile(r"\bfor\s*\(\s*unsigned long long span\b"))
+        m = re.search(r"SPAN = (\d+);", "\n".join(src.text[self.fd_file]))
+        self.fd_span = int(m.group(1))
         self.slot_ballot = src.find("warp_slot", "__ballot_sync(") | src.find("warp_slot", "ballot == 0")
 
     def _first(self, name, marker):
@@ -349,6 +369,15 @@ class Classifier:
         raise SystemExit(f"cost_model.py: no block at {marker!r} in {name}")
 
     def classify(self, kernel, insn):
+        """(path, draw) for one instruction; draw is 'alpha', 'beta' or ''. The fused pass's deferral of a
+        task (its bit in `defer`) is DEFER."""
+        path, draw = self._classify(kernel, insn)
+        if path == FIXED and kernel.startswith("update_sample_score") and any(
+                self.src.func_at(f, l) == self.uss_body and l in self.uss_defer for f, l in insn.chain):
+            return DEFER, ""
+        return path, draw
+
+    def _classify(self, kernel, insn):
         """(path, draw) for one instruction; draw is 'alpha', 'beta' or ''."""
         if insn.sub == "padding":
             return "padding (NOP, trailing BRA)", ""
@@ -375,6 +404,8 @@ class Classifier:
                     if exact:
                         return "fast: retry, first attempt's exact test", ""
                     return "fast: retry loop (Philox, Box-Muller, first attempt)", ""
+                if l in fs["bail"]:
+                    return "fast: first try's test (a first attempt rejected: deferred)", ""
                 if l in fs["philox"]:
                     return "fast: Philox block (both first attempts)", ""
                 if l in fs["box_muller"]:
@@ -415,6 +446,8 @@ class Classifier:
         if "sample_beta" in names:
             for f, l, n in frames:
                 if n == "sample_beta":
+                    if l in self.beta_bail:
+                        return "beta: first try's test (a Gamma needs more: deferred)", ""
                     if l in self.beta["linear"]:
                         return "beta: linear combine", ""
                     return "beta: log-space combine", ""
@@ -455,7 +488,7 @@ class Classifier:
             return "score (p_hat, target, key setup)", ""
         if "score_key" in names:
             return "key", ""
-        return "fixed (loads, stores, loop, histogram)", ""
+        return FIXED, ""
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -510,7 +543,7 @@ def config_branches(src, cls):
          "segment_rate: form == BOTS_FEATURES_F32: no (f16; the test is not reached)", "skip", f32),
         ("segment_rate", src.find("segment_rate", "if (c.lo != nullptr)"), "segment_rate: c.lo != nullptr (K = 2, lo is a column)",
          "run", f16),
-        ("score_task", src.find("score_task", "p.do_sample ?"), "p.do_sample ? sample : posterior mean: do_sample on",
+        ("score_task", src.find("score_task", "if (p.do_sample)"), "if (p.do_sample): do_sample on",
          "run", either(_in_func("sample_beta"), _in_func("sample_beta_fast"))),
         ("score_task", src.find("score_task", "if (p.tau > 0.0f)"), "if (p.tau > 0.0f) ... Gumbel: tau = 0", "skip",
          either(_in_func("sample_gumbel"), _in_func("sample_gumbel_fast"))),
@@ -521,7 +554,13 @@ def data_branches(src, cls):
     """(function, source lines, what decides it): data-dependent branches, both sides kept (the paths
     behind them are weighted by the measured per-warp frequencies, or are in the per-path counts)."""
     g, f, fb = "sample_gamma_mt", "mt_attempt_fast", "sample_beta_fast"
-    exact = [
+    body = cls.uss_body
+    first_try = [
+        (body, src.find(body, "if (score_task<FAST, true>("), "first try: the task's score, or the task deferred"),
+        ("score_task", src.find("score_task", "if (!drawn) return false;"), "first try: a draw needs more"),
+        ("sample_beta", cls.beta_bail, "first try: a Gamma needs more"),
+    ]
+    exact = first_try + [
         (g, src.find(g, "x <= -1.0f"), "attempt: x <= -1 (rejected)"),
         (g, src.find(g, "mt_squeeze("), "attempt: squeeze / exact test / accept"),
         (g, cls.gamma["loop"], "another Philox block (retry)"),
@@ -533,7 +572,8 @@ def data_branches(src, cls):
     return exact + [
         (f, src.find(f, "if (!ok)") | src.find(f, "if (ok)"), "fast attempt: squeeze / exact test / accept"),
         (fb, cls.fast["retry"] | src.find(fb, "bool need_"), "fast: a first attempt rejected, the retry loop"),
-        (fb, src.find(fb, "beta_in_linear_space("), "fast Beta: linear vs log space (a shape below 1)"),
+        (fb, cls.fast["bail"], "fast first try: a first attempt rejected (deferred)"),
+        (fb, cls.fast["linear"], "fast Beta: linear vs log space (a shape below 1)"),
         ("gamma_boost_fast", src.find("gamma_boost_fast", "shape < 1.0f"), "fast boost: shape < 1"),
     ]
 
@@ -704,6 +744,48 @@ def sample_warp(per, freq, A):
     }
 
 
+def deferral_rate(freq, fast):
+    """The chance that the fused pass defers a task's draw (its first try needs more), per task: exact, a
+    Gamma's first attempt not accepted by the squeeze (the per-lane rate behind warp_exact); fast, a first
+    attempt rejected (behind warp_attempt1); either of the two Gammas."""
+    lane = 1 - (1 - freq["warp_attempt1" if fast else "warp_exact"]) ** (1 / 32)
+    return 1 - (1 - lane) ** 2
+
+
+def sample_warp_first(per, freq, A):
+    """The fused pass's first try (update_sample_score: sample_beta<true>): both Gammas' first attempt, the
+    squeeze only; a draw that needs more is deferred to finish_deferred."""
+    c = lambda p: per.get(p, 0.0)  # noqa: E731
+    first, attempt, exact, value, block = gamma_costs(per, A)
+    return {
+        "2 Gammas: shape constants, Philox block, Box-Muller": 2 * first,
+        "2 Gammas: attempt 0 + squeeze + accepted value": 2 * (attempt + value),
+        "first try's tests (deferred when a Gamma needs more)": c("beta: first try's test (a Gamma needs more: deferred)"),
+        "Beta: linear combine": c("beta: linear combine"),
+        "Beta: log space + boosts (x warps)": (c("beta: log-space combine") + c("beta: boost (shape < 1)")) * freq["warp_log_space"],
+        "Gumbel (x tau > 0)": c("gumbel (tau > 0)") * freq["gumbel"],
+        "score, key": c("score (p_hat, target, key setup)") + c("key"),
+    }
+
+
+def sample_warp_fast_first(per, freq, A):
+    """The fused pass's fast first try (sample_beta_fast<true>): one Philox block and one Box-Muller pair,
+    both first attempts with their exact tests (weighted as sample_warp_fast's); a rejection defers the
+    draw to finish_deferred_fast."""
+    c = lambda p: per.get(p, 0.0)  # noqa: E731
+    return {
+        "fast: shape constants, Philox block, Box-Muller pair": c("fast: shape constants")
+        + c("fast: Philox block (both first attempts)") + c("fast: Box-Muller pair (z_alpha, z_beta)"),
+        "fast: 2 first attempts (x, squeeze, value)": c("fast: first attempt (x, squeeze, value)"),
+        "fast: first attempts' exact tests (x warps running each)": c("fast: first attempt's exact test") * freq["warp_exact"],
+        "fast: first try's test (deferred when a first attempt rejects)": c("fast: first try's test (a first attempt rejected: deferred)"),
+        "Beta: linear combine": c("fast: linear combine"),
+        "Beta: log space + boosts (x warps)": c("fast: log-space combine + boosts") * freq["warp_log_space"],
+        "Gumbel (x tau > 0)": c("gumbel (tau > 0)") * freq["gumbel"],
+        "score, key": c("score (p_hat, target, key setup)") + c("key"),
+    }
+
+
 def sample_warp_fast(per, freq, A):
     """One warp's instructions for the fast sample + score (sample_beta_fast): one Philox block and one
     Box-Muller pair for both first attempts; each first attempt's exact test weighted as the exact mode's
@@ -840,18 +922,22 @@ def main():
     freq = dict(FREQ_DEFAULTS)
     if a.freq:
         freq.update(json.load(open(a.freq)))
-    for suffix, sampler, mode in [("", sample_warp, "exact (default)"), ("_fast", sample_warp_fast, "fast (KernelMode::Fast)")]:
+    for suffix, sampler, first, mode in [("", sample_warp, sample_warp_first, "exact (default)"),
+                                         ("_fast", sample_warp_fast, sample_warp_fast_first, "fast (KernelMode::Fast)")]:
         project(w, a, cls, freq, per_run_counts(counts["update_sample_score" + suffix]),
                 per_run_counts(dyn["update_sample_score" + suffix]),
-                per_run_counts(counts["radix_filter" + suffix]), sampler, suffix, mode)
+                per_run_counts(counts["radix_filter" + suffix]), sampler, suffix, mode, first,
+                kernels["finish_deferred" + suffix])
     w("| mode (`bots bench`) | launches per step | also per step |")
     w("|---|---|---|")
-    sel = "select_init, update_sample_score, 6 x (radix_find_bin, radix_filter), bitonic_sort_block, keys_to_tasks"
+    sel = ("select_init, update_sample_score, finish_deferred, 6 x (radix_find_bin, radix_filter), bitonic_sort_block, "
+           "keys_to_tasks")
     upd = "apply_pending, clear_pending, batch_validate, batch_reduce, batch_scatter, batch_finish"
-    w(f"| `--device-verbs` | 16 + 6 = 22 ({sel}; {upd}) | none |")
-    w("| `--graph` | 1 graph launch of the same 22 kernels | none |")
-    w("| host verbs (default) | the same 22 | k ids device-to-host, k outcomes host-to-device, a synchronization |")
-    w("\n`--kernel-mode fast` launches `update_sample_score_fast` and `radix_filter_fast` in place of the exact two.\n")
+    w(f"| `--device-verbs` | 17 + 6 = 23 ({sel}; {upd}) | none |")
+    w("| `--graph` | 1 graph launch of the same 23 kernels | none |")
+    w("| host verbs (default) | the same 23 | k ids device-to-host, k outcomes host-to-device, a synchronization |")
+    w("\n`--kernel-mode fast` launches `update_sample_score_fast`, `finish_deferred_fast` and `radix_filter_fast` in "
+      "place of the exact three.\n")
     print("\n".join(out))
     if a.json:
         asdict = lambda cs: {k: {f"{p}|{d}": v for (p, d), v in c.items()} for k, c in cs.items()}  # noqa: E731
@@ -860,24 +946,65 @@ def main():
                   open(a.json, "w"), indent=1)
 
 
-def uss_warp_parts(uss, freq, sampler, A):
-    """update_sample_score's warp instructions per warp of 32 tasks, by part."""
-    parts = {"loop, loads, stores, digit, histogram atomic": uss["fixed (loads, stores, loop, histogram)"],
+def uss_warp_parts(uss, freq, sampler, A, rate):
+    """update_sample_score's warp instructions per warp of 32 tasks, by part (rate: the per-task deferral
+    rate; a warp runs the deferral when any of its 32 lanes defers)."""
+    parts = {"loop, loads, stores, digit, histogram atomic": uss[FIXED],
              "pending update (x pending)": uss["pending update"] * freq["warp_pending"]}
     parts.update(sampler(uss, freq, A))
+    parts[f"deferral: the task's bit (x {1 - (1 - rate) ** 32:.3f} of warps)"] = uss[DEFER] * (1 - (1 - rate) ** 32)
     return parts
 
 
-def project(w, a, cls, freq, uss, uss_dyn, rf, sampler, suffix, mode):
+def finish_costs(cls, insns, rate, n):
+    """finish_deferred(_fast)'s warp instructions at N = n: (per warp iteration, per round of up to 32
+    draws, rounds per warp iteration, total). A warp iteration reads 32·SPAN words (1024·SPAN tasks) and
+    builds the queue (its fill loop unrolled SPAN times); each round draws 32 queued tasks whole. Per round, every path of the whole draw is charged
+    once (a round's ~10-15 lanes between them need the exact tests, attempt 1 and retries of both Gammas),
+    except the log-space Beta, the boosts and Gumbel (not in the benchmark configuration) and the IEEE slow
+    paths. The queue fill runs per set bit of the busiest lane: charged mean + 2 sd + 1 times."""
+    scan = fill = draw = 0
+    for ins in insns:
+        if ins.sub:
+            continue
+        lines = [l for f, l in ins.chain if f == cls.fd_file and cls.src.func_at(f, l) == cls.fd_body]
+        if not lines:
+            continue
+        l = lines[-1]
+        path, _ = cls.classify("finish_deferred", ins)
+        if cls.fd_draw[0] <= l <= cls.fd_draw[1]:
+            if any(x in path for x in ("log-space", "boost", "gumbel", "padding")):
+                continue
+            draw += 1
+        elif cls.fd_fill[0] <= l <= cls.fd_fill[1]:
+            fill += 1
+        elif cls.fd_loop[0] <= l <= cls.fd_loop[1]:
+            scan += 1
+    lam = 1024.0 * cls.fd_span * rate  # deferred tasks per warp iteration (Poisson)
+    # E[ceil(X / 32)], X ~ Poisson(lam)
+    pk, rounds, cdf = math.exp(-lam), 0.0, 0.0
+    for x in range(0, int(lam + 20 * math.sqrt(lam + 1) + 64)):
+        if x > 0:
+            pk *= lam / x
+        rounds += pk * math.ceil(x / 32)
+    per_lane = lam / 32.0 / cls.fd_span  # set bits per lane and word (the fill loop is unrolled per word)
+    per_iter = scan + fill * (per_lane + 2 * math.sqrt(per_lane) + 1)
+    iters = n / (1024.0 * cls.fd_span)
+    return per_iter, draw, rounds, iters * (per_iter + rounds * draw)
+
+
+def project(w, a, cls, freq, uss, uss_dyn, rf, sampler, suffix, mode, first_sampler=None, fd_insns=None):
     """The projection of one kernel mode (exact: sample_warp; fast: sample_warp_fast), from the static counts
     of update_sample_score's paths (uss) and from the dynamic ones (uss_dyn: the benchmark configuration);
     radix_filter's counts are static."""
     n, kk, hw, A = a.tasks, a.batch, H100, cls.attempts_per_block
     warps = n / 32.0
-    uss_parts = uss_warp_parts(uss, freq, sampler, A)
+    drate = deferral_rate(freq, suffix == "_fast")
+    uss_parts = uss_warp_parts(uss, freq, first_sampler, cls.attempts_first, drate)
     uss_warp = sum(uss_parts.values())
-    dyn_parts = uss_warp_parts(uss_dyn, freq, sampler, A)
+    dyn_parts = uss_warp_parts(uss_dyn, freq, first_sampler, cls.attempts_first, drate)
     dyn_warp = sum(dyn_parts.values())
+    fd_iter, fd_round, fd_rounds, fd_total = finish_costs(cls, fd_insns, drate, n)
 
     # radix_filter. Pass 0 scans the pool: a warp iteration of the chunk loop takes 256 tasks (8 digits per
     # lane, one 16-byte load) and runs the loop, the load, the test and a warp OR; an iteration where some
@@ -913,7 +1040,12 @@ def project(w, a, cls, freq, uss, uss_dyn, rf, sampler, suffix, mode):
     # features of the pending update (4), the digit cache written (2); pass 0 reads the digits (2) and, per
     # live task, alpha and beta again (two 32-byte sectors); later passes read and write 8-byte candidates.
     uss_bytes = n * (8 + (8 + 4) * freq["warp_pending"] + 2)
+    # finish_deferred: the words read (and the non-zero ones cleared), per deferred task its alpha and beta
+    # (two 32-byte sectors) and its digit (a sector written).
+    deferred = n * drate
+    fd_bytes = n / 8 + n / 8 * (1 - (1 - drate) ** 32) + deferred * 96
     rf_rows = [
+        (f"finish_deferred{suffix} ({deferred / 1e6:.2f} M deferred draws)", fd_bytes, fd_total),
         (f"radix_filter{suffix} pass 0 (pool scan)", n * 2 + live * 64 + live * 8, rf_pass0 + setup_rf),
         (f"radix_filter{suffix} passes 1-5 (candidates)", 5 * cand * 16, rf_later + 5 * setup_rf),
     ]
@@ -935,6 +1067,10 @@ def project(w, a, cls, freq, uss, uss_dyn, rf, sampler, suffix, mode):
     w(f"(Warp instructions: static counts, every instruction of a path charged; dynamic: the instructions of "
       f"update_sample_score{suffix}'s task loop that a warp runs in the benchmark configuration: {DYN_CONFIG}. "
       "The data-dependent paths keep their per-warp frequencies in both.)\n")
+    w(f"`finish_deferred{suffix}`: {drate * 100:.2f}% of draws deferred ({deferred / 1e6:.2f} M at N = {n:.0e}); per warp "
+      f"iteration of {32 * cls.fd_span} words ({1024 * cls.fd_span} tasks) {fd_iter:.0f} warp instructions (scan, queue), {fd_rounds:.2f} rounds of "
+      f"{fd_round} (the whole draw for up to 32 queued tasks, every path once); {fd_total / n * 32:.1f} per 32 "
+      "tasks of the pool.\n")
     w(f"`radix_filter{suffix}` pass 0: {scan:.0f} per warp iteration of 256 tasks for the scan ({scan / 8:.1f} per 32 "
       f"tasks), {mask + outer:.0f} more in an iteration where a lane holds a live task ({groups_live:.0f} of "
       f"{groups:.0f}), {per_live:.0f} per live task to queue it ({live:.0f}), {outer + per_flush:.0f} per placement of "

@@ -201,16 +201,16 @@ bench "copy yardstick 1e9" 40 1000000000 1024 20 --yardstick
 peer "torch compiled 1e8" 90 --tasks "$(n_ 100000000)" --batch 1024 --steps 20 --compile
 bench "step graph 1e9 k 1024" 60 1000000000 1024 20 --device-verbs --graph
 bench "step host 1e9 k 1024" 60 1000000000 1024 20
-# The profile a short figure needs (issue 9): the two pool-wide kernels of one warmed device-verbs step
+# The profile a short figure needs (issue 9): the pool-wide kernels of one warmed device-verbs step
 # at 10^8 under ncu (speed of light, memory workload, occupancy, launch stats, DRAM bytes, time, and the
 # warp instructions executed and issue activity the cost model predicts: scripts/cost-model.sh), in
-# ncu.log. A step launches update_sample_score once and radix_filter 6 times (7 matching launches);
-# the 2 warmup steps (14 launches) are skipped, so the profile is of a pool with a pending update, as in
+# ncu.log. A step launches update_sample_score and finish_deferred once and radix_filter 6 times (8
+# matching launches); the 2 warmup steps (16 launches) are skipped, so the profile is of a pool with a pending update, as in
 # the timed steps.
 ncu_bin=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
 if [[ -n $ncu_bin ]]; then
-  step "ncu step 1e8 k 1024" 90 "$out/ncu.log" "$ncu_bin" -k 'regex:^(update_sample_score|radix_filter)' \
-    --launch-skip 14 --launch-count 7 \
+  step "ncu step 1e8 k 1024" 90 "$out/ncu.log" "$ncu_bin" -k 'regex:^(update_sample_score|finish_deferred|radix_filter)' \
+    --launch-skip 16 --launch-count 8 \
     --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
     --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum,smsp__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active,sm__cycles_elapsed.avg.per_second \
     "$bots" bench --backend cuda --tasks "$(n_ 100000000)" --batch 1024 --steps 1 --warmup 2 --device-verbs

@@ -102,7 +102,7 @@ python3 -c "import json,sys; json.dump([json.loads(l) for l in open(sys.argv[1])
 # the cost model (scripts/cost-model.sh) per kernel.
 ncu_bin=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
 for m in exact fast; do
-  step "ncu step 1e8 $m" 60 "$ncu_bin" -k 'regex:^(update_sample_score|radix_filter)' --launch-skip 14 --launch-count 7 \
+  step "ncu step 1e8 $m" 60 "$ncu_bin" -k 'regex:^(update_sample_score|finish_deferred|radix_filter)' --launch-skip 16 --launch-count 8 \
     --section SpeedOfLight --section Occupancy --section LaunchStats \
     --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum,smsp__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active,sm__cycles_elapsed.avg.per_second \
     "$bots" bench --backend cuda --tasks $(n_ 100000000) --batch 1024 --steps 1 --warmup 2 --device-verbs \

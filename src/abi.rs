@@ -65,6 +65,10 @@ c_struct! {
         nbr_touched_cap: u64 = "unsigned long long",
         /// Slots of `DevicePtrs::batch_hash` (a power of two, at least twice the largest batch).
         nbr_hash_slots: u64 = "unsigned long long",
+        /// The Philox4x32-10 round keys of `seed` (`crate::twin::philox::round_keys`): the kernels read
+        /// them as operands from the parameter bank, rather than keep twenty registers through a task
+        /// loop or derive them again for every block.
+        philox_keys: [u32; 20] = "uint32_t" [20],
     }
 }
 
@@ -151,6 +155,9 @@ c_struct! {
         /// The batch lookup, task id to row: `nbr_hash_slots` entries `task << 32 | row`, open
         /// addressing, [`HASH_EMPTY`] when free (filled by `batch_validate`, emptied by `nbr_clear`).
         batch_hash: u64 = "unsigned long long*",
+        /// The fused pass's deferred draws, one bit per task (32 tasks a word, every word rewritten by
+        /// each fused pass; `finish_deferred` draws the set ones).
+        defer: u64 = "uint32_t*",
     }
 }
 
@@ -173,9 +180,9 @@ c_struct! {
 /// 64-bit words of [`DeviceScalars`].
 pub const SCALAR_WORDS: usize = std::mem::size_of::<DeviceScalars>() / 8;
 const _: () = assert!(
-    std::mem::size_of::<KernelParams>() == 88
+    std::mem::size_of::<KernelParams>() == 168
         && std::mem::size_of::<DeviceScalars>() == 128
-        && std::mem::size_of::<DevicePtrs>() == 144
+        && std::mem::size_of::<DevicePtrs>() == 152
         && std::mem::size_of::<BatchArgs>() == 48
 );
 
@@ -322,6 +329,10 @@ kernels! {
     UpdateSampleScoreFast = "update_sample_score_fast",
     /// `radix_filter` recomputing the fast keys (`crate::KernelMode::Fast`); the same parameters.
     RadixFilterFast = "radix_filter_fast",
+    /// The draws `update_sample_score` deferred (`DevicePtrs::defer`), drawn whole: digits and hist0.
+    FinishDeferred = "finish_deferred",
+    /// `finish_deferred` after `update_sample_score_fast`.
+    FinishDeferredFast = "finish_deferred_fast",
 }
 
 /// A struct field as `c_struct!` lists it: name, C type, byte offset.

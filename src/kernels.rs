@@ -81,7 +81,11 @@ mod tests {
             return;
         }
         let ptx = super::bots_ptx().expect("the embedded PTX inflates");
-        let fast = [crate::abi::Kernel::UpdateSampleScoreFast, crate::abi::Kernel::RadixFilterFast];
+        let fast = [
+            crate::abi::Kernel::UpdateSampleScoreFast,
+            crate::abi::Kernel::RadixFilterFast,
+            crate::abi::Kernel::FinishDeferredFast,
+        ];
         assert_eq!(ptx.split(".entry ").count() - 1, crate::abi::Kernel::ALL.len(), "one .entry per kernel");
         for k in crate::abi::Kernel::ALL {
             let body = ptx

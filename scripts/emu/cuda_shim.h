@@ -9,7 +9,7 @@
 //   later; a failing order is replayed by setting BOTS_EMU_SEED.
 // - __syncthreads() checks that every thread of the block reached the same barrier (source line): a
 //   divergent barrier, or a thread that returns while others wait at a barrier, is an error.
-// - Warp intrinsics (__ballot_sync, __shfl_sync, __reduce_or_sync) are real collectives: a lane waits at
+// - Warp intrinsics (__ballot_sync, __shfl_sync, __shfl_up_sync, __reduce_or_sync, __syncwarp) are real collectives: a lane waits at
 //   the call until every lane its mask names has reached the same call (source line) with the same mask,
 //   then each gets the result from the values all of them brought. A mask that leaves out the calling
 //   lane, names a lane the block does not have, or disagrees between lanes is an error; so is a named
@@ -314,6 +314,24 @@ template <class T> T emu_shfl_sync(int site, uint32_t mask, T var, int src) {
     return out;
 }
 
+// Lane l gets `var` of lane l - delta, or its own when l < delta (lanes the mask names).
+template <class T> T emu_shfl_up_sync(int site, uint32_t mask, T var, uint32_t delta) {
+    static_assert(sizeof(T) <= 8, "__shfl_up_sync of a type wider than 64 bits");
+    uint64_t bits = 0;
+    std::memcpy(&bits, &var, sizeof(T));
+    const uint64_t* v = emu_warp_exchange(site, mask, bits);
+    const uint32_t l = emu::rt().cur->tid & 31;
+    if (l < delta) return var;
+    if (!((mask >> (l - delta)) & 1)) {
+        emu::rt().fiber_err = "__shfl_up_sync at line " + std::to_string(site) + " reads lane " + std::to_string(l - delta) + ", which its mask leaves out";
+        emu::rt().cur->state = emu::State::Done;
+        emu::switch_out();
+    }
+    T out;
+    std::memcpy(&out, &v[l - delta], sizeof(T));
+    return out;
+}
+
 inline uint32_t emu_reduce_or_sync(int site, uint32_t mask, uint32_t value) {
     const uint64_t* v = emu_warp_exchange(site, mask, value);
     uint32_t out = 0;
@@ -352,6 +370,9 @@ template <class T> T __ldg(const T* p) {
 #define __ballot_sync(mask, pred) emu_ballot_sync(__LINE__, (mask), (pred))
 #define __reduce_or_sync(mask, value) emu_reduce_or_sync(__LINE__, (mask), (value))
 #define __shfl_sync(mask, var, src) emu_shfl_sync(__LINE__, (mask), (var), (src))
+#define __shfl_up_sync(mask, var, delta) emu_shfl_up_sync(__LINE__, (mask), (var), (delta))
+// Every lane of the warp waits for the others (a collective with the full mask, as __syncwarp()'s default).
+#define __syncwarp() ((void)emu_warp_exchange(__LINE__, 0xffffffffu, 0))
 inline int __popc(uint32_t x) { return __builtin_popcount(x); }
 inline int __ffs(uint32_t x) { return __builtin_ffs((int)x); }
 

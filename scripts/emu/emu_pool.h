@@ -57,6 +57,8 @@ struct Emu {
     uint16_t* digits = nullptr;  // n digits inside digit_store (alloc_digits)
     std::vector<float> f32;
     std::vector<uint32_t> bitmap, hist, out_tasks;
+    // The fused pass's deferred draws, one bit per task (all clear between passes, as cudaMalloc'd zeros).
+    std::vector<uint32_t> defer;
     std::vector<unsigned long long> cand, out_keys;
     Scalars sc{};
     unsigned long long cand_cap;
@@ -97,12 +99,18 @@ struct Emu {
     // The pool's buffers as the kernels take them (out_keys: the verb's own, sized by select()).
     Pool D() {
         read_ranges();
-        if (nbr_ids.empty())
-            return Pool{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits, bitmap.data(), hist.data(),
-                        cand.data(), out_keys.data()};
-        return Pool{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits, bitmap.data(), hist.data(),
-                    cand.data(), out_keys.data(), nbr_ids.data(), nbr_w.data(), rev_off.data(), rev_ids.data(),
-                    claim.data(), touched.data(), hash.data()};
+        // Params::philox_keys: the round keys of p.seed, as the host computes them (twin::philox::round_keys).
+        const TaskStream keys(p.seed, 0, 0);
+        for (int i = 0; i < 20; ++i) p.philox_keys[i] = keys.rk[i];
+        defer.resize((p.n + 31) / 32, 0u);
+        Pool d{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits, bitmap.data(), hist.data(),
+               cand.data(), out_keys.data()};
+        if (!nbr_ids.empty())
+            d = Pool{alpha.data(), beta.data(), A0(), B0(), FEAT(), &sc, digits, bitmap.data(), hist.data(),
+                     cand.data(), out_keys.data(), nbr_ids.data(), nbr_w.data(), rev_off.data(), rev_ids.data(),
+                     claim.data(), touched.data(), hash.data()};
+        d.defer = defer.data();
+        return d;
     }
 
     // Uploads a graph of K slots per row for batches of up to `cap` tasks (CudaPool's DeviceGraph::upload).
@@ -147,6 +155,7 @@ struct Emu {
         const Pool d = D();
         emu_launch(G, B, select_init, d, k, out_keys.data(), pow2);
         emu_launch(G, B, fast ? update_sample_score_fast : update_sample_score, p, d);
+        emu_launch(G, B, fast ? finish_deferred_fast : finish_deferred, p, d);
         pending = false;
         for (int pass = 0; pass < 6; ++pass) {
             emu_launch(1, 1024, radix_find_bin, d, pass, cand_cap);

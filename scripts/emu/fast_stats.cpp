@@ -105,7 +105,8 @@ static void beta_draws() {
         std::vector<double> xs(N);
         bool in_range = true;
         for (size_t i = 0; i < N; ++i) {
-            const float x = sample_beta_fast((float)a, (float)b, TaskStream(seed, 3, (uint32_t)i));
+            float x;
+            sample_beta_fast<false>((float)a, (float)b, TaskStream(seed, 3, (uint32_t)i), &x);
             in_range = in_range && x >= 0.0f && x <= 1.0f;
             xs[i] = x;
         }

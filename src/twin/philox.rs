@@ -53,6 +53,28 @@ pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     philox4x32_r(ctr, key, 10)
 }
 
+/// The ten round keys of Philox4x32-10 for `seed` (key `[seed lo, seed hi]`, plus `r·(W0, W1)` in
+/// round r), flattened `[k0 of round 0, k1 of round 0, k0 of round 1, ...]`: what the kernels take in
+/// `Params::philox_keys`, so they read each from the parameter bank rather than derive it.
+///
+/// ```
+/// let k = bots::__private::twin::philox::round_keys(0x0123_4567_89ab_cdef);
+/// assert_eq!((k[0], k[1]), (0x89ab_cdef, 0x0123_4567));
+/// ```
+pub fn round_keys(seed: u64) -> [u32; 20] {
+    let mut out = [0u32; 20];
+    let mut key = [seed as u32, (seed >> 32) as u32];
+    for r in 0..10 {
+        if r > 0 {
+            key[0] = key[0].wrapping_add(W0);
+            key[1] = key[1].wrapping_add(W1);
+        }
+        out[2 * r] = key[0];
+        out[2 * r + 1] = key[1];
+    }
+    out
+}
+
 /// What a block of random words is used for; part of the counter, so draws for different purposes
 /// never overlap. The codes are declared in the ABI, with the kernels' (`BOTS_PURPOSE_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -116,7 +116,8 @@ impl Launcher<'_> {
     }
 
     /// `update_sample_score(Params, Pool)` (or `update_sample_score_fast`, the same parameters, in
-    /// [`KernelMode::Fast`]): the fused pass over the pool's own buffers.
+    /// [`KernelMode::Fast`]): the fused pass over the pool's own buffers, then `finish_deferred` (or
+    /// `finish_deferred_fast`) for the draws it deferred.
     pub(super) fn update_sample_score(&self) -> Result<()> {
         let (p, d) = (self.plan.params, self.ptrs());
         let k = match self.plan.mode {
@@ -124,7 +125,17 @@ impl Launcher<'_> {
             KernelMode::Fast => Kernel::UpdateSampleScoreFast,
         };
         // SAFETY: the kernel's parameters are (Params, Pool); `d` holds the pool's live buffers.
-        unsafe { self.launch(k, self.plan.grid_n, BLOCK, &mut args![p, d]) }
+        unsafe { self.launch(k, self.plan.grid_n, BLOCK, &mut args![p, d]) }?;
+        // The draws the fused pass deferred (`finish_deferred(Params, Pool)`, or `finish_deferred_fast`),
+        // before anything reads the digits or hist0: one thread per word of 32 tasks, grid-stride.
+        let k = match self.plan.mode {
+            KernelMode::Exact => Kernel::FinishDeferred,
+            KernelMode::Fast => Kernel::FinishDeferredFast,
+        };
+        let words = self.plan.params.n.div_ceil(32);
+        let grid = words.div_ceil(BLOCK as u64).clamp(1, self.plan.grid_n as u64) as u32;
+        // SAFETY: as above; `d.defer` holds ceil(n / 32) words, all written by the fused pass just launched.
+        unsafe { self.launch(k, grid, BLOCK, &mut args![p, d]) }
     }
 
     /// `apply_pending(Params, Pool)`: a no-op on the device when nothing is pending.

@@ -8,13 +8,16 @@
 //! error record, the radix-select state). With a neighbour graph (docs/EVIDENCE-SOURCES.md §2, §4): its
 //! rows (8·k_nn bytes per task), the reverse lists as CSR (8 + 4·in-degree bytes per task), a claim
 //! bitmap of n bits, a touched list and a batch lookup sized for the largest batch. Scratch: a 2-byte
-//! digit cache per task, a bitmap of n bits for duplicate detection, histograms, and candidate/output
-//! buffers sized at construction for `k` up to a capacity, so the trainer verbs allocate nothing per step.
+//! digit cache per task, a bitmap of n bits for duplicate detection, one of the fused pass's deferred
+//! draws, histograms, and candidate/output buffers sized at construction for `k` up to a capacity, so
+//! the trainer verbs allocate nothing per step.
 //!
 //! # One step, in launch order (all on one stream, no host round trip)
 //! - `select_into`: `select_init`, `update_sample_score` (applies the pending pool-wide update, samples,
-//!   scores and builds the first radix histogram), 6 × (`radix_find_bin`, `radix_filter`) over the
-//!   shrinking candidate set, a bitonic sort of the k keys (descending) and `keys_to_tasks`.
+//!   scores and builds the first radix histogram; a draw that needs more than its first try, ~1.5% of
+//!   them, is deferred to a bit per task), `finish_deferred` (draws those whole: the same bits),
+//!   6 × (`radix_find_bin`, `radix_filter`) over the shrinking candidate set, a bitonic sort of the k
+//!   keys (descending) and `keys_to_tasks`.
 //! - `update_from_device`: `apply_pending` + `clear_pending` (no-ops on the device unless an older
 //!   update is still pending; always launched, so a captured graph replays correctly), then
 //!   `batch_validate`, `batch_reduce`, `batch_scatter`, for a pool with a neighbour graph `nbr_push`,

@@ -56,6 +56,7 @@ pub struct CudaPool {
     pub(super) scalars: CudaSlice<u64>,
     pub(super) _digits: CudaSlice<u16>,
     pub(super) _bitmap: CudaSlice<u32>,
+    pub(super) _defer: CudaSlice<u32>,
     pub(super) _hist: CudaSlice<u32>,
     pub(super) _cand: CudaSlice<u64>,
     pub(super) _out_keys: CudaSlice<u64>,
@@ -222,6 +223,7 @@ impl CudaPool {
         let scalars = s.clone_htod(&scalar_words(&state.globals)).map_err(alloc_err)?;
         let digits = s.alloc_zeros::<u16>(n).map_err(alloc_err)?;
         let bitmap = s.alloc_zeros::<u32>(n.div_ceil(32)).map_err(alloc_err)?;
+        let defer = s.alloc_zeros::<u32>(n.div_ceil(32)).map_err(alloc_err)?;
         let hist = s.alloc_zeros::<u32>((RADIX_PASSES as usize + 1) * RADIX_BINS as usize).map_err(alloc_err)?;
         let cand = s.alloc_zeros::<u64>(2 * cand_cap).map_err(alloc_err)?;
         let out_keys = s.alloc_zeros::<u64>(pow2).map_err(alloc_err)?;
@@ -253,6 +255,7 @@ impl CudaPool {
             scalars: ptr(&scalars, s),
             digits: ptr(&digits, s),
             bitmap: ptr(&bitmap, s),
+            defer: ptr(&defer, s),
             hist: ptr(&hist, s),
             cand: ptr(&cand, s),
             out_keys: ptr(&out_keys, s),
@@ -292,6 +295,7 @@ impl CudaPool {
             scalars,
             _digits: digits,
             _bitmap: bitmap,
+            _defer: defer,
             _hist: hist,
             _cand: cand,
             _out_keys: out_keys,
@@ -763,6 +767,7 @@ fn kernel_params(
         nbr_max_in: g.map_or(0, |g| g.max_in as u32),
         nbr_touched_cap: g.map_or(0, |g| g.touched_cap as u64),
         nbr_hash_slots: g.map_or(0, |g| g.hash_slots as u64),
+        philox_keys: crate::twin::philox::round_keys(c.seed),
     }
 }
 
