@@ -9,6 +9,16 @@
 #include "fmath.cuh"
 
 
+// Box-Muller's pair with a scale for each value (src/twin/distr/normal.rs box_muller_scaled_pair): each the
+// bits box_muller_scaled gives for that value with its own q; the logarithm and sincos once.
+__device__ __forceinline__ void box_muller_scaled_pair(uint32_t w0, uint32_t w1, float qa, float qb, float* xa, float* xb) {
+    const float r = -2.0f * bots_ln_normal(u01(w0));
+    float sn, cs;
+    bots_sincos_2pi(u01(w1), &sn, &cs);
+    *xa = sqrtf(r * qa) * cs;
+    *xb = sqrtf(r * qb) * sn;
+}
+
 // Box-Muller's pair times sqrt(q), with one square root (src/twin/distr/normal.rs box_muller_scaled).
 __device__ __forceinline__ void box_muller_scaled(uint32_t w0, uint32_t w1, float q, float* x0, float* x1) {
     const float s = sqrtf(-2.0f * bots_ln_normal(u01(w0)) * q);
@@ -47,33 +57,39 @@ __device__ __forceinline__ float mt_value(float d, float x) {
 }
 
 // G ~ Gamma(a), a = shape (or shape + 1 below 1), linear (src/twin/distr/gamma.rs sample_gamma_mt: blocks 1..
-// hold two attempts each; d if every block rejects): *g, and true. FIRST: the first try only, block 1's
-// first attempt accepted by the squeeze, which is how almost every draw ends: true and the same *g as the
-// whole draw, or false when the draw needs more (x <= -1, the exact test, a further attempt), which the
-// caller finishes later with the whole draw (FIRST = false: it starts over on the same words).
-template <bool FIRST>
-__device__ __forceinline__ bool sample_gamma_mt(float shape, const TaskStream& st, uint32_t purpose, float* g) {
+// hold two attempts each; d if every block rejects). In a Beta draw, the Gamma whose first attempt (from
+// the shared block of PURPOSE_FIRST) rejected.
+__device__ __forceinline__ float sample_gamma_mt(float shape, const TaskStream& st, uint32_t purpose) {
     float d, q;
     mt_constants(shape, &d, &q);  // q = c^2: x = c z comes from box_muller_scaled
-    for (uint32_t blk = 1; blk <= (FIRST ? 1u : BOTS_MAX_GAMMA_BLOCKS); ++blk) {
+    for (uint32_t blk = 1; blk <= BOTS_MAX_GAMMA_BLOCKS; ++blk) {
         const uint4 w = st.block(purpose, blk);
         float xs[2];
         box_muller_scaled(w.x, w.y, q, &xs[0], &xs[1]);
         const uint32_t us[2] = {w.z, w.w};
 #pragma unroll
-        for (int j = 0; j < (FIRST ? 1 : 2); ++j) {
+        for (int j = 0; j < 2; ++j) {
             const float x = xs[j];
             if (x <= -1.0f) continue;
             const float u = u01(us[j]);
-            if (mt_squeeze(d, x, u) || (!FIRST && mt_exact(d, x, u))) {
-                *g = mt_value(d, x);
-                return true;
-            }
+            if (mt_squeeze(d, x, u) || mt_exact(d, x, u)) return mt_value(d, x);
         }
     }
     // Out of blocks (probability below 0.05^128): the mode-like value d keeps the work bounded.
-    *g = d;
-    return !FIRST;
+    return d;
+}
+
+// One Gamma's first attempt of a Beta draw (src/twin/distr/gamma.rs mt_attempt): true and *g = d (1 + x)^3
+// when accepted. FIRST: the squeeze only (false also when the exact test would have decided).
+template <bool FIRST>
+__device__ __forceinline__ bool mt_first_attempt(float d, float x, uint32_t uw, float* g) {
+    if (x <= -1.0f) return false;
+    const float u = u01(uw);
+    if (mt_squeeze(d, x, u) || (!FIRST && mt_exact(d, x, u))) {
+        *g = mt_value(d, x);
+        return true;
+    }
+    return false;
 }
 
 // ln G(shape) from ln G(shape + 1) below 1: + ln(U)/shape, U from block 0 word 0 (gamma_boost).
@@ -92,12 +108,29 @@ __device__ __forceinline__ bool beta_in_linear_space(float alpha, float beta) {
     return alpha >= 1.0f && beta >= 1.0f;
 }
 
-// *out and true; FIRST: the first try of both Gammas (sample_gamma_mt<true>): false when either needs more.
+// src/twin/distr/beta.rs sample_beta: both Gammas' first attempts from block 0 of PURPOSE_FIRST (one
+// Box-Muller pair, z_alpha = r cos and z_beta = r sin, each scaled by its own c; w.z, w.w their
+// uniforms); a Gamma whose first attempt rejects is drawn whole from its own purpose (sample_gamma_mt,
+// blocks 1..). *out and true. FIRST: the first attempts only, accepted by the squeeze: false when either
+// needs more (its exact test, or another attempt), which the caller finishes later with FIRST = false
+// (the same words from the start: the same bits).
 template <bool FIRST>
 __device__ __forceinline__ bool sample_beta(float alpha, float beta, const TaskStream& st, float* out) {
+    float da, qa, db, qb;
+    mt_constants(alpha, &da, &qa);
+    mt_constants(beta, &db, &qb);
+    const uint4 w = st.block(PURPOSE_FIRST, 0);
+    float xa, xb;
+    box_muller_scaled_pair(w.x, w.y, qa, qb, &xa, &xb);
     float ga, gb;
-    if (!sample_gamma_mt<FIRST>(alpha, st, PURPOSE_GAMMA_ALPHA, &ga)) return false;
-    if (!sample_gamma_mt<FIRST>(beta, st, PURPOSE_GAMMA_BETA, &gb)) return false;
+    if (!mt_first_attempt<FIRST>(da, xa, w.z, &ga)) {
+        if (FIRST) return false;
+        ga = sample_gamma_mt(alpha, st, PURPOSE_GAMMA_ALPHA);
+    }
+    if (!mt_first_attempt<FIRST>(db, xb, w.w, &gb)) {
+        if (FIRST) return false;
+        gb = sample_gamma_mt(beta, st, PURPOSE_GAMMA_BETA);
+    }
     if (beta_in_linear_space(alpha, beta)) {
         *out = 1.0f / (1.0f + gb / ga);
         return true;
@@ -120,10 +153,10 @@ __device__ __forceinline__ float sample_gumbel(const TaskStream& st) {
 // Philox block for the first attempt of both Gammas. Contract (docs of bots::KernelMode): every draw has the distribution of the
 // exact draw up to the approximations' error, far below what a statistical test of 10^6 draws can see.
 //
-// Words: block 0 of PURPOSE_FAST gives (w.x, w.y) -> one Box-Muller pair (z_alpha = r cos, z_beta = r sin:
+// Words: block 0 of PURPOSE_FIRST gives (w.x, w.y) -> one Box-Muller pair (z_alpha = r cos, z_beta = r sin:
 // independent standard normals), w.z -> u_alpha, w.w -> u_beta. A Gamma whose first attempt rejects goes
 // on with the attempt blocks 1.. of its exact-mode purpose (two attempts each, as sample_gamma_mt), whose
-// words are independent of PURPOSE_FAST's; below shape 1 the boost's uniform is block 0 word 0 of the
+// words are independent of PURPOSE_FIRST's; below shape 1 the boost's uniform is block 0 word 0 of the
 // exact-mode purpose, as gamma_boost. Every attempt is a fresh independent (z, u) pair, so rejection
 // sampling stays exact in distribution whichever stream an attempt came from.
 //
@@ -186,7 +219,7 @@ __device__ __forceinline__ bool sample_beta_fast(float alpha, float beta, const 
     float da, ca, db, cb;
     mt_constants_fast(alpha, &da, &ca);
     mt_constants_fast(beta, &db, &cb);
-    const uint4 w = st.block(PURPOSE_FAST, 0);
+    const uint4 w = st.block(PURPOSE_FIRST, 0);
     float za, zb;
     box_muller_fast(w.x, w.y, &za, &zb);
     float ga = da, gb = db;  // d: the value when every block rejects (as sample_gamma_mt)

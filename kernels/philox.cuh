@@ -11,7 +11,7 @@ enum BotsPurpose : uint32_t {
     PURPOSE_GAMMA_BETA = BOTS_PURPOSE_GAMMA_BETA,
     PURPOSE_GUMBEL = BOTS_PURPOSE_GUMBEL,
     PURPOSE_USER = BOTS_PURPOSE_USER,
-    PURPOSE_FAST = BOTS_PURPOSE_FAST,
+    PURPOSE_FIRST = BOTS_PURPOSE_FIRST,
 };
 
 // Philox4x32-10 with its round keys given: rk[2r], rk[2r + 1] in round r (src/twin/philox.rs round_keys).

@@ -293,6 +293,11 @@ class Classifier:
             "alpha": src.find(b, "PURPOSE_GAMMA_ALPHA"),
             "beta": src.find(b, "PURPOSE_GAMMA_BETA"),
             "linear": src.find(b, "gb / ga"),
+            # both Gammas' first attempts (the shared block of PURPOSE_FIRST)
+            "constants": src.find(b, "mt_constants("),
+            "philox": src.find(b, "PURPOSE_FIRST"),
+            "box_muller": src.find(b, "box_muller_scaled_pair("),
+            "first": src.find(b, "mt_first_attempt<"),
         }
         # The kernels' bodies (templates on FAST: the exact and the fast entries inline the same body).
         rf = "radix_filter_body"
@@ -315,7 +320,7 @@ class Classifier:
         self.uss_defer = src.find(self.uss_body, "atomicOr(&defer[")
         fb = "sample_beta_fast"
         self.fast = {
-            "philox": src.find(fb, "PURPOSE_FAST"),
+            "philox": src.find(fb, "PURPOSE_FIRST"),
             "box_muller": src.find(fb, "box_muller_fast(w."),
             "constants": src.find(fb, "mt_constants_fast("),
             "first": src.find(fb, "u01(w.z)") | src.find(fb, "u01(w.w)") | src.find(fb, "float ga = da"),
@@ -377,6 +382,18 @@ class Classifier:
             return DEFER, ""
         return path, draw
 
+    @staticmethod
+    def _first_attempts(mode, lines, l, exact):
+        """The path of line `l` of a Beta draw's first-attempt code (sample_beta, sample_beta_fast: the shared
+        block, its Box-Muller pair, the shape constants, the two first attempts), or None."""
+        for key, what in (("philox", "Philox block (both first attempts)"), ("box_muller", "Box-Muller pair (z_alpha, z_beta)"),
+                          ("constants", "shape constants")):
+            if l in lines[key]:
+                return f"{mode}: {what}"
+        if l in lines["first"]:
+            return f"{mode}: first attempt's exact test" if exact else f"{mode}: first attempt (x, squeeze, value)"
+        return None
+
     def _classify(self, kernel, insn):
         """(path, draw) for one instruction; draw is 'alpha', 'beta' or ''."""
         if insn.sub == "padding":
@@ -406,17 +423,21 @@ class Classifier:
                     return "fast: retry loop (Philox, Box-Muller, first attempt)", ""
                 if l in fs["bail"]:
                     return "fast: first try's test (a first attempt rejected: deferred)", ""
-                if l in fs["philox"]:
-                    return "fast: Philox block (both first attempts)", ""
-                if l in fs["box_muller"]:
-                    return "fast: Box-Muller pair (z_alpha, z_beta)", ""
-                if l in fs["constants"]:
-                    return "fast: shape constants", ""
-                if l in fs["first"]:
-                    return ("fast: first attempt's exact test" if exact else "fast: first attempt (x, squeeze, value)"), ""
+                path = self._first_attempts("fast", fs, l, exact)
+                if path:
+                    return path, ""
                 if l in fs["linear"]:
                     return "fast: linear combine", ""
                 return "fast: log-space combine + boosts", ""
+        # the exact Beta draw: its first attempts (sample_beta's own lines), a Gamma drawn whole
+        # (sample_gamma_mt, where a first attempt rejected)
+        if "sample_gamma_mt" in names and "sample_beta" in names:
+            return "exact: a Gamma drawn whole after its first attempt rejected (sample_gamma_mt)", ""
+        for i, (f, l, n) in enumerate(frames):
+            if n == "sample_beta" and "sample_gamma_mt" not in names:
+                path = self._first_attempts("exact", self.beta, l, "mt_exact" in names[:i])
+                if path:
+                    return path, ""
         # innermost-first: the frame in sample_gamma_mt and the one just inside it
         for i, (f, l, n) in enumerate(frames):
             if n == "sample_gamma_mt":
@@ -559,6 +580,12 @@ def data_branches(src, cls):
         (body, src.find(body, "if (score_task<FAST, true>("), "first try: the task's score, or the task deferred"),
         ("score_task", src.find("score_task", "if (!drawn) return false;"), "first try: a draw needs more"),
         ("sample_beta", cls.beta_bail, "first try: a Gamma needs more"),
+    ]
+    mf = "mt_first_attempt"
+    first_try += [
+        (mf, src.find(mf, "x <= -1.0f"), "first attempt: x <= -1 (rejected)"),
+        (mf, src.find(mf, "mt_squeeze("), "first attempt: squeeze / exact test / accept"),
+        ("sample_beta", src.find("sample_beta", "mt_first_attempt<"), "first attempt rejected: the Gamma drawn whole"),
     ]
     exact = first_try + [
         (g, src.find(g, "x <= -1.0f"), "attempt: x <= -1 (rejected)"),
@@ -727,16 +754,19 @@ def gamma_costs(per, A):
 
 
 def sample_warp(per, freq, A):
-    """One warp's instructions for sample + score (the part both kernels share), by part."""
+    """One warp's instructions for the exact sample + score, the whole draw (radix_filter's recompute,
+    finish_deferred): both Gammas' first attempts from one block and one Box-Muller pair, each first
+    attempt's exact test weighted by the chance that some lane of the warp runs it (warp_exact), a Gamma
+    drawn whole after its first attempt rejected (every path of sample_gamma_mt charged, per copy) by the
+    chance that some lane rejects (warp_attempt1)."""
     c = lambda p: per.get(p, 0.0)  # noqa: E731
-    first, attempt, exact, value, block = gamma_costs(per, A)
     return {
-        "2 Gammas: shape constants, Philox block, Box-Muller": 2 * first,
-        "2 Gammas: attempt 0 + squeeze + accepted value": 2 * (attempt + value),
-        "exact test (x warps running it)": 2 * exact * freq["warp_exact"],
-        "attempt 1 (x warps)": 2 * attempt * freq["warp_attempt1"],
-        "attempt 1's exact test (x warps)": 2 * exact * freq["warp_exact1"],
-        "retry: another block (x warps)": 2 * (block + 2 * attempt + exact) * freq["warp_retry"],
+        "exact: shape constants, Philox block, Box-Muller pair": c("exact: shape constants")
+        + c("exact: Philox block (both first attempts)") + c("exact: Box-Muller pair (z_alpha, z_beta)"),
+        "exact: 2 first attempts (x, squeeze, value)": c("exact: first attempt (x, squeeze, value)"),
+        "exact: first attempts' exact tests (x warps running each)": c("exact: first attempt's exact test") * freq["warp_exact"],
+        "exact: a Gamma drawn whole (x warps)": c("exact: a Gamma drawn whole after its first attempt rejected (sample_gamma_mt)")
+        * freq["warp_attempt1"],
         "Beta: linear combine": c("beta: linear combine"),
         "Beta: log space + boosts (x warps)": (c("beta: log-space combine") + c("beta: boost (shape < 1)")) * freq["warp_log_space"],
         "Gumbel (x tau > 0)": c("gumbel (tau > 0)") * freq["gumbel"],
@@ -753,13 +783,14 @@ def deferral_rate(freq, fast):
 
 
 def sample_warp_first(per, freq, A):
-    """The fused pass's first try (update_sample_score: sample_beta<true>): both Gammas' first attempt, the
-    squeeze only; a draw that needs more is deferred to finish_deferred."""
+    """The fused pass's first try (update_sample_score: sample_beta<true>): both Gammas' first attempts
+    from one block and one Box-Muller pair, the squeeze only; a draw that needs more is deferred to
+    finish_deferred."""
     c = lambda p: per.get(p, 0.0)  # noqa: E731
-    first, attempt, exact, value, block = gamma_costs(per, A)
     return {
-        "2 Gammas: shape constants, Philox block, Box-Muller": 2 * first,
-        "2 Gammas: attempt 0 + squeeze + accepted value": 2 * (attempt + value),
+        "exact: shape constants, Philox block, Box-Muller pair": c("exact: shape constants")
+        + c("exact: Philox block (both first attempts)") + c("exact: Box-Muller pair (z_alpha, z_beta)"),
+        "exact: 2 first attempts (x, squeeze, value)": c("exact: first attempt (x, squeeze, value)"),
         "first try's tests (deferred when a Gamma needs more)": c("beta: first try's test (a Gamma needs more: deferred)"),
         "Beta: linear combine": c("beta: linear combine"),
         "Beta: log space + boosts (x warps)": (c("beta: log-space combine") + c("beta: boost (shape < 1)")) * freq["warp_log_space"],

@@ -285,9 +285,11 @@ pub const PURPOSE_GAMMA_ALPHA: u32 = 0;
 pub const PURPOSE_GAMMA_BETA: u32 = 1;
 pub const PURPOSE_GUMBEL: u32 = 2;
 pub const PURPOSE_USER: u32 = 3;
-/// The fast kernels' one block for the first attempts of both Gammas (`crate::KernelMode::Fast`; block 0:
-/// a Box-Muller pair and the two uniforms). Their retries and boosts read the exact purposes' blocks.
-pub const PURPOSE_FAST: u32 = 4;
+/// The Beta draw's one block for the first attempts of both Gammas (block 0: a Box-Muller pair, one
+/// normal for each Gamma, and the two acceptance uniforms), in both kernel modes and on the CPU. A
+/// Gamma whose first attempt rejects goes on with its own purpose's attempt blocks (1..), and a boost
+/// reads block 0 of its own purpose.
+pub const PURPOSE_FIRST: u32 = 4;
 
 /// Declares the kernel enum, in launch-table order, with each kernel's PTX entry name.
 macro_rules! kernels {
@@ -364,7 +366,7 @@ pub fn abi_cuh() -> String {
     s += &format!(
         "#define BOTS_PURPOSE_GAMMA_ALPHA {PURPOSE_GAMMA_ALPHA}u\n#define BOTS_PURPOSE_GAMMA_BETA {PURPOSE_GAMMA_BETA}u\n\
          #define BOTS_PURPOSE_GUMBEL {PURPOSE_GUMBEL}u\n#define BOTS_PURPOSE_USER {PURPOSE_USER}u\n\
-         #define BOTS_PURPOSE_FAST {PURPOSE_FAST}u\n\n"
+         #define BOTS_PURPOSE_FIRST {PURPOSE_FIRST}u\n\n"
     );
     s += "// X-macro of every kernel, in launch-table order (scripts/emu-driver registers them from it).\n";
     s += "#define BOTS_KERNELS(X)";

@@ -3,6 +3,9 @@
 //! its outcomes), and at chosen steps replays, for every task, the path `sample_gamma_mt` in
 //! kernels/distr.cuh takes on the task stream of that step (the same words, through the CPU twin's
 //! functions), then counts per warp of 32 consecutive tasks (the kernel's lanes) whether any lane took it.
+//! The Beta draw now takes each Gamma's first attempt from a block shared by both (`Purpose::First`) and
+//! only then `sample_gamma_mt`'s blocks; an attempt has the same law from either, so block 1's first
+//! attempt here measures the rates of the shared one (its squeeze failing, its rejection).
 //!
 //! `cargo run --release -p bots-cli --example warp_paths -- [TASKS] [BATCH] [STEPS]` (defaults 2^20, 10, 23: the
 //! ratio k/N of 1024 in 10^8, and `bots bench`'s 3 warm-up + 20 timed steps). Prints a table per measured

@@ -17,8 +17,8 @@ use crate::evidence::interpolate;
 use crate::pool::{Features, Prior};
 use crate::select::{score_key, update_sample_score, TopK};
 use crate::twin::distr::beta::{beta_from_logs, beta_in_linear_space, beta_linear};
-use crate::twin::distr::gamma::{gamma_from_attempt1, mt_constants, mt_exact, mt_squeeze, mt_value};
-use crate::twin::distr::normal::box_muller_scaled;
+use crate::twin::distr::gamma::{mt_constants, mt_exact, mt_squeeze, mt_value, sample_gamma_mt};
+use crate::twin::distr::normal::box_muller_scaled_pair;
 use crate::twin::fmath::ln_normal;
 use crate::twin::philox::{seed_key, u01, Purpose, TaskStream, M0, M1, W0, W1};
 use crate::update::{update_task, PendingScalars};
@@ -283,53 +283,58 @@ fn philox_lanes<const L: usize>(task: &[u32; L], c1: u32, step: u64, key: [u32; 
     [unpack(x0), unpack(x1), unpack(x2), unpack(x3)]
 }
 
-/// [`crate::twin::distr::gamma::sample_gamma_mt`] for each lane: the first attempt (shape constants, Philox block 1,
-/// [`box_muller_scaled`], [`mt_squeeze`], [`mt_value`]) in lanes; the lanes it does not accept (a few
-/// percent: the squeeze fails or `x <= -1`) finish in scalar code from the values already computed
-/// ([`mt_exact`], then [`gamma_from_attempt1`]). The same expressions as the scalar code in the same
-/// order, so the same bits.
+/// The two Gammas of [`crate::twin::distr::sample_beta`] for each lane: both first attempts (shape
+/// constants, the one block of purpose `First`, [`box_muller_scaled_pair`], [`mt_squeeze`], [`mt_value`])
+/// in lanes; a Gamma whose first attempt the squeeze does not accept (a few percent: the squeeze fails
+/// or `x <= -1`) finishes in scalar code: [`mt_exact`] on the same values, then, if that rejects too, the
+/// whole draw from its own purpose ([`sample_gamma_mt`]). The same expressions as the scalar code in the
+/// same order, so the same bits.
 // `!(x <= -1.0)` mirrors the scalar code's `if x <= -1.0 { reject }`, NaN included.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
 #[inline(always)]
-fn gamma_lanes<P: PhiloxLanes<L>, const L: usize>(
+fn gammas_lanes<P: PhiloxLanes<L>, const L: usize>(
     ph: P,
-    shape: &[f32; L],
+    alpha: &[f32; L],
+    beta: &[f32; L],
     task: &[u32; L],
     seed: u64,
     step: u64,
-    purpose: Purpose,
-) -> [f32; L] {
-    let key = seed_key(seed);
-    let mut d = [0f32; L];
-    let mut q = [0f32; L];
+) -> ([f32; L], [f32; L]) {
+    let (mut da, mut qa, mut db, mut qb) = ([0f32; L], [0f32; L], [0f32; L], [0f32; L]);
     for i in 0..L {
-        (d[i], q[i]) = mt_constants(shape[i]);
+        (da[i], qa[i]) = mt_constants(alpha[i]);
+        (db[i], qb[i]) = mt_constants(beta[i]);
     }
-    let w = ph.block(task, ((purpose as u32) << 24) | 1, step, key);
-    let mut out = [0f32; L];
-    let mut ok = [false; L];
-    let mut x0 = [0f32; L];
-    let mut x1 = [0f32; L];
+    let w = ph.block(task, (Purpose::First as u32) << 24, step, seed_key(seed));
+    let (mut ga, mut gb) = ([0f32; L], [0f32; L]);
+    let (mut xa, mut xb) = ([0f32; L], [0f32; L]);
+    let (mut ok_a, mut ok_b) = ([false; L], [false; L]);
     for i in 0..L {
-        (x0[i], x1[i]) = box_muller_scaled(w[0][i], w[1][i], q[i]);
-        ok[i] = !(x0[i] <= -1.0) & mt_squeeze(d[i], x0[i], u01(w[2][i]));
-        out[i] = mt_value(d[i], x0[i]);
+        (xa[i], xb[i]) = box_muller_scaled_pair(w[0][i], w[1][i], qa[i], qb[i]);
+        ok_a[i] = !(xa[i] <= -1.0) & mt_squeeze(da[i], xa[i], u01(w[2][i]));
+        ok_b[i] = !(xb[i] <= -1.0) & mt_squeeze(db[i], xb[i], u01(w[3][i]));
+        ga[i] = mt_value(da[i], xa[i]);
+        gb[i] = mt_value(db[i], xb[i]);
     }
-    // The lanes left (a bit mask built without branches, walked bit by bit: a lane loop with a branch
+    // The Gammas left (a bit mask built without branches, walked bit by bit: a lane loop with a branch
     // per lane costs ~5 instructions a lane).
-    for (word, lanes) in ok.chunks(32).enumerate() {
-        let mut m = lanes.iter().enumerate().fold(0u32, |m, (j, &accepted)| m | (((!accepted) as u32) << j));
-        while m != 0 {
-            let i = 32 * word + m.trailing_zeros() as usize;
-            m &= m - 1;
-            let exact = !(x0[i] <= -1.0) && mt_exact(d[i], x0[i], u01(w[2][i]));
-            if !exact {
-                out[i] =
-                    gamma_from_attempt1(d[i], q[i], x1[i], w[3][i], &TaskStream::new(seed, step, task[i]), purpose);
+    let finish =
+        |ok: &[bool; L], d: &[f32; L], x: &[f32; L], uw: &[u32; L], shape: &[f32; L], purpose, g: &mut [f32; L]| {
+            for (word, lanes) in ok.chunks(32).enumerate() {
+                let mut m = lanes.iter().enumerate().fold(0u32, |m, (j, &accepted)| m | (((!accepted) as u32) << j));
+                while m != 0 {
+                    let i = 32 * word + m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    let exact = !(x[i] <= -1.0) && mt_exact(d[i], x[i], u01(uw[i]));
+                    if !exact {
+                        g[i] = sample_gamma_mt(shape[i], &TaskStream::new(seed, step, task[i]), purpose);
+                    }
+                }
             }
-        }
-    }
-    out
+        };
+    finish(&ok_a, &da, &xa, &w[2], alpha, Purpose::GammaAlpha, &mut ga);
+    finish(&ok_b, &db, &xb, &w[3], beta, Purpose::GammaBeta, &mut gb);
+    (ga, gb)
 }
 
 /// [`crate::twin::distr::gamma::gamma_boost`] of `ln g` for each lane (the log-space Beta of
@@ -448,8 +453,7 @@ fn fill_keys_lanes<P: PhiloxLanes<L>, const L: usize>(
         let mut p_hat = [0f32; L];
         if cfg.do_sample {
             // sample_beta: linear where both shapes are at least 1, else in log space.
-            let ga = gamma_lanes(ph, &a, &task, cfg.seed, ctx.step, Purpose::GammaAlpha);
-            let gb = gamma_lanes(ph, &b, &task, cfg.seed, ctx.step, Purpose::GammaBeta);
+            let (ga, gb) = gammas_lanes(ph, &a, &b, &task, cfg.seed, ctx.step);
             for j in 0..L {
                 p_hat[j] = beta_linear(ga[j], gb[j]);
             }

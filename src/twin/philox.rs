@@ -88,6 +88,8 @@ pub enum Purpose {
     Gumbel = crate::abi::PURPOSE_GUMBEL,
     /// Free for callers (the simulator's rollouts use it).
     User = crate::abi::PURPOSE_USER,
+    /// The Beta draw's first attempts of both Gammas (block 0: a Box–Muller pair and two uniforms).
+    First = crate::abi::PURPOSE_FIRST,
 }
 
 /// The Philox key of a seed: `[seed as u32, (seed >> 32) as u32]`.

@@ -3,13 +3,15 @@
 //! below 1 (its Gamma is boosted in log space), which stays exact at the ends of [0, 1] where
 //! `G_a / (G_a + G_b)` would be 0/0.
 //!
-//! The sampler is [`Beta`], a `rand` [`Distribution`]; [`sample_beta`] is [`Beta::sample_split`] on the
-//! task stream's two Gamma purposes.
+//! The sampler is [`Beta`], a `rand` [`Distribution`]; [`sample_beta`], the task stream's draw, takes both
+//! Gammas' first attempts from one block (purpose `First`) and goes on, for a Gamma that needs more,
+//! with its own purpose's attempt blocks.
 
 use rand::distr::Distribution;
 use rand::{Rng, RngCore};
 
-use crate::twin::distr::gamma::{first_block, gamma_boost, sample_unboosted, LogGamma};
+use crate::twin::distr::gamma::{gamma_boost, mt_attempt, mt_constants, sample_gamma_mt, sample_unboosted, LogGamma};
+use crate::twin::distr::normal::box_muller_scaled_pair;
 use crate::twin::fmath::{exp, ln_normal};
 use crate::twin::philox::{Purpose, TaskStream};
 
@@ -20,28 +22,20 @@ use crate::twin::philox::{Purpose, TaskStream};
 /// The shapes should be positive and finite (they are not checked: other values give what the kernels
 /// give, with bounded work). Each Gamma reads its words as [`crate::twin::distr::Gamma`] documents (below
 /// 1 a boost block of four words, then attempt blocks of four). [`Distribution::sample`] reads `G_a`'s
-/// words, then `G_b`'s, from the one `rng`; [`Beta::sample_split`] reads each from its own stream, which
-/// is how the counter-based path draws them: [`sample_beta`]`(alpha, beta, &stream)` is the split draw
-/// from `stream.rng(GammaAlpha, first_block(alpha))` and `stream.rng(GammaBeta, first_block(beta))`
-/// ([`first_block`]: block 0 below 1, where the boost block comes first, else block 1).
+/// words, then `G_b`'s, from the one `rng`; [`Beta::sample_split`] reads each from its own stream. The
+/// task stream's draw, [`sample_beta`], has the same law and reads its words differently: both Gammas'
+/// first attempts from one shared block, so that a typical draw costs one block and one Box–Muller pair,
+/// not two.
 ///
 /// ```
-/// use bots::rng::first_block;
-/// use bots::__private::twin::distr::sample_beta;
 /// use bots::rng::Beta;
-/// use bots::rng::{Philox, Purpose, TaskStream};
+/// use bots::rng::Philox;
 /// use rand::{distr::Distribution, SeedableRng};
 ///
 /// let beta = Beta::new(2.0, 5.0);
 /// let xs: Vec<f32> = beta.sample_iter(Philox::seed_from_u64(42)).take(10_000).collect();
 /// let mean = xs.iter().sum::<f32>() / 10_000.0;
 /// assert!((mean - 2.0 / 7.0).abs() < 0.01);
-///
-/// let s = TaskStream::new(42, 3, 7);
-/// let beta = Beta::new(0.5, 5.0);
-/// let mut rng_alpha = s.rng(Purpose::GammaAlpha, first_block(0.5)); // block 0: the boost block
-/// let mut rng_beta = s.rng(Purpose::GammaBeta, first_block(5.0)); // block 1: the first attempts
-/// assert_eq!(beta.sample_split(&mut rng_alpha, &mut rng_beta), sample_beta(0.5, 5.0, &s));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Beta {
@@ -96,9 +90,14 @@ impl Distribution<f32> for Beta {
     }
 }
 
-/// A draw of Beta(alpha, beta) from the task's stream (purposes `GammaAlpha` and `GammaBeta`): [`Beta`]
-/// drawn with [`Beta::sample_split`] from [`TaskStream::rng`] at block [`first_block`]`(shape)` of each
-/// purpose.
+/// A draw of Beta(alpha, beta) from the task's stream, the kernels' (both modes' layout): block 0 of
+/// purpose `First` holds both Gammas' first attempts (words 0 and 1: one Box–Muller pair, `z_alpha = r
+/// cos`, `z_beta = r sin`, each scaled by its own Gamma's `c`, [`box_muller_scaled_pair`]; words 2 and 3:
+/// their acceptance uniforms). A Gamma whose first attempt rejects is drawn whole from its own purpose
+/// (`GammaAlpha`, `GammaBeta`: [`sample_gamma_mt`], attempt blocks 1..), whose words are independent of
+/// the first block's, so every attempt is a fresh (z, u) pair and the rejection sampler's law is
+/// [`Beta`]'s. Below shape 1 the Gamma is of shape + 1 and the boost reads block 0 of its own purpose
+/// ([`beta_log`]).
 ///
 /// ```
 /// use bots::rng::TaskStream;
@@ -107,9 +106,17 @@ impl Distribution<f32> for Beta {
 /// ```
 #[inline(always)]
 pub fn sample_beta(alpha: f32, beta: f32, stream: &TaskStream) -> f32 {
-    let mut rng_alpha = stream.rng(Purpose::GammaAlpha, first_block(alpha));
-    let mut rng_beta = stream.rng(Purpose::GammaBeta, first_block(beta));
-    Beta::new(alpha, beta).sample_split(&mut rng_alpha, &mut rng_beta)
+    let (da, qa) = mt_constants(alpha);
+    let (db, qb) = mt_constants(beta);
+    let w = stream.block(Purpose::First, 0);
+    let (xa, xb) = box_muller_scaled_pair(w[0], w[1], qa, qb);
+    let ga = mt_attempt(da, xa, w[2]).unwrap_or_else(|| sample_gamma_mt(alpha, stream, Purpose::GammaAlpha));
+    let gb = mt_attempt(db, xb, w[3]).unwrap_or_else(|| sample_gamma_mt(beta, stream, Purpose::GammaBeta));
+    if beta_in_linear_space(alpha, beta) {
+        beta_linear(ga, gb)
+    } else {
+        beta_log(alpha, beta, ga, gb, stream)
+    }
 }
 
 /// Whether the Beta draw of these shapes is [`beta_linear`] (both at least 1: neither Gamma is boosted)

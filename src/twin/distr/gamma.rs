@@ -71,7 +71,7 @@ pub fn mt_value(d: f32, x: f32) -> f32 {
 
 /// One Marsaglia–Tsang attempt from `x = c·z` and a uniform word: the draw if accepted.
 #[inline(always)]
-fn mt_attempt(d: f32, x: f32, uw: u32) -> Option<f32> {
+pub fn mt_attempt(d: f32, x: f32, uw: u32) -> Option<f32> {
     if x <= -1.0 {
         return None;
     }

@@ -73,6 +73,23 @@ pub fn box_muller_scaled(w0: u32, w1: u32, q: f32) -> (f32, f32) {
     (s * cs, s * sn)
 }
 
+/// [`box_muller_scaled`] with a scale for each value of the pair: `(sqrt(-2 ln u1 · qa) cos 2πu2,
+/// sqrt(-2 ln u1 · qb) sin 2πu2)`, each the bits [`box_muller_scaled`] gives for that value with its own
+/// scale (the same logarithm and `sincos` once). The two Gammas' first attempts of a Beta draw.
+///
+/// ```
+/// use bots::__private::twin::distr::normal::{box_muller_scaled, box_muller_scaled_pair};
+/// let (w0, w1) = (0x1234_5678, 0x9abc_def0);
+/// let (xa, xb) = box_muller_scaled_pair(w0, w1, 0.25, 0.04);
+/// assert_eq!((xa, xb), (box_muller_scaled(w0, w1, 0.25).0, box_muller_scaled(w0, w1, 0.04).1));
+/// ```
+#[inline(always)]
+pub fn box_muller_scaled_pair(w0: u32, w1: u32, qa: f32, qb: f32) -> (f32, f32) {
+    let r = -2.0 * ln_normal(u01(w0));
+    let (sn, cs) = sincos_2pi(u01(w1));
+    ((r * qa).sqrt() * cs, (r * qb).sqrt() * sn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

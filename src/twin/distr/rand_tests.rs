@@ -9,8 +9,8 @@ use rand::distr::Distribution;
 use rand::{RngCore, SeedableRng};
 
 use super::beta::{beta_from_logs, beta_linear, beta_log};
-use super::gamma::{first_block, gamma_boost, gamma_from_attempt1, mt_constants, sample_gamma_mt};
-use super::normal::box_muller_scaled;
+use super::gamma::{first_block, gamma_boost, gamma_from_attempt1, mt_attempt, mt_constants, sample_gamma_mt};
+use super::normal::{box_muller_scaled, box_muller_scaled_pair};
 use super::{box_muller, sample_beta, sample_gumbel, sample_log_gamma, Beta, Gamma, Gumbel, LogGamma, StandardNormal};
 use crate::twin::fmath::{exp, ln_normal};
 use crate::twin::philox::{u01, Philox, Purpose, TaskStream};
@@ -22,10 +22,12 @@ mod reference {
 
     use super::super::gamma::{mt_constants, mt_exact, mt_squeeze, mt_value, MAX_GAMMA_BLOCKS};
     use super::super::normal::box_muller_scaled;
-    use crate::twin::fmath::{exp, ln_normal};
+    use crate::twin::fmath::{exp, ln_normal, sincos_2pi};
     use crate::twin::philox::{u01, Purpose, TaskStream};
 
     thread_local! {
+        /// Beta draws' first attempts (of the shared block) that rejected, on this thread.
+        pub static FIRST_REJECTED: Cell<u64> = const { Cell::new(0) };
         /// Attempt blocks read past block 1 on this thread (the rejection loop's coverage).
         pub static LATE_BLOCKS: Cell<u64> = const { Cell::new(0) };
         /// Second attempts of block 1 tried on this thread.
@@ -81,9 +83,22 @@ mod reference {
         }
     }
 
+    /// The Beta draw of the task stream: both first attempts from block 0 of `First` (one Box–Muller
+    /// pair: `r = -2 ln u0`, `x_a = sqrt(r q_a) cos`, `x_b = sqrt(r q_b) sin`; uniforms words 2 and 3),
+    /// a Gamma whose first attempt rejects drawn whole from its own purpose.
     pub fn sample_beta(alpha: f32, beta: f32, stream: &TaskStream) -> f32 {
-        let ga = sample_gamma_mt(alpha, stream, Purpose::GammaAlpha);
-        let gb = sample_gamma_mt(beta, stream, Purpose::GammaBeta);
+        let (da, qa) = mt_constants(alpha);
+        let (db, qb) = mt_constants(beta);
+        let w = stream.block(Purpose::First, 0);
+        let r = -2.0 * ln_normal(u01(w[0]));
+        let (sn, cs) = sincos_2pi(u01(w[1]));
+        let (xa, xb) = ((r * qa).sqrt() * cs, (r * qb).sqrt() * sn);
+        let whole = |shape: f32, purpose: Purpose| {
+            FIRST_REJECTED.with(|c| c.set(c.get() + 1));
+            sample_gamma_mt(shape, stream, purpose)
+        };
+        let ga = mt_attempt(da, xa, w[2]).unwrap_or_else(|| whole(alpha, Purpose::GammaAlpha));
+        let gb = mt_attempt(db, xb, w[3]).unwrap_or_else(|| whole(beta, Purpose::GammaBeta));
         if alpha >= 1.0 && beta >= 1.0 {
             1.0 / (1.0 + gb / ga)
         } else {
@@ -127,14 +142,14 @@ fn stream(x: &mut u64) -> TaskStream {
     TaskStream::new(seed, step, splitmix(x) as u32)
 }
 
-/// `sample_beta` (now `Beta::sample_split` on two `Philox` streams) against the reference, bit for bit
-/// (and the split draw from `Philox::at` each purpose's `first_block`):
-/// every pair of 64 shapes (4096 pairs) on 64 random task streams each, 262144 draws, with the rejection
-/// loop reached (second attempts and blocks past 1 counted in the reference).
+/// `sample_beta` against the reference, bit for bit: every pair of 64 shapes (4096 pairs) on 64 random
+/// task streams each, 262144 draws, with the rejection loop reached (first attempts rejected, second
+/// attempts and blocks past 1 counted in the reference).
 #[test]
 fn beta_bits_equal_the_counter_based_reference() {
     let mut x = 17u64;
     let sh = shapes(64, &mut x);
+    reference::FIRST_REJECTED.with(|c| c.set(0));
     reference::LATE_BLOCKS.with(|c| c.set(0));
     reference::SECOND_ATTEMPTS.with(|c| c.set(0));
     let mut draws = 0u64;
@@ -145,19 +160,20 @@ fn beta_bits_equal_the_counter_based_reference() {
                 let want = reference::sample_beta(a, b, &s);
                 let got = sample_beta(a, b, &s);
                 assert_eq!(got.to_bits(), want.to_bits(), "Beta({a}, {b}) at {s:?}: {got} vs {want}");
-                let split = Beta::new(a, b).sample_split(
-                    &mut Philox::at(&s, Purpose::GammaAlpha, first_block(a)),
-                    &mut Philox::at(&s, Purpose::GammaBeta, first_block(b)),
-                );
-                assert_eq!(split.to_bits(), want.to_bits());
                 draws += 1;
             }
         }
     }
+    let first = reference::FIRST_REJECTED.with(|c| c.get());
     let second = reference::SECOND_ATTEMPTS.with(|c| c.get());
     let late = reference::LATE_BLOCKS.with(|c| c.get());
-    eprintln!("beta bits: {draws} draws equal; {second} second attempts, {late} blocks past 1 in the reference");
-    assert!(second > 1000 && late > 100, "the rejection loop was not exercised: {second} / {late}");
+    eprintln!(
+        "beta bits: {draws} draws equal; {first} first attempts rejected, {second} second attempts, {late} blocks past 1"
+    );
+    assert!(
+        first > 1000 && second > 100 && late > 10,
+        "the rejection loop was not exercised: {first} / {second} / {late}"
+    );
 }
 
 /// `Gamma`, `LogGamma` and the counter-based Gamma functions against the reference, bit for bit, on 256
@@ -278,10 +294,15 @@ fn word_layout_of_the_sequential_draws() {
             assert_eq!(one, two, "Beta({a}, {b}): streams end apart");
         }
     }
-    // beta_log (the log-space combination of two already-drawn Gammas) is the split draw's log branch.
+    // beta_log (the log-space combination of two already-drawn Gammas) is the task stream draw's log
+    // branch: its Gammas from the shared block's first attempts, else drawn whole.
     let s = TaskStream::new(8, 0, 0);
     for (a, b) in [(0.5f32, 3.0f32), (4.0, 0.01), (0.2, 0.3)] {
-        let (ga, gb) = (sample_gamma_mt(a, &s, Purpose::GammaAlpha), sample_gamma_mt(b, &s, Purpose::GammaBeta));
+        let ((da, qa), (db, qb)) = (mt_constants(a), mt_constants(b));
+        let w = s.block(Purpose::First, 0);
+        let (xa, xb) = box_muller_scaled_pair(w[0], w[1], qa, qb);
+        let ga = mt_attempt(da, xa, w[2]).unwrap_or_else(|| sample_gamma_mt(a, &s, Purpose::GammaAlpha));
+        let gb = mt_attempt(db, xb, w[3]).unwrap_or_else(|| sample_gamma_mt(b, &s, Purpose::GammaBeta));
         assert_eq!(beta_log(a, b, ga, gb, &s).to_bits(), sample_beta(a, b, &s).to_bits());
     }
 }
