@@ -25,7 +25,11 @@
 // (score_task<FAST, false>, which starts over on the same words and gives what the whole draw here
 // would have: the same bits) before radix_find_bin(0) reads the histogram. A rare path in the loop would
 // make every warp hold its state, and the warp runs it whenever one of its 32 lanes needs it.
-template <bool FAST>
+//
+// OWN_PRIOR: the pool has a prior per task (d.alpha0, d.beta0: update_sample_score(_fast)_prior); else the
+// constant one of Params, which the compiler then folds into the update (no per-task test or load of the
+// prior's buffers; the host launches these entries for a pool without them, and they refuse one with).
+template <bool FAST, bool OWN_PRIOR>
 __device__ __forceinline__ void update_sample_score_body(Params p, Pool d) {
     // Distinct buffers (the host allocates each apart): no store through one is read through another.
     float* __restrict__ const alpha = d.alpha;
@@ -33,6 +37,13 @@ __device__ __forceinline__ void update_sample_score_body(Params p, Pool d) {
     unsigned short* __restrict__ const digits = d.digits;
     uint32_t* __restrict__ const defer = d.defer;
     const Scalars* const sc = d.scalars;
+    if (!OWN_PRIOR && d.alpha0 != nullptr && d.beta0 != nullptr) {  // the host's choice of entry, never
+        if (blockIdx.x == 0 && threadIdx.x == 0 && atomicCAS(&d.scalars->err_code, 0u, ERR_INTERNAL) == 0u)
+            d.scalars->err_pos = 0xfffffffdu;
+        return;
+    }
+    const float* const alpha0 = OWN_PRIOR ? d.alpha0 : nullptr;
+    const float* const beta0 = OWN_PRIOR ? d.beta0 : nullptr;
     __shared__ uint32_t h[BOTS_RADIX_BINS];
     for (uint32_t b = threadIdx.x; b < BOTS_RADIX_BINS; b += blockDim.x) h[b] = 0;
     __syncthreads();
@@ -45,7 +56,7 @@ __device__ __forceinline__ void update_sample_score_body(Params p, Pool d) {
     GRID_STRIDE(k, p.n) {
         float a = alpha[k];
         float b = beta[k];
-        if (pending) apply_pending_task(p, alpha, beta, d.alpha0, d.beta0, cols, rho, k, a, b);
+        if (pending) apply_pending_task(p, alpha, beta, alpha0, beta0, cols, rho, k, a, b);
         float score;
         if (score_task<FAST, true>(p, a, b, step, (uint32_t)k, &score)) {
             const unsigned long long key = score_key(score, (uint32_t)k);
@@ -61,11 +72,19 @@ __device__ __forceinline__ void update_sample_score_body(Params p, Pool d) {
 }
 
 extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score(Params p, Pool d) {
-    update_sample_score_body<false>(p, d);
+    update_sample_score_body<false, false>(p, d);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score_fast(Params p, Pool d) {
-    update_sample_score_body<true>(p, d);
+    update_sample_score_body<true, false>(p, d);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score_prior(Params p, Pool d) {
+    update_sample_score_body<false, true>(p, d);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 4) update_sample_score_fast_prior(Params p, Pool d) {
+    update_sample_score_body<true, true>(p, d);
 }
 
 // The deferred draws of the fused pass (its `defer` words: bit j of word w is task 32w + j): each drawn

@@ -968,7 +968,8 @@ def main():
     w("| `--graph` | 1 graph launch of the same 23 kernels | none |")
     w("| host verbs (default) | the same 23 | k ids device-to-host, k outcomes host-to-device, a synchronization |")
     w("\n`--kernel-mode fast` launches `update_sample_score_fast`, `finish_deferred_fast` and `radix_filter_fast` in "
-      "place of the exact three.\n")
+      "place of the exact three; a pool with a prior per task, `update_sample_score(_fast)_prior` (the table: the "
+      "constant prior's entries).\n")
     print("\n".join(out))
     if a.json:
         asdict = lambda cs: {k: {f"{p}|{d}": v for (p, d), v in c.items()} for k, c in cs.items()}  # noqa: E731

@@ -335,6 +335,11 @@ kernels! {
     FinishDeferred = "finish_deferred",
     /// `finish_deferred` after `update_sample_score_fast`.
     FinishDeferredFast = "finish_deferred_fast",
+    /// `update_sample_score` for a pool with a prior per task (`DevicePtrs::alpha0`, `beta0`); the
+    /// entries without the suffix take the constant prior of `KernelParams` and refuse such a pool.
+    UpdateSampleScorePrior = "update_sample_score_prior",
+    /// `update_sample_score_fast` for a pool with a prior per task.
+    UpdateSampleScoreFastPrior = "update_sample_score_fast_prior",
 }
 
 /// A struct field as `c_struct!` lists it: name, C type, byte offset.

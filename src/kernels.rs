@@ -85,6 +85,7 @@ mod tests {
             crate::abi::Kernel::UpdateSampleScoreFast,
             crate::abi::Kernel::RadixFilterFast,
             crate::abi::Kernel::FinishDeferredFast,
+            crate::abi::Kernel::UpdateSampleScoreFastPrior,
         ];
         assert_eq!(ptx.split(".entry ").count() - 1, crate::abi::Kernel::ALL.len(), "one .entry per kernel");
         for k in crate::abi::Kernel::ALL {

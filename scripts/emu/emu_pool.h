@@ -154,7 +154,9 @@ struct Emu {
         out_tasks.assign(k, 0xffffffffu);
         const Pool d = D();
         emu_launch(G, B, select_init, d, k, out_keys.data(), pow2);
-        emu_launch(G, B, fast ? update_sample_score_fast : update_sample_score, p, d);
+        const bool own_prior = A0() != nullptr && B0() != nullptr;  // as the host picks the entry
+        emu_launch(G, B, fast ? (own_prior ? update_sample_score_fast_prior : update_sample_score_fast)
+                              : (own_prior ? update_sample_score_prior : update_sample_score), p, d);
         emu_launch(G, B, fast ? finish_deferred_fast : finish_deferred, p, d);
         pending = false;
         for (int pass = 0; pass < 6; ++pass) {

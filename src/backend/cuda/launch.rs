@@ -120,9 +120,13 @@ impl Launcher<'_> {
     /// `finish_deferred_fast`) for the draws it deferred.
     pub(super) fn update_sample_score(&self) -> Result<()> {
         let (p, d) = (self.plan.params, self.ptrs());
-        let k = match self.plan.mode {
-            KernelMode::Exact => Kernel::UpdateSampleScore,
-            KernelMode::Fast => Kernel::UpdateSampleScoreFast,
+        // The entries for the constant prior fold it into the update; a prior per task needs its own.
+        let own_prior = d.alpha0 != 0 && d.beta0 != 0;
+        let k = match (self.plan.mode, own_prior) {
+            (KernelMode::Exact, false) => Kernel::UpdateSampleScore,
+            (KernelMode::Fast, false) => Kernel::UpdateSampleScoreFast,
+            (KernelMode::Exact, true) => Kernel::UpdateSampleScorePrior,
+            (KernelMode::Fast, true) => Kernel::UpdateSampleScoreFastPrior,
         };
         // SAFETY: the kernel's parameters are (Params, Pool); `d` holds the pool's live buffers.
         unsafe { self.launch(k, self.plan.grid_n, BLOCK, &mut args![p, d]) }?;

@@ -236,7 +236,15 @@ impl CudaPool {
                 as u64;
         // The pool-sized kernels run as many blocks as fit on the device at once (grid-stride loops).
         let mut per_sm = u64::MAX;
-        for k in [K::UpdateSampleScore, K::RadixFilter, K::UpdateSampleScoreFast, K::RadixFilterFast, K::ApplyPending] {
+        for k in [
+            K::UpdateSampleScore,
+            K::RadixFilter,
+            K::UpdateSampleScoreFast,
+            K::RadixFilterFast,
+            K::ApplyPending,
+            K::UpdateSampleScorePrior,
+            K::UpdateSampleScoreFastPrior,
+        ] {
             let mut blocks = 0i32;
             // SAFETY: `module.funcs[k]` is a live function of the module loaded above, in this context.
             unsafe {
@@ -676,6 +684,12 @@ impl CudaPool {
             .unwrap_or_else(|| {
                 if sc.err_pos == 0xffff_fffe {
                     return BotsError::Cuda("internal error: the neighbour kernels' touched list overflowed".into());
+                }
+                if sc.err_pos == 0xffff_fffd {
+                    return BotsError::Cuda(
+                        "internal error: the fused pass for the constant prior was launched on a pool with a prior per task"
+                            .into(),
+                    );
                 }
                 BotsError::Cuda(format!(
                     "internal error {} in the kernels (the radix select's pass, or the neighbour lookup's batch row: {})",
