@@ -753,25 +753,34 @@ def gamma_costs(per, A):
     return first, attempt, exact, c("gamma: accepted value") / A, block
 
 
+def _exact_parts(per, freq, middle):
+    """The exact draw's parts by the names the model prints: both first attempts' block, pair and
+    constants, the attempts, then `middle` (what the whole draw or the first try adds), then the Beta's
+    combination and the score."""
+    c = lambda p: per.get(p, 0.0)  # noqa: E731
+    return {
+        "exact: shape constants, Philox block, Box-Muller pair": c("exact: shape constants")
+        + c("exact: Philox block (both first attempts)") + c("exact: Box-Muller pair (z_alpha, z_beta)"),
+        "exact: 2 first attempts (x, squeeze, value)": c("exact: first attempt (x, squeeze, value)"),
+        **middle(c),
+        "Beta: linear combine": c("beta: linear combine"),
+        "Beta: log space + boosts (x warps)": (c("beta: log-space combine") + c("beta: boost (shape < 1)")) * freq["warp_log_space"],
+        "Gumbel (x tau > 0)": c("gumbel (tau > 0)") * freq["gumbel"],
+        "score, key": c("score (p_hat, target, key setup)") + c("key"),
+    }
+
+
 def sample_warp(per, freq, A):
     """One warp's instructions for the exact sample + score, the whole draw (radix_filter's recompute,
     finish_deferred): both Gammas' first attempts from one block and one Box-Muller pair, each first
     attempt's exact test weighted by the chance that some lane of the warp runs it (warp_exact), a Gamma
     drawn whole after its first attempt rejected (every path of sample_gamma_mt charged, per copy) by the
     chance that some lane rejects (warp_attempt1)."""
-    c = lambda p: per.get(p, 0.0)  # noqa: E731
-    return {
-        "exact: shape constants, Philox block, Box-Muller pair": c("exact: shape constants")
-        + c("exact: Philox block (both first attempts)") + c("exact: Box-Muller pair (z_alpha, z_beta)"),
-        "exact: 2 first attempts (x, squeeze, value)": c("exact: first attempt (x, squeeze, value)"),
+    return _exact_parts(per, freq, lambda c: {
         "exact: first attempts' exact tests (x warps running each)": c("exact: first attempt's exact test") * freq["warp_exact"],
         "exact: a Gamma drawn whole (x warps)": c("exact: a Gamma drawn whole after its first attempt rejected (sample_gamma_mt)")
         * freq["warp_attempt1"],
-        "Beta: linear combine": c("beta: linear combine"),
-        "Beta: log space + boosts (x warps)": (c("beta: log-space combine") + c("beta: boost (shape < 1)")) * freq["warp_log_space"],
-        "Gumbel (x tau > 0)": c("gumbel (tau > 0)") * freq["gumbel"],
-        "score, key": c("score (p_hat, target, key setup)") + c("key"),
-    }
+    })
 
 
 def deferral_rate(freq, fast):
@@ -786,17 +795,9 @@ def sample_warp_first(per, freq, A):
     """The fused pass's first try (update_sample_score: sample_beta<true>): both Gammas' first attempts
     from one block and one Box-Muller pair, the squeeze only; a draw that needs more is deferred to
     finish_deferred."""
-    c = lambda p: per.get(p, 0.0)  # noqa: E731
-    return {
-        "exact: shape constants, Philox block, Box-Muller pair": c("exact: shape constants")
-        + c("exact: Philox block (both first attempts)") + c("exact: Box-Muller pair (z_alpha, z_beta)"),
-        "exact: 2 first attempts (x, squeeze, value)": c("exact: first attempt (x, squeeze, value)"),
+    return _exact_parts(per, freq, lambda c: {
         "first try's tests (deferred when a Gamma needs more)": c("beta: first try's test (a Gamma needs more: deferred)"),
-        "Beta: linear combine": c("beta: linear combine"),
-        "Beta: log space + boosts (x warps)": (c("beta: log-space combine") + c("beta: boost (shape < 1)")) * freq["warp_log_space"],
-        "Gumbel (x tau > 0)": c("gumbel (tau > 0)") * freq["gumbel"],
-        "score, key": c("score (p_hat, target, key setup)") + c("key"),
-    }
+    })
 
 
 def sample_warp_fast_first(per, freq, A):

@@ -281,8 +281,9 @@ pub fn sample_log_gamma(shape: f32, stream: &TaskStream, purpose: Purpose) -> f3
 }
 
 /// The rest of [`sample_gamma_mt`] once the first attempt has rejected: attempt 1 of block 1 (its `x1`
-/// and word `w3` given), then blocks 2.. . The lane code calls it for the lanes its first attempt does
-/// not accept.
+/// and word `w3` given), then blocks 2.. . Nothing in the crate calls it since the Beta draw's first
+/// attempts moved to a shared block (the lane code calls [`sample_gamma_mt`] whole); `rand_tests` still
+/// checks it against the reference.
 #[inline]
 pub fn gamma_from_attempt1(d: f32, q: f32, x1: f32, w3: u32, stream: &TaskStream, purpose: Purpose) -> f32 {
     mt_from_attempt1(d, q, x1, w3, &mut stream.rng(purpose, 2))
